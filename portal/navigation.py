@@ -1,0 +1,43 @@
+"""The dashboard's navigation: one list, filtered by the current member's role."""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from tenants.roles import Permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    permission: str | None = None  # None: shown to anyone logged in, even without a tenant
+    heading: str = ""
+    # URL names (or namespaces) under which this item is highlighted
+    sections: tuple[str, ...] = ()
+
+
+NAV_ITEMS: list[NavItem] = [
+    NavItem("Overview", "home", sections=("home",)),
+    NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
+    NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
+]
+
+
+def nav_items(request) -> list[dict]:
+    membership = getattr(request, "membership", None)
+    match = request.resolver_match
+    current = {match.url_name, match.namespace} if match else set()
+    items = []
+    for item in NAV_ITEMS:
+        if item.permission and not (membership and membership.has(item.permission)):
+            continue
+        items.append(
+            {
+                "label": item.label,
+                "url": reverse(item.url_name),
+                "heading": item.heading,
+                "active": bool(current & set(item.sections or (item.url_name,))),
+            }
+        )
+    return items

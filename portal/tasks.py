@@ -1,0 +1,13 @@
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+HEARTBEAT_KEY = "hangar:worker-heartbeat"
+# Beat sends the heartbeat every 30 s; a worker that missed three is reported as not running.
+HEARTBEAT_STALE_AFTER = 90
+
+
+@shared_task(name="portal.tasks.heartbeat", ignore_result=True)
+def heartbeat() -> None:
+    """Proves a worker is consuming the queue; /healthz reports when it last ran."""
+    cache.set(HEARTBEAT_KEY, timezone.now(), timeout=24 * 3600)

@@ -1,0 +1,37 @@
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def mib(value) -> str:
+    """2048 → "2 GiB", 512 → "512 MiB"."""
+    try:
+        amount = int(value)
+    except (TypeError, ValueError):
+        return ""
+    if amount >= 1024 and amount % 1024 == 0:
+        return f"{amount // 1024} GiB"
+    if amount >= 1024:
+        return f"{amount / 1024:.1f} GiB"
+    return f"{amount} MiB"
+
+
+@register.filter
+def percent_step(value) -> int:
+    """A percentage rounded down to the 5 % steps the stylesheet has classes for (w-0 … w-100)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return max(0, min(100, int(number // 5 * 5)))
+
+
+@register.filter
+def money(value, places: int = 2) -> str:
+    if value in (None, ""):
+        return ""
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-int(places)))
+    return f"{amount:,}"

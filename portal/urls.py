@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+
+admin.site.site_header = "Hangar operations"
+admin.site.site_title = "Hangar operations"
+admin.site.index_title = "Hosts, catalog, tenants and billing"
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("tenants.urls")),
+    path("", include("compute.urls")),
+    path("billing/", include("billing.urls")),
+]

@@ -1,0 +1,56 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
+
+from tenants.models import Invitation, Membership, Quota, Tenant, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "date_joined", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Profile", {"fields": ["full_name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class QuotaInline(admin.StackedInline):
+    model = Quota
+    can_delete = False
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "created_at", "member_count"]
+    list_filter = ["status"]
+    search_fields = ["name", "id", "memberships__user__email"]
+    readonly_fields = ["id", "created_at"]
+    inlines = [QuotaInline, MembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("memberships"))
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, obj) -> int:
+        return obj._members
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "tenant", "role", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "tenant__name"]
+    readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by"]
+    list_select_related = ["tenant"]

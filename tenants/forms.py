@@ -1,0 +1,86 @@
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import AuthenticationForm
+
+from tenants.models import Membership
+from tenants.roles import GRANTABLE_ROLES, Role
+
+User = get_user_model()
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.EmailField(label="E-mail address", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+
+class SignUpForm(forms.Form):
+    full_name = forms.CharField(label="Your name", max_length=150)
+    email = forms.EmailField(label="E-mail address", max_length=254)
+    organisation = forms.CharField(
+        label="Organisation", max_length=100, required=False, help_text="Leave empty to name it after yourself."
+    )
+    password = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this e-mail address already exists. Log in instead.")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            candidate = User(email=cleaned.get("email", ""), full_name=cleaned.get("full_name", ""))
+            try:
+                password_validation.validate_password(password, candidate)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["full_name", "email"]
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("Another account uses this e-mail address.")
+        return email
+
+
+class TenantForm(forms.Form):
+    name = forms.CharField(label="Organisation name", max_length=100)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("The name cannot be blank.")
+        return name
+
+
+def _role_choices(actor: Membership) -> list[tuple[str, str]]:
+    allowed = GRANTABLE_ROLES.get(actor.role, ())
+    return [(value, label) for value, label in Role.choices if value in allowed]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+    def __init__(self, *args, actor: Membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(actor)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args, actor: Membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(actor)
+
+
+class TenantSwitchForm(forms.Form):
+    tenant = forms.UUIDField()

@@ -1,0 +1,18 @@
+"""factory-boy factories, one module per app.
+
+FACTORIES maps every model to its factory: the generic isolation tests build one object of each model that a URL
+names through it, so an app that adds a model with a URL must add its factory to its module's FACTORIES.
+"""
+
+from tests.factories import tenants
+from tests.factories.tenants import (
+    InvitationFactory,
+    MembershipFactory,
+    QuotaFactory,
+    TenantFactory,
+    UserFactory,
+)
+
+FACTORIES = {**tenants.FACTORIES}
+
+__all__ = ["FACTORIES", "InvitationFactory", "MembershipFactory", "QuotaFactory", "TenantFactory", "UserFactory"]
