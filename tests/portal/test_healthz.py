@@ -1,0 +1,47 @@
+import pytest
+from django.core.cache import cache
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
+from django.urls import reverse
+
+from portal import tasks
+from portal.celery import app as celery_app
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_broker_and_worker(client):
+    tasks.heartbeat.delay()  # eager in tests: as if a worker ran it
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["broker"]["ok"] is True
+    assert body["checks"]["worker"]["ok"] is True
+
+
+@pytest.mark.django_db
+def test_healthz_says_when_no_worker_has_been_seen(client):
+    cache.delete(tasks.HEARTBEAT_KEY)
+    body = client.get(reverse("healthz")).json()
+    assert body["checks"]["worker"] == {"ok": False, "last_seen": None}
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_broker_is_down(client, monkeypatch):
+    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(celery_app.conf, "broker_transport_options", {})
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
+    def broken(self, sql, params=None):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", broken)
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["ok"] is False
