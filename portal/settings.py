@@ -168,6 +168,15 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
+# --- libvirt hosts (compute/drivers/libvirt.py, docs/hypervisors.md) -------------------------------------------
+# Images (scripts/build-demo-image writes here) and, in its instances/ folder, the "hangar" storage pool that holds
+# instance disks and console logs on a local host. "qemu" is software emulation; set "kvm" where /dev/kvm works.
+HANGAR_IMAGE_DIR = Path(env_str("HANGAR_IMAGE_DIR", str(VAR_DIR / "images"))).resolve()
+LIBVIRT_DOMAIN_TYPE = env_str("LIBVIRT_DOMAIN_TYPE", "qemu")
+if LIBVIRT_DOMAIN_TYPE not in ("qemu", "kvm"):
+    raise ImproperlyConfigured(f"LIBVIRT_DOMAIN_TYPE={LIBVIRT_DOMAIN_TYPE!r} must be qemu or kvm.")
+LIBVIRT_SHUTDOWN_TIMEOUT = env_int("LIBVIRT_SHUTDOWN_TIMEOUT", 60, minimum=1)  # seconds of ACPI before power-off
+
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
@@ -254,11 +263,39 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
 }
 
 # --- REST API --------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.HangarAutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.BearerTokenAuthentication",
+        "portal.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "portal.api.permissions.TokenScopePermission",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "portal.api.filters.StableOrderingFilter",
+    ],
+    "EXCEPTION_HANDLER": "portal.api.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [],  # portal.api.ratelimit counts requests (with RateLimit-* headers) instead
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+# Requests per credential (token, else session user, else client address); POSTs also count against writes_*.
+API_RATE_LIMITS = {
+    "per_hour": env_int("API_RATE_LIMIT_PER_HOUR", 3600, minimum=1),
+    "burst_per_minute": env_int("API_RATE_LIMIT_BURST_PER_MINUTE", 300, minimum=1),
+    "writes_per_hour": env_int("API_RATE_LIMIT_WRITES_PER_HOUR", 600, minimum=1),
+    "writes_burst_per_minute": env_int("API_RATE_LIMIT_WRITES_BURST_PER_MINUTE", 60, minimum=1),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hangar API",
@@ -268,6 +305,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Logging ---------------------------------------------------------------------------------------------------

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("compute.urls")),
     path("billing/", include("billing.urls")),
+    path("api/", include("portal.api.urls")),
 ]

@@ -207,3 +207,96 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+
+class ApiTokenQuerySet(TenantQuerySet):
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(TenantOwned):
+    """A personal API credential bound to one user and one tenant; only the secret's sha256 is stored."""
+
+    PREFIX = "hgr_"
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        READ_WRITE = "read_write", "Read and write"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # The public part of the token ("hgr_" + 8 characters): shown in lists so a leaked token can be recognised.
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scope__in=["read", "read_write"]), name="apitoken_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def new_secret(cls) -> tuple[str, str, str]:
+        """A fresh (token, prefix, hash): the token is `<prefix>_<secret>` and is handed out exactly once."""
+        prefix = cls.PREFIX + secrets.token_hex(4)
+        token = f"{prefix}_{secrets.token_urlsafe(32)}"
+        return token, prefix, _hash_token(token)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return _hash_token(token)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.is_expired else "active"
+
+    @property
+    def allows_writes(self) -> bool:
+        return self.scope == self.Scope.READ_WRITE
+
+
+class IdempotencyKey(models.Model):
+    """The first response to a POST sent with an Idempotency-Key, replayed to retries for 24 hours."""
+
+    # "token:<uuid>" or "user:<id>": keys are private to the credential (or browser user) that sent them.
+    owner = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and body: the same key with another request is refused, not replayed.
+    fingerprint = models.CharField(max_length=64)
+    # Null while the first request is still being handled; a concurrent retry then gets 409.
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotencykey_unique_owner_key")]
+
+    def __str__(self) -> str:
+        return f"{self.owner} · {self.key}"

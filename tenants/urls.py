@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants import views
+from tenants import views, views_tokens
 
 urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
@@ -33,4 +33,6 @@ urlpatterns = [
     path("team/members/<int:pk>/remove/", views.MembershipRemoveView.as_view(), name="membership-remove"),
     path("team/invitations/<uuid:pk>/revoke/", views.InvitationRevokeView.as_view(), name="invitation-revoke"),
     path("invitations/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("api-tokens/", views_tokens.ApiTokenListView.as_view(), name="api-tokens"),
+    path("api-tokens/<uuid:pk>/revoke/", views_tokens.ApiTokenRevokeView.as_view(), name="api-token-revoke"),
 ]

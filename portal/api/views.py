@@ -1,0 +1,74 @@
+"""Base classes of every API view: rate limits, idempotency and the RateLimit-* headers."""
+
+from django.urls import reverse
+from rest_framework import exceptions, generics, viewsets
+
+from portal.api import idempotency, ratelimit
+from portal.api.ratelimit import RateLimited
+from tenants.scoping import TenantScopedMixin
+
+
+class HangarApiMixin:
+    """Counts each request against its credential's rate limits and makes POSTs safe to retry."""
+
+    rate_limit_state: ratelimit.WindowState | None = None
+    idempotency_claim = None
+
+    def perform_authentication(self, request):
+        try:
+            request.user  # noqa: B018  (authenticates, so the limits below know whose they are)
+        finally:
+            try:
+                self.rate_limit_state = ratelimit.hit(
+                    identity=ratelimit.client_identity(request), write=request.method == "POST"
+                )
+            except RateLimited as exc:
+                self.rate_limit_state = exc.state
+                raise
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST" and request.user.is_authenticated:
+            self.idempotency_claim = idempotency.claim(request=request, owner=ratelimit.client_identity(request))
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.rate_limit_state is not None:
+            for name, value in self.rate_limit_state.headers().items():
+                response[name] = value
+        if self.idempotency_claim is not None:
+            claimed, self.idempotency_claim = self.idempotency_claim, None
+            idempotency.record(claimed=claimed, response=response)
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            # An unexpected exception skipped finalize_response: free the key so a retry can act.
+            if self.idempotency_claim is not None:
+                claimed, self.idempotency_claim = self.idempotency_claim, None
+                idempotency.release(claimed=claimed)
+
+
+class TenantViewSet(HangarApiMixin, TenantScopedMixin, viewsets.GenericViewSet):
+    """A viewset over one tenant-owned model: the queryset is scoped and the role checked by TenantScopedMixin."""
+
+    lookup_value_converter = "uuid"
+
+    def detail_url(self, obj, route: str | None = None) -> str:
+        name = route or f"api:{self.basename}-detail"
+        return self.request.build_absolute_uri(reverse(name, kwargs={"pk": obj.pk}))
+
+
+class CatalogViewSet(HangarApiMixin, viewsets.ReadOnlyModelViewSet):
+    """The provider's catalog (flavors, images): the same for every tenant, readable by any authenticated user."""
+
+    lookup_value_converter = "uuid"
+
+
+class TenantApiView(HangarApiMixin, TenantScopedMixin, generics.GenericAPIView):
+    """A single resource of the caller's tenant (the tenant itself, its quotas)."""
+
+    def get_queryset(self):  # these views describe the tenant, not a list of tenant-owned rows
+        raise exceptions.MethodNotAllowed(self.request.method)

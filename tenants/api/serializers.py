@@ -1,0 +1,29 @@
+from rest_framework import serializers
+
+from tenants.models import Tenant
+from tenants.roles import Role
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    role = serializers.ChoiceField(choices=Role.choices, read_only=True, help_text="Your role in this organisation.")
+    accepts_new_resources = serializers.BooleanField(
+        read_only=True, help_text="False while the organisation is on hold or suspended."
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["id", "name", "status", "created_at", "role", "accepts_new_resources"]
+        read_only_fields = fields
+
+
+class QuotaItemSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    used = serializers.IntegerField()
+
+
+class QuotasSerializer(serializers.Serializer):
+    instances = QuotaItemSerializer()
+    vcpus = QuotaItemSerializer()
+    ram_mib = QuotaItemSerializer()
+    volume_gb = QuotaItemSerializer()
+    public_ips = QuotaItemSerializer()
