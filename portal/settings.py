@@ -150,6 +150,15 @@ DEFAULT_QUOTA = {
     "public_ips": env_int("QUOTA_PUBLIC_IPS", 5, minimum=0),
 }
 
+# --- Compute ---------------------------------------------------------------------------------------------------
+HYPERVISOR_DRIVER = env_str("HYPERVISOR_DRIVER", "simulated")  # the driver new hosts get by default
+from compute.drivers import DRIVERS as _DRIVERS  # noqa: E402  (a plain module: no models, safe to import here)
+
+if HYPERVISOR_DRIVER not in _DRIVERS:
+    raise ImproperlyConfigured(f"HYPERVISOR_DRIVER={HYPERVISOR_DRIVER!r} must be one of: {', '.join(_DRIVERS)}.")
+# Transitional work with no sign of progress for this long is re-enqueued by the reconciler (lost message).
+COMPUTE_TASK_GRACE_SECONDS = env_int("COMPUTE_TASK_GRACE_SECONDS", 90, minimum=1)
+
 # --- Internationalisation --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -158,6 +167,15 @@ USE_TZ = True
 BILLING_CURRENCY = env_str("BILLING_CURRENCY", "EUR").upper()
 if len(BILLING_CURRENCY) != 3 or not BILLING_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"BILLING_CURRENCY={BILLING_CURRENCY!r} must be a three-letter ISO 4217 code.")
+
+# --- libvirt hosts (compute/drivers/libvirt.py, docs/hypervisors.md) -------------------------------------------
+# Images (scripts/build-demo-image writes here) and, in its instances/ folder, the "hangar" storage pool that holds
+# instance disks and console logs on a local host. "qemu" is software emulation; set "kvm" where /dev/kvm works.
+HANGAR_IMAGE_DIR = Path(env_str("HANGAR_IMAGE_DIR", str(VAR_DIR / "images"))).resolve()
+LIBVIRT_DOMAIN_TYPE = env_str("LIBVIRT_DOMAIN_TYPE", "qemu")
+if LIBVIRT_DOMAIN_TYPE not in ("qemu", "kvm"):
+    raise ImproperlyConfigured(f"LIBVIRT_DOMAIN_TYPE={LIBVIRT_DOMAIN_TYPE!r} must be qemu or kvm.")
+LIBVIRT_SHUTDOWN_TIMEOUT = env_int("LIBVIRT_SHUTDOWN_TIMEOUT", 60, minimum=1)  # seconds of ACPI before power-off
 
 # --- Static files ----------------------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -168,15 +186,6 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
-# --- libvirt hosts (compute/drivers/libvirt.py, docs/hypervisors.md) -------------------------------------------
-# Images (scripts/build-demo-image writes here) and, in its instances/ folder, the "hangar" storage pool that holds
-# instance disks and console logs on a local host. "qemu" is software emulation; set "kvm" where /dev/kvm works.
-HANGAR_IMAGE_DIR = Path(env_str("HANGAR_IMAGE_DIR", str(VAR_DIR / "images"))).resolve()
-LIBVIRT_DOMAIN_TYPE = env_str("LIBVIRT_DOMAIN_TYPE", "qemu")
-if LIBVIRT_DOMAIN_TYPE not in ("qemu", "kvm"):
-    raise ImproperlyConfigured(f"LIBVIRT_DOMAIN_TYPE={LIBVIRT_DOMAIN_TYPE!r} must be qemu or kvm.")
-LIBVIRT_SHUTDOWN_TIMEOUT = env_int("LIBVIRT_SHUTDOWN_TIMEOUT", 60, minimum=1)  # seconds of ACPI before power-off
-
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
@@ -263,6 +272,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
 }
 

@@ -1,0 +1,479 @@
+"""Hypervisor hosts, the catalog (flavors, images), SSH keys, instances and their event log.
+
+Also the simulated hypervisor's own state (SimulatedDomain: kept in the database so that web, worker and beat
+processes all see the same "hardware") and what the reconciler finds on hosts that Hangar does not know
+(OrphanDomain).
+"""
+
+import re
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from billing.pricing import hourly_rate
+from compute.drivers import DRIVERS
+from compute.drivers.base import ImageSource, PowerState
+from tenants.models import TenantOwned, TenantQuerySet
+
+
+def default_driver() -> str:
+    return settings.HYPERVISOR_DRIVER
+
+
+class FailureKind(models.TextChoices):
+    TRANSIENT = "transient", "Transient (the task retries)"
+    PERMANENT = "permanent", "Permanent (the instance goes to error)"
+
+
+class Host(models.Model):
+    """A hypervisor host that instances are scheduled onto."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    driver = models.CharField(
+        max_length=32, choices=[(name, name) for name in DRIVERS], default=default_driver, help_text="How to reach it."
+    )
+    uri = models.CharField(
+        "connection URI",
+        max_length=255,
+        blank=True,
+        help_text="For libvirt: qemu:///system or qemu+ssh://host/system. Unused by the simulated driver.",
+    )
+    vcpus = models.PositiveIntegerField("vCPUs", validators=[MinValueValidator(1)])
+    ram_mib = models.PositiveIntegerField("RAM (MiB)", validators=[MinValueValidator(256)])
+    disk_gib = models.PositiveIntegerField("disk (GiB)", validators=[MinValueValidator(1)])
+    cpu_allocation_ratio = models.DecimalField(
+        "vCPU overcommit", max_digits=5, decimal_places=2, default=4, validators=[MinValueValidator(1)]
+    )
+    ram_allocation_ratio = models.DecimalField(
+        "RAM overcommit", max_digits=5, decimal_places=2, default=1, validators=[MinValueValidator(1)]
+    )
+    disk_allocation_ratio = models.DecimalField(
+        "disk overcommit", max_digits=5, decimal_places=2, default=1, validators=[MinValueValidator(1)]
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled hosts get no new instances.")
+    draining = models.BooleanField(
+        default=False, help_text="Draining hosts keep their instances but get no new ones (before maintenance)."
+    )
+    # Simulated driver knobs: a demo shows progress, tests set them to 0.
+    boot_seconds = models.PositiveIntegerField(
+        default=5, help_text="Simulated driver: how long a domain takes to boot or reboot."
+    )
+    stop_seconds = models.PositiveIntegerField(
+        default=3, help_text="Simulated driver: how long a graceful shutdown takes."
+    )
+    fail_next_creates = models.PositiveIntegerField(
+        default=0, help_text="Simulated driver: make the next N creates fail (failure injection)."
+    )
+    failure_kind = models.CharField(max_length=16, choices=FailureKind.choices, default=FailureKind.TRANSIENT)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def schedulable(self) -> bool:
+        return self.enabled and not self.draining
+
+    @property
+    def vcpus_allocatable(self) -> int:
+        return int(self.vcpus * self.cpu_allocation_ratio)
+
+    @property
+    def ram_mib_allocatable(self) -> int:
+        return int(self.ram_mib * self.ram_allocation_ratio)
+
+    @property
+    def disk_gib_allocatable(self) -> int:
+        return int(self.disk_gib * self.disk_allocation_ratio)
+
+
+class CatalogQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(active=True)
+
+
+class Flavor(models.Model):
+    """An instance size with its monthly price."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=50, unique=True)
+    vcpus = models.PositiveIntegerField("vCPUs", validators=[MinValueValidator(1), MaxValueValidator(256)])
+    ram_mib = models.PositiveIntegerField("RAM (MiB)", validators=[MinValueValidator(128)])
+    disk_gib = models.PositiveIntegerField("disk (GiB)", validators=[MinValueValidator(1)])
+    monthly_price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    active = models.BooleanField(default=True, help_text="Inactive flavors cannot be launched; running ones stay.")
+
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["vcpus", "ram_mib", "disk_gib", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def ram_gib(self) -> float:
+        return self.ram_mib / 1024
+
+    @property
+    def hourly_price(self):
+        return hourly_rate(self.monthly_price)
+
+    @property
+    def size_label(self) -> str:
+        """ "2 vCPU / 4 GiB": how the scheduler's refusal and the dashboard name a size."""
+        ram = f"{self.ram_mib // 1024} GiB" if self.ram_mib % 1024 == 0 else f"{self.ram_mib} MiB"
+        return f"{self.vcpus} vCPU / {ram}"
+
+
+class DiskFormat(models.TextChoices):
+    RAW = "raw", "raw"
+    QCOW2 = "qcow2", "qcow2"
+
+
+class Image(models.Model):
+    """An operating system image: a base disk, or a kernel + initrd pair, that the driver boots."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    os = models.CharField("operating system", max_length=50, help_text="e.g. Debian, Ubuntu, Rocky Linux")
+    version = models.CharField(max_length=50)
+    min_disk_gib = models.PositiveIntegerField("minimum disk (GiB)", default=1)
+    min_ram_mib = models.PositiveIntegerField("minimum RAM (MiB)", default=256)
+    disk_path = models.CharField(max_length=500, blank=True, help_text="Base disk on the hosts.")
+    disk_format = models.CharField(max_length=8, choices=DiskFormat.choices, default=DiskFormat.RAW)
+    kernel_path = models.CharField(max_length=500, blank=True, help_text="Direct kernel boot (instead of a disk).")
+    initrd_path = models.CharField(max_length=500, blank=True)
+    kernel_cmdline = models.CharField(max_length=500, blank=True)
+    active = models.BooleanField(default=True, help_text="Inactive images cannot be launched; running ones stay.")
+
+    objects = CatalogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["os", "-version", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not self.disk_path and not self.kernel_path:
+            raise ValidationError("Give either a base disk path or a kernel path.")
+        if self.initrd_path and not self.kernel_path:
+            raise ValidationError({"initrd_path": "An initrd needs a kernel path."})
+
+    @property
+    def source(self) -> ImageSource:
+        return ImageSource(
+            disk_path=self.disk_path,
+            disk_format=self.disk_format,
+            kernel_path=self.kernel_path,
+            initrd_path=self.initrd_path,
+            kernel_cmdline=self.kernel_cmdline,
+        )
+
+
+def validate_public_key(value: str) -> None:
+    """Model and form validator: the text must be one supported OpenSSH public key."""
+    from compute.sshkeys import parse_public_key
+
+    parse_public_key(value)
+
+
+class SSHKey(TenantOwned):
+    """A tenant's SSH public key; copied into instances at launch."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    public_key = models.TextField(validators=[validate_public_key])
+    fingerprint = models.CharField(max_length=100, editable=False)
+    key_type = models.CharField(max_length=40, editable=False)
+    bits = models.PositiveIntegerField(editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "SSH key"
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "fingerprint"], name="sshkey_unique_fingerprint_per_tenant"),
+            models.UniqueConstraint(fields=["tenant", "name"], name="sshkey_unique_name_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def snapshot(self) -> dict:
+        """What an instance keeps of this key: deleting the key later never touches the instance."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "public_key": self.public_key}
+
+
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+validate_instance_name = RegexValidator(
+    HOSTNAME_RE,
+    "Use 1 to 63 letters, digits and hyphens, starting and ending with a letter or digit (it becomes the hostname).",
+    code="invalid_name",
+)
+
+
+class InstanceState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    BUILDING = "building", "Building"
+    RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    REBOOTING = "rebooting", "Rebooting"
+    RESIZING = "resizing", "Resizing"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    ERROR = "error", "Error"
+
+
+TRANSITIONAL_STATES = frozenset(
+    {
+        InstanceState.PENDING,
+        InstanceState.BUILDING,
+        InstanceState.STARTING,
+        InstanceState.STOPPING,
+        InstanceState.REBOOTING,
+        InstanceState.RESIZING,
+        InstanceState.DELETING,
+    }
+)
+
+
+class InstanceTask(models.TextChoices):
+    """The work a transitional instance is waiting for; the reconciler re-enqueues it if its message was lost."""
+
+    NONE = "", "none"
+    BUILD = "build", "build"
+    START = "start", "start"
+    STOP = "stop", "stop"
+    REBOOT = "reboot", "reboot"
+    RESIZE = "resize", "resize"
+    DELETE = "delete", "delete"
+
+
+# How long each kind of work may take, from the request, before the reconciler fails it.
+TASK_DEADLINES = {
+    InstanceTask.BUILD: timedelta(minutes=15),
+    InstanceTask.START: timedelta(minutes=10),
+    InstanceTask.STOP: timedelta(minutes=10),
+    InstanceTask.REBOOT: timedelta(minutes=10),
+    InstanceTask.RESIZE: timedelta(minutes=15),
+    InstanceTask.DELETE: timedelta(minutes=10),
+}
+
+# The state each task moves an instance into while it runs, and the state it leaves it in on success.
+TASK_STATES = {
+    InstanceTask.BUILD: (InstanceState.BUILDING, InstanceState.RUNNING),
+    InstanceTask.START: (InstanceState.STARTING, InstanceState.RUNNING),
+    InstanceTask.STOP: (InstanceState.STOPPING, InstanceState.STOPPED),
+    InstanceTask.REBOOT: (InstanceState.REBOOTING, InstanceState.RUNNING),
+    InstanceTask.RESIZE: (InstanceState.RESIZING, InstanceState.STOPPED),
+    InstanceTask.DELETE: (InstanceState.DELETING, InstanceState.DELETED),
+}
+
+
+class InstanceQuerySet(TenantQuerySet):
+    def live(self):
+        """Everything but deleted instances (which stay in the database for billing and the event log)."""
+        return self.exclude(state=InstanceState.DELETED)
+
+    def transitional(self):
+        return self.filter(state__in=TRANSITIONAL_STATES)
+
+
+class Instance(TenantOwned):
+    """A virtual machine rented by a tenant."""
+
+    State = InstanceState
+    Task = InstanceTask
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=63, validators=[validate_instance_name])
+    flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, related_name="instances")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="instances")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, null=True, blank=True, related_name="instances")
+    state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.PENDING)
+    power_state = models.CharField(max_length=16, choices=[(s, s) for s in PowerState], default=PowerState.NOSTATE)
+    private_ip = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    ssh_keys = models.JSONField(default=list, blank=True, help_text="Keys copied at launch: name, fingerprint, key.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    # The size a requested resize moves to; counted against quota and host capacity until it finishes.
+    resize_flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Work in progress, for the reconciler: what is pending, when it was (re-)enqueued, when a worker last showed
+    # progress, and when it must be finished by.
+    task = models.CharField(max_length=16, choices=InstanceTask.choices, default=InstanceTask.NONE, blank=True)
+    task_params = models.JSONField(default=dict, blank=True)
+    task_enqueued_at = models.DateTimeField(null=True, blank=True)
+    task_progress_at = models.DateTimeField(null=True, blank=True)
+    task_deadline = models.DateTimeField(null=True, blank=True)
+    task_requeues = models.PositiveIntegerField(default=0)
+    error_reason = models.TextField(blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "tenant",
+                condition=~models.Q(state=InstanceState.DELETED),
+                name="instance_unique_live_name_per_tenant",
+            ),
+            models.CheckConstraint(condition=models.Q(state__in=InstanceState.values), name="instance_state_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state"], name="instance_tenant_state"),
+            models.Index(fields=["host", "state"], name="instance_host_state"),
+            models.Index(fields=["state", "task_enqueued_at"], name="instance_state_enqueued"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.state in TRANSITIONAL_STATES
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == InstanceState.DELETED
+
+    def can_start(self) -> bool:
+        return self.state == InstanceState.STOPPED
+
+    def can_stop(self) -> bool:
+        return self.state == InstanceState.RUNNING
+
+    def can_force_stop(self) -> bool:
+        """An operator may cut the power of a running machine or one stuck in a graceful shutdown."""
+        return self.state in (InstanceState.RUNNING, InstanceState.STOPPING)
+
+    def can_reboot(self) -> bool:
+        return self.state == InstanceState.RUNNING
+
+    def can_resize(self) -> bool:
+        return self.state == InstanceState.STOPPED
+
+    def can_delete(self) -> bool:
+        return self.state in (InstanceState.RUNNING, InstanceState.STOPPED, InstanceState.ERROR)
+
+    def can_rename(self) -> bool:
+        return self.state not in (InstanceState.DELETING, InstanceState.DELETED)
+
+    @property
+    def key_fingerprints(self) -> list[str]:
+        return [key.get("fingerprint", "") for key in self.ssh_keys]
+
+
+class EventAction(models.TextChoices):
+    LAUNCH = "launch", "Launch"
+    BUILD = "build", "Build"
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    FORCE_STOP = "force_stop", "Force stop"
+    REBOOT = "reboot", "Reboot"
+    RESIZE = "resize", "Resize"
+    DELETE = "delete", "Delete"
+    RENAME = "rename", "Rename"
+    MARK_ERROR = "mark_error", "Mark as error"
+    RECONCILE = "reconcile", "Reconcile"
+
+
+class EventResult(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    REFUSED = "refused", "Refused"
+
+
+class InstanceEvent(TenantOwned):
+    """One entry of an instance's action log: a request or an outcome, by whom (None: the system), when."""
+
+    Action = EventAction
+    Result = EventResult
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, choices=EventAction.choices)
+    result = models.CharField(max_length=16, choices=EventResult.choices)
+    message = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["instance", "-created_at"], name="instanceevent_instance_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instance} {self.action} {self.result}"
+
+
+class SimulatedDomain(models.Model):
+    """A domain on a simulated host: the simulated hypervisor's state, shared by every process via the database."""
+
+    uuid = models.UUIDField(primary_key=True)
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="simulated_domains")
+    name = models.CharField(max_length=100)
+    vcpus = models.PositiveIntegerField()
+    ram_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField()
+    image = models.CharField(max_length=500, blank=True)
+    power = models.CharField(max_length=16, choices=[(s, s) for s in PowerState], default=PowerState.BOOTING)
+    # When a booting domain becomes running, or a stopping one shuts off.
+    settles_at = models.DateTimeField(null=True, blank=True)
+    private_ip = models.GenericIPAddressField(protocol="IPv4")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["host", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "private_ip"], name="simulateddomain_unique_ip_per_host"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.host}"
+
+
+class OrphanDomain(models.Model):
+    """A domain the reconciler found on a host that matches no live instance there: for operators to resolve."""
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="orphan_domains")
+    uuid = models.CharField(max_length=64)
+    power_state = models.CharField(max_length=16, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="Set when the domain is gone from the host.")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="orphandomain_unique_host_uuid")]
+
+    def __str__(self) -> str:
+        return f"{self.uuid} on {self.host}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

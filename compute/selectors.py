@@ -1,0 +1,111 @@
+"""Reads for the compute app: what the dashboard, the API and the admin list and count."""
+
+from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from compute.models import TRANSITIONAL_STATES, Flavor, Host, Image, Instance, InstanceEvent, InstanceState, SSHKey
+from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages
+from tenants.models import Quota, Tenant
+
+QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
+
+
+def instance_usage(*, tenant: Tenant) -> dict[str, int]:
+    """What the tenant's instances hold now: every instance that is not deleted counts, errors included."""
+    totals = (
+        Instance.objects.for_tenant(tenant)
+        .live()
+        .aggregate(
+            instances=Count("id"),
+            vcpus=Coalesce(Sum(HELD_VCPUS), Value(0)),
+            ram_mib=Coalesce(Sum(HELD_RAM_MIB), Value(0)),
+        )
+    )
+    return {key: int(value) for key, value in totals.items()}
+
+
+def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
+    """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down).
+
+    Volumes and public IPs are not offered yet, so they are always 0 used.
+    """
+    quota = Quota.objects.filter(tenant=tenant).first()
+    limits = (
+        {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()
+    )
+    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **instance_usage(tenant=tenant)}
+    result = {}
+    for resource in QUOTA_RESOURCES:
+        limit = limits[resource]
+        result[resource] = {
+            "used": used[resource],
+            "limit": limit,
+            "free": max(limit - used[resource], 0),
+            "percent": min(100, used[resource] * 100 // limit) if limit else (100 if used[resource] else 0),
+        }
+    return result
+
+
+def instance_list(*, tenant: Tenant, state: str = "", name: str = "") -> QuerySet[Instance]:
+    """The tenant's instances, newest first, without deleted ones; `state` and `name` (substring) filter."""
+    queryset = Instance.objects.for_tenant(tenant).live().select_related("flavor", "image")
+    if state:
+        queryset = queryset.filter(state=state)
+    if name:
+        queryset = queryset.filter(name__icontains=name)
+    return queryset.order_by("-created_at", "id")
+
+
+def instance_get(*, tenant: Tenant, pk) -> Instance | None:
+    """One instance of the tenant (deleted ones too: their event log stays readable), or None."""
+    return (
+        Instance.objects.for_tenant(tenant)
+        .select_related("flavor", "image", "resize_flavor", "created_by")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def instance_events(*, instance: Instance) -> QuerySet[InstanceEvent]:
+    return (
+        InstanceEvent.objects.for_tenant(instance.tenant)
+        .filter(instance=instance)
+        .select_related("user")
+        .order_by("-created_at", "-id")
+    )
+
+
+def instance_counts(*, tenant: Tenant) -> dict[str, int]:
+    """{"total", "running", "transitional"} over the tenant's live instances, in one query."""
+    return (
+        Instance.objects.for_tenant(tenant)
+        .live()
+        .aggregate(
+            total=Count("id"),
+            running=Count("id", filter=Q(state=InstanceState.RUNNING)),
+            transitional=Count("id", filter=Q(state__in=TRANSITIONAL_STATES)),
+        )
+    )
+
+
+def tenant_has_transitional(*, tenant: Tenant) -> bool:
+    return Instance.objects.for_tenant(tenant).transitional().exists()
+
+
+def sshkey_list(*, tenant: Tenant) -> QuerySet[SSHKey]:
+    return SSHKey.objects.for_tenant(tenant).order_by("name", "id")
+
+
+def flavor_list() -> QuerySet[Flavor]:
+    """Flavors a tenant may launch, smallest first."""
+    return Flavor.objects.active().order_by("vcpus", "ram_mib", "disk_gib", "name")
+
+
+def image_list() -> QuerySet[Image]:
+    """Images a tenant may launch, grouped by OS (newest version first within an OS)."""
+    return Image.objects.active().order_by("os", "-version", "name")
+
+
+def host_capacity_list() -> list[HostUsage]:
+    """Every host with what it holds and what is free after overcommit (for operators)."""
+    return host_usages(Host.objects.order_by("name"))

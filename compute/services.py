@@ -1,0 +1,560 @@
+"""Every change to instances and SSH keys goes through these functions.
+
+Requests (launch, start, stop, …) lock the instance, check the guard, move it into a transitional state, write
+an InstanceEvent and enqueue the worker's task when the transaction commits. Workers report back through the
+outcome recorders (`instance_build_succeeded`, `instance_action_failed`, …), which are no-ops when the
+instance has already moved on: a duplicate delivery records nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import services as billing
+from compute.drivers.base import DomainInfo, PowerState
+from compute.models import (
+    TASK_DEADLINES,
+    TASK_STATES,
+    EventAction,
+    EventResult,
+    Flavor,
+    Image,
+    Instance,
+    InstanceEvent,
+    InstanceState,
+    InstanceTask,
+    SSHKey,
+    validate_instance_name,
+)
+from compute.scheduler import claim_resize, schedule
+from compute.selectors import instance_usage
+from compute.sshkeys import parse_public_key
+from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.models import Quota, Tenant
+
+logger = logging.getLogger(__name__)
+
+TASK_FIELDS = ["task", "task_params", "task_enqueued_at", "task_progress_at", "task_deadline", "task_requeues"]
+
+# The event action each task reports under.
+TASK_ACTIONS = {
+    InstanceTask.BUILD: EventAction.BUILD,
+    InstanceTask.START: EventAction.START,
+    InstanceTask.STOP: EventAction.STOP,
+    InstanceTask.REBOOT: EventAction.REBOOT,
+    InstanceTask.RESIZE: EventAction.RESIZE,
+    InstanceTask.DELETE: EventAction.DELETE,
+}
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _event(instance: Instance, action: str, result: str, *, user=None, message: str = "", at=None) -> InstanceEvent:
+    return InstanceEvent.objects.create(
+        tenant_id=instance.tenant_id,
+        instance=instance,
+        action=action,
+        result=result,
+        user=user,
+        message=message,
+        created_at=at or timezone.now(),
+    )
+
+
+def _dispatch(instance_id: str, task: str) -> None:
+    """Publishes the worker task; if the broker is unreachable the reconciler re-enqueues it later."""
+    from compute.tasks import enqueue
+
+    try:
+        enqueue(instance_id=instance_id, task=task)
+    except Exception:
+        logger.exception("Could not enqueue %s for instance %s; the reconciler will retry.", task, instance_id)
+
+
+def _set_task(instance: Instance, task: str, *, params: dict | None = None, now=None) -> None:
+    """Records the work the instance now waits for and enqueues it once the transaction commits."""
+    now = now or timezone.now()
+    instance.task = task
+    instance.task_params = params or {}
+    instance.task_enqueued_at = now
+    instance.task_progress_at = None
+    instance.task_deadline = now + TASK_DEADLINES[task]
+    instance.task_requeues = 0
+    instance_id = str(instance.pk)
+    transaction.on_commit(lambda: _dispatch(instance_id, task))
+
+
+def _clear_task(instance: Instance) -> None:
+    instance.task = InstanceTask.NONE
+    instance.task_params = {}
+    instance.task_enqueued_at = None
+    instance.task_progress_at = None
+    instance.task_deadline = None
+    instance.task_requeues = 0
+
+
+def _lock(instance: Instance | str) -> Instance:
+    pk = instance.pk if isinstance(instance, Instance) else instance
+    return Instance.objects.select_for_update().select_related("flavor", "image").get(pk=pk)
+
+
+def _refusal(instance: Instance, verb: str, allowed: str) -> Conflict:
+    """The error for an action the instance's state does not allow; names the state."""
+    state = instance.get_state_display().lower()
+    if instance.is_transitional:
+        message = f"{instance.name} is {state}; wait until that has finished, then {verb} it."
+    elif instance.state == InstanceState.DELETED:
+        message = f"{instance.name} has been deleted."
+    else:
+        message = f"{instance.name} is {state}; only {allowed} instance can be {_past(verb)}."
+    return Conflict(message, code="instance_busy", details={"state": instance.state})
+
+
+def _past(verb: str) -> str:
+    return {"stop": "stopped", "reboot": "rebooted", "resize": "resized", "delete": "deleted", "start": "started"}.get(
+        verb, verb + "ed"
+    )
+
+
+def _refuse(instance: Instance, action: str, user, refusal: Conflict) -> None:
+    """Logs a refused request; called after the request's transaction, so the refusal row survives."""
+    _event(instance, action, EventResult.REFUSED, user=user, message=refusal.message)
+    raise refusal
+
+
+def _request_transition(
+    *,
+    instance: Instance,
+    user,
+    action: str,
+    task: str,
+    guard,
+    verb: str,
+    allowed: str,
+    params: dict | None = None,
+    message: str = "",
+    prepare=None,
+) -> Instance:
+    """The common shape of a user request: lock, guard, state change, event, enqueue on commit."""
+    with transaction.atomic():
+        locked = _lock(instance)
+        refusal = None if guard(locked) else _refusal(locked, verb, allowed)
+        if refusal is None:
+            now = timezone.now()
+            update_fields = ["state", "updated_at", *TASK_FIELDS]
+            if prepare is not None:
+                update_fields += prepare(locked, now)
+            locked.state = TASK_STATES[task][0]
+            _set_task(locked, task, params=params, now=now)
+            locked.save(update_fields=update_fields)
+            _event(locked, action, EventResult.REQUESTED, user=user, message=message, at=now)
+    if refusal is not None:
+        _refuse(locked, action, user, refusal)
+    return locked
+
+
+def _check_quota(*, tenant: Tenant, quota: Quota, requested: dict[str, int]) -> None:
+    usage = instance_usage(tenant=tenant)
+    labels = {"instances": "instances", "vcpus": "vCPUs", "ram_mib": "MiB of RAM"}
+    for resource, amount in requested.items():
+        if amount <= 0:
+            continue
+        limit = getattr(quota, resource)
+        if usage[resource] + amount > limit:
+            raise Unprocessable(
+                f"This would exceed your organisation's quota of {limit} {labels[resource]} "
+                f"({usage[resource]} in use, {amount} more requested). Delete something or ask us to raise it.",
+                code="quota_exceeded",
+                details={"resource": resource, "limit": limit, "in_use": usage[resource], "requested": amount},
+            )
+
+
+def _lock_quota(tenant: Tenant) -> Quota:
+    # The quota row is the tenant's launch lock: concurrent launches and resizes of one tenant queue here.
+    quota = Quota.objects.select_for_update().filter(tenant=tenant).first()
+    if quota is None:
+        Quota.objects.get_or_create(tenant=tenant, defaults=Quota.defaults())
+        quota = Quota.objects.select_for_update().get(tenant=tenant)
+    return quota
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("Give the instance a name.", code="invalid_name", details={"field": "name"})
+    if len(name) > 63:
+        raise InvalidRequest(
+            "The name is too long: at most 63 characters.", code="invalid_name", details={"field": "name"}
+        )
+    try:
+        validate_instance_name(name)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0], code="invalid_name", details={"field": "name"}) from None
+    return name
+
+
+def _check_name_free(*, tenant: Tenant, name: str, exclude=None) -> None:
+    taken = Instance.objects.for_tenant(tenant).live().filter(name__iexact=name)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    if taken.exists():
+        raise InvalidRequest(
+            f"You already have an instance called {name}; pick another name.",
+            code="name_taken",
+            details={"field": "name"},
+        )
+
+
+# --- instance requests -----------------------------------------------------------------------------------------
+
+
+def instance_launch(
+    *, tenant: Tenant, user, name: str, flavor: Flavor, image: Image, keys: Iterable[SSHKey] = ()
+) -> Instance:
+    """Reserves quota and a host for a new instance and enqueues its build; it starts `pending`."""
+    if not tenant.accepts_new_resources:
+        raise Unprocessable(
+            f"{tenant.name} is {tenant.get_status_display().lower()}: no new machines can be launched until the "
+            "account is settled.",
+            code="tenant_on_hold",
+            details={"status": tenant.status},
+        )
+    name = _clean_name(name)
+    if not isinstance(flavor, Flavor) or not flavor.active:
+        raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
+    if not isinstance(image, Image) or not image.active:
+        raise InvalidRequest("That image is not available; pick another.", code="invalid_image")
+    if image.min_disk_gib > flavor.disk_gib or image.min_ram_mib > flavor.ram_mib:
+        raise InvalidRequest(
+            f"{image.name} needs at least {image.min_disk_gib} GiB of disk and {image.min_ram_mib} MiB of RAM; "
+            f"{flavor.name} has {flavor.disk_gib} GiB and {flavor.ram_mib} MiB. Pick a larger size.",
+            code="image_too_large",
+            details={"field": "flavor"},
+        )
+    keys = list(keys)
+    for key in keys:
+        if not isinstance(key, SSHKey) or key.tenant_id != tenant.pk:
+            raise InvalidRequest("One of the SSH keys is not one of yours.", code="invalid_key")
+    snapshot = [key.snapshot() for key in sorted({key.pk: key for key in keys}.values(), key=lambda k: k.name)]
+    with transaction.atomic():
+        quota = _lock_quota(tenant)
+        _check_quota(
+            tenant=tenant, quota=quota, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
+        )
+        _check_name_free(tenant=tenant, name=name)
+        host = schedule(flavor=flavor)
+        now = timezone.now()
+        instance = Instance(
+            tenant=tenant,
+            name=name,
+            flavor=flavor,
+            image=image,
+            host=host,
+            state=InstanceState.PENDING,
+            ssh_keys=snapshot,
+            created_by=user,
+            created_at=now,
+        )
+        _set_task(instance, InstanceTask.BUILD, now=now)
+        try:
+            with transaction.atomic():
+                instance.save(force_insert=True)
+        except IntegrityError:
+            raise InvalidRequest(
+                f"You already have an instance called {name}; pick another name.",
+                code="name_taken",
+                details={"field": "name"},
+            ) from None
+        _event(
+            instance,
+            EventAction.LAUNCH,
+            EventResult.REQUESTED,
+            user=user,
+            message=f"{flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk) with {image.name}",
+            at=now,
+        )
+    return instance
+
+
+def instance_start(*, instance: Instance, user) -> Instance:
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.START,
+        task=InstanceTask.START,
+        guard=Instance.can_start,
+        verb="start",
+        allowed="a stopped",
+    )
+
+
+def instance_stop(*, instance: Instance, user, force: bool = False) -> Instance:
+    """A graceful shutdown; `force` cuts the power, and may also take over a graceful stop that hangs."""
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.FORCE_STOP if force else EventAction.STOP,
+        task=InstanceTask.STOP,
+        guard=Instance.can_force_stop if force else Instance.can_stop,
+        verb="stop",
+        allowed="a running",
+        params={"force": True} if force else {},
+    )
+
+
+def instance_reboot(*, instance: Instance, user) -> Instance:
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.REBOOT,
+        task=InstanceTask.REBOOT,
+        guard=Instance.can_reboot,
+        verb="reboot",
+        allowed="a running",
+    )
+
+
+def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
+    """Only a stopped instance, to another active flavor whose disk is not smaller; quota and host room checked."""
+    if not isinstance(flavor, Flavor) or not flavor.active:
+        raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
+
+    def prepare(locked: Instance, now) -> list[str]:
+        current = locked.flavor
+        if flavor.pk == current.pk:
+            raise InvalidRequest(f"{locked.name} already is {current.name}.", code="same_flavor")
+        if flavor.disk_gib < current.disk_gib:
+            raise InvalidRequest(
+                f"Disks cannot shrink: {current.name} has {current.disk_gib} GiB, {flavor.name} only "
+                f"{flavor.disk_gib} GiB.",
+                code="disk_shrink",
+                details={"field": "flavor"},
+            )
+        if locked.image.min_ram_mib > flavor.ram_mib:
+            raise InvalidRequest(
+                f"{locked.image.name} needs at least {locked.image.min_ram_mib} MiB of RAM.", code="image_too_large"
+            )
+        quota = _lock_quota(locked.tenant)
+        _check_quota(
+            tenant=locked.tenant,
+            quota=quota,
+            requested={"vcpus": flavor.vcpus - current.vcpus, "ram_mib": flavor.ram_mib - current.ram_mib},
+        )
+        claim_resize(instance=locked, flavor=flavor)
+        locked.resize_flavor = flavor
+        return ["resize_flavor"]
+
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.RESIZE,
+        task=InstanceTask.RESIZE,
+        guard=Instance.can_resize,
+        verb="resize",
+        allowed="a stopped",
+        message=f"to {flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk)",
+        prepare=prepare,
+    )
+
+
+def instance_delete(*, instance: Instance, user) -> Instance:
+    """Stops billing at once and enqueues the destruction of the machine and its disk."""
+
+    def prepare(locked: Instance, now) -> list[str]:
+        billing.instance_segment_close(instance=locked, at=now)
+        return []
+
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.DELETE,
+        task=InstanceTask.DELETE,
+        guard=Instance.can_delete,
+        verb="delete",
+        allowed="a running, stopped or failed",
+        prepare=prepare,
+    )
+
+
+def instance_rename(*, instance: Instance, user, name: str) -> Instance:
+    """Changes the display name only (the guest's hostname is set once, at build)."""
+    name = _clean_name(name)
+    with transaction.atomic():
+        locked = _lock(instance)
+        refusal = None if locked.can_rename() else _refusal(locked, "rename", "a live")
+        if refusal is None:
+            old = locked.name
+            if old == name:
+                return locked
+            _check_name_free(tenant=locked.tenant, name=name, exclude=locked)
+            locked.name = name
+            try:
+                with transaction.atomic():
+                    locked.save(update_fields=["name", "updated_at"])
+            except IntegrityError:
+                raise InvalidRequest(
+                    f"You already have an instance called {name}; pick another name.", code="name_taken"
+                ) from None
+            _event(locked, EventAction.RENAME, EventResult.SUCCEEDED, user=user, message=f"from {old} to {name}")
+    if refusal is not None:
+        _refuse(locked, EventAction.RENAME, user, refusal)
+    return locked
+
+
+def instance_mark_error(*, instance: Instance, user, reason: str) -> Instance:
+    """Operators: take an instance out of whatever it is doing (e.g. a stuck task) and flag it as failed."""
+    reason = (reason or "").strip() or "Marked as failed by an operator."
+    with transaction.atomic():
+        locked = _lock(instance)
+        if locked.state == InstanceState.DELETED:
+            refusal = _refusal(locked, "mark", "a live")
+        else:
+            refusal = None
+            _fail(locked, reason)
+            _event(locked, EventAction.MARK_ERROR, EventResult.SUCCEEDED, user=user, message=reason)
+    if refusal is not None:
+        _refuse(locked, EventAction.MARK_ERROR, user, refusal)
+    return locked
+
+
+# --- outcome recorders (called by the worker tasks and the reconciler) -------------------------------------------
+
+
+def _fail(locked: Instance, reason: str) -> None:
+    locked.state = InstanceState.ERROR
+    locked.error_reason = reason[:2000]
+    locked.resize_flavor = None
+    _clear_task(locked)
+    locked.save(update_fields=["state", "error_reason", "resize_flavor", "updated_at", *TASK_FIELDS])
+
+
+def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance | None:
+    """The machine is up: it becomes `running` and billable in the same transaction."""
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state != InstanceState.BUILDING or locked.task != InstanceTask.BUILD:
+            return None  # already recorded (duplicate delivery) or overtaken (marked as error)
+        now = timezone.now()
+        locked.state = InstanceState.RUNNING
+        locked.power_state = info.state
+        locked.private_ip = info.private_ip or None
+        locked.error_reason = ""
+        _clear_task(locked)
+        locked.save(update_fields=["state", "power_state", "private_ip", "error_reason", "updated_at", *TASK_FIELDS])
+        _event(
+            locked,
+            EventAction.BUILD,
+            EventResult.SUCCEEDED,
+            message=f"Running, private IP {info.private_ip}" if info.private_ip else "Running",
+            at=now,
+        )
+        billing.instance_segment_open(instance=locked, at=now)
+    return locked
+
+
+def instance_build_failed(*, instance_id: str, reason: str) -> Instance | None:
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state not in (InstanceState.PENDING, InstanceState.BUILDING) or locked.task != InstanceTask.BUILD:
+            return None
+        _fail(locked, reason)
+        _event(locked, EventAction.BUILD, EventResult.FAILED, message=reason)
+    return locked
+
+
+def instance_action_succeeded(*, instance_id: str, task: str, info: DomainInfo | None = None) -> Instance | None:
+    """Records a finished start/stop/reboot/resize/delete; a no-op if the instance is no longer waiting for it."""
+    in_progress, done = TASK_STATES[task]
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state != in_progress or locked.task != task:
+            return None
+        now = timezone.now()
+        fields = ["state", "power_state", "updated_at", *TASK_FIELDS]
+        message = ""
+        if task == InstanceTask.RESIZE and locked.resize_flavor_id:
+            # The price changes with the size: close the old segment and open one at the new price.
+            billing.instance_segment_close(instance=locked, at=now)
+            old = locked.flavor
+            locked.flavor = locked.resize_flavor
+            locked.resize_flavor = None
+            fields += ["flavor", "resize_flavor"]
+            message = f"from {old.name} to {locked.flavor.name}"
+        if task == InstanceTask.DELETE:
+            locked.deleted_at = now
+            locked.private_ip = None
+            fields += ["deleted_at", "private_ip"]
+        locked.state = done
+        locked.power_state = info.state if info is not None else PowerState.NOSTATE
+        _clear_task(locked)
+        locked.save(update_fields=fields)
+        if task == InstanceTask.RESIZE and message:
+            billing.instance_segment_open(instance=locked, at=now)
+        _event(locked, TASK_ACTIONS[task], EventResult.SUCCEEDED, message=message, at=now)
+    return locked
+
+
+def instance_action_failed(*, instance_id: str, task: str, reason: str) -> Instance | None:
+    """A start/stop/reboot/resize/delete that cannot succeed: the instance goes to `error` with the reason."""
+    in_progress, _ = TASK_STATES[task]
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state != in_progress or locked.task != task:
+            return None
+        _fail(locked, reason)
+        _event(locked, TASK_ACTIONS[task], EventResult.FAILED, message=reason)
+    return locked
+
+
+def instance_task_failed(*, instance_id: str, task: str, reason: str) -> Instance | None:
+    """Dispatches a failure to the build or the action recorder."""
+    if task == InstanceTask.BUILD:
+        return instance_build_failed(instance_id=instance_id, reason=reason)
+    return instance_action_failed(instance_id=instance_id, task=task, reason=reason)
+
+
+# --- SSH keys --------------------------------------------------------------------------------------------------
+
+
+def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str) -> SSHKey:
+    """Validates and fingerprints the key; a name or key the tenant already has is refused."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("Give the key a name.", code="invalid_name", details={"field": "name"})
+    if len(name) > 100:
+        raise InvalidRequest("The name is too long: at most 100 characters.", code="invalid_name")
+    try:
+        parsed = parse_public_key(public_key)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0], code="invalid_key", details={"field": "public_key"}) from None
+    existing = SSHKey.objects.for_tenant(tenant).filter(fingerprint=parsed.fingerprint).first()
+    if existing is not None:
+        raise InvalidRequest(
+            f"This key is already saved as {existing.name}.", code="duplicate_key", details={"field": "public_key"}
+        )
+    if SSHKey.objects.for_tenant(tenant).filter(name=name).exists():
+        raise InvalidRequest(f"You already have a key called {name}.", code="duplicate_name", details={"field": "name"})
+    try:
+        with transaction.atomic():
+            return SSHKey.objects.create(
+                tenant=tenant,
+                name=name,
+                public_key=parsed.normalized,
+                fingerprint=parsed.fingerprint,
+                key_type=parsed.key_type,
+                bits=parsed.bits,
+                created_by=user,
+            )
+    except IntegrityError:
+        raise InvalidRequest("You already have this key or a key with this name.", code="duplicate_key") from None
+
+
+def sshkey_delete(*, key: SSHKey, user) -> None:
+    """Removes the key from the tenant; instances keep the copy they were launched with."""
+    SSHKey.objects.filter(pk=key.pk).delete()
