@@ -290,10 +290,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.PagePagination",
-    "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "portal.api.filters.StableOrderingFilter",
-    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "portal.api.exceptions.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [],  # portal.api.ratelimit counts requests (with RateLimit-* headers) instead
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,13 +1,13 @@
-"""Ordering that is always total: the primary key breaks ties, so pages never overlap or skip rows."""
+"""Filtering helpers for every API list: ordering is always total, so pages never overlap or skip rows."""
 
-from rest_framework.filters import OrderingFilter
+import django_filters
 
 
-class StableOrderingFilter(OrderingFilter):
-    ordering_description = "Sort by one or more fields, comma-separated; prefix with `-` for descending."
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """`?ordering=name,-created`: the aliases a FilterSet offers; the primary key breaks ties."""
 
-    def get_ordering(self, request, queryset, view):
-        ordering = list(super().get_ordering(request, queryset, view) or queryset.query.order_by or ["pk"])
-        if not any(field.lstrip("-") in ("pk", "id") for field in ordering):
-            ordering.append("pk")
-        return ordering
+    def filter(self, qs, value):
+        qs = super().filter(qs, value)
+        if value:
+            qs = qs.order_by(*qs.query.order_by, "pk")
+        return qs

@@ -26,6 +26,13 @@ class HangarApiMixin:
                 self.rate_limit_state = exc.state
                 raise
 
+    def validated(self, serializer_class, data) -> dict:
+        """Validates an input serializer (which may narrow choices to the caller's tenant) or raises a 400."""
+        context = {**self.get_serializer_context(), "tenant": getattr(self.request, "tenant", None)}
+        serializer = serializer_class(data=data, context=context)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if request.method == "POST" and request.user.is_authenticated:

@@ -19,6 +19,8 @@ class TenantSerializer(serializers.ModelSerializer):
 class QuotaItemSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     used = serializers.IntegerField()
+    free = serializers.IntegerField()
+    percent = serializers.IntegerField(help_text="Share of the limit in use, 0 to 100, rounded down.")
 
 
 class QuotasSerializer(serializers.Serializer):

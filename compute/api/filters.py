@@ -1,0 +1,48 @@
+import django_filters
+
+from compute.models import Flavor, Image, Instance, InstanceState
+from portal.api.filters import StableOrderingFilter
+
+
+class InstanceFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(
+        choices=InstanceState.choices, help_text="One or more states, e.g. `?state=running&state=stopped`."
+    )
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name, any case.")
+    flavor = django_filters.UUIDFilter(field_name="flavor_id")
+    image = django_filters.UUIDFilter(field_name="image_id")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ordering = StableOrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("state", "state"),
+            ("created_at", "created"),
+            ("flavor__name", "flavor"),
+            ("image__name", "image"),
+        ),
+        help_text="Comma-separated; prefix `-` for descending. Default: `-created`.",
+    )
+
+    class Meta:
+        model = Instance
+        fields = ["state", "name", "flavor", "image", "created_after", "created_before"]
+
+
+class FlavorFilter(django_filters.FilterSet):
+    ordering = StableOrderingFilter(
+        fields=(("name", "name"), ("vcpus", "vcpus"), ("ram_mib", "ram_mib"), ("monthly_price", "price"))
+    )
+
+    class Meta:
+        model = Flavor
+        fields = ["vcpus"]
+
+
+class ImageFilter(django_filters.FilterSet):
+    os = django_filters.CharFilter(lookup_expr="iexact", help_text="Operating system, e.g. `Debian`.")
+    ordering = StableOrderingFilter(fields=(("name", "name"), ("os", "os"), ("version", "version")))
+
+    class Meta:
+        model = Image
+        fields = ["os"]

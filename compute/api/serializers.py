@@ -1,0 +1,123 @@
+from rest_framework import serializers
+
+from compute.models import Flavor, Image, Instance, InstanceEvent, InstanceState, SSHKey
+from compute.sshkeys import MAX_KEY_LENGTH
+
+
+class FlavorSerializer(serializers.ModelSerializer):
+    hourly_price = serializers.DecimalField(
+        max_digits=20, decimal_places=10, read_only=True, help_text="monthly_price / 672, charged per started hour."
+    )
+
+    class Meta:
+        model = Flavor
+        fields = ["id", "name", "vcpus", "ram_mib", "disk_gib", "monthly_price", "hourly_price"]
+        read_only_fields = fields
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Image
+        fields = ["id", "name", "os", "version", "min_disk_gib", "min_ram_mib"]
+        read_only_fields = fields
+
+
+class SSHKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SSHKey
+        fields = ["id", "name", "public_key", "fingerprint", "key_type", "bits", "created_at"]
+        read_only_fields = fields
+
+
+class SSHKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    public_key = serializers.CharField(
+        max_length=MAX_KEY_LENGTH, help_text="One OpenSSH public key line, e.g. `ssh-ed25519 AAAA… me@laptop`."
+    )
+
+
+class InstanceKeySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    fingerprint = serializers.CharField()
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    flavor = serializers.UUIDField(source="flavor_id", read_only=True)
+    image = serializers.UUIDField(source="image_id", read_only=True)
+    resize_flavor = serializers.UUIDField(
+        source="resize_flavor_id", read_only=True, allow_null=True, help_text="The size a resize in progress moves to."
+    )
+    ssh_keys = InstanceKeySerializer(many=True, read_only=True, help_text="The keys copied in at launch.")
+    private_ip = serializers.IPAddressField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "name",
+            "state",
+            "power_state",
+            "flavor",
+            "image",
+            "resize_flavor",
+            "private_ip",
+            "ssh_keys",
+            "error_reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+def _uuid_key():
+    return serializers.UUIDField(format="hex_verbose")
+
+
+class InstanceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
+    flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
+    image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
+    ssh_keys = serializers.PrimaryKeyRelatedField(
+        queryset=SSHKey.objects.none(), pk_field=_uuid_key(), many=True, required=False, default=list
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenant = self.context.get("tenant")
+        if tenant is not None:
+            # Only the caller's own keys resolve; another tenant's key id reads as "does not exist".
+            self.fields["ssh_keys"].child_relation.queryset = SSHKey.objects.for_tenant(tenant)
+
+
+class InstanceUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+
+
+class InstanceActionSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["start", "stop", "reboot", "resize"])
+    flavor = serializers.PrimaryKeyRelatedField(
+        queryset=Flavor.objects.active(),
+        pk_field=_uuid_key(),
+        required=False,
+        allow_null=True,
+        help_text="For `resize` only: the new size. The instance must be stopped.",
+    )
+
+    def validate(self, attrs):
+        if attrs["type"] == "resize" and not attrs.get("flavor"):
+            raise serializers.ValidationError({"flavor": ["A resize needs the new flavor."]})
+        if attrs["type"] != "resize" and attrs.get("flavor"):
+            raise serializers.ValidationError({"flavor": ["Only a resize takes a flavor."]})
+        return attrs
+
+
+class InstanceEventSerializer(serializers.ModelSerializer):
+    user = serializers.EmailField(source="user.email", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = InstanceEvent
+        fields = ["id", "action", "result", "message", "user", "created_at"]
+        read_only_fields = fields
+
+
+INSTANCE_STATES = InstanceState.values

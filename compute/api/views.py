@@ -1,0 +1,257 @@
+"""Compute endpoints: the catalog, SSH keys, and instances with their actions and event log.
+
+Every write calls the same services as the dashboard (compute.services); nothing here decides a rule.
+"""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from compute import selectors, services
+from compute.api import serializers as s
+from compute.api.filters import FlavorFilter, ImageFilter, InstanceFilter
+from compute.models import Instance, SSHKey
+from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet
+from tenants.api.serializers import QuotasSerializer
+
+EXAMPLE_INSTANCE = {
+    "id": "5d0f3f1e-8a4b-4c47-9a53-1f3d2c7b9e10",
+    "name": "web-1",
+    "state": "pending",
+    "power_state": "nostate",
+    "flavor": "9b2e6c1a-3d4f-4e5a-8b7c-6d5e4f3a2b1c",
+    "image": "0e1d2c3b-4a59-4687-a5b4-c3d2e1f0a9b8",
+    "resize_flavor": None,
+    "private_ip": None,
+    "ssh_keys": [{"name": "laptop", "fingerprint": "SHA256:7Qq2u7Qm1j3f1yqk0v8f0m4V6G7Y5c2Qh0xK3l9aBcd"}],
+    "error_reason": "",
+    "created_at": "2026-11-25T12:00:00Z",
+    "updated_at": "2026-11-25T12:00:00Z",
+}
+ACCEPTED = OpenApiResponse(
+    s.InstanceSerializer,
+    description="Accepted: the work runs in the background. Poll the instance (its URL is in the Location header) "
+    "or its events.",
+    examples=[OpenApiExample("accepted", value=EXAMPLE_INSTANCE)],
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the sizes you can launch", tags=["catalog"]),
+    retrieve=extend_schema(summary="One size", tags=["catalog"]),
+)
+class FlavorViewSet(CatalogViewSet):
+    serializer_class = s.FlavorSerializer
+    filterset_class = FlavorFilter
+
+    def get_queryset(self):
+        return selectors.flavor_list().order_by("vcpus", "ram_mib", "disk_gib", "name", "pk")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the images you can launch", tags=["catalog"]),
+    retrieve=extend_schema(summary="One image", tags=["catalog"]),
+)
+class ImageViewSet(CatalogViewSet):
+    serializer_class = s.ImageSerializer
+    filterset_class = ImageFilter
+
+    def get_queryset(self):
+        return selectors.image_list().order_by("os", "-version", "name", "pk")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your SSH keys", tags=["ssh-keys"]),
+    retrieve=extend_schema(summary="One SSH key", tags=["ssh-keys"]),
+    destroy=extend_schema(
+        summary="Delete an SSH key",
+        description="Instances keep the copy they were launched with.",
+        tags=["ssh-keys"],
+    ),
+)
+class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    queryset = SSHKey.objects.order_by("name", "id")
+    serializer_class = s.SSHKeySerializer
+
+    @extend_schema(
+        summary="Add an SSH key",
+        tags=["ssh-keys"],
+        request=s.SSHKeyCreateSerializer,
+        responses={201: s.SSHKeySerializer},
+        examples=[
+            OpenApiExample(
+                "ed25519",
+                request_only=True,
+                value={"name": "laptop", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI… me@laptop"},
+            )
+        ],
+    )
+    def create(self, request):
+        data = self.validated(s.SSHKeyCreateSerializer, request.data)
+        key = services.sshkey_create(tenant=request.tenant, user=request.user, **data)
+        return Response(
+            s.SSHKeySerializer(key).data, status=status.HTTP_201_CREATED, headers={"Location": self.detail_url(key)}
+        )
+
+    def perform_destroy(self, instance):
+        services.sshkey_delete(key=instance, user=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your instances (deleted ones are left out)", tags=["instances"]),
+    retrieve=extend_schema(
+        summary="One instance",
+        description="Deleted instances stay readable, so a client polling a delete sees `deleted`.",
+        tags=["instances"],
+        examples=[
+            OpenApiExample(
+                "running",
+                value={**EXAMPLE_INSTANCE, "state": "running", "power_state": "running", "private_ip": "10.0.0.12"},
+            )
+        ],
+    ),
+)
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    queryset = Instance.objects.select_related("flavor", "image").order_by("-created_at", "id")
+    serializer_class = s.InstanceSerializer
+    filterset_class = InstanceFilter
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":
+            queryset = queryset.live()
+        return queryset
+
+    def filter_queryset(self, queryset):
+        # Only the list is filtered; an instance named in the URL is found whatever the query string says.
+        return super().filter_queryset(queryset) if self.action in ("list", None) else queryset
+
+    def accepted(self, instance: Instance) -> Response:
+        return Response(
+            s.InstanceSerializer(instance).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": self.detail_url(instance)},
+        )
+
+    @extend_schema(
+        summary="Launch an instance",
+        description="Checks quota and capacity at once, then builds in the background: the answer is the new "
+        "instance in `pending`; poll it until `running`.",
+        tags=["instances"],
+        request=s.InstanceCreateSerializer,
+        responses={202: ACCEPTED},
+        examples=[
+            OpenApiExample(
+                "launch",
+                request_only=True,
+                value={
+                    "name": "web-1",
+                    "flavor": EXAMPLE_INSTANCE["flavor"],
+                    "image": EXAMPLE_INSTANCE["image"],
+                    "ssh_keys": ["3c9d2b1a-0f8e-4d7c-b6a5-948372615a0b"],
+                },
+            )
+        ],
+    )
+    def create(self, request):
+        data = self.validated(s.InstanceCreateSerializer, request.data)
+        instance = services.instance_launch(
+            tenant=request.tenant,
+            user=request.user,
+            name=data["name"],
+            flavor=data["flavor"],
+            image=data["image"],
+            keys=data["ssh_keys"],
+        )
+        return self.accepted(instance)
+
+    @extend_schema(
+        summary="Rename an instance",
+        description="Changes the display name only; the guest's hostname was set at build.",
+        tags=["instances"],
+        request=s.InstanceUpdateSerializer,
+        responses={200: s.InstanceSerializer},
+    )
+    def partial_update(self, request, pk=None):
+        instance = self.get_object()
+        data = self.validated(s.InstanceUpdateSerializer, request.data)
+        instance = services.instance_rename(instance=instance, user=request.user, name=data["name"])
+        return Response(s.InstanceSerializer(instance).data)
+
+    @extend_schema(
+        summary="Delete an instance",
+        description="Billing stops at once; the machine and its disk are destroyed in the background. The answer "
+        "is the instance in `deleting`; it reaches `deleted`.",
+        tags=["instances"],
+        responses={202: ACCEPTED},
+    )
+    def destroy(self, request, pk=None):
+        instance = services.instance_delete(instance=self.get_object(), user=request.user)
+        return self.accepted(instance)
+
+    @extend_schema(
+        summary="Start, stop, reboot or resize an instance",
+        description="`start` needs a stopped instance, `stop` and `reboot` a running one, `resize` a stopped one "
+        "(the disk never shrinks). An instance in a transitional state refuses every action with 409.",
+        tags=["instances"],
+        request=s.InstanceActionSerializer,
+        responses={202: ACCEPTED},
+        examples=[
+            OpenApiExample("stop", request_only=True, value={"type": "stop"}),
+            OpenApiExample("resize", request_only=True, value={"type": "resize", "flavor": EXAMPLE_INSTANCE["flavor"]}),
+        ],
+    )
+    @action(detail=True, methods=["post"], url_path="actions")
+    def actions(self, request, pk=None):
+        instance = self.get_object()
+        data = self.validated(s.InstanceActionSerializer, request.data)
+        kind = data["type"]
+        if kind == "start":
+            instance = services.instance_start(instance=instance, user=request.user)
+        elif kind == "stop":
+            instance = services.instance_stop(instance=instance, user=request.user)
+        elif kind == "reboot":
+            instance = services.instance_reboot(instance=instance, user=request.user)
+        else:
+            instance = services.instance_resize(instance=instance, user=request.user, flavor=data["flavor"])
+        return self.accepted(instance)
+
+    @extend_schema(
+        summary="An instance's event log, newest first",
+        description="One row per request and per outcome (who, what, when, result, message).",
+        tags=["instances"],
+        responses={200: s.InstanceEventSerializer(many=True)},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="events", filterset_class=None)
+    def events(self, request, pk=None):
+        instance = self.get_object()
+        page = self.paginate_queryset(selectors.instance_events(instance=instance))
+        return self.get_paginated_response(s.InstanceEventSerializer(page, many=True).data)
+
+
+class QuotasView(TenantApiView):
+    """The most your organisation may hold at once, and what it holds now."""
+
+    serializer_class = QuotasSerializer
+
+    @extend_schema(
+        operation_id="quotas_retrieve",
+        summary="Quota limits and current usage",
+        tags=["tenant"],
+        examples=[
+            OpenApiExample(
+                "quotas",
+                value={
+                    "instances": {"limit": 10, "used": 3, "free": 7, "percent": 30},
+                    "vcpus": {"limit": 32, "used": 6, "free": 26, "percent": 18},
+                    "ram_mib": {"limit": 65536, "used": 12288, "free": 53248, "percent": 18},
+                    "volume_gb": {"limit": 1000, "used": 0, "free": 1000, "percent": 0},
+                    "public_ips": {"limit": 5, "used": 0, "free": 5, "percent": 0},
+                },
+            )
+        ],
+    )
+    def get(self, request):
+        return Response(QuotasSerializer(selectors.quota_usage(tenant=request.tenant)).data)
