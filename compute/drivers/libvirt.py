@@ -1,0 +1,607 @@
+"""The real hypervisor: QEMU domains through libvirt (libvirt-python, the optional `libvirt` extra).
+
+Each instance is one persistent domain named `hangar-<uuid>` (the uuid is the instance's), with:
+- a qcow2 overlay disk on the image's base disk (or a blank qcow2 disk for a kernel-only image), created and grown by
+  libvirt's storage API in the host's `hangar` pool (libvirt runs `qemu-img create -f qcow2 -b base -F raw` and
+  `qemu-img resize` on the host, so the same code works for qemu:///system and qemu+ssh://host/system);
+- direct kernel boot when the image names a kernel (+ initrd, cmdline);
+- a serial console logged (by virtlogd) to `<uuid>.console.log` in the same pool, which is how the portal reads it
+  back, locally or remotely;
+- ACPI, and a NIC on a libvirt network the host has (else user-mode networking).
+
+Connections are opened once per host URI and process and reused; a connection that broke (libvirtd restarted) is
+dropped and reopened on the next call. libvirt errors are classified: connection trouble and timeouts are
+transient (the task retries), the rest permanent (the instance goes to `error`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+import libvirt
+from django.conf import settings
+
+from compute.drivers.base import (
+    ComputeDriver,
+    DomainInfo,
+    DomainNotFound,
+    DomainSpec,
+    DriverError,
+    HostCapacity,
+    PermanentDriverError,
+    PowerState,
+    TransientDriverError,
+)
+
+logger = logging.getLogger(__name__)
+
+DOMAIN_PREFIX = "hangar-"
+POOL_NAME = "hangar"
+METADATA_NAMESPACE = "https://hangar.invalid/xmlns/libvirt/1"
+GIB = 1024**3
+CONSOLE_TAIL_BYTES = 64 * 1024
+ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+STATE_MAP = {
+    libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,  # running, waiting on I/O
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.STOPPING,  # being shut down
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
+}
+
+# The daemon went away, the link broke or something timed out: the same call may well succeed later.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        libvirt.VIR_ERR_SYSTEM_ERROR,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_INVALID_CONN,
+        libvirt.VIR_ERR_OPERATION_TIMEOUT,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+        libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+        libvirt.VIR_ERR_RESOURCE_BUSY,
+        libvirt.VIR_ERR_OPERATION_ABORTED,
+    }
+)
+TRANSIENT_ERROR_DOMAINS = frozenset({libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE})
+# Internal errors are transient only when they say the connection is gone.
+TRANSIENT_MESSAGES = ("client socket is closed", "connection reset", "broken pipe", "end of file while reading")
+CONNECTION_ERROR_CODES = frozenset(
+    {libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN}
+)
+
+
+def _ignore_libvirt_errors(_context, _error) -> None:
+    """libvirt prints every error to stderr by default; we raise and log them ourselves."""
+
+
+libvirt.registerErrorHandler(_ignore_libvirt_errors, None)
+
+
+def classify(error: libvirt.libvirtError, *, action: str = "") -> DriverError:
+    """Turn a libvirt error into the driver error the task layer understands (transient: retry; permanent: fail)."""
+    code = error.get_error_code()
+    message = f"{action}: {error.get_error_message() or error}" if action else str(error.get_error_message() or error)
+    if code == libvirt.VIR_ERR_NO_DOMAIN:
+        return DomainNotFound(message)
+    if code in TRANSIENT_ERROR_CODES or error.get_error_domain() in TRANSIENT_ERROR_DOMAINS:
+        return TransientDriverError(message)
+    if code == libvirt.VIR_ERR_INTERNAL_ERROR and any(text in message.lower() for text in TRANSIENT_MESSAGES):
+        return TransientDriverError(message)
+    return PermanentDriverError(message)
+
+
+def _is_connection_error(error: libvirt.libvirtError) -> bool:
+    code = error.get_error_code()
+    if code in CONNECTION_ERROR_CODES or error.get_error_domain() in TRANSIENT_ERROR_DOMAINS:
+        return True
+    return code == libvirt.VIR_ERR_INTERNAL_ERROR and "client socket is closed" in str(error).lower()
+
+
+# --- connections ------------------------------------------------------------------------------------------------
+# Keyed by (pid, uri): a connection must not cross a fork (Celery's prefork pool forks after import).
+_connections: dict[tuple[int, str], libvirt.virConnect] = {}
+_connections_lock = threading.Lock()
+
+
+def connection(uri: str) -> libvirt.virConnect:
+    """The open connection to `uri` for this process, opened on first use and reopened if it broke."""
+    key = (os.getpid(), uri)
+    with _connections_lock:
+        conn = _connections.get(key)
+        if conn is not None:
+            try:
+                if conn.isAlive():
+                    return conn
+            except libvirt.libvirtError:
+                pass
+            _drop(key)
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError as error:
+            # Cannot reach the daemon (down, restarting, network): always worth retrying.
+            raise TransientDriverError(f"cannot connect to {uri}: {error.get_error_message() or error}") from error
+        _connections[key] = conn
+        return conn
+
+
+def _drop(key: tuple[int, str]) -> None:
+    conn = _connections.pop(key, None)
+    if conn is not None:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def forget_connection(uri: str) -> None:
+    with _connections_lock:
+        _drop((os.getpid(), uri))
+
+
+def close_connections() -> None:
+    """Close every connection of this process (tests; the in-memory test:/// driver forgets its state then)."""
+    with _connections_lock:
+        for key in list(_connections):
+            _drop(key)
+
+
+def is_local_uri(uri: str) -> bool:
+    """qemu:///system and test:///default are on this machine; qemu+ssh://host/system is not."""
+    parts = urlsplit(uri)
+    return not parts.hostname and "+" not in parts.scheme
+
+
+# --- domain XML -------------------------------------------------------------------------------------------------
+def domain_name(uuid: str) -> str:
+    return f"{DOMAIN_PREFIX}{uuid}"
+
+
+def domain_xml(
+    spec: DomainSpec,
+    *,
+    domain_type: str,
+    disk_path: str,
+    console_path: str,
+    network: str = "",
+    arch: str = "x86_64",
+) -> str:
+    """The persistent definition of one instance's domain. `network` empty → user-mode networking."""
+    domain = ElementTree.Element("domain", type=domain_type)
+    ElementTree.SubElement(domain, "name").text = domain_name(spec.uuid)
+    ElementTree.SubElement(domain, "uuid").text = spec.uuid
+    ElementTree.SubElement(domain, "title").text = spec.name
+    metadata = ElementTree.SubElement(domain, "metadata")
+    instance = ElementTree.SubElement(metadata, "hangar:instance", {"xmlns:hangar": METADATA_NAMESPACE})
+    ElementTree.SubElement(instance, "hangar:name").text = spec.name
+    for key, value in sorted(spec.metadata.items()):
+        ElementTree.SubElement(instance, "hangar:meta", key=str(key)).text = str(value)
+    ElementTree.SubElement(domain, "memory", unit="MiB").text = str(spec.ram_mib)
+    ElementTree.SubElement(domain, "currentMemory", unit="MiB").text = str(spec.ram_mib)
+    ElementTree.SubElement(domain, "vcpu", placement="static").text = str(spec.vcpus)
+
+    os_element = ElementTree.SubElement(domain, "os")
+    ElementTree.SubElement(os_element, "type", arch=arch).text = "hvm"
+    image = spec.image
+    if image.kernel_path:
+        ElementTree.SubElement(os_element, "kernel").text = image.kernel_path
+        if image.initrd_path:
+            ElementTree.SubElement(os_element, "initrd").text = image.initrd_path
+        cmdline = image.kernel_cmdline or "console=ttyS0"
+        ElementTree.SubElement(os_element, "cmdline").text = cmdline
+    else:
+        ElementTree.SubElement(os_element, "boot", dev="hd")
+    features = ElementTree.SubElement(domain, "features")
+    ElementTree.SubElement(features, "acpi")
+    ElementTree.SubElement(features, "apic")
+    # A guest that powers itself off stays off (our stop); one that crashes is left for the reconciler to see.
+    ElementTree.SubElement(domain, "on_poweroff").text = "destroy"
+    ElementTree.SubElement(domain, "on_reboot").text = "restart"
+    ElementTree.SubElement(domain, "on_crash").text = "destroy"
+
+    devices = ElementTree.SubElement(domain, "devices")
+    disk = ElementTree.SubElement(devices, "disk", type="file", device="disk")
+    ElementTree.SubElement(disk, "driver", name="qemu", type="qcow2")
+    ElementTree.SubElement(disk, "source", file=disk_path)
+    ElementTree.SubElement(disk, "target", dev="vda", bus="virtio")
+    if network:
+        interface = ElementTree.SubElement(devices, "interface", type="network")
+        ElementTree.SubElement(interface, "source", network=network)
+    else:
+        interface = ElementTree.SubElement(devices, "interface", type="user")
+    ElementTree.SubElement(interface, "model", type="virtio")
+    # A pty serial port (so `virsh console` works) whose output virtlogd also writes to a file we can read back.
+    serial = ElementTree.SubElement(devices, "serial", type="pty")
+    ElementTree.SubElement(serial, "log", file=console_path, append="on")
+    ElementTree.SubElement(serial, "target", port="0")
+    console = ElementTree.SubElement(devices, "console", type="pty")
+    ElementTree.SubElement(console, "target", type="serial", port="0")
+    ElementTree.indent(domain)
+    return ElementTree.tostring(domain, encoding="unicode")
+
+
+def disk_volume_xml(*, name: str, capacity_gib: int, base_path: str = "", base_format: str = "raw") -> str:
+    volume = ElementTree.Element("volume")
+    ElementTree.SubElement(volume, "name").text = name
+    ElementTree.SubElement(volume, "capacity", unit="G").text = str(capacity_gib)
+    target = ElementTree.SubElement(volume, "target")
+    ElementTree.SubElement(target, "format", type="qcow2")
+    if base_path:
+        backing = ElementTree.SubElement(volume, "backingStore")
+        ElementTree.SubElement(backing, "path").text = base_path
+        ElementTree.SubElement(backing, "format", type=base_format)
+    return ElementTree.tostring(volume, encoding="unicode")
+
+
+def pool_xml(*, path: str) -> str:
+    pool = ElementTree.Element("pool", type="dir")
+    ElementTree.SubElement(pool, "name").text = POOL_NAME
+    target = ElementTree.SubElement(pool, "target")
+    ElementTree.SubElement(target, "path").text = path
+    return ElementTree.tostring(pool, encoding="unicode")
+
+
+def power_state(libvirt_state: int) -> PowerState:
+    return STATE_MAP.get(libvirt_state, PowerState.NOSTATE)
+
+
+T = TypeVar("T")
+
+
+class LibvirtDriver(ComputeDriver):
+    """A QEMU/KVM host reached through libvirt at host.uri (qemu:///system, qemu+ssh://user@host/system)."""
+
+    name = "libvirt"
+    poll_interval = 0.25
+    # A guest can miss one ACPI event (still booting, acpid not up yet): ask again this often until the timeout.
+    shutdown_retry_interval = 5.0
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        self.uri = host.uri or "qemu:///system"
+        self.shutdown_timeout = float(settings.LIBVIRT_SHUTDOWN_TIMEOUT)
+
+    # --- plumbing -------------------------------------------------------------------------------------------------
+    def _call(self, action: str, operation: Callable[[libvirt.virConnect], T]) -> T:
+        """Run `operation` on this host's connection; a broken connection is reopened and the call tried once more.
+
+        Every operation is idempotent (it looks before it acts), so running it again after a dropped link is safe.
+        """
+        for attempt in (1, 2):
+            conn = connection(self.uri)
+            try:
+                return operation(conn)
+            except libvirt.libvirtError as error:
+                if _is_connection_error(error):
+                    forget_connection(self.uri)
+                    if attempt == 1:
+                        logger.info("libvirt connection to %s broke during %s; reconnecting", self.uri, action)
+                        continue
+                raise classify(error, action=action) from error
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
+        try:
+            return conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def _require(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
+        domain = self._lookup(conn, uuid)
+        if domain is None:
+            raise DomainNotFound(f"host {self.host} has no domain {uuid}")
+        return domain
+
+    def _domain_type(self, conn: libvirt.virConnect) -> str:
+        # libvirt's in-process test driver only knows its own domain type.
+        return "test" if conn.getType().lower() == "test" else settings.LIBVIRT_DOMAIN_TYPE
+
+    def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
+        """The `hangar` storage pool; defined (under HANGAR_IMAGE_DIR/instances), built and started if missing."""
+        try:
+            pool = conn.storagePoolLookupByName(POOL_NAME)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise
+            path = str(settings.HANGAR_IMAGE_DIR / "instances")
+            try:
+                pool = conn.storagePoolDefineXML(pool_xml(path=path), 0)
+            except libvirt.libvirtError:
+                # Another worker defined it a moment ago.
+                pool = conn.storagePoolLookupByName(POOL_NAME)
+            else:
+                pool.setAutostart(1)
+                pool.build(0)  # mkdir -p on the host
+        if not pool.isActive():
+            try:
+                pool.create(0)
+            except libvirt.libvirtError:
+                if not pool.isActive():
+                    raise
+        return pool
+
+    @staticmethod
+    def _volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
+        try:
+            return pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as error:
+            if error.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise
+
+    def _network(self, conn: libvirt.virConnect) -> str:
+        """A running libvirt network of the host ("default" if it runs), or "" for user-mode networking."""
+        names = sorted(network.name() for network in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE))
+        if "default" in names:
+            return "default"
+        return names[0] if names else ""
+
+    def _check_image(self, spec: DomainSpec) -> None:
+        """On a local host, a missing image file is a permanent error before anything is created."""
+        if not is_local_uri(self.uri) or self.uri.startswith("test:"):
+            return
+        for label, path in (
+            ("base disk", spec.image.disk_path),
+            ("kernel", spec.image.kernel_path),
+            ("initrd", spec.image.initrd_path),
+        ):
+            if path and not os.path.isfile(path):
+                raise PermanentDriverError(f"image {label} {path} does not exist on host {self.host}")
+        if not spec.image.disk_path and not spec.image.kernel_path:
+            raise PermanentDriverError("the image names neither a base disk nor a kernel")
+
+    @staticmethod
+    def _private_ip(domain: libvirt.virDomain) -> str:
+        try:
+            addresses = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+        except libvirt.libvirtError:
+            return ""
+        for interface in (addresses or {}).values():
+            for address in interface.get("addrs") or []:
+                if address.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                    return address.get("addr", "")
+        return ""
+
+    def _info(self, domain: libvirt.virDomain) -> DomainInfo:
+        state = power_state(domain.state()[0])
+        private_ip = self._private_ip(domain) if state == PowerState.RUNNING else ""
+        return DomainInfo(uuid=domain.UUIDString(), state=state, private_ip=private_ip)
+
+    def _wait_off(self, domain: libvirt.virDomain, *, timeout: float) -> bool:
+        """Ask for an ACPI shutdown (again every shutdown_retry_interval) until the domain is off or time is up."""
+        deadline = time.monotonic() + timeout
+        next_request = 0.0
+        while domain.isActive():
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            if now >= next_request:
+                try:
+                    domain.shutdown()
+                except libvirt.libvirtError as error:
+                    # It went off between isActive() and shutdown().
+                    if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                        raise
+                next_request = now + self.shutdown_retry_interval
+            time.sleep(self.poll_interval)
+        return True
+
+    @staticmethod
+    def _power_off(domain: libvirt.virDomain) -> None:
+        try:
+            domain.destroy()
+        except libvirt.libvirtError as error:
+            if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # already off
+                raise
+
+    # --- the interface --------------------------------------------------------------------------------------------
+    def host_capacity(self) -> HostCapacity:
+        """CPUs and memory as libvirt reports them; disk from the pool (else what the operator entered).
+
+        What is *used* is our own accounting (the scheduler counts instances), since the test driver reports no
+        free memory and a shared host's free memory says little about what Hangar may place there.
+        """
+
+        def operation(conn):
+            info = conn.getInfo()
+            ram_mib = int(info[1]) or self.host.ram_mib
+            vcpus = int(info[2]) or self.host.vcpus
+            try:
+                disk_gib = int(self._pool(conn).info()[1] // GIB) or self.host.disk_gib
+            except libvirt.libvirtError:
+                disk_gib = self.host.disk_gib
+            return HostCapacity(vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib)
+
+        return self._call("host capacity", operation)
+
+    def list_domains(self) -> list[DomainInfo]:
+        def operation(conn):
+            return [self._info(domain) for domain in conn.listAllDomains(0) if domain.name().startswith(DOMAIN_PREFIX)]
+
+        return self._call("list domains", operation)
+
+    def create(self, spec: DomainSpec) -> DomainInfo:
+        def operation(conn):
+            domain = self._lookup(conn, spec.uuid)
+            if domain is None:
+                self._check_image(spec)
+                pool = self._pool(conn)
+                disk = self._volume(pool, f"{spec.uuid}.qcow2")
+                if disk is None:
+                    disk = pool.createXML(
+                        disk_volume_xml(
+                            name=f"{spec.uuid}.qcow2",
+                            capacity_gib=spec.disk_gib,
+                            base_path=spec.image.disk_path,
+                            base_format=spec.image.disk_format or "raw",
+                        ),
+                        0,
+                    )
+                console_path = os.path.join(os.path.dirname(disk.path()), f"{spec.uuid}.console.log")
+                xml = domain_xml(
+                    spec,
+                    domain_type=self._domain_type(conn),
+                    disk_path=disk.path(),
+                    console_path=console_path,
+                    network=self._network(conn),
+                )
+                domain = conn.defineXML(xml)
+            if not domain.isActive():
+                domain.create()
+            return self._info(domain)
+
+        return self._call("create", operation)
+
+    def start(self, uuid: str) -> DomainInfo:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if not domain.isActive():
+                try:
+                    domain.create()
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # already running
+                        raise
+            return self._info(domain)
+
+        return self._call("start", operation)
+
+    def stop(self, uuid: str, *, force: bool = False) -> DomainInfo:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if domain.isActive() and (force or not self._wait_off(domain, timeout=self.shutdown_timeout)):
+                if not force:
+                    logger.warning("domain %s ignored ACPI shutdown for %ss; powering off", uuid, self.shutdown_timeout)
+                self._power_off(domain)
+            return self._info(domain)
+
+        return self._call("stop", operation)
+
+    def reboot(self, uuid: str) -> DomainInfo:
+        """A soft reboot: ACPI shutdown (powered off after the timeout), then start; ends running in every case."""
+
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if domain.isActive() and not self._wait_off(domain, timeout=self.shutdown_timeout):
+                self._power_off(domain)
+            if not domain.isActive():
+                domain.create()
+            return self._info(domain)
+
+        return self._call("reboot", operation)
+
+    def resize(self, uuid: str, *, vcpus: int, ram_mib: int, disk_gib: int) -> DomainInfo:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if domain.isActive():
+                raise PermanentDriverError(f"domain {uuid} must be stopped to be resized")
+            root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            for tag in ("memory", "currentMemory"):
+                element = root.find(tag)
+                if element is None:
+                    element = ElementTree.SubElement(root, tag)
+                element.set("unit", "MiB")
+                element.text = str(ram_mib)
+            vcpu = root.find("vcpu")
+            if vcpu is None:
+                vcpu = ElementTree.SubElement(root, "vcpu")
+            vcpu.attrib.pop("current", None)
+            vcpu.text = str(vcpus)
+            domain = conn.defineXML(ElementTree.tostring(root, encoding="unicode"))
+            pool = self._pool(conn)
+            disk = self._volume(pool, f"{uuid}.qcow2")
+            if disk is None:
+                raise PermanentDriverError(f"domain {uuid} has no disk {uuid}.qcow2 in pool {POOL_NAME}")
+            wanted = disk_gib * GIB
+            if disk.info()[1] < wanted:  # grow only: shrinking a disk under a file system destroys data
+                disk.resize(wanted, 0)
+            return self._info(domain)
+
+        return self._call("resize", operation)
+
+    def destroy(self, uuid: str) -> None:
+        def operation(conn):
+            domain = self._lookup(conn, uuid)
+            if domain is not None:
+                if domain.isActive():
+                    self._power_off(domain)
+                try:
+                    domain.undefineFlags(
+                        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                    )
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+            pool = self._pool(conn)
+            try:
+                pool.refresh(0)  # the console log was written by virtlogd, not through the pool
+            except libvirt.libvirtError:
+                logger.info("could not refresh pool %s on %s", POOL_NAME, self.uri)
+            for name in (f"{uuid}.qcow2", f"{uuid}.console.log"):
+                volume = self._volume(pool, name)
+                if volume is not None:
+                    try:
+                        volume.delete(0)
+                    except libvirt.libvirtError as error:
+                        if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                            raise
+
+        self._call("destroy", operation)
+
+    def state(self, uuid: str) -> DomainInfo:
+        return self._call("state", lambda conn: self._info(self._require(conn, uuid)))
+
+    def console_output(self, uuid: str, *, lines: int = 100) -> str:
+        """The last `lines` lines of the serial console log ("" if the domain never started or is gone)."""
+
+        def operation(conn):
+            pool = self._pool(conn)
+            name = f"{uuid}.console.log"
+            volume = self._volume(pool, name)
+            if volume is None:
+                pool.refresh(0)
+                volume = self._volume(pool, name)
+            if volume is None:
+                return b""
+            return self._tail(conn, volume)
+
+        data = self._call("console", operation)
+        return _last_lines(data, lines)
+
+    def _tail(self, conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> bytes:
+        path = volume.path()
+        if is_local_uri(self.uri) and os.path.isfile(path):
+            with open(path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - CONSOLE_TAIL_BYTES))
+                return handle.read()
+        # Remote host: stream the end of the file through libvirt.
+        size = volume.info()[1]
+        offset = max(0, size - CONSOLE_TAIL_BYTES)
+        stream = conn.newStream(0)
+        chunks: list[bytes] = []
+        volume.download(stream, offset, size - offset, 0)
+        stream.recvAll(lambda _stream, data, _opaque: chunks.append(data), None)
+        stream.finish()
+        return b"".join(chunks)
+
+
+def _last_lines(data: bytes, lines: int) -> str:
+    """Decode console bytes for display: keep text, tabs and newlines; drop other control characters (escapes)."""
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    text = ANSI_ESCAPE.sub("", text)
+    text = "".join(char for char in text if char in "\n\t" or char.isprintable())
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:]) if text.strip() else ""
