@@ -97,7 +97,7 @@ def epoch_sql(vendor: str, column: str) -> str:
     """Seconds since 1970 of a timestamp column (whole seconds: segments are timed to the second)."""
     if vendor == "postgresql":
         return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"  # %% survives the driver's parameter formatting
 
 
 def hours_before_sql(start_epoch: str, instant_epoch: str) -> str:

@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenancy",
+                "billing.context_processors.banners",
             ],
         },
     },
@@ -167,6 +168,10 @@ USE_TZ = True
 BILLING_CURRENCY = env_str("BILLING_CURRENCY", "EUR").upper()
 if len(BILLING_CURRENCY) != 3 or not BILLING_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"BILLING_CURRENCY={BILLING_CURRENCY!r} must be a three-letter ISO 4217 code.")
+# Invoices of a month are finalized this long after it ends (late usage data, operator review).
+BILLING_FINALIZE_GRACE_HOURS = env_int("BILLING_FINALIZE_GRACE_HOURS", 24, minimum=0)
+# A tenant past its credit limit is on hold this long before it is suspended (machines stopped).
+BILLING_SUSPEND_GRACE_HOURS = env_int("BILLING_SUSPEND_GRACE_HOURS", 72, minimum=0)
 
 # --- libvirt hosts (compute/drivers/libvirt.py, docs/hypervisors.md) -------------------------------------------
 # Images (scripts/build-demo-image writes here) and, in its instances/ folder, the "hangar" storage pool that holds
@@ -274,6 +279,10 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
+    "billing-meter": {"task": "billing.tasks.meter", "schedule": 300.0},
+    "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
+    "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
+    "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
 }
 
 # --- REST API --------------------------------------------------------------------------------------------------

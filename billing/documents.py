@@ -1,0 +1,77 @@
+"""Invoice documents: the PDF (WeasyPrint, from the template the HTML view shows) and the CSV of the lines."""
+
+import csv
+import io
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from billing.models import Invoice
+
+CSV_HEADER = [
+    "invoice",
+    "period",
+    "resource_type",
+    "resource_id",
+    "resource",
+    "plan",
+    "quantity",
+    "from",
+    "to",
+    "hours",
+    "hourly_rate",
+    "monthly_price",
+    "amount",
+    "currency",
+]
+
+
+def invoice_context(*, invoice: Invoice) -> dict:
+    return {
+        "invoice": invoice,
+        "lines": list(invoice.lines.all()),
+        "credit_notes": list(invoice.credit_notes.all()),
+        "currency": invoice.currency,
+    }
+
+
+def invoice_pdf(*, invoice: Invoice) -> bytes:
+    from weasyprint import CSS, HTML
+
+    html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice=invoice))
+    stylesheet = CSS(filename=str(settings.BASE_DIR / "static" / "css" / "invoice.css"))
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet])
+
+
+def invoice_csv(*, invoice: Invoice) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    for line in invoice.lines.all():
+        writer.writerow(
+            [
+                invoice.number or "draft",
+                f"{invoice.period_start:%Y-%m}",
+                line.resource_type,
+                line.resource_id,
+                line.resource_name,
+                line.plan_name,
+                line.quantity,
+                line.period_from.isoformat(),
+                line.period_to.isoformat(),
+                line.hours,
+                line.hourly_rate,
+                line.monthly_price,
+                line.amount,
+                invoice.currency,
+            ]
+        )
+    for label, value in (
+        ("subtotal", invoice.subtotal),
+        (f"tax {invoice.tax_rate} %", invoice.tax),
+        ("total", invoice.total),
+    ):
+        writer.writerow(
+            [invoice.number or "draft", f"{invoice.period_start:%Y-%m}", label, *[""] * 9, value, invoice.currency]
+        )
+    return buffer.getvalue()

@@ -1,0 +1,151 @@
+"""The metering job: recomputes month-to-date draft invoices from the billable segments, set-based in SQL.
+
+Charges are a pure function of the segments, so a refresh deletes a draft's lines and inserts them again from one
+INSERT … SELECT: running it twice, late, or concurrently gives the same invoices, and no segment row is ever
+loaded into Python. The arithmetic is billing.pricing's SQL twin of `started_hours()` and `line_cents()`.
+"""
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import BillingAccount, Invoice, InvoiceLine, Segment
+from billing.pricing import (
+    epoch_sql,
+    line_cents_sql,
+    month_bounds,
+    started_hours_sql,
+    tax_cents_sql,
+)
+
+# PostgreSQL advisory-lock namespace of the metering job (the second key is the month as YYYYMM).
+METERING_LOCK = 84021
+
+
+def _uuid_sql(vendor: str) -> str:
+    # Django stores UUIDs on SQLite as 32 hex digits without dashes.
+    return "gen_random_uuid()" if vendor == "postgresql" else "lower(hex(randomblob(16)))"
+
+
+def _tenant_filter(alias: str, tenant_ids: Iterable[UUID] | None, params: dict) -> str:
+    if tenant_ids is None:
+        return ""
+    names = []
+    for index, tenant_id in enumerate(tenant_ids):
+        key = f"tenant_{index}"
+        params[key] = tenant_id.hex if connection.vendor != "postgresql" else tenant_id
+        names.append(f"%({key})s")
+    if not names:
+        return " AND 1 = 0"
+    return f" AND {alias}.tenant_id IN ({', '.join(names)})"
+
+
+def invoices_refresh(
+    *, period_start: date, as_of: datetime | None = None, tenant_ids: Iterable[UUID] | None = None
+) -> int:
+    """Recomputes the draft invoices of one month (all tenants, or `tenant_ids`); returns how many lines exist.
+
+    Drafts are created for tenants with a segment in the month; finalized invoices are never touched.
+    """
+    as_of = (as_of or timezone.now()).replace(microsecond=0)
+    start, end = month_bounds(period_start)
+    vendor = connection.vendor
+    ops = connection.ops
+    tenant_ids = None if tenant_ids is None else [UUID(str(t)) for t in tenant_ids]
+
+    segment = Segment._meta.db_table
+    invoice = Invoice._meta.db_table
+    line = InvoiceLine._meta.db_table
+    account = BillingAccount._meta.db_table
+
+    params = {
+        "period": ops.adapt_datefield_value(period_start),
+        "start": ops.adapt_datetimefield_value(start),
+        "end": ops.adapt_datetimefield_value(end),
+        "as_of_ts": ops.adapt_datetimefield_value(as_of),
+        "start_epoch": int(start.timestamp()),
+        "end_epoch": int(end.timestamp()),
+        "as_of_epoch": int(as_of.timestamp()),
+        "currency": settings.BILLING_CURRENCY,
+        "now": ops.adapt_datetimefield_value(timezone.now()),
+    }
+    segment_scope = _tenant_filter("s", tenant_ids, params)
+    invoice_scope = _tenant_filter(invoice, tenant_ids, params)
+    overlaps = "s.started_at < %(end)s AND (s.ended_at IS NULL OR s.ended_at > %(start)s)"
+    drafts = f"{invoice}.period_start = %(period)s AND {invoice}.status = 'draft'{invoice_scope}"
+
+    hours = started_hours_sql(
+        start=epoch_sql(vendor, "s.started_at"),
+        end=f"(CASE WHEN s.ended_at IS NULL THEN NULL ELSE {epoch_sql(vendor, 's.ended_at')} END)",
+        period_start="%(start_epoch)s",
+        period_end="%(end_epoch)s",
+        as_of="%(as_of_epoch)s",
+    )
+    amount = line_cents_sql(hours="q.hours", hourly_rate_units="q.rate_units", monthly_price_units="q.price_units")
+    period_to = (
+        "CASE WHEN s.ended_at IS NOT NULL AND s.ended_at < %(as_of_ts)s THEN s.ended_at "
+        "WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
+    )
+    statements = [
+        # New drafts for tenants that started using something this month.
+        f"""
+        INSERT INTO {invoice} (id, tenant_id, period_start, status, number, currency, subtotal_cents, tax_rate,
+                               tax_cents, total_cents, bill_to_name, bill_to_address, bill_to_vat_id, created_at,
+                               pdf, csv)
+        SELECT {_uuid_sql(vendor)}, t.tenant_id, %(period)s, 'draft', NULL, %(currency)s, 0, 0, 0, 0, '', '', '',
+               %(now)s, '', ''
+        FROM (SELECT DISTINCT s.tenant_id FROM {segment} s WHERE {overlaps}{segment_scope}) t
+        WHERE NOT EXISTS (SELECT 1 FROM {invoice} i WHERE i.tenant_id = t.tenant_id AND i.period_start = %(period)s)
+        ON CONFLICT (tenant_id, period_start) DO NOTHING
+        """,
+        # Locks every draft of the month (finalizing waits for us, and we skip what it finalized first).
+        f"UPDATE {invoice} SET metered_at = %(now)s WHERE {drafts}",
+        f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
+        f"""
+        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
+                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
+        SELECT q.invoice_id, q.segment_id, q.resource_type, q.resource_id, q.resource_name, q.plan_name, q.quantity,
+               q.period_from, q.period_to, q.hours, q.hourly_rate, q.monthly_price, {amount}
+        FROM (
+            SELECT {invoice}.id AS invoice_id, s.id AS segment_id, s.resource_type, s.resource_id, s.resource_name,
+                   s.plan_name, s.quantity, s.hourly_rate, s.monthly_price,
+                   s.hourly_rate_units AS rate_units, s.monthly_price_units AS price_units,
+                   CASE WHEN s.started_at > %(start)s THEN s.started_at ELSE %(start)s END AS period_from,
+                   {period_to} AS period_to,
+                   {hours} AS hours
+            FROM {segment} s
+            JOIN {invoice} ON {invoice}.tenant_id = s.tenant_id
+            WHERE {drafts} AND {overlaps}
+        ) q
+        WHERE q.hours > 0
+        """,
+        f"""
+        UPDATE {invoice} SET
+            subtotal_cents = COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = {invoice}.id), 0),
+            tax_rate = COALESCE((SELECT a.tax_rate FROM {account} a WHERE a.tenant_id = {invoice}.tenant_id), 0)
+        WHERE {drafts}
+        """,
+        f"""
+        UPDATE {invoice} SET
+            tax_cents = {tax_cents_sql(subtotal_cents="subtotal_cents", tax_rate_percent="tax_rate")},
+            total_cents = subtotal_cents + {tax_cents_sql(subtotal_cents="subtotal_cents", tax_rate_percent="tax_rate")}
+        WHERE {drafts}
+        """,
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if vendor == "postgresql":
+            # Two refreshes of the same month queue up instead of deadlocking on each other's draft rows.
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [METERING_LOCK, period_start.year * 100 + period_start.month]
+            )
+        for statement in statements:
+            cursor.execute(statement, params)
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
+            params,
+        )
+        return cursor.fetchone()[0]

@@ -1,0 +1,197 @@
+"""Reads for the billing dashboard, the API and the periodic checks; every one takes `tenant=`."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from billing.models import (
+    AccountEvent,
+    BillingAccount,
+    Budget,
+    BudgetAlert,
+    CreditEntry,
+    Invoice,
+    ResourceType,
+    Segment,
+)
+from billing.pricing import cents_to_decimal, line_cents, month_bounds, month_start, started_hours
+from tenants.models import Tenant
+
+
+@dataclass
+class ResourceUsage:
+    """One resource's month-to-date hours and cost (all its segments in the month)."""
+
+    resource_type: str
+    resource_id: str
+    resource_name: str
+    plans: list[str] = field(default_factory=list)
+    hours: int = 0
+    cost_cents: int = 0
+    forecast_cents: int = 0
+    running: bool = False
+
+    @property
+    def cost(self) -> Decimal:
+        return cents_to_decimal(self.cost_cents)
+
+    @property
+    def forecast(self) -> Decimal:
+        return cents_to_decimal(self.forecast_cents)
+
+    @property
+    def type_label(self) -> str:
+        return ResourceType(self.resource_type).label
+
+
+@dataclass
+class MonthUsage:
+    """A tenant's spend in one month: month to date, forecast to month end, per resource, per type, per day."""
+
+    period_start: date
+    as_of: datetime
+    cost_cents: int
+    forecast_cents: int
+    resources: list[ResourceUsage]
+    by_type: list[tuple[str, int]]
+    daily_cents: list[tuple[date, int]]
+
+    @property
+    def cost(self) -> Decimal:
+        return cents_to_decimal(self.cost_cents)
+
+    @property
+    def forecast(self) -> Decimal:
+        return cents_to_decimal(self.forecast_cents)
+
+    @property
+    def by_type_display(self) -> list[tuple[str, Decimal]]:
+        return [(ResourceType(kind).label, cents_to_decimal(cents)) for kind, cents in self.by_type]
+
+
+def _segment_cents(segment: Segment, start: datetime, end: datetime, as_of: datetime) -> tuple[int, int]:
+    hours = started_hours(
+        start=segment.started_at, end=segment.ended_at, period_start=start, period_end=end, as_of=as_of
+    )
+    return hours, line_cents(
+        hours=hours,
+        hourly_rate_units=segment.hourly_rate_units,
+        monthly_price_units=segment.monthly_price_units,
+    )
+
+
+def tenant_month_usage(
+    *, tenant: Tenant, period_start: date | None = None, as_of: datetime | None = None
+) -> MonthUsage:
+    """Live usage computed from the segments with the metering job's arithmetic (so it matches the draft invoice).
+
+    The forecast assumes every resource running now keeps running to the month's end.
+    """
+    as_of = (as_of or timezone.now()).replace(microsecond=0)
+    period_start = period_start or month_start(as_of)
+    start, end = month_bounds(period_start)
+    segments = list(Segment.objects.for_tenant(tenant).overlapping(start, min(end, as_of + timedelta(seconds=1))))
+    resources: dict[str, ResourceUsage] = {}
+    days = []
+    day = start
+    while day < end:
+        days.append(day)
+        day += timedelta(days=1)
+    cumulative = [0] * len(days)
+    for segment in segments:
+        hours, cents = _segment_cents(segment, start, end, as_of)
+        _, forecast = _segment_cents(segment, start, end, end)
+        usage = resources.setdefault(
+            str(segment.resource_id),
+            ResourceUsage(segment.resource_type, str(segment.resource_id), segment.resource_name),
+        )
+        usage.resource_name = segment.resource_name
+        if segment.plan_name and segment.plan_name not in usage.plans:
+            usage.plans.append(segment.plan_name)
+        usage.hours += hours
+        usage.cost_cents += cents
+        usage.forecast_cents += forecast
+        usage.running = usage.running or segment.ended_at is None
+        # The month's cost as of each day's end: the chart shows the differences, so the days add up exactly.
+        for index, day_start in enumerate(days):
+            day_end = min(day_start + timedelta(days=1), as_of)
+            if day_end <= start or day_start > as_of:
+                continue
+            cumulative[index] += _segment_cents(segment, start, end, day_end)[1]
+    daily = []
+    previous = 0
+    for index, day_start in enumerate(days):
+        if day_start > as_of:
+            break
+        daily.append((day_start.date(), cumulative[index] - previous))
+        previous = cumulative[index]
+    by_type: dict[str, int] = defaultdict(int)
+    for usage in resources.values():
+        by_type[usage.resource_type] += usage.cost_cents
+    ordered = sorted(resources.values(), key=lambda u: (-u.cost_cents, u.resource_name))
+    return MonthUsage(
+        period_start=period_start,
+        as_of=as_of,
+        cost_cents=sum(u.cost_cents for u in ordered),
+        forecast_cents=sum(u.forecast_cents for u in ordered),
+        resources=ordered,
+        by_type=sorted(by_type.items(), key=lambda item: -item[1]),
+        daily_cents=daily,
+    )
+
+
+def credit_balance_cents(*, tenant: Tenant) -> int:
+    return CreditEntry.objects.for_tenant(tenant).aggregate(total=Sum("amount_cents"))["total"] or 0
+
+
+def credit_balance(*, tenant: Tenant) -> Decimal:
+    return cents_to_decimal(credit_balance_cents(tenant=tenant))
+
+
+def unbilled_cents(*, tenant: Tenant) -> int:
+    """Spend not yet on a finalized invoice: the totals of the tenant's draft invoices (refreshed by metering)."""
+    drafts = Invoice.objects.for_tenant(tenant).filter(status=Invoice.Status.DRAFT)
+    return drafts.aggregate(total=Sum("total_cents"))["total"] or 0
+
+
+def credit_entries(*, tenant: Tenant) -> QuerySet[CreditEntry]:
+    return CreditEntry.objects.for_tenant(tenant).select_related("invoice", "credit_note", "created_by")
+
+
+def tenant_invoices(*, tenant: Tenant) -> QuerySet[Invoice]:
+    return Invoice.objects.for_tenant(tenant).order_by("-period_start")
+
+
+def account_events(*, tenant: Tenant) -> QuerySet[AccountEvent]:
+    return AccountEvent.objects.for_tenant(tenant).select_related("actor")
+
+
+def billing_account(*, tenant: Tenant) -> BillingAccount:
+    """The tenant's billing account, or an unsaved default one (nothing is written on read)."""
+    try:
+        return tenant.billing_account
+    except BillingAccount.DoesNotExist:
+        return BillingAccount(tenant=tenant)
+
+
+def tenant_budget(*, tenant: Tenant) -> Budget | None:
+    return Budget.objects.filter(tenant=tenant).first()
+
+
+def budget_alerts(*, tenant: Tenant, period_start: date) -> QuerySet[BudgetAlert]:
+    return BudgetAlert.objects.for_tenant(tenant).filter(period_start=period_start).order_by("-threshold", "basis")
+
+
+def billing_contacts(*, tenant: Tenant) -> list[str]:
+    """E-mail addresses of the owners and billing members: they receive every billing notice."""
+    from tenants.models import Membership
+    from tenants.roles import Role
+
+    memberships = Membership.objects.for_tenant(tenant).filter(
+        Q(role=Role.OWNER) | Q(role=Role.BILLING), user__is_active=True
+    )
+    return sorted(memberships.values_list("user__email", flat=True))
