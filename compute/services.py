@@ -558,3 +558,67 @@ def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str) -> SSHKey
 def sshkey_delete(*, key: SSHKey, user) -> None:
     """Removes the key from the tenant; instances keep the copy they were launched with."""
     SSHKey.objects.filter(pk=key.pk).delete()
+
+
+# --- reconciliation (called by compute.reconciler) ---------------------------------------------------------------
+
+
+def instance_task_requeue(*, instance_id: str, seen_enqueued_at, reason: str) -> bool:
+    """Sends work that shows no progress to the workers again; False if someone else already did (or it moved on)."""
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if not locked.is_transitional or not locked.task or locked.task_enqueued_at != seen_enqueued_at:
+            return False
+        now = timezone.now()
+        locked.task_enqueued_at = now
+        locked.task_progress_at = None
+        locked.task_requeues += 1
+        locked.save(update_fields=["task_enqueued_at", "task_progress_at", "task_requeues", "updated_at"])
+        _event(locked, EventAction.RECONCILE, EventResult.REQUESTED, message=reason, at=now)
+        instance_id, task = str(locked.pk), locked.task
+        transaction.on_commit(lambda: _dispatch(instance_id, task))
+    return True
+
+
+def instance_task_overdue(*, instance_id: str, now) -> Instance | None:
+    """Fails work that is past its deadline, naming what did not finish and for how long it was tried."""
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if not locked.is_transitional or not locked.task or not locked.task_deadline or locked.task_deadline > now:
+            return None
+        minutes = int(TASK_DEADLINES[locked.task].total_seconds() // 60)
+        reason = (
+            f"The {locked.task} did not finish within {minutes} minutes"
+            f" (sent to the workers {locked.task_requeues + 1} time{'s' if locked.task_requeues else ''})."
+        )
+        action = TASK_ACTIONS[locked.task]
+        _fail(locked, reason)
+        _event(locked, action, EventResult.FAILED, message=reason)
+    return locked
+
+
+def instance_domain_vanished(*, instance_id: str, expected_state: str, host_name: str) -> Instance | None:
+    """The host no longer has the machine of a running or stopped instance: it goes to `error`."""
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state != expected_state:
+            return None
+        reason = f"The machine vanished from host {host_name}; it can only be deleted."
+        _fail(locked, reason)
+        _event(locked, EventAction.RECONCILE, EventResult.FAILED, message=reason)
+    return locked
+
+
+def instance_power_synced(*, instance_id: str, expected_state: str, power_state: str) -> Instance | None:
+    """A machine that was powered off (or on) from inside the guest: the instance follows the hypervisor."""
+    new_state = {PowerState.SHUTOFF: InstanceState.STOPPED, PowerState.RUNNING: InstanceState.RUNNING}.get(power_state)
+    with transaction.atomic():
+        locked = _lock(instance_id)
+        if locked.state != expected_state or new_state is None or new_state == locked.state:
+            return None
+        locked.state = new_state
+        locked.power_state = power_state
+        locked.save(update_fields=["state", "power_state", "updated_at"])
+        verb = "powered off" if new_state == InstanceState.STOPPED else "powered on"
+        _event(locked, EventAction.RECONCILE, EventResult.SUCCEEDED, message=f"The machine was {verb} outside Hangar.")
+    return locked

@@ -1,0 +1,142 @@
+"""The worker side of an instance's lifecycle: claim the work, drive the hypervisor, report the outcome.
+
+Called by the thin Celery tasks in compute/tasks.py. Every step is safe to repeat: the claim is a conditional
+UPDATE (a delivery for work that is already done finds nothing to claim), every driver call is idempotent on the
+instance uuid (a create after a crash adopts the domain the first attempt made), and the recorders in
+compute/services.py ignore outcomes for work the instance is no longer waiting for.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.utils import timezone
+
+from compute import services
+from compute.drivers import driver_for
+from compute.drivers.base import (
+    DomainInfo,
+    DomainNotFound,
+    DomainSpec,
+    PermanentDriverError,
+    PowerState,
+    TransientDriverError,
+)
+from compute.models import TASK_STATES, Instance, InstanceState, InstanceTask
+
+# How long one task run waits for a domain to settle (boot, shut down) before handing over to a retry.
+SETTLE_WAIT = timedelta(seconds=120)
+POLL_INTERVAL = 0.5
+PROGRESS_EVERY = timedelta(seconds=5)
+
+# The power state each task waits for (None: the domain must be gone).
+TARGET_POWER = {
+    InstanceTask.BUILD: PowerState.RUNNING,
+    InstanceTask.START: PowerState.RUNNING,
+    InstanceTask.STOP: PowerState.SHUTOFF,
+    InstanceTask.REBOOT: PowerState.RUNNING,
+    InstanceTask.RESIZE: PowerState.SHUTOFF,
+    InstanceTask.DELETE: None,
+}
+
+
+def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
+    """Claims the instance's pending work with a conditional UPDATE; None means there is nothing to do.
+
+    A build moves pending → building; a build found already `building` (a redelivery after a worker died) is
+    claimed again, which is safe because the driver adopts the domain the first attempt may have made.
+    """
+    in_progress = TASK_STATES[task][0]
+    states = [InstanceState.PENDING, InstanceState.BUILDING] if task == InstanceTask.BUILD else [in_progress]
+    now = timezone.now()
+    claimed = Instance.objects.filter(pk=instance_id, task=task, state__in=states).update(
+        state=in_progress, task_progress_at=now, updated_at=now
+    )
+    if not claimed:
+        return None
+    return Instance.objects.select_related("host", "flavor", "image", "resize_flavor").get(pk=instance_id)
+
+
+def instance_task_progress(*, instance_id: str, task: str) -> None:
+    """Tells the reconciler the work is alive (it only re-enqueues work that shows no progress)."""
+    now = timezone.now()
+    Instance.objects.filter(pk=instance_id, task=task).update(task_progress_at=now)
+
+
+def domain_spec(instance: Instance) -> DomainSpec:
+    return DomainSpec(
+        uuid=str(instance.pk),
+        name=instance.name,
+        vcpus=instance.flavor.vcpus,
+        ram_mib=instance.flavor.ram_mib,
+        disk_gib=instance.flavor.disk_gib,
+        image=instance.image.source,
+        ssh_keys=tuple(key["public_key"] for key in instance.ssh_keys if key.get("public_key")),
+        metadata={"tenant": str(instance.tenant_id), "hostname": instance.name},
+    )
+
+
+def _wait_until(driver, *, instance_id: str, task: str, info: DomainInfo, target: str) -> DomainInfo:
+    """Polls the domain until it reaches `target`; a boot slower than SETTLE_WAIT becomes a transient error."""
+    started = last_progress = timezone.now()
+    while info.state != target:
+        if info.state == PowerState.CRASHED:
+            raise PermanentDriverError(f"The machine crashed while waiting to become {target}.")
+        now = timezone.now()
+        if now - started > SETTLE_WAIT:
+            raise TransientDriverError(f"Still {info.state} after {int(SETTLE_WAIT.total_seconds())} s.")
+        if now - last_progress >= PROGRESS_EVERY:
+            instance_task_progress(instance_id=instance_id, task=task)
+            last_progress = now
+        time.sleep(POLL_INTERVAL)
+        info = driver.state(info.uuid)
+    return info
+
+
+def _drive(instance: Instance, task: str) -> DomainInfo | None:
+    driver = driver_for(instance.host)
+    uuid = str(instance.pk)
+    if task == InstanceTask.BUILD:
+        info = driver.create(domain_spec(instance))
+    elif task == InstanceTask.START:
+        info = driver.start(uuid)
+    elif task == InstanceTask.STOP:
+        info = driver.stop(uuid, force=bool(instance.task_params.get("force")))
+    elif task == InstanceTask.REBOOT:
+        info = driver.reboot(uuid)
+    elif task == InstanceTask.RESIZE:
+        flavor = instance.resize_flavor or instance.flavor
+        info = driver.resize(uuid, vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, disk_gib=flavor.disk_gib)
+    elif task == InstanceTask.DELETE:
+        driver.destroy(uuid)
+        return None
+    else:  # pragma: no cover - TASK_STATES and this function list the same tasks
+        raise ValueError(f"Unknown task {task!r}")
+    return _wait_until(driver, instance_id=uuid, task=task, info=info, target=TARGET_POWER[task])
+
+
+def instance_task_perform(*, instance_id: str, task: str) -> None:
+    """Runs one piece of instance work end to end. TransientDriverError propagates (the task retries it)."""
+    instance = instance_task_claim(instance_id=instance_id, task=task)
+    if instance is None:
+        return  # done already, overtaken by another request, or never ours: a duplicate delivery
+    if instance.host is None:
+        if task == InstanceTask.DELETE:
+            services.instance_action_succeeded(instance_id=instance_id, task=task)
+        else:
+            services.instance_task_failed(instance_id=instance_id, task=task, reason="The instance has no host.")
+        return
+    try:
+        info = _drive(instance, task)
+    except DomainNotFound as error:
+        reason = f"The machine is gone from its host ({error})."
+        services.instance_task_failed(instance_id=instance_id, task=task, reason=reason)
+        return
+    except PermanentDriverError as error:
+        services.instance_task_failed(instance_id=instance_id, task=task, reason=str(error))
+        return
+    if task == InstanceTask.BUILD:
+        services.instance_build_succeeded(instance_id=instance_id, info=info)
+    else:
+        services.instance_action_succeeded(instance_id=instance_id, task=task, info=info)

@@ -1,0 +1,142 @@
+"""The reconciler closes the loop so that nothing stays stuck (beat runs it every minute; operators from the admin).
+
+1. Work past its deadline fails, with a reason in the instance's event log.
+2. Work with no sign of progress for a grace period is re-enqueued: its message was lost (broker down when the
+   transaction committed, worker killed). Re-sending is safe because every task is idempotent.
+3. Each enabled host's domains are compared with the database: the machine of a running or stopped instance
+   that has vanished puts it in `error`; a domain no live instance owns is logged and recorded as an
+   OrphanDomain for operators; a machine powered off or on behind Hangar's back is followed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from compute import services
+from compute.drivers import driver_for
+from compute.drivers.base import DomainNotFound, DriverError, PowerState
+from compute.models import Host, Instance, InstanceState, OrphanDomain
+
+logger = logging.getLogger(__name__)
+
+STABLE_STATES = (InstanceState.RUNNING, InstanceState.STOPPED)
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass did, by instance or domain id (the admin shows it; tests assert on it)."""
+
+    overdue: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
+    power_synced: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    unreachable_hosts: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.overdue)} overdue failed",
+            f"{len(self.requeued)} re-enqueued",
+            f"{len(self.vanished)} vanished",
+            f"{len(self.power_synced)} power state synced",
+            f"{len(self.orphans)} unknown domains",
+        ]
+        if self.unreachable_hosts:
+            parts.append(f"unreachable hosts: {', '.join(self.unreachable_hosts)}")
+        return "; ".join(parts) + "."
+
+
+def fail_overdue(*, now, report: ReconcileReport) -> None:
+    overdue = (
+        Instance.objects.transitional().exclude(task="").filter(task_deadline__lt=now).values_list("pk", flat=True)
+    )
+    for pk in overdue:
+        if services.instance_task_overdue(instance_id=str(pk), now=now) is not None:
+            report.overdue.append(str(pk))
+
+
+def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
+    stale = (
+        Instance.objects.transitional()
+        .exclude(task="")
+        .annotate(last_sign=Coalesce("task_progress_at", "task_enqueued_at"))
+        .filter(Q(last_sign__lt=now - grace) | Q(last_sign__isnull=True))
+        .filter(Q(task_deadline__isnull=True) | Q(task_deadline__gte=now))
+        .values_list("pk", "task_enqueued_at")
+    )
+    for pk, enqueued_at in stale:
+        reason = (
+            f"No sign of progress for {int(grace.total_seconds())} s (lost message or worker stopped); "
+            "sent to the workers again."
+        )
+        if services.instance_task_requeue(instance_id=str(pk), seen_enqueued_at=enqueued_at, reason=reason):
+            report.requeued.append(str(pk))
+
+
+def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
+    # Read the database before the hypervisor: an instance that becomes running after this read cannot be
+    # mistaken for one whose machine vanished, and a domain created after it belongs to an instance read here.
+    known = {str(pk): state for pk, state in Instance.objects.filter(host=host).live().values_list("pk", "state")}
+    driver = driver_for(host)
+    try:
+        domains = {info.uuid: info for info in driver.list_domains()}
+    except DriverError as error:
+        logger.warning("Reconciler: cannot list the domains of host %s: %s", host.name, error)
+        report.unreachable_hosts.append(host.name)
+        return
+    for pk, state in known.items():
+        if state not in STABLE_STATES:
+            continue
+        info = domains.get(pk)
+        if info is None:
+            try:
+                driver.state(pk)  # ask once more: the listing may have raced with a (re)create
+            except DomainNotFound:
+                if services.instance_domain_vanished(instance_id=pk, expected_state=state, host_name=host.name):
+                    logger.warning("Reconciler: the machine of instance %s vanished from host %s.", pk, host.name)
+                    report.vanished.append(pk)
+            except DriverError as error:
+                logger.warning("Reconciler: cannot check domain %s on host %s: %s", pk, host.name, error)
+            continue
+        settled = {InstanceState.RUNNING: PowerState.RUNNING, InstanceState.STOPPED: PowerState.SHUTOFF}[state]
+        if (
+            info.state in (PowerState.RUNNING, PowerState.SHUTOFF)
+            and info.state != settled
+            and services.instance_power_synced(instance_id=pk, expected_state=state, power_state=info.state)
+        ):
+            report.power_synced.append(pk)
+    for uuid, info in domains.items():
+        if uuid in known:
+            continue
+        orphan, created = OrphanDomain.objects.get_or_create(
+            host=host, uuid=uuid, defaults={"power_state": info.state, "first_seen_at": now, "last_seen_at": now}
+        )
+        if not created:
+            OrphanDomain.objects.filter(pk=orphan.pk).update(power_state=info.state, last_seen_at=now, resolved_at=None)
+        if created or orphan.resolved_at is not None:
+            logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, uuid)
+        report.orphans.append(uuid)
+    OrphanDomain.objects.filter(host=host, resolved_at__isnull=True).exclude(uuid__in=list(domains)).update(
+        resolved_at=now
+    )
+
+
+def reconcile(*, grace: timedelta | None = None, now=None) -> ReconcileReport:
+    """One full pass; safe to run concurrently with workers, with itself and at any time."""
+    now = now or timezone.now()
+    grace = grace if grace is not None else timedelta(seconds=settings.COMPUTE_TASK_GRACE_SECONDS)
+    report = ReconcileReport()
+    fail_overdue(now=now, report=report)
+    requeue_lost(now=now, grace=grace, report=report)
+    for host in Host.objects.filter(enabled=True).order_by("name"):
+        compare_host(host, now=now, report=report)
+    if any((report.overdue, report.requeued, report.vanished, report.power_synced, report.unreachable_hosts)):
+        logger.info("Reconciler: %s", report.summary())
+    return report
