@@ -331,7 +331,9 @@ class LibvirtDriver(ComputeDriver):
                 pool.create(0)
             except libvirt.libvirtError:
                 if not pool.isActive():
-                    raise
+                    # Its directory may have gone (a cleaned host): recreate it, then start the pool.
+                    pool.build(0)
+                    pool.create(0)
         return pool
 
     @staticmethod
