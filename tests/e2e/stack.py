@@ -1,0 +1,203 @@
+"""A whole Hangar stack in subprocesses — web (gunicorn), a Celery worker and beat — as `make run` starts it.
+
+Used by tests that must prove work is done by a separate worker process, not inline. The stack gets its own
+var/ folder and its own database: a temporary SQLite file, or a fresh PostgreSQL database when the suite runs on
+PostgreSQL; the broker is the embedded one, or a private Redis database when the suite runs on Redis.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STACK_REDIS_DB = 9
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Response:
+    status_code: int
+    body: bytes
+
+    def json(self):
+        import json
+
+        return json.loads(self.body)
+
+
+class Stack:
+    def __init__(self, var_dir: Path):
+        self.var_dir = var_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        self._pg_database = ""
+        self.env = self._environment()
+
+    def _environment(self) -> dict:
+        from django.conf import settings
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_ALLOW_ASYNC", "PYTEST"))}
+        env.update(
+            HANGAR_VAR_DIR=str(self.var_dir),
+            DEBUG="1",
+            PYTHONUNBUFFERED="1",
+            GUNICORN_BIND=f"127.0.0.1:{self.port}",
+            GUNICORN_WORKERS="2",
+            HANGAR_SIMULATED_BOOT_SECONDS=env.get("HANGAR_SIMULATED_BOOT_SECONDS", "2"),
+        )
+        if settings.DATABASE_IS_SQLITE:
+            env["DATABASE_URL"] = f"sqlite:///{self.var_dir / 'stack.sqlite3'}"
+        else:
+            base = settings.DATABASES["default"]
+            self._pg_database = f"hangar_stack_{uuid.uuid4().hex[:8]}"
+            self._pg_admin(f'CREATE DATABASE "{self._pg_database}"')
+            env["DATABASE_URL"] = (
+                f"postgres://{base['USER'] or 'postgres'}@{base['HOST'] or '127.0.0.1'}:{base['PORT'] or 5432}"
+                f"/{self._pg_database}"
+            )
+        broker = env.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis"):
+            env["CELERY_BROKER_URL"] = broker.rsplit("/", 1)[0] + f"/{STACK_REDIS_DB}"
+            self._redis_flush(env["CELERY_BROKER_URL"])
+        else:
+            env.pop("CELERY_BROKER_URL", None)
+        env["CACHE_URL"] = f"file://{self.var_dir / 'cache'}"
+        return env
+
+    @staticmethod
+    def _pg_admin(statement: str) -> None:
+        import psycopg
+        from django.conf import settings
+
+        base = settings.DATABASES["default"]
+        with psycopg.connect(
+            host=base["HOST"] or "127.0.0.1",
+            port=base["PORT"] or 5432,
+            user=base["USER"] or "postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as connection:
+            connection.execute(statement)
+
+    @staticmethod
+    def _redis_flush(url: str) -> None:
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "python"), "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        log = self.var_dir / f"{name}.log"
+        self.logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self) -> "Stack":
+        self.manage("migrate", "--noinput")
+        self.manage("seed_demo")
+        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py"])
+        self.start_worker()
+        self._spawn(
+            "beat",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.var_dir / "celerybeat-schedule"),
+            ],
+        )
+        self.wait_for(lambda: self.get("/healthz").status_code == 200, what="the web server")
+        return self
+
+    def start_worker(self) -> None:
+        self._spawn(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def get(self, path: str) -> Response:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                return Response(response.status, response.read())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, error.read())
+        except OSError:
+            return Response(599, b"")
+
+    def wait_for(self, predicate, *, what: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({process.returncode}):\n{self.logs[name].read_text()[-3000:]}")
+            time.sleep(0.5)
+        raise TimeoutError(f"waited {timeout:.0f} s for {what}; logs:\n" + self.tail_logs())
+
+    def tail_logs(self) -> str:
+        return "\n".join(f"--- {name}\n{log.read_text()[-2000:]}" for name, log in self.logs.items() if log.exists())
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
+        if self._pg_database:
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self._pg_database}" WITH (FORCE)')
