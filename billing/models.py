@@ -22,6 +22,42 @@ class ResourceType(models.TextChoices):
     IPV4 = "ipv4", "Public IPv4 address"
 
 
+class Price(models.Model):
+    """A dated monthly price of one item: applies to segments opened at or after effective_from."""
+
+    resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
+    # Machines are priced per flavor; volumes (per GiB-month) and public IPv4 addresses have one price each.
+    flavor = models.ForeignKey("compute.Flavor", on_delete=models.PROTECT, null=True, blank=True, related_name="prices")
+    monthly_price = models.DecimalField(max_digits=12, decimal_places=4)
+    effective_from = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["resource_type", "flavor__name", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "flavor", "effective_from"], name="price_unique_item_effective_from"
+            ),
+            models.CheckConstraint(condition=models.Q(monthly_price__gte=0), name="price_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(resource_type=ResourceType.INSTANCE, flavor__isnull=False)
+                | (~models.Q(resource_type=ResourceType.INSTANCE) & models.Q(flavor__isnull=True)),
+                name="price_flavor_only_for_instances",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        item = self.flavor.name if self.flavor_id else self.get_resource_type_display()
+        return f"{item}: {self.monthly_price} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+    @property
+    def hourly_rate(self) -> Decimal:
+        return hourly_rate(self.monthly_price)
+
+
 class SegmentQuerySet(TenantQuerySet):
     def open(self):
         return self.filter(ended_at__isnull=True)

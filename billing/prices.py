@@ -1,9 +1,88 @@
-"""Dated prices: the one way a price changes, and the price that applies at an instant."""
+"""Dated prices: the one way a price changes, and the price that applies at an instant.
 
-from datetime import datetime
+Flavor.monthly_price (shown by the launch and resize forms) is the current price and is only ever written here, in
+the same transaction as the dated Price row, so the two cannot disagree; operators see it read-only.
+"""
+
+from datetime import datetime, timedelta
 from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Price, ResourceType
+from portal.errors import InvalidRequest
+
+# Volumes and public addresses before an operator has priced them.
+DEFAULT_PRICES = {ResourceType.VOLUME: Decimal("0.0500"), ResourceType.IPV4: Decimal("1.0000")}
 
 
 def flavor_price_current(*, flavor, at: datetime) -> Decimal:
-    """The monthly price a machine of `flavor` opened at `at` is billed at."""
-    return Decimal(flavor.monthly_price)
+    """The monthly price a machine of `flavor` opened at `at` is billed at: its latest dated price."""
+    price = (
+        Price.objects.filter(resource_type=ResourceType.INSTANCE, flavor=flavor, effective_from__lte=at)
+        .order_by("-effective_from")
+        .values_list("monthly_price", flat=True)
+        .first()
+    )
+    return Decimal(flavor.monthly_price) if price is None else Decimal(price)
+
+
+def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
+    """The monthly price of one GiB of volume, or of one public IPv4 address, at `at`."""
+    price = (
+        Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
+        .order_by("-effective_from")
+        .values_list("monthly_price", flat=True)
+        .first()
+    )
+    return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
+
+
+def _check_amount(monthly_price: Decimal) -> Decimal:
+    try:
+        amount = Decimal(monthly_price)
+    except (ArithmeticError, TypeError, ValueError):
+        raise InvalidRequest("A price is a decimal amount such as 12.50.") from None
+    if amount < 0 or amount.as_tuple().exponent < -4:
+        raise InvalidRequest("A price is a non-negative amount with at most four decimal places.")
+    return amount
+
+
+def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_from: datetime | None = None) -> Price:
+    """Adds a dated price for a flavor, effective now: machines opened (or resized) from now on pay it."""
+    from compute.models import Flavor
+
+    amount = _check_amount(monthly_price)
+    if amount.as_tuple().exponent < -2:
+        raise InvalidRequest("A flavor's monthly price has at most two decimal places.")
+    now = timezone.now()
+    effective_from = effective_from or now
+    if effective_from < now - timedelta(minutes=5):
+        raise InvalidRequest("Prices cannot be back-dated: history is never edited.")
+    with transaction.atomic():
+        flavor = Flavor.objects.select_for_update().get(pk=flavor.pk)
+        price = Price.objects.create(
+            resource_type=ResourceType.INSTANCE,
+            flavor=flavor,
+            monthly_price=amount,
+            effective_from=effective_from,
+            created_by=actor,
+        )
+        flavor.monthly_price = amount
+        flavor.save(update_fields=["monthly_price"])
+    return price
+
+
+def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None) -> Price:
+    """Adds a dated price per GiB-month of volume or per public IPv4 address-month, effective now."""
+    if resource_type not in DEFAULT_PRICES:
+        raise InvalidRequest("Only volume storage and public IPv4 addresses have a price of their own.")
+    return Price.objects.create(
+        resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor
+    )
+
+
+def currency() -> str:
+    return settings.BILLING_CURRENCY

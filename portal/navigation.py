@@ -21,6 +21,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("Overview", "home", sections=("home",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
+    NavItem("Billing", "billing:overview", Permission.VIEW_BILLING, sections=("billing",)),
     NavItem("API tokens", "api-tokens", Permission.VIEW_RESOURCES, sections=("api-tokens", "api-token-revoke")),
 ]
 

@@ -41,7 +41,7 @@ def test_a_whole_31_day_month_is_capped_at_the_monthly_price(tenant):
     SegmentFactory(tenant=tenant, price="20.00", started_at=at(2026, 2, 20), ended_at=None)
     invoices_refresh(period_start=MARCH, as_of=at(2026, 4, 2))
     line = _invoice(tenant).lines.get()
-    assert line.hours == 744  # 31 × 24, which would be 22.14 uncapped
+    assert line.hours == 744  # 31 x 24, which would be 22.14 uncapped
     assert line.amount == Decimal("20.00")
 
 
@@ -57,7 +57,7 @@ def test_resize_mid_month_gives_two_lines_each_capped_on_its_own(tenant):
     )
     invoices_refresh(period_start=MARCH, as_of=at(2026, 4, 1, 5))
     invoice = _invoice(tenant)
-    # small: 720 h × 0.0297619048 = 21.43 → capped at 20.00; large: 24 h × 0.0595238095 = 1.43
+    # small: 720 h x 0.0297619048 = 21.43 → capped at 20.00; large: 24 h x 0.0595238095 = 1.43
     assert [(line.plan_name, line.hours, line.amount) for line in invoice.lines.order_by("period_from")] == [
         ("small", 720, Decimal("20.00")),
         ("large", 24, Decimal("1.43")),
@@ -92,7 +92,7 @@ def test_tax_is_computed_once_on_the_subtotal(tenant):
         SegmentFactory(tenant=tenant, price="3.36", started_at=at(2026, 3, day, 8), ended_at=at(2026, 3, day, 9))
     invoices_refresh(period_start=MARCH, as_of=at(2026, 3, 20))
     invoice = _invoice(tenant)
-    # Per line 0.01 × 19 % rounds to 0.00 three times; once on the 0.03 subtotal it is 0.0057 → 0.01.
+    # Per line 0.01 x 19 % rounds to 0.00 three times; once on the 0.03 subtotal it is 0.0057 → 0.01.
     assert invoice.subtotal == Decimal("0.03")
     assert invoice.tax == Decimal("0.01")
     assert invoice.total == Decimal("0.04")
