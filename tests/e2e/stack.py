@@ -60,7 +60,6 @@ class Stack:
             PYTHONUNBUFFERED="1",
             GUNICORN_BIND=f"127.0.0.1:{self.port}",
             GUNICORN_WORKERS="2",
-            HANGAR_SIMULATED_BOOT_SECONDS=env.get("HANGAR_SIMULATED_BOOT_SECONDS", "2"),
         )
         if settings.DATABASE_IS_SQLITE:
             env["DATABASE_URL"] = f"sqlite:///{self.var_dir / 'stack.sqlite3'}"
