@@ -9,6 +9,7 @@ instance has already moved on: a duplicate delivery records nothing twice.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -16,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import services as billing
-from compute.drivers.base import DomainInfo, PowerState
+from compute.drivers.base import DomainInfo, DriverError, PowerState
 from compute.models import (
     TASK_DEADLINES,
     TASK_STATES,
@@ -28,6 +29,7 @@ from compute.models import (
     InstanceEvent,
     InstanceState,
     InstanceTask,
+    OrphanDomain,
     SSHKey,
     validate_instance_name,
 )
@@ -622,3 +624,28 @@ def instance_power_synced(*, instance_id: str, expected_state: str, power_state:
         verb = "powered off" if new_state == InstanceState.STOPPED else "powered on"
         _event(locked, EventAction.RECONCILE, EventResult.SUCCEEDED, message=f"The machine was {verb} outside Hangar.")
     return locked
+
+
+def orphan_domain_destroy(*, orphan: OrphanDomain, user) -> None:
+    """Operators: destroys a domain no live instance owns (its disk too) and marks the finding resolved."""
+    from compute.drivers import driver_for
+
+    with transaction.atomic():
+        orphan = OrphanDomain.objects.select_for_update().select_related("host").get(pk=orphan.pk)
+        if Instance.objects.filter(pk=_uuid_or_none(orphan.uuid), host=orphan.host).live().exists():
+            raise Conflict(f"{orphan.uuid} now belongs to a live instance on {orphan.host}; it was left alone.")
+        try:
+            driver_for(orphan.host).destroy(orphan.uuid)
+        except DriverError as error:
+            raise Conflict(f"Host {orphan.host} refused to destroy {orphan.uuid}: {error}") from error
+        orphan.resolved_at = timezone.now()
+        orphan.note = (orphan.note + "\n" if orphan.note else "") + f"Destroyed by {user} at {orphan.resolved_at:%c}."
+        orphan.save(update_fields=["resolved_at", "note"])
+    logger.warning("Orphan domain %s destroyed on host %s by %s.", orphan.uuid, orphan.host, user)
+
+
+def _uuid_or_none(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

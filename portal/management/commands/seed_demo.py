@@ -44,4 +44,6 @@ class Command(BaseCommand):
 
     def seeders(self):
         """Each app's demo seeding, in dependency order."""
-        return []
+        from compute import demo as compute_demo
+
+        return [compute_demo.seed]
