@@ -19,6 +19,14 @@ class NavItem:
 
 NAV_ITEMS: list[NavItem] = [
     NavItem("Overview", "home", sections=("home",)),
+    NavItem(
+        "Instances",
+        "compute:instance-list",
+        Permission.VIEW_RESOURCES,
+        heading="Compute",
+        sections=("instance-list", "instance-launch", "instance-detail", "instance-delete"),
+    ),
+    NavItem("SSH keys", "compute:sshkey-list", Permission.VIEW_RESOURCES, sections=("sshkey-list",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
     NavItem("Billing", "billing:overview", Permission.VIEW_BILLING, sections=("billing",)),

@@ -1,0 +1,137 @@
+"""Dashboard forms for instances and SSH keys: they check shape and ownership; the services decide the rest."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from compute.models import InstanceState, validate_instance_name
+from compute.selectors import flavor_list, image_list, sshkey_list
+from compute.sshkeys import parse_public_key
+from portal.errors import ServiceError
+from tenants.models import Tenant
+
+NAME_HELP = "Letters, digits and hyphens, up to 63 characters; it becomes the machine's hostname."
+
+
+def add_service_error(form: forms.Form, error: ServiceError) -> None:
+    """Puts a service's refusal on the field it names (details["field"]), or on the form as a whole."""
+    field = error.details.get("field")
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+class InstanceNameField(forms.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Name")
+        kwargs.setdefault("help_text", NAME_HELP)
+        super().__init__(max_length=63, validators=[validate_instance_name], **kwargs)
+        self.error_messages["max_length"] = "The name is too long: at most 63 characters."
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        # Browsers check the hostname rule as the user types; the server checks it again.
+        attrs.update(
+            {"pattern": "[A-Za-z0-9]([A-Za-z0-9\\-]{0,61}[A-Za-z0-9])?", "autocomplete": "off", "spellcheck": "false"}
+        )
+        return attrs
+
+
+class LaunchForm(forms.Form):
+    name = InstanceNameField()
+    flavor = forms.ModelChoiceField(
+        queryset=None,
+        label="Size",
+        error_messages={"required": "Choose a size.", "invalid_choice": "That size is not available; pick another."},
+    )
+    image = forms.ModelChoiceField(
+        queryset=None,
+        label="Image",
+        error_messages={"required": "Choose an image.", "invalid_choice": "That image is not available; pick another."},
+    )
+    keys = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        label="SSH keys",
+        error_messages={
+            "invalid_choice": "One of the SSH keys is not one of yours.",
+            "invalid_pk_value": "One of the SSH keys is not one of yours.",
+        },
+    )
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["flavor"].queryset = flavor_list()
+        self.fields["image"].queryset = image_list()
+        self.fields["keys"].queryset = sshkey_list(tenant=tenant)
+
+    def clean(self):
+        cleaned = super().clean()
+        flavor, image = cleaned.get("flavor"), cleaned.get("image")
+        too_small = (
+            flavor is not None
+            and image is not None
+            and (image.min_disk_gib > flavor.disk_gib or image.min_ram_mib > flavor.ram_mib)
+        )
+        if too_small:
+            self.add_error(
+                "flavor",
+                f"{image.name} needs at least {image.min_disk_gib} GiB of disk and {image.min_ram_mib} MiB of RAM; "
+                f"{flavor.name} is too small.",
+            )
+        return cleaned
+
+
+class SSHKeyForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100, help_text="e.g. the laptop it lives on.")
+    public_key = forms.CharField(
+        label="Public key",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "ssh-ed25519 AAAA… you@laptop", "spellcheck": "false"}),
+        help_text="The contents of your .pub file: ed25519 (recommended), ECDSA, or RSA of at least 2048 bits.",
+    )
+
+    def clean_public_key(self) -> str:
+        text = self.cleaned_data["public_key"]
+        try:
+            parse_public_key(text)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages[0]) from None
+        return text
+
+
+class InstanceFilterForm(forms.Form):
+    STATE_CHOICES = [("", "Any state")] + [
+        (value, label) for value, label in InstanceState.choices if value != InstanceState.DELETED
+    ]
+
+    state = forms.ChoiceField(choices=STATE_CHOICES, required=False)
+    name = forms.CharField(
+        label="Name", max_length=63, required=False, widget=forms.TextInput(attrs={"type": "search"})
+    )
+
+
+class RenameForm(forms.Form):
+    name = InstanceNameField(label="New name")
+
+
+class ResizeForm(forms.Form):
+    flavor = forms.ModelChoiceField(
+        queryset=None,
+        label="New size",
+        error_messages={"required": "Choose a size.", "invalid_choice": "That size is not available; pick another."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["flavor"].queryset = flavor_list()
+
+
+class DeleteForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the instance's name to confirm", max_length=200)
+
+    def __init__(self, *args, instance, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"].strip()
+        if typed != self.instance.name:
+            raise forms.ValidationError(f"Type {self.instance.name} exactly to confirm the deletion.")
+        return typed

@@ -1,0 +1,461 @@
+"""The tenant-facing compute pages: launch, instance list and detail, and SSH keys.
+
+Every view reaches data through TenantScopedMixin (another tenant's object is a 404) and changes state only
+through compute.services; a service's refusal is shown as a form error or flash message, never a 500.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.generic import DetailView, FormView, ListView, View
+from django.views.generic.detail import SingleObjectMixin
+
+from billing.pricing import hourly_rate, round_money
+from compute import services
+from compute.forms import (
+    DeleteForm,
+    InstanceFilterForm,
+    LaunchForm,
+    RenameForm,
+    ResizeForm,
+    SSHKeyForm,
+    add_service_error,
+)
+from compute.models import Flavor, Instance, SSHKey
+from compute.selectors import flavor_list, image_list, instance_events, instance_list, quota_usage, sshkey_list
+from portal.errors import ServiceError
+from portal.viewmixins import TenantObjectActionView, safe_next
+from tenants.scoping import TenantScopedMixin
+
+HOURLY_DISPLAY = Decimal("0.0001")  # hourly prices are shown to 4 places; billing keeps 10
+EVENTS_SHOWN = 100
+NEW_KEY_PREFIX = "newkey"
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _hourly(monthly_price: Decimal) -> Decimal:
+    return hourly_rate(monthly_price).quantize(HOURLY_DISPLAY, rounding=ROUND_HALF_UP)
+
+
+def _mib_label(amount: int) -> str:
+    return f"{amount // 1024} GiB" if amount >= 1024 and amount % 1024 == 0 else f"{amount} MiB"
+
+
+def _quota_refusal(*, vcpus: int, ram_mib: int, instances: int, usage: dict) -> str:
+    """Why a size does not fit the tenant's quota headroom ("" if it fits)."""
+    if instances > usage["instances"]["free"]:
+        return f"Your quota of {usage['instances']['limit']} instances is used up."
+    if vcpus > usage["vcpus"]["free"]:
+        return f"Needs {vcpus} vCPUs; {usage['vcpus']['free']} left in your quota."
+    if ram_mib > usage["ram_mib"]["free"]:
+        return f"Needs {_mib_label(ram_mib)} of RAM; {_mib_label(usage['ram_mib']['free'])} left in your quota."
+    return ""
+
+
+def _signed(amount: Decimal) -> str:
+    return f"+{amount}" if amount > 0 else (f"\N{MINUS SIGN}{-amount}" if amount < 0 else "\N{PLUS-MINUS SIGN}0")
+
+
+# --- Launch -----------------------------------------------------------------------------------------------------
+
+
+class LaunchView(TenantScopedMixin, FormView):
+    """The launch form: sizes as cards with prices, images grouped by OS, keys, quota headroom and a live estimate."""
+
+    form_class = LaunchForm
+    template_name = "compute/launch.html"
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "tenant": self.request.tenant}
+
+    def get_initial(self):
+        # A tenant with exactly one key almost always wants it: a machine without a key cannot be logged in to.
+        keys = list(sshkey_list(tenant=self.request.tenant)[:2])
+        return {"keys": [keys[0].pk]} if len(keys) == 1 else {}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context["form"]
+        tenant = self.request.tenant
+        usage = quota_usage(tenant=tenant)
+        selected_flavor = str(form["flavor"].value() or "")
+        flavors = []
+        for flavor in flavor_list():
+            refusal = _quota_refusal(vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, instances=1, usage=usage)
+            flavors.append(
+                {
+                    "flavor": flavor,
+                    "monthly": round_money(flavor.monthly_price),
+                    "hourly": _hourly(flavor.monthly_price),
+                    "refusal": refusal,
+                    "checked": not refusal and str(flavor.pk) == selected_flavor,
+                }
+            )
+        selected_image = str(form["image"].value() or "")
+        images = [{"image": image, "checked": str(image.pk) == selected_image} for image in image_list()]
+        chosen = next((option for option in flavors if option["checked"]), None)
+        context.update(
+            flavors=flavors,
+            images=images,
+            chosen_flavor=chosen,
+            usage=usage,
+            currency=settings.BILLING_CURRENCY,
+            key_picker=_key_picker_context(tenant=tenant, checked=[str(pk) for pk in (form["keys"].value() or [])]),
+            quota_full=usage["instances"]["free"] < 1,
+        )
+        return context
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        try:
+            instance = services.instance_launch(
+                tenant=self.request.tenant,
+                user=self.request.user,
+                name=data["name"],
+                flavor=data["flavor"],
+                image=data["image"],
+                keys=data["keys"],
+            )
+        except ServiceError as error:
+            add_service_error(form, error)
+            return self.render_to_response(self.get_context_data(form=form), status=error.status)
+        messages.success(self.request, f"{instance.name} is being launched; it will be running in a minute.")
+        return redirect("compute:instance-detail", pk=instance.pk)
+
+
+def _new_key_form(data=None) -> SSHKeyForm:
+    # Its fields sit inside the launch form, so they must not make the browser refuse to submit a launch.
+    return SSHKeyForm(data, prefix=NEW_KEY_PREFIX, use_required_attribute=False)
+
+
+def _key_picker_context(*, tenant, checked: list[str], key_form: SSHKeyForm | None = None) -> dict:
+    return {
+        "keys": [{"key": key, "checked": str(key.pk) in checked} for key in sshkey_list(tenant=tenant)],
+        "key_form": key_form or _new_key_form(),
+    }
+
+
+class LaunchKeyAddView(TenantScopedMixin, View):
+    """'Add a key' inside the launch form: with htmx it swaps in the refreshed key picker, new key ticked.
+
+    Without JavaScript the whole launch form arrives here; the key is added and the user is sent back to launch.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        key_form = _new_key_form(request.POST)
+        checked = request.POST.getlist("keys")
+        added = None
+        if key_form.is_valid():
+            try:
+                added = services.sshkey_create(tenant=request.tenant, user=request.user, **key_form.cleaned_data)
+            except ServiceError as error:
+                add_service_error(key_form, error)
+        if not _is_htmx(request):
+            if added is not None:
+                messages.success(request, f"The key {added.name} was added.")
+            else:
+                messages.error(request, _first_error(key_form))
+            return redirect("compute:instance-launch")
+        if added is not None:
+            checked.append(str(added.pk))
+            key_form = _new_key_form()
+        context = _key_picker_context(tenant=request.tenant, checked=checked, key_form=key_form)
+        context["added"] = added
+        context["key_form_open"] = added is None
+        return TemplateResponse(request, "compute/partials/key_picker.html", context)
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        if errors:
+            return str(errors[0])
+    return "The key could not be added."
+
+
+# --- Instances --------------------------------------------------------------------------------------------------
+
+
+class InstanceListView(TenantScopedMixin, ListView):
+    """The tenant's machines; while any on the page is transitional the table polls itself (htmx) for changes."""
+
+    model = Instance
+    template_name = "compute/instance_list.html"
+    context_object_name = "instances"
+    paginate_by = 20
+
+    def get_filter_form(self) -> InstanceFilterForm:
+        if not hasattr(self, "_filter_form"):
+            self._filter_form = InstanceFilterForm(self.request.GET or None)
+        return self._filter_form
+
+    def get_queryset(self):
+        # Scoped by the mixin, then narrowed and ordered like the compute selector does it.
+        super().get_queryset()
+        form = self.get_filter_form()
+        filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+        return instance_list(
+            tenant=self.request.tenant, state=filters.get("state", ""), name=filters.get("name", "").strip()
+        ).select_related("host")
+
+    def get_template_names(self):
+        if _is_htmx(self.request):
+            return ["compute/partials/instance_table.html"]
+        return [self.template_name]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["filter_form"] = self.get_filter_form()
+        context["filtered"] = any(self.request.GET.get(key) for key in ("state", "name"))
+        context["polling"] = any(instance.is_transitional for instance in context["instances"])
+        return context
+
+
+class InstanceDetailView(TenantScopedMixin, DetailView):
+    """Specs, actions, resize and the event log; polls itself (htmx) while the instance is transitional."""
+
+    model = Instance
+    template_name = "compute/instance_detail.html"
+    context_object_name = "instance"
+
+    def get_queryset(self):
+        # Deleted instances stay readable here: their event log is the record of what happened.
+        return super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by")
+
+    def get_template_names(self):
+        if _is_htmx(self.request):
+            return ["compute/partials/instance_live.html"]
+        return [self.template_name]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        instance = self.object
+        events = list(instance_events(instance=instance)[: EVENTS_SHOWN + 1])
+        context.update(
+            events=events[:EVENTS_SHOWN],
+            more_events=len(events) > EVENTS_SHOWN,
+            currency=settings.BILLING_CURRENCY,
+            price={
+                "monthly": round_money(instance.flavor.monthly_price),
+                "hourly": _hourly(instance.flavor.monthly_price),
+            },
+            rename_form=kwargs.get("rename_form") or RenameForm(initial={"name": instance.name}),
+            delete_form=DeleteForm(instance=instance),
+        )
+        if instance.can_resize() and self.request.membership.has(self.change_permission):
+            context["resize_options"] = _resize_options(instance=instance, usage=quota_usage(tenant=instance.tenant))
+            context["resize_form"] = kwargs.get("resize_form") or ResizeForm()
+        return context
+
+
+def _resize_options(*, instance: Instance, usage: dict) -> list[dict]:
+    """Every size the instance may move to (disks never shrink), with the price difference and quota verdict."""
+    current = instance.flavor
+    options = []
+    for flavor in flavor_list():
+        if flavor.pk == current.pk or flavor.disk_gib < current.disk_gib:
+            continue
+        refusal = _quota_refusal(
+            vcpus=max(flavor.vcpus - current.vcpus, 0),
+            ram_mib=max(flavor.ram_mib - current.ram_mib, 0),
+            instances=0,
+            usage=usage,
+        )
+        if not refusal and instance.image.min_ram_mib > flavor.ram_mib:
+            refusal = f"{instance.image.name} needs at least {_mib_label(instance.image.min_ram_mib)} of RAM."
+        monthly_difference = round_money(flavor.monthly_price) - round_money(current.monthly_price)
+        hourly_difference = _hourly(flavor.monthly_price) - _hourly(current.monthly_price)
+        options.append(
+            {
+                "flavor": flavor,
+                "monthly": round_money(flavor.monthly_price),
+                "hourly": _hourly(flavor.monthly_price),
+                "monthly_difference": _signed(monthly_difference),
+                "hourly_difference": _signed(hourly_difference),
+                "cheaper": monthly_difference < 0,
+                "refusal": refusal,
+            }
+        )
+    return options
+
+
+class InstanceActionView(TenantObjectActionView):
+    """A POST-only lifecycle action; the service's refusal (e.g. the instance is busy) becomes a flash message."""
+
+    model = Instance
+
+    def get_success_url(self, obj) -> str:
+        return reverse("compute:instance-detail", kwargs={"pk": obj.pk})
+
+
+class InstanceStartView(InstanceActionView):
+    success_message = "{obj.name} is starting."
+
+    def perform(self, obj) -> None:
+        services.instance_start(instance=obj, user=self.request.user)
+
+
+class InstanceStopView(InstanceActionView):
+    def perform(self, obj) -> None:
+        force = self.request.POST.get("force") == "1"
+        services.instance_stop(instance=obj, user=self.request.user, force=force)
+        self.success_message = "{obj.name} is being powered off." if force else "{obj.name} is shutting down."
+
+
+class InstanceRebootView(InstanceActionView):
+    success_message = "{obj.name} is rebooting."
+
+    def perform(self, obj) -> None:
+        services.instance_reboot(instance=obj, user=self.request.user)
+
+
+class _InstanceFormActionView(TenantScopedMixin, SingleObjectMixin, View):
+    """A POST-only form on one instance; an invalid form re-renders the detail page with the errors."""
+
+    model = Instance
+    http_method_names = ["post"]
+    form_context_name = ""
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by")
+
+    def render_errors(self, form, status: int = 400):
+        detail = InstanceDetailView()
+        detail.setup(self.request, pk=self.object.pk)
+        detail.object = self.object
+        context = detail.get_context_data(object=self.object, **{self.form_context_name: form})
+        context[f"{self.form_context_name}_open"] = True
+        return TemplateResponse(self.request, detail.template_name, context, status=status)
+
+    def detail_url(self) -> str:
+        return reverse("compute:instance-detail", kwargs={"pk": self.object.pk})
+
+
+class InstanceRenameView(_InstanceFormActionView):
+    form_context_name = "rename_form"
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        form = RenameForm(request.POST)
+        if not form.is_valid():
+            return self.render_errors(form)
+        old_name = self.object.name
+        try:
+            services.instance_rename(instance=self.object, user=request.user, name=form.cleaned_data["name"])
+        except ServiceError as error:
+            add_service_error(form, error)
+            return self.render_errors(form, status=error.status)
+        messages.success(request, f"{old_name} is now called {form.cleaned_data['name']}.")
+        return HttpResponseRedirect(self.detail_url())
+
+
+class InstanceResizeView(_InstanceFormActionView):
+    form_context_name = "resize_form"
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        form = ResizeForm(request.POST)
+        if not form.is_valid():
+            return self.render_errors(form)
+        flavor: Flavor = form.cleaned_data["flavor"]
+        try:
+            services.instance_resize(instance=self.object, user=request.user, flavor=flavor)
+        except ServiceError as error:
+            if not self.object.can_resize():
+                messages.error(request, error.message)
+                return HttpResponseRedirect(self.detail_url())
+            add_service_error(form, error)
+            return self.render_errors(form, status=error.status)
+        messages.success(request, f"{self.object.name} is being resized to {flavor.name}.")
+        return HttpResponseRedirect(self.detail_url())
+
+
+class InstanceDeleteView(TenantScopedMixin, SingleObjectMixin, FormView):
+    """Deletion asks for the instance's name, typed: in a dialog on the detail page, or on this page without JS."""
+
+    model = Instance
+    template_name = "compute/instance_delete.html"
+    context_object_name = "instance"
+
+    def required_permission(self, method: str) -> str:
+        # Even the confirmation page is only for those who may delete.
+        return self.change_permission
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return super().post(request, *args, **kwargs)
+
+    def get_form(self, form_class=None):
+        return DeleteForm(**self.get_form_kwargs(), instance=self.object)
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+    def form_valid(self, form):
+        instance = self.object
+        try:
+            services.instance_delete(instance=instance, user=self.request.user)
+        except ServiceError as error:
+            messages.error(self.request, error.message)
+            return redirect("compute:instance-detail", pk=instance.pk)
+        messages.success(self.request, f"{instance.name} is being deleted; billing for it has stopped.")
+        return HttpResponseRedirect(safe_next(self.request, reverse("compute:instance-list")))
+
+
+# --- SSH keys ---------------------------------------------------------------------------------------------------
+
+
+class SSHKeyListView(TenantScopedMixin, ListView):
+    """The tenant's SSH keys with fingerprints; members add keys here (POST)."""
+
+    model = SSHKey
+    template_name = "compute/sshkey_list.html"
+    context_object_name = "keys"
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("created_by").order_by("name", "id")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", SSHKeyForm())
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = SSHKeyForm(request.POST)
+        if form.is_valid():
+            try:
+                key = services.sshkey_create(tenant=request.tenant, user=request.user, **form.cleaned_data)
+            except ServiceError as error:
+                add_service_error(form, error)
+            else:
+                messages.success(request, f"The key {key.name} was added. Pick it when you launch a machine.")
+                return redirect("compute:sshkey-list")
+        self.object_list = self.get_queryset()
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class SSHKeyDeleteView(TenantObjectActionView):
+    model = SSHKey
+    success_message = "The key {obj.name} was deleted. Machines launched with it keep their copy."
+
+    def perform(self, obj) -> None:
+        services.sshkey_delete(key=obj, user=self.request.user)
+
+    def get_success_url(self, obj) -> str:
+        return reverse("compute:sshkey-list")
