@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import APIException, Throttled
 
 
 @dataclass(frozen=True)
@@ -91,5 +91,7 @@ class RateLimited(Throttled):
     default_detail = "Too many requests; slow down."
 
     def __init__(self, state: WindowState):
-        super().__init__(wait=state.reset, detail=f"Too many requests; try again in {state.reset} seconds.")
+        # APIException's constructor, not Throttled's: ours already says when to come back.
+        APIException.__init__(self, detail=f"Too many requests; try again in {state.reset} seconds.", code="throttled")
+        self.wait = state.reset
         self.state = state
