@@ -1,0 +1,170 @@
+"""The reconciler: lost work re-enqueued, overdue work failed, hosts compared with the database."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from compute.drivers.base import PowerState
+from compute.models import Instance, OrphanDomain, SimulatedDomain
+from compute.reconciler import reconcile
+from compute.services import instance_stop
+from tests.factories.compute import HostFactory, InstanceFactory, SimulatedDomainFactory
+
+NO_GRACE = timedelta(0)
+
+
+def test_a_lost_build_message_is_re_enqueued_and_the_instance_finishes(
+    launch, committed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        instance = launch()  # committed, but the message never reached a worker
+    instance.refresh_from_db()
+    assert instance.state == "pending"
+
+    with committed():
+        report = reconcile(grace=NO_GRACE, now=timezone.now() + timedelta(seconds=1))
+
+    instance.refresh_from_db()
+    assert report.requeued == [str(instance.pk)]
+    assert instance.state == "running"
+    requeue = instance.events.get(action="reconcile")
+    assert requeue.result == "requested"
+    assert "sent to the workers again" in requeue.message
+
+
+def test_a_lost_stop_message_is_re_enqueued(running, member, committed, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        instance_stop(instance=running, user=member)
+    with committed():
+        reconcile(grace=NO_GRACE, now=timezone.now() + timedelta(seconds=1))
+    running.refresh_from_db()
+    assert running.state == "stopped"
+
+
+def test_work_within_the_grace_period_is_left_alone(launch, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        launch()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = reconcile(grace=timedelta(minutes=5))
+    assert report.requeued == []
+    assert callbacks == []
+
+
+def test_work_that_shows_progress_is_left_alone(tenant):
+    now = timezone.now()
+    instance = InstanceFactory(
+        tenant=tenant,
+        state="building",
+        task="build",
+        task_enqueued_at=now - timedelta(minutes=5),
+        task_progress_at=now - timedelta(seconds=10),
+        task_deadline=now + timedelta(minutes=10),
+    )
+    report = reconcile(grace=timedelta(seconds=60), now=now)
+    assert str(instance.pk) not in report.requeued
+
+
+def test_work_past_its_deadline_fails_with_a_reason(tenant, django_capture_on_commit_callbacks):
+    now = timezone.now()
+    instance = InstanceFactory(
+        tenant=tenant,
+        state="building",
+        task="build",
+        task_enqueued_at=now - timedelta(minutes=20),
+        task_deadline=now - timedelta(minutes=5),
+        task_requeues=3,
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        report = reconcile(now=now)
+
+    instance.refresh_from_db()
+    assert report.overdue == [str(instance.pk)]
+    assert callbacks == []  # failed, not re-enqueued
+    assert instance.state == "error"
+    assert instance.error_reason == "The build did not finish within 15 minutes (sent to the workers 4 times)."
+    assert instance.events.get(result="failed").message == instance.error_reason
+
+
+def test_a_vanished_domain_puts_its_instance_in_error(running):
+    SimulatedDomain.objects.filter(uuid=running.pk).delete()
+
+    report = reconcile()
+
+    running.refresh_from_db()
+    assert report.vanished == [str(running.pk)]
+    assert running.state == "error"
+    assert "vanished from host hv-test" in running.error_reason
+    assert running.events.get(action="reconcile").result == "failed"
+
+
+def test_instances_being_built_are_not_vanished(launch, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        instance = launch()
+    report = reconcile(grace=timedelta(minutes=5))
+    instance.refresh_from_db()
+    assert report.vanished == []
+    assert instance.state == "pending"
+
+
+def test_an_unknown_domain_is_recorded_for_operators_and_resolved_when_gone(host, caplog):
+    stray = SimulatedDomainFactory(host=host, name="stray")
+
+    report = reconcile()
+
+    orphan = OrphanDomain.objects.get()
+    assert report.orphans == [str(stray.uuid)]
+    assert (orphan.host, orphan.uuid, orphan.resolved_at) == (host, str(stray.uuid), None)
+    assert "no instance owns" in caplog.text
+
+    reconcile()  # seen again: still one row
+    assert OrphanDomain.objects.count() == 1
+
+    stray.delete()
+    reconcile()
+    orphan.refresh_from_db()
+    assert orphan.resolved_at is not None
+
+
+def test_a_deleted_instances_leftover_domain_is_an_orphan(running):
+    Instance.objects.filter(pk=running.pk).update(state="deleted")
+    reconcile()
+    assert OrphanDomain.objects.get().uuid == str(running.pk)
+
+
+def test_a_machine_powered_off_from_inside_is_followed(running):
+    SimulatedDomain.objects.filter(uuid=running.pk).update(power=PowerState.SHUTOFF)
+
+    report = reconcile()
+
+    running.refresh_from_db()
+    assert report.power_synced == [str(running.pk)]
+    assert (running.state, running.power_state) == ("stopped", "shutoff")
+    assert "powered off outside Hangar" in running.events.get(action="reconcile").message
+
+
+def test_disabled_hosts_are_not_compared(tenant):
+    host = HostFactory(name="off", enabled=False)
+    SimulatedDomainFactory(host=host)
+    reconcile()
+    assert not OrphanDomain.objects.exists()
+
+
+def test_a_running_reconciler_twice_changes_nothing_more(running):
+    SimulatedDomain.objects.filter(uuid=running.pk).delete()
+    reconcile()
+    reconcile()
+    assert running.events.filter(action="reconcile").count() == 1
+
+
+def test_the_reconciler_is_scheduled_every_minute(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["compute-reconcile"]
+    assert entry == {"task": "compute.tasks.reconcile", "schedule": 60.0}
+
+
+def test_the_reconcile_task_runs(running):
+    from compute import tasks
+
+    SimulatedDomain.objects.filter(uuid=running.pk).delete()
+    tasks.reconcile.delay()
+    running.refresh_from_db()
+    assert running.state == "error"
