@@ -1,20 +1,18 @@
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 
 from billing.models import ResourceType, Segment
 from billing.services import instance_segment_close, instance_segment_open, segment_open
 from portal.errors import Conflict
+from tests.factories.compute import FlavorFactory, InstanceFactory
 
 T0 = datetime(2026, 3, 10, 12, 0, 0, 500000, tzinfo=UTC)
 
 
 def _instance(tenant, name="web-1", price="20.00"):
-    flavor = SimpleNamespace(name="small", monthly_price=Decimal(price))
-    return SimpleNamespace(pk=uuid.uuid4(), tenant=tenant, name=name, flavor=flavor)
+    return InstanceFactory(tenant=tenant, name=name, flavor=FlavorFactory(name="small", monthly_price=Decimal(price)))
 
 
 def test_open_snapshots_the_price_and_times_to_the_second(tenant):
@@ -51,7 +49,7 @@ def test_close_then_reopen_after_resize(tenant):
     instance_segment_open(instance=instance, at=T0)
     later = datetime(2026, 3, 11, tzinfo=UTC)
     instance_segment_close(instance=instance, at=later)
-    instance.flavor = SimpleNamespace(name="large", monthly_price=Decimal("40.00"))
+    instance.flavor = FlavorFactory(name="large", monthly_price=Decimal("40.00"))
     instance_segment_open(instance=instance, at=later)
     first, second = Segment.objects.filter(resource_id=instance.pk).order_by("started_at", "id")
     assert first.ended_at == later and first.plan_name == "small"
@@ -59,3 +57,20 @@ def test_close_then_reopen_after_resize(tenant):
     instance_segment_close(instance=instance, at=later)
     instance_segment_close(instance=instance, at=later)  # twice is harmless
     assert not Segment.objects.filter(resource_id=instance.pk).open().exists()
+
+
+def test_a_new_price_applies_to_segments_opened_after_it(tenant, admin_user):
+    from billing.models import Price
+    from billing.prices import flavor_price_set
+
+    instance = _instance(tenant)
+    instance_segment_open(instance=instance, at=T0)
+    price = flavor_price_set(flavor=instance.flavor, monthly_price=Decimal("30.00"), actor=admin_user)
+    instance.flavor.refresh_from_db()
+    assert instance.flavor.monthly_price == Decimal("30.00")  # what the launch form shows
+    later = price.effective_from
+    instance_segment_close(instance=instance, at=later)
+    instance_segment_open(instance=instance, at=later)
+    old, new = Segment.objects.filter(resource_id=instance.pk).order_by("started_at", "id")
+    assert (old.monthly_price, new.monthly_price) == (Decimal("20.00"), Decimal("30.00"))
+    assert Price.objects.filter(flavor=instance.flavor).count() == 1

@@ -1,0 +1,387 @@
+"""Operators' billing admin: prices, invoices (finalize, void, mark paid, credit notes), credit top-ups, accounts."""
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import prices, services
+from billing.models import (
+    AccountEvent,
+    BillingAccount,
+    Budget,
+    BudgetAlert,
+    CreditEntry,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    Price,
+    ResourceType,
+    Segment,
+)
+from billing.pricing import cents_to_decimal
+from portal.errors import ServiceError
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is never edited: these rows are written by services only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _run(request, queryset, label: str, action) -> None:
+    done = 0
+    for obj in queryset:
+        try:
+            action(obj)
+        except ServiceError as error:
+            messages.error(request, f"{obj}: {error.message}")
+        else:
+            done += 1
+    if done:
+        messages.success(request, f"{label}: {done} done.")
+
+
+# --- prices ------------------------------------------------------------------------------------------------------
+
+
+class PriceForm(forms.ModelForm):
+    class Meta:
+        model = Price
+        fields = ["resource_type", "flavor", "monthly_price"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("resource_type") == ResourceType.INSTANCE and not data.get("flavor"):
+            self.add_error("flavor", "Machine prices are per flavor.")
+        if data.get("resource_type") != ResourceType.INSTANCE and data.get("flavor"):
+            self.add_error("flavor", "Only machine prices name a flavor.")
+        return data
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    form = PriceForm
+    list_display = [
+        "__str__",
+        "resource_type",
+        "flavor",
+        "monthly_price",
+        "hourly_rate",
+        "effective_from",
+        "created_by",
+    ]
+    list_filter = ["resource_type", "flavor"]
+    date_hierarchy = "effective_from"
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a price changes by adding a dated row
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if data["resource_type"] == ResourceType.INSTANCE:
+                saved = prices.flavor_price_set(
+                    flavor=data["flavor"], monthly_price=data["monthly_price"], actor=request.user
+                )
+            else:
+                saved = prices.resource_price_set(
+                    resource_type=data["resource_type"], monthly_price=data["monthly_price"], actor=request.user
+                )
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return
+        form.instance = obj = saved
+        obj.pk = saved.pk
+
+
+def _register_flavor_admin() -> None:
+    """Flavor.monthly_price is written only with a dated price row: read-only once the flavor exists."""
+    from compute.models import Flavor
+
+    base = type(admin.site._registry.get(Flavor)) if Flavor in admin.site._registry else admin.ModelAdmin
+
+    class FlavorPriceAdmin(base):
+        def get_readonly_fields(self, request, obj=None):
+            fields = list(super().get_readonly_fields(request, obj))
+            return [*fields, "monthly_price"] if obj is not None else fields
+
+        def save_model(self, request, obj, form, change):
+            super().save_model(request, obj, form, change)
+            if not change:
+                Price.objects.create(
+                    resource_type=ResourceType.INSTANCE,
+                    flavor=obj,
+                    monthly_price=obj.monthly_price,
+                    effective_from=timezone.now(),
+                    created_by=request.user,
+                )
+                messages.info(
+                    request, "Change this flavor's price later by adding a dated price under Billing, Prices."
+                )
+
+    if Flavor in admin.site._registry:
+        admin.site.unregister(Flavor)
+    admin.site.register(Flavor, FlavorPriceAdmin)
+
+
+_register_flavor_admin()
+
+
+# --- segments and invoices -------------------------------------------------------------------------------------
+
+
+@admin.register(Segment)
+class SegmentAdmin(ReadOnlyAdmin):
+    list_display = ["resource_name", "resource_type", "plan_name", "tenant", "monthly_price", "started_at", "ended_at"]
+    list_filter = ["resource_type"]
+    search_fields = ["resource_name", "resource_id", "tenant__name"]
+    list_select_related = ["tenant"]
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = [
+        "resource_name",
+        "resource_type",
+        "plan_name",
+        "period_from",
+        "period_to",
+        "hours",
+        "hourly_rate",
+        "amount",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "tenant", "period_start", "status", "total_display", "finalized_at", "paid_at"]
+    list_filter = ["status", "period_start"]
+    search_fields = ["number", "tenant__name", "bill_to_name"]
+    list_select_related = ["tenant"]
+    inlines = [InvoiceLineInline]
+    actions = ["finalize_now", "mark_paid", "void", "issue_credit_note"]
+    readonly_fields = [
+        "tenant", "period_start", "status", "number", "currency", "subtotal_display", "tax_rate", "tax_display",
+        "total_display", "bill_to_name", "bill_to_address", "bill_to_vat_id", "metered_at", "finalized_at", "paid_at",
+        "voided_at", "pdf", "csv",
+    ]  # fmt: skip
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="subtotal")
+    def subtotal_display(self, obj):
+        return obj.subtotal
+
+    @admin.display(description="tax")
+    def tax_display(self, obj):
+        return obj.tax
+
+    @admin.display(description="total", ordering="total_cents")
+    def total_display(self, obj):
+        return f"{obj.total} {obj.currency}"
+
+    @admin.action(description="Finalize now (months that have ended)", permissions=["view"])
+    def finalize_now(self, request, queryset):
+        _run(request, queryset, "Finalized", lambda i: services.invoice_finalize(invoice=i, actor=request.user))
+
+    @admin.action(description="Mark paid", permissions=["view"])
+    def mark_paid(self, request, queryset):
+        _run(request, queryset, "Marked paid", lambda i: services.invoice_mark_paid(invoice=i, actor=request.user))
+
+    @admin.action(description="Void (unpaid only)", permissions=["view"])
+    def void(self, request, queryset):
+        _run(request, queryset, "Voided", lambda i: services.invoice_void(invoice=i, actor=request.user))
+
+    @admin.action(description="Issue a credit note", permissions=["view"])
+    def issue_credit_note(self, request, queryset):
+        invoice = queryset.first()
+        return HttpResponseRedirect(f"{reverse('admin:billing_creditnote_add')}?invoice={invoice.pk}")
+
+
+class CreditNoteForm(forms.ModelForm):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        model = CreditNote
+        fields = ["invoice", "reason"]
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin):
+    form = CreditNoteForm
+    list_display = ["number", "invoice", "tenant", "amount", "reason", "created_at", "created_by"]
+    search_fields = ["number", "invoice__number", "tenant__name"]
+    list_select_related = ["invoice", "tenant"]
+    autocomplete_fields = ["invoice"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.base_fields["invoice"].queryset = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
+        return form
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        note = services.credit_note_issue(
+            invoice=data["invoice"], amount=data["amount"], reason=data["reason"], actor=request.user
+        )
+        obj.pk = note.pk
+        form.instance = note
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+# --- credit and accounts ---------------------------------------------------------------------------------------
+
+
+class TopUpForm(forms.ModelForm):
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        model = CreditEntry
+        fields = ["tenant", "description"]
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(admin.ModelAdmin):
+    """The ledger is append-only; the add form records a top-up."""
+
+    form = TopUpForm
+    list_display = ["created_at", "tenant", "kind", "amount", "description", "created_by"]
+    list_filter = ["kind"]
+    search_fields = ["tenant__name", "description"]
+    list_select_related = ["tenant", "created_by"]
+    autocomplete_fields = ["tenant"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        entry = services.credit_topup(
+            tenant=data["tenant"], amount=data["amount"], description=data["description"], actor=request.user
+        )
+        obj.pk = entry.pk
+        form.instance = entry
+
+
+class BillingAccountForm(forms.ModelForm):
+    credit_limit = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0"),
+        max_digits=12,
+        decimal_places=2,
+        help_text="How far balance minus unbilled spend may go below zero before a hold; empty for no limit.",
+    )
+
+    class Meta:
+        model = BillingAccount
+        fields = ["tenant", "legal_name", "address", "vat_id", "tax_rate"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.credit_limit_cents is not None:
+            self.fields["credit_limit"].initial = cents_to_decimal(self.instance.credit_limit_cents)
+
+
+@admin.register(BillingAccount)
+class BillingAccountAdmin(admin.ModelAdmin):
+    form = BillingAccountForm
+    list_display = ["tenant", "tenant_status", "legal_name", "tax_rate", "credit_limit", "hold_since", "suspended_at"]
+    list_filter = ["tenant__status", "status_reason"]
+    search_fields = ["tenant__name", "legal_name", "vat_id"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["hold_since", "suspended_at", "status_reason"]
+    autocomplete_fields = ["tenant"]
+    actions = ["hold", "suspend", "resume"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
+    @admin.display(description="status", ordering="tenant__status")
+    def tenant_status(self, obj):
+        return obj.tenant.get_status_display()
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        tenant = obj.tenant
+        services.billing_details_update(
+            tenant=tenant,
+            actor=request.user,
+            legal_name=data["legal_name"],
+            address=data["address"],
+            vat_id=data["vat_id"],
+        )
+        services.billing_terms_update(
+            tenant=tenant, actor=request.user, tax_rate=data["tax_rate"], credit_limit=data.get("credit_limit")
+        )
+        obj.refresh_from_db()
+
+    @admin.action(description="Put on hold (no new resources)", permissions=["change"])
+    def hold(self, request, queryset):
+        _run(request, queryset, "On hold", lambda a: services.tenant_hold(tenant=a.tenant, actor=request.user))
+
+    @admin.action(description="Suspend (stop machines)", permissions=["change"])
+    def suspend(self, request, queryset):
+        _run(request, queryset, "Suspended", lambda a: services.tenant_suspend(tenant=a.tenant, actor=request.user))
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset):
+        _run(request, queryset, "Resumed", lambda a: services.tenant_resume(tenant=a.tenant, actor=request.user))
+
+
+@admin.register(Budget)
+class BudgetAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "amount", "updated_at"]
+    search_fields = ["tenant__name"]
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "period_start", "basis", "threshold", "spend_cents", "budget_cents", "created_at"]
+    list_filter = ["basis", "threshold", "period_start"]
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "tenant", "kind", "message", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["tenant__name", "message"]
+    list_select_related = ["tenant", "actor"]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from billing.api import views
+
+routes = [
+    ("invoices", views.InvoiceViewSet, "invoice"),
+]
+
+urlpatterns = [
+    path("usage/", views.UsageView.as_view(), name="usage"),
+]
