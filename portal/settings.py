@@ -325,6 +325,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+    },
 }
 
 # --- Logging ---------------------------------------------------------------------------------------------------

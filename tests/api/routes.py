@@ -4,9 +4,11 @@ A new endpoint is covered by the generic tests as soon as it is registered.
 """
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from billing.models import Invoice
 from compute.models import Flavor, Image
 from tenants.models import TenantOwned
 from tests.factories import FACTORIES
@@ -15,6 +17,8 @@ from tests.factories.compute import FlavorFactory, ImageFactory
 # The provider's catalog is not tenant-owned: any authenticated user reads it.
 CATALOG_FACTORIES = {Flavor: FlavorFactory, Image: ImageFactory}
 WRITE_METHODS = ("post", "put", "patch", "delete")
+# Fields that must differ between several objects of one tenant (unique together with the tenant).
+DISTINCT = {Invoice: lambda n: {"period_start": date(2025, n % 12 + 1, 1)}}
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,11 @@ class Route:
     def url(self, pk=None) -> str:
         return self.path.replace("{pk}", str(pk)) if pk is not None else self.path
 
-    def make_object(self, tenant):
+    def make_object(self, tenant, n: int = 0):
+        extra = DISTINCT[self.model](n) if self.model in DISTINCT else {}
         if self.tenant_owned:
-            return FACTORIES[self.model](tenant=tenant)
-        return CATALOG_FACTORIES[self.model]()
+            return FACTORIES[self.model](tenant=tenant, **extra)
+        return CATALOG_FACTORIES[self.model](**extra)
 
     def __str__(self) -> str:
         return self.name
