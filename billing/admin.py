@@ -104,8 +104,7 @@ class PriceAdmin(admin.ModelAdmin):
         except ServiceError as error:
             messages.error(request, error.message)
             return
-        form.instance = obj = saved
-        obj.pk = saved.pk
+        obj.__dict__.update(saved.__dict__)  # the admin logs and redirects with the saved row
 
 
 def _register_flavor_admin() -> None:
@@ -254,8 +253,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
         note = services.credit_note_issue(
             invoice=data["invoice"], amount=data["amount"], reason=data["reason"], actor=request.user
         )
-        obj.pk = note.pk
-        form.instance = note
+        obj.__dict__.update(note.__dict__)
 
     def add_view(self, request, form_url="", extra_context=None):
         try:
@@ -298,8 +296,7 @@ class CreditEntryAdmin(admin.ModelAdmin):
         entry = services.credit_topup(
             tenant=data["tenant"], amount=data["amount"], description=data["description"], actor=request.user
         )
-        obj.pk = entry.pk
-        form.instance = entry
+        obj.__dict__.update(entry.__dict__)
 
 
 class BillingAccountForm(forms.ModelForm):

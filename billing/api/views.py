@@ -17,7 +17,7 @@ from billing.documents import invoice_csv, invoice_pdf
 from billing.models import Invoice
 from billing.pricing import cents_to_decimal
 from billing.selectors import tenant_month_usage
-from portal.api.filters import StableOrderingFilter
+from portal.api.filters import StableOrderingFilter, StrictFilterSet
 from portal.api.views import TenantApiView, TenantViewSet
 from tenants.roles import Permission
 
@@ -55,7 +55,7 @@ class BillingPermissions:
     change_permission = Permission.MANAGE_BILLING
 
 
-class InvoiceFilter(django_filters.FilterSet):
+class InvoiceFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Invoice.Status.choices)
     period_from = django_filters.DateFilter(field_name="period_start", lookup_expr="gte", help_text="YYYY-MM-DD")
     period_to = django_filters.DateFilter(field_name="period_start", lookup_expr="lte", help_text="YYYY-MM-DD")

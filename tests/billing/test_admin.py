@@ -1,0 +1,86 @@
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from billing.metering import invoices_refresh
+from billing.models import CreditEntry, Invoice, Price
+from tenants.models import Tenant
+from tests.conftest import login_client
+from tests.factories import UserFactory
+from tests.factories.billing import SegmentFactory
+from tests.factories.compute import FlavorFactory
+
+MODELS = [
+    "price",
+    "segment",
+    "invoice",
+    "creditnote",
+    "creditentry",
+    "billingaccount",
+    "budget",
+    "budgetalert",
+    "accountevent",
+]
+
+
+@pytest.fixture
+def operator_client(db):
+    return login_client(UserFactory(is_staff=True, is_superuser=True))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_admin_pages_load(operator_client, tenant, model):
+    SegmentFactory(
+        tenant=tenant, started_at=datetime(2026, 3, 1, tzinfo=UTC), ended_at=datetime(2026, 3, 2, tzinfo=UTC)
+    )
+    invoices_refresh(period_start=date(2026, 3, 1), as_of=datetime(2026, 3, 5, tzinfo=UTC))
+    assert operator_client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200
+
+
+def test_admin_top_up_and_finalize_action(operator_client, tenant):
+    response = operator_client.post(
+        reverse("admin:billing_creditentry_add"), {"tenant": tenant.pk, "amount": "12.50", "description": "Wire"}
+    )
+    assert response.status_code == 302
+    assert CreditEntry.objects.get(tenant=tenant).amount == Decimal("12.50")
+    SegmentFactory(
+        tenant=tenant, started_at=datetime(2026, 3, 1, tzinfo=UTC), ended_at=datetime(2026, 3, 2, tzinfo=UTC)
+    )
+    invoices_refresh(period_start=date(2026, 3, 1), as_of=datetime(2026, 3, 5, tzinfo=UTC))
+    invoice = Invoice.objects.get(tenant=tenant)
+    operator_client.post(
+        reverse("admin:billing_invoice_changelist"), {"action": "finalize_now", "_selected_action": [invoice.pk]}
+    )
+    invoice.refresh_from_db()
+    assert invoice.number and invoice.status == Invoice.Status.PAID  # the 12.50 credit covers 0.72
+
+
+def test_admin_price_keeps_flavor_in_step(operator_client):
+    flavor = FlavorFactory(monthly_price=Decimal("10.00"))
+    response = operator_client.post(
+        reverse("admin:billing_price_add"), {"resource_type": "instance", "flavor": flavor.pk, "monthly_price": "12.00"}
+    )
+    assert response.status_code == 302
+    flavor.refresh_from_db()
+    assert flavor.monthly_price == Decimal("12.00")
+    assert Price.objects.get(flavor=flavor).monthly_price == Decimal("12.00")
+    form = operator_client.get(reverse("admin:compute_flavor_change", args=[flavor.pk])).content.decode()
+    assert 'name="monthly_price"' not in form
+
+
+def test_admin_hold_and_resume(operator_client, tenant):
+    operator_client.post(
+        reverse("admin:billing_billingaccount_add"), {"tenant": tenant.pk, "tax_rate": "19", "legal_name": ""}
+    )
+    operator_client.post(
+        reverse("admin:billing_billingaccount_changelist"), {"action": "hold", "_selected_action": [tenant.pk]}
+    )
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.HOLD
+    operator_client.post(
+        reverse("admin:billing_billingaccount_changelist"), {"action": "resume", "_selected_action": [tenant.pk]}
+    )
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.ACTIVE
