@@ -20,4 +20,25 @@ def tenant_summary(*, tenant: Tenant, membership: Membership) -> dict:
             sub=f"{pending} invitation{'s' if pending != 1 else ''} pending" if pending else "members",
         ),
     ]
+    cards += _compute_cards(tenant)
     return {"cards": cards}
+
+
+def _compute_cards(tenant: Tenant) -> list[dict]:
+    from compute.selectors import instance_counts, quota_usage
+
+    counts = instance_counts(tenant=tenant)
+    quota = quota_usage(tenant=tenant)
+    url = reverse("compute:instance-list")
+    vcpus, ram = quota["vcpus"], quota["ram_mib"]
+    return [
+        _card("Instances", f"{counts['running']} / {counts['total']}", url=url, sub="running / total"),
+        _card("vCPUs", f"{vcpus['used']} / {vcpus['limit']}", url=url, sub="of your quota", percent=vcpus["percent"]),
+        _card(
+            "RAM",
+            f"{ram['used'] // 1024} / {ram['limit'] // 1024} GiB",
+            url=url,
+            sub="of your quota",
+            percent=ram["percent"],
+        ),
+    ]
