@@ -34,19 +34,43 @@ class InstanceNameField(forms.CharField):
         return attrs
 
 
+class CatalogChoiceField(forms.ModelChoiceField):
+    """A flavor or image by id; an id that is not even a UUID gets the same message as an unknown one."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError as error:
+            if error.code == "invalid_choice":
+                raise
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice") from None
+
+
+class KeysChoiceField(forms.ModelMultipleChoiceField):
+    """The tenant's SSH keys by id; a malformed id gets the same message as another tenant's key."""
+
+    def _check_values(self, value):
+        try:
+            return super()._check_values(value)
+        except ValidationError as error:
+            if error.code in ("invalid_choice", "invalid_pk_value", "invalid_list"):
+                raise
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice") from None
+
+
 class LaunchForm(forms.Form):
     name = InstanceNameField()
-    flavor = forms.ModelChoiceField(
+    flavor = CatalogChoiceField(
         queryset=None,
         label="Size",
         error_messages={"required": "Choose a size.", "invalid_choice": "That size is not available; pick another."},
     )
-    image = forms.ModelChoiceField(
+    image = CatalogChoiceField(
         queryset=None,
         label="Image",
         error_messages={"required": "Choose an image.", "invalid_choice": "That image is not available; pick another."},
     )
-    keys = forms.ModelMultipleChoiceField(
+    keys = KeysChoiceField(
         queryset=None,
         required=False,
         label="SSH keys",
@@ -112,7 +136,7 @@ class RenameForm(forms.Form):
 
 
 class ResizeForm(forms.Form):
-    flavor = forms.ModelChoiceField(
+    flavor = CatalogChoiceField(
         queryset=None,
         label="New size",
         error_messages={"required": "Choose a size.", "invalid_choice": "That size is not available; pick another."},

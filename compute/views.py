@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.views.generic import DetailView, FormView, ListView, View
 from django.views.generic.detail import SingleObjectMixin
 
@@ -73,13 +74,20 @@ class LaunchView(TenantScopedMixin, FormView):
     form_class = LaunchForm
     template_name = "compute/launch.html"
 
+    def required_permission(self, method: str) -> str:
+        # The form is only for those who may launch; read-only roles see the catalog's prices on instances.
+        return self.change_permission
+
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "tenant": self.request.tenant}
 
+    @cached_property
+    def tenant_keys(self) -> list[SSHKey]:
+        return list(sshkey_list(tenant=self.request.tenant))
+
     def get_initial(self):
         # A tenant with exactly one key almost always wants it: a machine without a key cannot be logged in to.
-        keys = list(sshkey_list(tenant=self.request.tenant)[:2])
-        return {"keys": [keys[0].pk]} if len(keys) == 1 else {}
+        return {"keys": [self.tenant_keys[0].pk]} if len(self.tenant_keys) == 1 else {}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -108,7 +116,9 @@ class LaunchView(TenantScopedMixin, FormView):
             chosen_flavor=chosen,
             usage=usage,
             currency=settings.BILLING_CURRENCY,
-            key_picker=_key_picker_context(tenant=tenant, checked=[str(pk) for pk in (form["keys"].value() or [])]),
+            key_picker=_key_picker_context(
+                keys=self.tenant_keys, checked=[str(pk) for pk in (form["keys"].value() or [])]
+            ),
             quota_full=usage["instances"]["free"] < 1,
         )
         return context
@@ -139,9 +149,9 @@ def _new_key_form(data=None) -> SSHKeyForm:
     return SSHKeyForm(data, prefix=NEW_KEY_PREFIX, use_required_attribute=False)
 
 
-def _key_picker_context(*, tenant, checked: list[str], key_form: SSHKeyForm | None = None) -> dict:
+def _key_picker_context(*, keys, checked: list[str], key_form: SSHKeyForm | None = None) -> dict:
     return {
-        "keys": [{"key": key, "checked": str(key.pk) in checked} for key in sshkey_list(tenant=tenant)],
+        "keys": [{"key": key, "checked": str(key.pk) in checked} for key in keys],
         "key_form": key_form or _new_key_form(),
     }
 
@@ -172,7 +182,7 @@ class LaunchKeyAddView(TenantScopedMixin, View):
         if added is not None:
             checked.append(str(added.pk))
             key_form = _new_key_form()
-        context = _key_picker_context(tenant=request.tenant, checked=checked, key_form=key_form)
+        context = _key_picker_context(keys=sshkey_list(tenant=request.tenant), checked=checked, key_form=key_form)
         context["added"] = added
         context["key_form_open"] = added is None
         return TemplateResponse(request, "compute/partials/key_picker.html", context)
@@ -242,6 +252,7 @@ class InstanceDetailView(TenantScopedMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         instance = self.object
+        instance.tenant = self.request.tenant  # the same row (the queryset is scoped to it): saves a query
         events = list(instance_events(instance=instance)[: EVENTS_SHOWN + 1])
         context.update(
             events=events[:EVENTS_SHOWN],
