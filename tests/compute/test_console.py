@@ -132,3 +132,11 @@ def test_console_text_is_escaped(launch, member_client, monkeypatch, text):
 
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;" in body
+
+
+def test_the_detail_page_loads_the_console_panel(running, member_client):
+    body = member_client.get(reverse("compute:instance-detail", kwargs={"pk": running.pk})).content.decode()
+
+    assert 'id="instance-console"' in body
+    assert f'hx-get="{reverse("compute:instance-console", kwargs={"pk": running.pk})}"' in body
+    assert 'hx-trigger="load"' in body
