@@ -1,10 +1,10 @@
 import django_filters
 
 from compute.models import Flavor, Image, Instance, InstanceState
-from portal.api.filters import StableOrderingFilter
+from portal.api.filters import IntegerFilter, StableOrderingFilter, StrictFilterSet
 
 
-class InstanceFilter(django_filters.FilterSet):
+class InstanceFilter(StrictFilterSet):
     state = django_filters.MultipleChoiceFilter(
         choices=InstanceState.choices, help_text="One or more states, e.g. `?state=running&state=stopped`."
     )
@@ -29,7 +29,8 @@ class InstanceFilter(django_filters.FilterSet):
         fields = ["state", "name", "flavor", "image", "created_after", "created_before"]
 
 
-class FlavorFilter(django_filters.FilterSet):
+class FlavorFilter(StrictFilterSet):
+    vcpus = IntegerFilter(help_text="Exactly this many vCPUs.")
     ordering = StableOrderingFilter(
         fields=(("name", "name"), ("vcpus", "vcpus"), ("ram_mib", "ram_mib"), ("monthly_price", "price"))
     )
@@ -39,7 +40,7 @@ class FlavorFilter(django_filters.FilterSet):
         fields = ["vcpus"]
 
 
-class ImageFilter(django_filters.FilterSet):
+class ImageFilter(StrictFilterSet):
     os = django_filters.CharFilter(lookup_expr="iexact", help_text="Operating system, e.g. `Debian`.")
     ordering = StableOrderingFilter(fields=(("name", "name"), ("os", "os"), ("version", "version")))
 

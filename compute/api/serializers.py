@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from compute.models import Flavor, Image, Instance, InstanceEvent, InstanceState, SSHKey
 from compute.sshkeys import MAX_KEY_LENGTH
+from portal.api.fields import StrictCharField
 
 
 class FlavorSerializer(serializers.ModelSerializer):
@@ -30,8 +31,8 @@ class SSHKeySerializer(serializers.ModelSerializer):
 
 
 class SSHKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    public_key = serializers.CharField(
+    name = StrictCharField(max_length=100)
+    public_key = StrictCharField(
         max_length=MAX_KEY_LENGTH, help_text="One OpenSSH public key line, e.g. `ssh-ed25519 AAAA… me@laptop`."
     )
 
@@ -74,7 +75,7 @@ def _uuid_key():
 
 
 class InstanceCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
+    name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
     flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
     image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
     ssh_keys = serializers.PrimaryKeyRelatedField(
@@ -90,7 +91,7 @@ class InstanceCreateSerializer(serializers.Serializer):
 
 
 class InstanceUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=63)
+    name = StrictCharField(max_length=63)
 
 
 class InstanceActionSerializer(serializers.Serializer):

@@ -5,7 +5,8 @@ Django on purpose: a bug must surface as a 500 and in the logs, not be disguised
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -64,8 +65,7 @@ def api_exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # a JSON 404 whatever the method: the CSRF check would otherwise answer with an HTML 403
 def not_found_view(request, *args, **kwargs):
     """Unknown URLs under /api/ answer in the API's error shape, never with an HTML page."""
-    from django.http import JsonResponse
-
     return JsonResponse(error_body("not_found", "No API endpoint at this address."), status=404)

@@ -12,7 +12,7 @@ MAX_PER_PAGE = 200
 
 def _positive_int(request, name: str, default: int, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
