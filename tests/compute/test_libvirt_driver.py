@@ -5,11 +5,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (pip install -e '.[libvirt]')")
-
-from compute.drivers import driver_for  # noqa: E402
-from compute.drivers import libvirt as libvirt_driver  # noqa: E402
-from compute.drivers.base import (  # noqa: E402
+from compute.drivers import driver_for, libvirt_xml
+from compute.drivers.base import (
     DomainNotFound,
     DomainSpec,
     ImageSource,
@@ -17,7 +14,10 @@ from compute.drivers.base import (  # noqa: E402
     PowerState,
     TransientDriverError,
 )
-from compute.models import Host  # noqa: E402
+from compute.models import Host
+
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed (pip install -e '.[libvirt]')")
+libvirt_driver = pytest.importorskip("compute.drivers.libvirt")
 
 TEST_URI = "test:///default"
 
@@ -70,7 +70,7 @@ def test_domain_xml_describes_a_software_emulated_kernel_boot_guest():
     spec = make_spec()
 
     root = ElementTree.fromstring(
-        libvirt_driver.domain_xml(
+        libvirt_xml.domain_xml(
             spec, domain_type="qemu", disk_path="/pool/x.qcow2", console_path="/pool/x.console.log", network=""
         )
     )
@@ -96,7 +96,7 @@ def test_domain_xml_boots_from_disk_and_joins_a_host_network():
     spec = make_spec(image=ImageSource(disk_path="/srv/images/debian.qcow2", disk_format="qcow2"))
 
     root = ElementTree.fromstring(
-        libvirt_driver.domain_xml(spec, domain_type="kvm", disk_path="/p/d.qcow2", console_path="/p/c", network="lan")
+        libvirt_xml.domain_xml(spec, domain_type="kvm", disk_path="/p/d.qcow2", console_path="/p/c", network="lan")
     )
 
     assert root.get("type") == "kvm"
@@ -108,7 +108,7 @@ def test_domain_xml_boots_from_disk_and_joins_a_host_network():
 
 def test_disk_volume_is_a_qcow2_overlay_on_the_base_disk():
     root = ElementTree.fromstring(
-        libvirt_driver.disk_volume_xml(name="u.qcow2", capacity_gib=3, base_path="/img/base.raw", base_format="raw")
+        libvirt_xml.disk_volume_xml(name="u.qcow2", capacity_gib=3, base_path="/img/base.raw", base_format="raw")
     )
 
     assert root.find("capacity").get("unit") == "G" and root.findtext("capacity") == "3"
@@ -118,7 +118,7 @@ def test_disk_volume_is_a_qcow2_overlay_on_the_base_disk():
 
 
 def test_blank_disk_has_no_backing_store():
-    root = ElementTree.fromstring(libvirt_driver.disk_volume_xml(name="u.qcow2", capacity_gib=1))
+    root = ElementTree.fromstring(libvirt_xml.disk_volume_xml(name="u.qcow2", capacity_gib=1))
 
     assert root.find("backingStore") is None
 
