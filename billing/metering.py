@@ -78,18 +78,36 @@ def invoices_refresh(
     overlaps = "s.started_at < %(end)s AND (s.ended_at IS NULL OR s.ended_at > %(start)s)"
     drafts = f"{invoice}.period_start = %(period)s AND {invoice}.status = 'draft'{invoice_scope}"
 
+    # Epochs, then the three hour counts, then the amount: each step in its own materialized CTE, so the
+    # database computes every expression once per row instead of re-expanding nested CASEs.
+    stop = "CASE WHEN s.ended_at IS NOT NULL AND s.ended_at < %(as_of_ts)s THEN {ended} ELSE %(as_of_epoch)s END"
     hours = started_hours_sql(
-        start=epoch_sql(vendor, "s.started_at"),
-        end=f"(CASE WHEN s.ended_at IS NULL THEN NULL ELSE {epoch_sql(vendor, 's.ended_at')} END)",
+        start="e.start_epoch",
+        end="NULL",
         period_start="%(start_epoch)s",
         period_end="%(end_epoch)s",
-        as_of="%(as_of_epoch)s",
+        as_of="e.stop_epoch",
     )
-    amount = line_cents_sql(hours="q.hours", hourly_rate_units="q.rate_units", monthly_price_units="q.price_units")
+    amount = line_cents_sql(hours="h.hours", hourly_rate_units="h.rate_units", monthly_price_units="h.price_units")
     period_to = (
         "CASE WHEN s.ended_at IS NOT NULL AND s.ended_at < %(as_of_ts)s THEN s.ended_at "
         "WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
     )
+    line_rows = f"""
+        WITH e AS MATERIALIZED (
+            SELECT {invoice}.id AS invoice_id, s.id AS segment_id, s.resource_type, s.resource_id, s.resource_name,
+                   s.plan_name, s.quantity, s.hourly_rate, s.monthly_price,
+                   s.hourly_rate_units AS rate_units, s.monthly_price_units AS price_units,
+                   CASE WHEN s.started_at > %(start)s THEN s.started_at ELSE %(start)s END AS period_from,
+                   {period_to} AS period_to,
+                   {epoch_sql(vendor, "s.started_at")} AS start_epoch,
+                   {stop.format(ended=epoch_sql(vendor, "s.ended_at"))} AS stop_epoch
+            FROM {segment} s
+            JOIN {invoice} ON {invoice}.tenant_id = s.tenant_id
+            WHERE {drafts} AND {overlaps}
+        ),
+        h AS MATERIALIZED (SELECT e.*, {hours} AS hours FROM e)
+    """
     statements = [
         # New drafts for tenants that started using something this month.
         f"""
@@ -106,22 +124,13 @@ def invoices_refresh(
         f"UPDATE {invoice} SET metered_at = %(now)s WHERE {drafts}",
         f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
         f"""
+        {line_rows}
         INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
                             period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
-        SELECT q.invoice_id, q.segment_id, q.resource_type, q.resource_id, q.resource_name, q.plan_name, q.quantity,
-               q.period_from, q.period_to, q.hours, q.hourly_rate, q.monthly_price, {amount}
-        FROM (
-            SELECT {invoice}.id AS invoice_id, s.id AS segment_id, s.resource_type, s.resource_id, s.resource_name,
-                   s.plan_name, s.quantity, s.hourly_rate, s.monthly_price,
-                   s.hourly_rate_units AS rate_units, s.monthly_price_units AS price_units,
-                   CASE WHEN s.started_at > %(start)s THEN s.started_at ELSE %(start)s END AS period_from,
-                   {period_to} AS period_to,
-                   {hours} AS hours
-            FROM {segment} s
-            JOIN {invoice} ON {invoice}.tenant_id = s.tenant_id
-            WHERE {drafts} AND {overlaps}
-        ) q
-        WHERE q.hours > 0
+        SELECT h.invoice_id, h.segment_id, h.resource_type, h.resource_id, h.resource_name, h.plan_name, h.quantity,
+               h.period_from, h.period_to, h.hours, h.hourly_rate, h.monthly_price, {amount}
+        FROM h
+        WHERE h.hours > 0
         """,
         f"""
         UPDATE {invoice} SET

@@ -108,8 +108,11 @@ def hours_before_sql(start_epoch: str, instant_epoch: str) -> str:
 
 
 def started_hours_sql(*, start: str, end: str, period_start: str, period_end: str, as_of: str) -> str:
-    """SQL for started_hours(): every argument is an SQL expression giving epoch seconds (`end` may be NULL)."""
-    stop = f"(CASE WHEN {end} IS NOT NULL AND {end} < {as_of} THEN {end} ELSE {as_of} END)"
+    """SQL for started_hours(): every argument is an SQL expression giving epoch seconds (`end` may be NULL).
+
+    Arguments should be plain columns or parameters: each appears several times in the expression.
+    """
+    stop = as_of if end == "NULL" else f"(CASE WHEN {end} IS NOT NULL AND {end} < {as_of} THEN {end} ELSE {as_of} END)"
     upto_stop = hours_before_sql(start, stop)
     upto_end = hours_before_sql(start, period_end)
     upto = f"(CASE WHEN {upto_stop} < {upto_end} THEN {upto_stop} ELSE {upto_end} END)"

@@ -7,12 +7,12 @@ from uuid import UUID
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from billing.metering import invoices_refresh
+from billing.metering import METERING_LOCK, invoices_refresh
 from billing.models import (
     AccountEvent,
     BillingAccount,
@@ -22,12 +22,12 @@ from billing.models import (
     CreditNote,
     DocumentSequence,
     Invoice,
+    InvoiceLine,
     ResourceType,
     Segment,
 )
 from billing.pricing import cents_to_decimal, month_bounds, month_start, tax_cents, to_cents
 from billing.selectors import (
-    billing_account,
     billing_contacts,
     credit_balance_cents,
     tenant_month_usage,
@@ -110,13 +110,21 @@ def instance_segment_close(*, instance, at) -> None:
 # --- documents: numbers, finalizing, payment, void, credit notes ----------------------------------------------
 
 
-def _next_number(*, kind: str, year: int) -> str:
-    """The next gap-free number of `kind` in `year`; the caller's transaction holds the sequence row until commit."""
+def _reserve_numbers(*, kind: str, year: int, count: int) -> list[str]:
+    """The next `count` gap-free numbers of `kind` in `year`; the caller's transaction holds the sequence row.
+
+    Numbers are only ever taken inside the transaction that uses them, so a rollback returns them too.
+    """
     DocumentSequence.objects.bulk_create([DocumentSequence(kind=kind, year=year)], ignore_conflicts=True)
     sequence = DocumentSequence.objects.select_for_update().get(kind=kind, year=year)
-    sequence.last_number += 1
+    first = sequence.last_number + 1
+    sequence.last_number += count
     sequence.save(update_fields=["last_number"])
-    return f"{kind}-{year}-{sequence.last_number:06d}"
+    return [f"{kind}-{year}-{number:06d}" for number in range(first, first + count)]
+
+
+def _next_number(*, kind: str, year: int) -> str:
+    return _reserve_numbers(kind=kind, year=year, count=1)[0]
 
 
 def _event(*, tenant, kind: str, message: str, actor=None, email_subject: str = "") -> AccountEvent:
@@ -151,6 +159,91 @@ def _month_has_ended(period_start: date, now: datetime) -> bool:
     return month_bounds(period_start)[1] <= now
 
 
+FINALIZE_FIELDS = [
+    "number", "subtotal_cents", "tax_rate", "tax_cents", "total_cents", "currency", "bill_to_name", "bill_to_address",
+    "bill_to_vat_id", "finalized_at", "status", "paid_at",
+]  # fmt: skip
+
+
+def _finalize_locked(*, invoices: list[Invoice], now: datetime, actor=None) -> None:
+    """Issues locked drafts in pk order, a few queries for the whole list: the caller holds the locks."""
+    if not invoices:
+        return
+    invoices.sort(key=lambda invoice: str(invoice.pk))
+    ids = [invoice.pk for invoice in invoices]
+    tenant_ids = {invoice.tenant_id for invoice in invoices}
+    subtotals = dict(
+        InvoiceLine.objects.filter(invoice_id__in=ids).values_list("invoice_id").annotate(total=Sum("amount_cents"))
+    )
+    balances = dict(
+        CreditEntry.objects.filter(tenant_id__in=tenant_ids)
+        .values_list("tenant_id")
+        .annotate(total=Sum("amount_cents"))
+    )
+    accounts = {account.tenant_id: account for account in BillingAccount.objects.filter(tenant_id__in=tenant_ids)}
+    numbers = _reserve_numbers(kind="INV", year=now.year, count=len(invoices))
+    entries, events = [], []
+    for invoice, number in zip(invoices, numbers, strict=True):
+        account = accounts.get(invoice.tenant_id) or BillingAccount(tenant=invoice.tenant)
+        subtotal = subtotals.get(invoice.pk) or 0
+        invoice.number = number
+        invoice.subtotal_cents = subtotal
+        invoice.tax_rate = account.tax_rate
+        invoice.tax_cents = tax_cents(subtotal_cents=subtotal, tax_rate=account.tax_rate)
+        invoice.total_cents = subtotal + invoice.tax_cents
+        invoice.currency = settings.BILLING_CURRENCY
+        invoice.bill_to_name = account.legal_name or invoice.tenant.name
+        invoice.bill_to_address = account.address
+        invoice.bill_to_vat_id = account.vat_id
+        invoice.finalized_at = now
+        # Nothing due (zero total), or prepaid credit covers it: the invoice is settled as it is issued.
+        balance = balances.get(invoice.tenant_id) or 0
+        settled = invoice.total_cents == 0 or balance >= invoice.total_cents
+        invoice.status = Invoice.Status.PAID if settled else Invoice.Status.FINALIZED
+        invoice.paid_at = now if settled else None
+        if invoice.total_cents:
+            balances[invoice.tenant_id] = balance - invoice.total_cents
+            entries.append(
+                CreditEntry(
+                    tenant_id=invoice.tenant_id,
+                    kind=CreditEntry.Kind.INVOICE,
+                    amount_cents=-invoice.total_cents,
+                    invoice=invoice,
+                    description=f"Invoice {invoice.number}",
+                    created_by=actor,
+                    created_at=now,
+                )
+            )
+        state = "no payment due" if invoice.total_cents == 0 else ("paid from credit" if settled else "payment due")
+        events.append(
+            AccountEvent(
+                tenant_id=invoice.tenant_id,
+                kind=AccountEvent.Kind.INVOICE,
+                message=f"Invoice {invoice.number} for {invoice.period_start:%B %Y} issued: "
+                f"{invoice.total} {invoice.currency} ({state}).",
+                actor=actor,
+                created_at=now,
+            )
+        )
+    # Drafts are not frozen yet, so one bulk UPDATE issues them all (the triggers check each row).
+    Invoice.objects.bulk_update(invoices, FINALIZE_FIELDS, batch_size=500)
+    CreditEntry.objects.bulk_create(entries, batch_size=1000)
+    events = AccountEvent.objects.bulk_create(events, batch_size=1000)
+    from billing.tasks import render_invoice_documents, send_account_email
+
+    notices = [
+        (str(inv.pk), str(inv.tenant_id), ev.pk, f"invoice {inv.number}")
+        for inv, ev in zip(invoices, events, strict=True)
+    ]
+
+    def enqueue():
+        for invoice_id, tenant_id, event_id, subject in notices:
+            render_invoice_documents.delay(invoice_id=invoice_id)
+            send_account_email.delay(tenant_id=tenant_id, event_id=event_id, subject=subject)
+
+    transaction.on_commit(enqueue)
+
+
 def invoice_finalize(*, invoice: Invoice, actor=None, now: datetime | None = None, refresh: bool = True) -> Invoice:
     """Issues a draft invoice of a month that has ended: number, billing snapshot, tax once, ledger debit, freeze.
 
@@ -161,61 +254,38 @@ def invoice_finalize(*, invoice: Invoice, actor=None, now: datetime | None = Non
         # The last metering pass for this tenant and month: the lines become final with the month over.
         invoices_refresh(period_start=invoice.period_start, as_of=now, tenant_ids=[invoice.tenant_id])
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().select_related("tenant").get(pk=invoice.pk)
+        invoice = Invoice.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=invoice.pk)
         if invoice.status != Invoice.Status.DRAFT:
             raise Conflict(f"Invoice {invoice.number} is already {invoice.get_status_display().lower()}.")
         if not _month_has_ended(invoice.period_start, now):
             raise Conflict(f"{invoice.period_start:%B %Y} has not ended yet; its invoice stays a draft until then.")
-        account = billing_account(tenant=invoice.tenant)
-        subtotal = invoice.lines.aggregate(total=Sum("amount_cents"))["total"] or 0
-        balance_before = credit_balance_cents(tenant=invoice.tenant)
-        invoice.number = _next_number(kind="INV", year=now.year)
-        invoice.subtotal_cents = subtotal
-        invoice.tax_rate = account.tax_rate
-        invoice.tax_cents = tax_cents(subtotal_cents=subtotal, tax_rate=account.tax_rate)
-        invoice.total_cents = subtotal + invoice.tax_cents
-        invoice.currency = settings.BILLING_CURRENCY
-        invoice.bill_to_name = account.bill_to_name
-        invoice.bill_to_address = account.address
-        invoice.bill_to_vat_id = account.vat_id
-        invoice.finalized_at = now
-        invoice.status = Invoice.Status.FINALIZED
-        invoice.save()
-        if invoice.total_cents:
-            CreditEntry.objects.create(
-                tenant=invoice.tenant,
-                kind=CreditEntry.Kind.INVOICE,
-                amount_cents=-invoice.total_cents,
-                invoice=invoice,
-                description=f"Invoice {invoice.number}",
-                created_by=actor,
-            )
-        # Nothing due (zero total), or prepaid credit covers it: the invoice is settled as it is issued.
-        if invoice.total_cents == 0 or balance_before >= invoice.total_cents:
-            invoice.status = Invoice.Status.PAID
-            invoice.paid_at = now
-            invoice.save(update_fields=["status", "paid_at"])
-        settled = (
-            "no payment due"
-            if invoice.total_cents == 0
-            else ("paid from credit" if invoice.status == Invoice.Status.PAID else "payment due")
-        )
-        _event(
-            tenant=invoice.tenant,
-            kind=AccountEvent.Kind.INVOICE,
-            message=f"Invoice {invoice.number} for {invoice.period_start:%B %Y} issued: "
-            f"{invoice.total} {invoice.currency} ({settled}).",
-            actor=actor,
-            email_subject=f"invoice {invoice.number}",
-        )
-        invoice_id = str(invoice.pk)
-        from billing.tasks import render_invoice_documents
-
-        transaction.on_commit(lambda: render_invoice_documents.delay(invoice_id=invoice_id))
+        _finalize_locked(invoices=[invoice], now=now, actor=actor)
     return invoice
 
 
-def invoices_finalize_due(*, now: datetime | None = None) -> int:
+def invoices_finalize_batch(*, period_start: date, invoice_ids: list, now: datetime) -> int:
+    """Issues many drafts of one ended month in one transaction; returns how many (finalized ones are skipped)."""
+    if not _month_has_ended(period_start, now):
+        raise Conflict(f"{period_start:%B %Y} has not ended yet.")
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The metering job's lock: it also locks every draft of the month, in another order.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)",
+                    [METERING_LOCK, period_start.year * 100 + period_start.month],
+                )
+        invoices = list(
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .filter(pk__in=invoice_ids, period_start=period_start, status=Invoice.Status.DRAFT)
+            .order_by("pk")
+        )
+        _finalize_locked(invoices=invoices, now=now)
+    return len(invoices)
+
+
+def invoices_finalize_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Finalizes every draft of a month that ended more than the grace period ago; returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.BILLING_FINALIZE_GRACE_HOURS)
@@ -229,13 +299,14 @@ def invoices_finalize_due(*, now: datetime | None = None) -> int:
     count = 0
     for period_start in list(months):
         invoices_refresh(period_start=period_start, as_of=now)
-        pending = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_start=period_start)
-        for invoice_id in pending.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=1000):
-            try:
-                invoice_finalize(invoice=Invoice(pk=invoice_id), now=now, refresh=False)
-            except Conflict:
-                continue  # finalized meanwhile by an operator or a concurrent run
-            count += 1
+        pending = Invoice.objects.filter(status=Invoice.Status.DRAFT, period_start=period_start).order_by("pk")
+        batch = []
+        for invoice_id in pending.values_list("pk", flat=True).iterator(chunk_size=batch_size):
+            batch.append(invoice_id)
+            if len(batch) == batch_size:
+                count += invoices_finalize_batch(period_start=period_start, invoice_ids=batch, now=now)
+                batch = []
+        count += invoices_finalize_batch(period_start=period_start, invoice_ids=batch, now=now)
     return count
 
 
