@@ -80,6 +80,10 @@ class Host(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.driver == "libvirt" and not self.uri:
+            raise ValidationError({"uri": "A libvirt host needs its connection URI, e.g. qemu+ssh://host/system."})
+
     @property
     def schedulable(self) -> bool:
         return self.enabled and not self.draining

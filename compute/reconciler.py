@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -81,12 +82,12 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
 
 
 def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
-    # Read the database before the hypervisor: an instance that becomes running after this read cannot be
-    # mistaken for one whose machine vanished, and a domain created after it belongs to an instance read here.
+    # Read the database before the hypervisor, so an instance that becomes running after this read cannot be
+    # mistaken for one whose machine vanished (domains of instances launched since are re-checked below).
     known = {str(pk): state for pk, state in Instance.objects.filter(host=host).live().values_list("pk", "state")}
     driver = driver_for(host)
     try:
-        domains = {info.uuid: info for info in driver.list_domains()}
+        domains = {_canonical(info.uuid): info for info in driver.list_domains()}
     except DriverError as error:
         logger.warning("Reconciler: cannot list the domains of host %s: %s", host.name, error)
         report.unreachable_hosts.append(host.name)
@@ -106,26 +107,56 @@ def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
                 logger.warning("Reconciler: cannot check domain %s on host %s: %s", pk, host.name, error)
             continue
         settled = {InstanceState.RUNNING: PowerState.RUNNING, InstanceState.STOPPED: PowerState.SHUTOFF}[state]
-        if (
-            info.state in (PowerState.RUNNING, PowerState.SHUTOFF)
-            and info.state != settled
-            and services.instance_power_synced(instance_id=pk, expected_state=state, power_state=info.state)
-        ):
-            report.power_synced.append(pk)
-    for uuid, info in domains.items():
-        if uuid in known:
-            continue
+        if info.state in (PowerState.RUNNING, PowerState.SHUTOFF) and info.state != settled:
+            _sync_power(driver, pk, state, info.state, report)
+    unknown = set(domains) - set(known)
+    if unknown:
+        # Instances launched after `known` was read may own some of these by now.
+        unknown -= {
+            str(pk)
+            for pk in Instance.objects.filter(host=host, pk__in=_valid_uuids(unknown))
+            .live()
+            .values_list("pk", flat=True)
+        }
+    for domain_uuid in sorted(unknown):
+        info = domains[domain_uuid]
         orphan, created = OrphanDomain.objects.get_or_create(
-            host=host, uuid=uuid, defaults={"power_state": info.state, "first_seen_at": now, "last_seen_at": now}
+            host=host, uuid=domain_uuid, defaults={"power_state": info.state, "first_seen_at": now, "last_seen_at": now}
         )
         if not created:
             OrphanDomain.objects.filter(pk=orphan.pk).update(power_state=info.state, last_seen_at=now, resolved_at=None)
         if created or orphan.resolved_at is not None:
-            logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, uuid)
-        report.orphans.append(uuid)
-    OrphanDomain.objects.filter(host=host, resolved_at__isnull=True).exclude(uuid__in=list(domains)).update(
+            logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, domain_uuid)
+        report.orphans.append(domain_uuid)
+    OrphanDomain.objects.filter(host=host, resolved_at__isnull=True).exclude(uuid__in=sorted(unknown)).update(
         resolved_at=now
     )
+
+
+def _sync_power(driver, pk: str, state: str, seen: str, report: ReconcileReport) -> None:
+    try:
+        current = driver.state(pk).state  # ask once more: a worker may be changing it right now
+    except DriverError:
+        return
+    if current == seen and services.instance_power_synced(instance_id=pk, expected_state=state, power_state=seen):
+        report.power_synced.append(pk)
+
+
+def _canonical(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
+def _valid_uuids(values) -> list[uuid.UUID]:
+    valid = []
+    for value in values:
+        try:
+            valid.append(uuid.UUID(value))
+        except ValueError:
+            continue  # a domain some other tool created: never an instance of ours
+    return valid
 
 
 def reconcile(*, grace: timedelta | None = None, now=None) -> ReconcileReport:

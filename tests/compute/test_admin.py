@@ -138,3 +138,16 @@ def test_new_hosts_default_to_the_configured_driver(settings):
 
     settings.HYPERVISOR_DRIVER = "libvirt"
     assert Host().driver == "libvirt"
+
+
+def test_a_libvirt_host_needs_a_uri(db):
+    from django.core.exceptions import ValidationError
+
+    from compute.models import Host
+
+    host = Host(name="kvm-1", driver="libvirt", vcpus=8, ram_mib=16384, disk_gib=100)
+    with pytest.raises(ValidationError) as caught:
+        host.full_clean()
+    assert "uri" in caught.value.message_dict
+    host.uri = "qemu:///system"
+    host.full_clean()

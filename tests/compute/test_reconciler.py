@@ -168,3 +168,39 @@ def test_the_reconcile_task_runs(running):
     tasks.reconcile.delay()
     running.refresh_from_db()
     assert running.state == "error"
+
+
+def test_a_domain_whose_instance_was_launched_during_the_pass_is_not_an_orphan(host, launch, monkeypatch):
+    """The instance is created after the reconciler read the database, its domain before it read the host."""
+    from compute.drivers.simulated import SimulatedDriver
+
+    original = SimulatedDriver.list_domains
+    launched = {}
+
+    def list_domains_after_a_launch(self):
+        if not launched:
+            instance = launch(name="late")
+            launched["instance"] = instance
+            SimulatedDomainFactory(uuid=instance.pk, host=host)
+        return original(self)
+
+    monkeypatch.setattr(SimulatedDriver, "list_domains", list_domains_after_a_launch)
+    report = reconcile(grace=timedelta(minutes=5))
+    assert report.orphans == []
+    assert not OrphanDomain.objects.exists()
+
+
+def test_a_power_change_seen_once_is_checked_again_before_it_is_followed(running, monkeypatch):
+    """The listing says "shut off" but by the time of the re-check the machine runs: nothing is changed."""
+    from compute.drivers.base import DomainInfo
+    from compute.drivers.simulated import SimulatedDriver
+
+    monkeypatch.setattr(
+        SimulatedDriver,
+        "list_domains",
+        lambda self: [DomainInfo(uuid=str(running.pk), state=PowerState.SHUTOFF, private_ip=running.private_ip)],
+    )
+    report = reconcile()
+    running.refresh_from_db()
+    assert report.power_synced == []
+    assert running.state == "running"
