@@ -305,6 +305,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
+    "URL_FORMAT_OVERRIDE": None,  # content types are chosen by Accept only; ?format= is just another parameter
 }
 # Requests per credential (token, else session user, else client address); POSTs also count against writes_*.
 API_RATE_LIMITS = {
