@@ -736,3 +736,45 @@ def budgets_check(*, now: datetime | None = None) -> int:
     for budget in Budget.objects.select_related("tenant").order_by("pk").iterator(chunk_size=500):
         fired += len(budget_check(tenant=budget.tenant, now=now))
     return fired
+
+
+# --- other resource types -------------------------------------------------------------------------------------
+
+
+def volume_segment_open(*, volume, at: datetime) -> Segment:
+    """Opens the segment of a volume (billed per GiB-month); a resize is close + open like a machine's."""
+    from billing.prices import resource_price_current
+
+    return segment_open(
+        tenant=volume.tenant,
+        resource_type=ResourceType.VOLUME,
+        resource_id=volume.pk,
+        resource_name=volume.name,
+        plan_name=f"{volume.size_gib} GiB",
+        unit_monthly_price=resource_price_current(resource_type=ResourceType.VOLUME, at=at),
+        quantity=volume.size_gib,
+        at=at,
+    )
+
+
+def volume_segment_close(*, volume, at: datetime) -> None:
+    segment_close(resource_type=ResourceType.VOLUME, resource_id=volume.pk, at=at)
+
+
+def ipv4_segment_open(*, address, at: datetime) -> Segment:
+    """Opens the segment of a public IPv4 address allocated to the tenant."""
+    from billing.prices import resource_price_current
+
+    return segment_open(
+        tenant=address.tenant,
+        resource_type=ResourceType.IPV4,
+        resource_id=address.pk,
+        resource_name=str(address),
+        plan_name="IPv4",
+        unit_monthly_price=resource_price_current(resource_type=ResourceType.IPV4, at=at),
+        at=at,
+    )
+
+
+def ipv4_segment_close(*, address, at: datetime) -> None:
+    segment_close(resource_type=ResourceType.IPV4, resource_id=address.pk, at=at)

@@ -3,6 +3,7 @@
 from django.urls import reverse
 
 from tenants.models import Membership, Tenant
+from tenants.roles import Permission
 from tenants.selectors import tenant_pending_invitations
 
 
@@ -21,6 +22,10 @@ def tenant_summary(*, tenant: Tenant, membership: Membership) -> dict:
         ),
     ]
     cards += _compute_cards(tenant)
+    if membership.has(Permission.VIEW_BILLING):
+        from billing.summary import billing_card
+
+        cards.append(billing_card(tenant=tenant))
     return {"cards": cards}
 
 
