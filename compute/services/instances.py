@@ -1,4 +1,4 @@
-"""Every change to instances and SSH keys goes through these functions.
+"""Instance requests (one function per transition) and the outcome recorders the worker tasks call.
 
 Requests (launch, start, stop, …) lock the instance, check the guard, move it into a transitional state, write
 an InstanceEvent and enqueue the worker's task when the transaction commits. Workers report back through the
@@ -9,7 +9,6 @@ instance has already moved on: a duplicate delivery records nothing twice.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -17,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import services as billing
-from compute.drivers.base import DomainInfo, DriverError, PowerState
+from compute.drivers.base import DomainInfo, PowerState
 from compute.models import (
     TASK_DEADLINES,
     TASK_STATES,
@@ -29,13 +28,11 @@ from compute.models import (
     InstanceEvent,
     InstanceState,
     InstanceTask,
-    OrphanDomain,
     SSHKey,
     validate_instance_name,
 )
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import instance_usage
-from compute.sshkeys import parse_public_key
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.models import Quota, Tenant
 
@@ -52,7 +49,6 @@ TASK_ACTIONS = {
     InstanceTask.RESIZE: EventAction.RESIZE,
     InstanceTask.DELETE: EventAction.DELETE,
 }
-
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -519,133 +515,3 @@ def instance_task_failed(*, instance_id: str, task: str, reason: str) -> Instanc
     if task == InstanceTask.BUILD:
         return instance_build_failed(instance_id=instance_id, reason=reason)
     return instance_action_failed(instance_id=instance_id, task=task, reason=reason)
-
-
-# --- SSH keys --------------------------------------------------------------------------------------------------
-
-
-def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str) -> SSHKey:
-    """Validates and fingerprints the key; a name or key the tenant already has is refused."""
-    name = (name or "").strip()
-    if not name:
-        raise InvalidRequest("Give the key a name.", code="invalid_name", details={"field": "name"})
-    if len(name) > 100:
-        raise InvalidRequest("The name is too long: at most 100 characters.", code="invalid_name")
-    try:
-        parsed = parse_public_key(public_key)
-    except ValidationError as error:
-        raise InvalidRequest(error.messages[0], code="invalid_key", details={"field": "public_key"}) from None
-    existing = SSHKey.objects.for_tenant(tenant).filter(fingerprint=parsed.fingerprint).first()
-    if existing is not None:
-        raise InvalidRequest(
-            f"This key is already saved as {existing.name}.", code="duplicate_key", details={"field": "public_key"}
-        )
-    if SSHKey.objects.for_tenant(tenant).filter(name=name).exists():
-        raise InvalidRequest(f"You already have a key called {name}.", code="duplicate_name", details={"field": "name"})
-    try:
-        with transaction.atomic():
-            return SSHKey.objects.create(
-                tenant=tenant,
-                name=name,
-                public_key=parsed.normalized,
-                fingerprint=parsed.fingerprint,
-                key_type=parsed.key_type,
-                bits=parsed.bits,
-                created_by=user,
-            )
-    except IntegrityError:
-        raise InvalidRequest("You already have this key or a key with this name.", code="duplicate_key") from None
-
-
-def sshkey_delete(*, key: SSHKey, user) -> None:
-    """Removes the key from the tenant; instances keep the copy they were launched with."""
-    SSHKey.objects.filter(pk=key.pk).delete()
-
-
-# --- reconciliation (called by compute.reconciler) ---------------------------------------------------------------
-
-
-def instance_task_requeue(*, instance_id: str, seen_enqueued_at, reason: str) -> bool:
-    """Sends work that shows no progress to the workers again; False if someone else already did (or it moved on)."""
-    with transaction.atomic():
-        locked = _lock(instance_id)
-        if not locked.is_transitional or not locked.task or locked.task_enqueued_at != seen_enqueued_at:
-            return False
-        now = timezone.now()
-        locked.task_enqueued_at = now
-        locked.task_progress_at = None
-        locked.task_requeues += 1
-        locked.save(update_fields=["task_enqueued_at", "task_progress_at", "task_requeues", "updated_at"])
-        _event(locked, EventAction.RECONCILE, EventResult.REQUESTED, message=reason, at=now)
-        instance_id, task = str(locked.pk), locked.task
-        transaction.on_commit(lambda: _dispatch(instance_id, task))
-    return True
-
-
-def instance_task_overdue(*, instance_id: str, now) -> Instance | None:
-    """Fails work that is past its deadline, naming what did not finish and for how long it was tried."""
-    with transaction.atomic():
-        locked = _lock(instance_id)
-        if not locked.is_transitional or not locked.task or not locked.task_deadline or locked.task_deadline > now:
-            return None
-        minutes = int(TASK_DEADLINES[locked.task].total_seconds() // 60)
-        reason = (
-            f"The {locked.task} did not finish within {minutes} minutes"
-            f" (sent to the workers {locked.task_requeues + 1} time{'s' if locked.task_requeues else ''})."
-        )
-        action = TASK_ACTIONS[locked.task]
-        _fail(locked, reason)
-        _event(locked, action, EventResult.FAILED, message=reason)
-    return locked
-
-
-def instance_domain_vanished(*, instance_id: str, expected_state: str, host_name: str) -> Instance | None:
-    """The host no longer has the machine of a running or stopped instance: it goes to `error`."""
-    with transaction.atomic():
-        locked = _lock(instance_id)
-        if locked.state != expected_state:
-            return None
-        reason = f"The machine vanished from host {host_name}; it can only be deleted."
-        _fail(locked, reason)
-        _event(locked, EventAction.RECONCILE, EventResult.FAILED, message=reason)
-    return locked
-
-
-def instance_power_synced(*, instance_id: str, expected_state: str, power_state: str) -> Instance | None:
-    """A machine that was powered off (or on) from inside the guest: the instance follows the hypervisor."""
-    new_state = {PowerState.SHUTOFF: InstanceState.STOPPED, PowerState.RUNNING: InstanceState.RUNNING}.get(power_state)
-    with transaction.atomic():
-        locked = _lock(instance_id)
-        if locked.state != expected_state or new_state is None or new_state == locked.state:
-            return None
-        locked.state = new_state
-        locked.power_state = power_state
-        locked.save(update_fields=["state", "power_state", "updated_at"])
-        verb = "powered off" if new_state == InstanceState.STOPPED else "powered on"
-        _event(locked, EventAction.RECONCILE, EventResult.SUCCEEDED, message=f"The machine was {verb} outside Hangar.")
-    return locked
-
-
-def orphan_domain_destroy(*, orphan: OrphanDomain, user) -> None:
-    """Operators: destroys a domain no live instance owns (its disk too) and marks the finding resolved."""
-    from compute.drivers import driver_for
-
-    with transaction.atomic():
-        orphan = OrphanDomain.objects.select_for_update().select_related("host").get(pk=orphan.pk)
-        if Instance.objects.filter(pk=_uuid_or_none(orphan.uuid), host=orphan.host).live().exists():
-            raise Conflict(f"{orphan.uuid} now belongs to a live instance on {orphan.host}; it was left alone.")
-        try:
-            driver_for(orphan.host).destroy(orphan.uuid)
-        except DriverError as error:
-            raise Conflict(f"Host {orphan.host} refused to destroy {orphan.uuid}: {error}") from error
-        orphan.resolved_at = timezone.now()
-        orphan.note = (orphan.note + "\n" if orphan.note else "") + f"Destroyed by {user} at {orphan.resolved_at:%c}."
-        orphan.save(update_fields=["resolved_at", "note"])
-    logger.warning("Orphan domain %s destroyed on host %s by %s.", orphan.uuid, orphan.host, user)
-
-
-def _uuid_or_none(value: str):
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
