@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
-from tenants.models import Invitation, Membership, Quota, Tenant, User
+from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, User
+from tenants.tokens import api_tokens_revoke_by_operator
 
 
 @admin.register(User)
@@ -54,3 +55,26 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ["email", "tenant__name"]
     readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by"]
     list_select_related = ["tenant"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Operators see every API token (never a secret: only its hash is stored) and can revoke them."""
+
+    list_display = ["prefix", "name", "user", "tenant", "scope", "created_at", "last_used_at", "expires_at", "status"]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "user__email", "tenant__name"]
+    list_select_related = ["user", "tenant"]
+    readonly_fields = [f.name for f in ApiToken._meta.fields]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # tokens are created by their users, who alone ever see the secret
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        count = api_tokens_revoke_by_operator(tokens=queryset)
+        self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.")

@@ -61,6 +61,11 @@ def api_token_revoke(*, api_token: ApiToken, actor_membership: Membership) -> Ap
     return locked
 
 
+def api_tokens_revoke_by_operator(*, tokens: QuerySet[ApiToken]) -> int:
+    """Operators (admin site): revokes every still-active token in `tokens`; returns how many were revoked."""
+    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
 def api_tokens_visible(*, membership: Membership, tokens: QuerySet[ApiToken] | None = None) -> QuerySet[ApiToken]:
     """The tokens a member may see: their own, or all of the tenant's for owners and admins.
 

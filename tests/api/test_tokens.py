@@ -207,3 +207,22 @@ def test_page_lists_within_a_fixed_number_of_queries(owner, owner_client, tenant
         response = owner_client.get(reverse("api-tokens"))
     assert response.status_code == 200
     assert len(response.context["tokens"]) == 5
+
+
+def test_operators_list_and_revoke_tokens_in_the_admin(member, tenant):
+    from tests.factories import UserFactory
+
+    api_token, secret = token_for(member, tenant)
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = login_client(staff)
+    page = client.get(reverse("admin:tenants_apitoken_changelist"))
+    assert page.status_code == 200 and api_token.prefix in page.content.decode()
+    assert secret not in page.content.decode()
+    response = client.post(
+        reverse("admin:tenants_apitoken_changelist"),
+        {"action": "revoke", "_selected_action": [str(api_token.pk)]},
+    )
+    assert response.status_code == 302
+    api_token.refresh_from_db()
+    assert api_token.status == "revoked"
+    assert_error(bearer_client(secret).get("/api/v1/tenant/"), 401)
