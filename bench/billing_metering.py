@@ -12,6 +12,7 @@ import resource
 import sys
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,7 @@ import django
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 
 from billing import services, tasks  # noqa: E402
 from billing.metering import invoices_refresh  # noqa: E402
@@ -42,7 +43,7 @@ def timed(label: str, function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     elapsed = time.perf_counter() - started
-    print(f"{label:<58} {elapsed:8.2f} s   (peak RSS {rss_mib():.0f} MiB)")
+    print(f"{label:<58} {elapsed:8.2f} s   (peak RSS {rss_mib():.0f} MiB)", flush=True)
     return result, elapsed
 
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10000)
     parser.add_argument("--segments", type=int, default=10)
     parser.add_argument("--pdfs", type=int, default=100)
+    parser.add_argument("--pdf-workers", type=int, default=2)
     options = parser.parse_args()
     if connection.vendor != "postgresql":
         print("Set DATABASE_URL to a PostgreSQL database of its own.")
@@ -131,16 +133,21 @@ def main() -> None:
     )
     print(f"  finalized {finalized}: {finalized / elapsed:,.0f} invoices/s")
     sample = rendered[: options.pdfs]
-    _, pdf_time = timed(
-        f"render PDF + CSV of {len(sample)} invoices (one worker)",
-        lambda: [services.invoice_render_documents(invoice=Invoice(pk=pk)) for pk in sample],
-    )
-    if sample:
-        per = pdf_time / len(sample)
-        print(
-            f"  {per * 1000:.0f} ms per invoice; {len(rendered)} invoices"
-            f" = {len(rendered) * per / 60:.1f} worker-minutes"
+    connections.close_all()  # each worker process opens its own connection
+    with ProcessPoolExecutor(max_workers=options.pdf_workers) as pool:
+        _, pdf_time = timed(
+            f"render PDF + CSV of {len(sample)} invoices ({options.pdf_workers} worker processes)",
+            lambda: list(pool.map(render_one, sample)),
         )
+    if sample:
+        rate = len(sample) / pdf_time
+        print(
+            f"  {rate:.1f} invoices/s; all {len(rendered)} would take {len(rendered) / rate / 60:.1f} min", flush=True
+        )
+
+
+def render_one(invoice_id) -> None:
+    services.invoice_render_documents(invoice=Invoice(pk=invoice_id))
 
 
 if __name__ == "__main__":

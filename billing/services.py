@@ -226,7 +226,7 @@ def _finalize_locked(*, invoices: list[Invoice], now: datetime, actor=None) -> N
             )
         )
     # Drafts are not frozen yet, so one bulk UPDATE issues them all (the triggers check each row).
-    Invoice.objects.bulk_update(invoices, FINALIZE_FIELDS, batch_size=500)
+    Invoice.objects.bulk_update(invoices, FINALIZE_FIELDS, batch_size=50)
     CreditEntry.objects.bulk_create(entries, batch_size=1000)
     events = AccountEvent.objects.bulk_create(events, batch_size=1000)
     from billing.tasks import render_invoice_documents, send_account_email
