@@ -218,3 +218,8 @@ def test_list_query_count_does_not_grow_with_rows(member_api, tenant, django_ass
     with django_assert_max_num_queries(7):
         response = member_api.get("/api/v1/instances/?per_page=200")
     assert len(response.json()["data"]) == 25
+
+
+def test_paths_with_control_characters_get_the_json_404(member_api):
+    assert_error(member_api.get("/api/v1/ssh-keys/a%0Ab%0Dc/"), 404, "not_found")
+    assert_error(member_api.post("/api/v1/nothing%0A/", {}, format="json"), 404, "not_found")
