@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from compute.models import Flavor, Image, Instance, InstanceEvent, InstanceState, SSHKey
+from compute.models import Flavor, Image, Instance, InstanceEvent, SSHKey
 from compute.sshkeys import MAX_KEY_LENGTH
 from portal.api.fields import StrictCharField
 
@@ -119,6 +119,3 @@ class InstanceEventSerializer(serializers.ModelSerializer):
         model = InstanceEvent
         fields = ["id", "action", "result", "message", "user", "created_at"]
         read_only_fields = fields
-
-
-INSTANCE_STATES = InstanceState.values
