@@ -197,6 +197,16 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def _check_accepts_new_resources(tenant: Tenant, verb: str) -> None:
+    if not tenant.accepts_new_resources:
+        raise Unprocessable(
+            f"{tenant.name} is {tenant.get_status_display().lower()}: no machines can be {verb} until the account "
+            "is settled.",
+            code="tenant_on_hold",
+            details={"status": tenant.status},
+        )
+
+
 def _check_name_free(*, tenant: Tenant, name: str, exclude=None) -> None:
     taken = Instance.objects.for_tenant(tenant).live().filter(name__iexact=name)
     if exclude is not None:
@@ -216,13 +226,7 @@ def instance_launch(
     *, tenant: Tenant, user, name: str, flavor: Flavor, image: Image, keys: Iterable[SSHKey] = ()
 ) -> Instance:
     """Reserves quota and a host for a new instance and enqueues its build; it starts `pending`."""
-    if not tenant.accepts_new_resources:
-        raise Unprocessable(
-            f"{tenant.name} is {tenant.get_status_display().lower()}: no new machines can be launched until the "
-            "account is settled.",
-            code="tenant_on_hold",
-            details={"status": tenant.status},
-        )
+    _check_accepts_new_resources(tenant, "launched")
     name = _clean_name(name)
     if not isinstance(flavor, Flavor) or not flavor.active:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
@@ -281,6 +285,14 @@ def instance_launch(
 
 
 def instance_start(*, instance: Instance, user) -> Instance:
+    """A suspended tenant's machines stay off (billing stopped them) until the account is settled."""
+    tenant = Tenant.objects.get(pk=instance.tenant_id)
+    if tenant.status == Tenant.Status.SUSPENDED:
+        raise Unprocessable(
+            f"{tenant.name} is suspended: machines cannot be started until the account is settled.",
+            code="tenant_suspended",
+            details={"status": tenant.status},
+        )
     return _request_transition(
         instance=instance,
         user=user,
@@ -319,7 +331,11 @@ def instance_reboot(*, instance: Instance, user) -> Instance:
 
 
 def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
-    """Only a stopped instance, to another active flavor whose disk is not smaller; quota and host room checked."""
+    """Only a stopped instance, to another active flavor whose disk is not smaller; quota and host room checked.
+
+    A tenant on hold or suspended cannot resize (a bigger size is new spending).
+    """
+    _check_accepts_new_resources(Tenant.objects.get(pk=instance.tenant_id), "resized")
     if not isinstance(flavor, Flavor) or not flavor.active:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
 

@@ -307,3 +307,28 @@ def test_deleting_a_key_never_touches_an_instance(launch, committed, key, member
     instance.refresh_from_db()
     assert instance.ssh_keys == [snapshot]
     assert instance.state == "running"
+
+
+# --- billing status -------------------------------------------------------------------------------------------------
+
+
+def test_a_suspended_tenant_cannot_start_its_stopped_machines(stopped, member, tenant):
+    tenant.status = "suspended"
+    tenant.save()
+    with pytest.raises(Unprocessable) as caught:
+        instance_start(instance=stopped, user=member)
+    assert caught.value.code == "tenant_suspended"
+    stopped.refresh_from_db()
+    assert stopped.state == "stopped"
+
+
+def test_a_tenant_on_hold_may_start_but_not_resize(stopped, member, tenant, big_flavor, committed):
+    tenant.status = "hold"
+    tenant.save()
+    with pytest.raises(Unprocessable) as caught:
+        instance_resize(instance=stopped, user=member, flavor=big_flavor)
+    assert caught.value.code == "tenant_on_hold"
+    with committed():
+        instance_start(instance=stopped, user=member)
+    stopped.refresh_from_db()
+    assert stopped.state == "running"
