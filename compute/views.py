@@ -28,7 +28,7 @@ from compute.forms import (
     add_service_error,
 )
 from compute.models import Flavor, Instance, SSHKey
-from compute.selectors import flavor_list, image_list, instance_events, instance_list, quota_usage, sshkey_list
+from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
 from portal.errors import ServiceError
 from portal.viewmixins import TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
@@ -212,13 +212,15 @@ class InstanceListView(TenantScopedMixin, ListView):
         return self._filter_form
 
     def get_queryset(self):
-        # Scoped by the mixin, then narrowed and ordered like the compute selector does it.
-        super().get_queryset()
+        # Scoped to the tenant by the mixin; deleted instances stay out of the list (their detail page stays).
+        queryset = super().get_queryset().live().select_related("flavor", "image", "host")
         form = self.get_filter_form()
-        filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
-        return instance_list(
-            tenant=self.request.tenant, state=filters.get("state", ""), name=filters.get("name", "").strip()
-        ).select_related("host")
+        if form.is_bound and form.is_valid():
+            if form.cleaned_data["state"]:
+                queryset = queryset.filter(state=form.cleaned_data["state"])
+            if form.cleaned_data["name"].strip():
+                queryset = queryset.filter(name__icontains=form.cleaned_data["name"].strip())
+        return queryset.order_by("-created_at", "id")
 
     def get_template_names(self):
         if _is_htmx(self.request):

@@ -108,6 +108,15 @@ def test_quota_refusal_is_shown_on_the_form(member_client, tenant, flavor, image
     assert not Instance.objects.filter(tenant=tenant).exists()
 
 
+def test_a_tenant_on_hold_cannot_launch_and_is_told_why(member_client, tenant, flavor, image, host):
+    tenant.status = tenant.Status.HOLD
+    tenant.save()
+    response = member_client.post(LAUNCH, {"name": "web-1", "flavor": flavor.pk, "image": image.pk})
+    assert response.status_code == 422
+    assert "is on hold" in response.content.decode()
+    assert not Instance.objects.filter(tenant=tenant).exists()
+
+
 def test_capacity_refusal_is_shown_on_the_form(member_client, tenant, image, host):
     huge = FlavorFactory(name="x64.huge", vcpus=2, ram_mib=4096, disk_gib=5000)
     response = member_client.post(LAUNCH, {"name": "web-1", "flavor": huge.pk, "image": image.pk})
