@@ -119,3 +119,8 @@ class InstanceEventSerializer(serializers.ModelSerializer):
         model = InstanceEvent
         fields = ["id", "action", "result", "message", "user", "created_at"]
         read_only_fields = fields
+
+
+class ConsoleSerializer(serializers.Serializer):
+    lines = serializers.IntegerField(help_text="How many lines were asked for.")
+    output = serializers.CharField(help_text="The last lines of the serial console; empty until the machine exists.")

@@ -3,15 +3,19 @@
 Every write calls the same services as the dashboard (compute.services); nothing here decides a rule.
 """
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from compute import selectors, services
 from compute.api import serializers as s
 from compute.api.filters import FlavorFilter, ImageFilter, InstanceFilter
+from compute.console import MAX_CONSOLE_LINES, instance_console_output
+from compute.drivers.base import DriverError
 from compute.models import Instance, SSHKey
+from portal.api.schema import ErrorSerializer
 from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet
 from tenants.api.serializers import QuotasSerializer
 
@@ -218,6 +222,35 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         return self.accepted(instance)
 
     @extend_schema(
+        summary="An instance's serial console output (read-only)",
+        description="The last `lines` lines the guest wrote to its serial console; empty until it has been built.",
+        tags=["instances"],
+        parameters=[
+            OpenApiParameter(
+                "lines",
+                {"type": "integer", "minimum": 1, "maximum": MAX_CONSOLE_LINES},
+                description=f"How many lines, 1 to {MAX_CONSOLE_LINES} (default 100).",
+            )
+        ],
+        responses={
+            200: s.ConsoleSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="The machine's host cannot be reached right now."),
+        },
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="console", filterset_class=None)
+    def console(self, request, pk=None):
+        instance = self.get_object()
+        raw = request.query_params.get("lines", "100")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_CONSOLE_LINES:
+            raise ValidationError({"lines": [f"Must be a whole number from 1 to {MAX_CONSOLE_LINES}."]})
+        try:
+            output = instance_console_output(instance=instance, lines=int(raw))
+        except DriverError as error:
+            raise ConsoleUnavailable(f"The console cannot be read right now: {error}") from None
+        return Response(s.ConsoleSerializer({"lines": int(raw), "output": output}).data)
+
+    @extend_schema(
         summary="An instance's event log, newest first",
         description="One row per request and per outcome (who, what, when, result, message).",
         tags=["instances"],
@@ -229,6 +262,12 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         instance = self.get_object()
         page = self.paginate_queryset(selectors.instance_events(instance=instance))
         return self.get_paginated_response(s.InstanceEventSerializer(page, many=True).data)
+
+
+class ConsoleUnavailable(APIException):
+    status_code = 503
+    default_code = "console_unavailable"
+    default_detail = "The machine's host cannot be reached right now; try again shortly."
 
 
 class QuotasView(TenantApiView):

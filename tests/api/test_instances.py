@@ -223,3 +223,24 @@ def test_list_query_count_does_not_grow_with_rows(member_api, tenant, django_ass
 def test_paths_with_control_characters_get_the_json_404(member_api):
     assert_error(member_api.get("/api/v1/ssh-keys/a%0Ab%0Dc/"), 404, "not_found")
     assert_error(member_api.post("/api/v1/nothing%0A/", {}, format="json"), 404, "not_found")
+
+
+def test_console_output(worker_api, catalog):
+    instance_id = _launch(worker_api, catalog).json()["id"]
+    response = worker_api.get(f"/api/v1/instances/{instance_id}/console/?lines=20")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["lines"] == 20 and isinstance(body["output"], str)
+    for bad in ("0", "1001", "x", "", "-3", "²"):
+        assert_error(worker_api.get(f"/api/v1/instances/{instance_id}/console/?lines={bad}"), 400, "invalid")
+
+
+def test_console_is_503_in_the_error_shape_when_the_host_is_unreachable(member_api, tenant, monkeypatch):
+    from compute.drivers.base import TransientDriverError
+
+    def unreachable(**kwargs):
+        raise TransientDriverError("connection refused")
+
+    monkeypatch.setattr("compute.api.views.instance_console_output", unreachable)
+    instance = InstanceFactory(tenant=tenant)
+    assert_error(member_api.get(f"/api/v1/instances/{instance.pk}/console/"), 503, "console_unavailable")
