@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -221,6 +221,18 @@ class InstanceListView(TenantScopedMixin, ListView):
             if form.cleaned_data["name"].strip():
                 queryset = queryset.filter(name__icontains=form.cleaned_data["name"].strip())
         return queryset.order_by("-created_at", "id")
+
+    def paginate_queryset(self, queryset, page_size):
+        try:
+            return super().paginate_queryset(queryset, page_size)
+        except Http404:
+            if not _is_htmx(self.request):
+                raise
+            # A poll of a page that no longer exists (its instances were deleted) shows the last page instead of
+            # failing every 2 s.
+            paginator = self.get_paginator(queryset, page_size)
+            page = paginator.page(paginator.num_pages)
+            return paginator, page, page.object_list, page.has_other_pages()
 
     def get_template_names(self):
         if _is_htmx(self.request):

@@ -246,6 +246,9 @@ def test_list_paginates(member_client, tenant):
     second = member_client.get(LIST, {"page": 2}).content.decode()
     assert "Page 2 of 2" in second
     assert member_client.get(LIST, {"page": 9}).status_code == 404
+    # A poll of a page that emptied meanwhile gets the last page, not an error on every poll.
+    polled = member_client.get(LIST, {"page": 9}, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "Page 2 of 2" in polled.content.decode()
 
 
 def test_tenants_never_see_host_names_but_staff_do(member_client, member, tenant):
