@@ -26,6 +26,17 @@ from billing.pricing import cents_to_decimal
 from portal.errors import ServiceError
 
 
+class ServiceAddMixin:
+    """Add forms that call a service: a refusal the form could not foresee becomes a message, not a 500."""
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """History is never edited: these rows are written by services only."""
 
@@ -66,11 +77,16 @@ class PriceForm(forms.ModelForm):
             self.add_error("flavor", "Machine prices are per flavor.")
         if data.get("resource_type") != ResourceType.INSTANCE and data.get("flavor"):
             self.add_error("flavor", "Only machine prices name a flavor.")
+        price = data.get("monthly_price")
+        if price is not None and price < 0:
+            self.add_error("monthly_price", "A price cannot be negative.")
+        elif price is not None and data.get("flavor") and price.as_tuple().exponent < -2:
+            self.add_error("monthly_price", "A flavor's monthly price has at most two decimal places.")
         return data
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(ServiceAddMixin, admin.ModelAdmin):
     form = PriceForm
     list_display = [
         "__str__",
@@ -92,18 +108,14 @@ class PriceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
-            if data["resource_type"] == ResourceType.INSTANCE:
-                saved = prices.flavor_price_set(
-                    flavor=data["flavor"], monthly_price=data["monthly_price"], actor=request.user
-                )
-            else:
-                saved = prices.resource_price_set(
-                    resource_type=data["resource_type"], monthly_price=data["monthly_price"], actor=request.user
-                )
-        except ServiceError as error:
-            messages.error(request, error.message)
-            return
+        if data["resource_type"] == ResourceType.INSTANCE:
+            saved = prices.flavor_price_set(
+                flavor=data["flavor"], monthly_price=data["monthly_price"], actor=request.user
+            )
+        else:
+            saved = prices.resource_price_set(
+                resource_type=data["resource_type"], monthly_price=data["monthly_price"], actor=request.user
+            )
         obj.__dict__.update(saved.__dict__)  # the admin logs and redirects with the saved row
 
 
@@ -230,7 +242,7 @@ class CreditNoteForm(forms.ModelForm):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(admin.ModelAdmin):
+class CreditNoteAdmin(ServiceAddMixin, admin.ModelAdmin):
     form = CreditNoteForm
     list_display = ["number", "invoice", "tenant", "amount", "reason", "created_at", "created_by"]
     search_fields = ["number", "invoice__number", "tenant__name"]
@@ -255,13 +267,6 @@ class CreditNoteAdmin(admin.ModelAdmin):
         )
         obj.__dict__.update(note.__dict__)
 
-    def add_view(self, request, form_url="", extra_context=None):
-        try:
-            return super().add_view(request, form_url, extra_context)
-        except ServiceError as error:
-            messages.error(request, error.message)
-            return HttpResponseRedirect(request.get_full_path())
-
 
 # --- credit and accounts ---------------------------------------------------------------------------------------
 
@@ -275,7 +280,7 @@ class TopUpForm(forms.ModelForm):
 
 
 @admin.register(CreditEntry)
-class CreditEntryAdmin(admin.ModelAdmin):
+class CreditEntryAdmin(ServiceAddMixin, admin.ModelAdmin):
     """The ledger is append-only; the add form records a top-up."""
 
     form = TopUpForm

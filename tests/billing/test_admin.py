@@ -84,3 +84,35 @@ def test_admin_hold_and_resume(operator_client, tenant):
     )
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.ACTIVE
+
+
+def test_admin_price_form_refuses_bad_input(operator_client):
+    flavor = FlavorFactory(monthly_price=Decimal("10.00"))
+    for price in ("-1", "1.005", "abc"):
+        response = operator_client.post(
+            reverse("admin:billing_price_add"),
+            {"resource_type": "instance", "flavor": flavor.pk, "monthly_price": price},
+        )
+        assert response.status_code == 200, price
+    response = operator_client.post(
+        reverse("admin:billing_price_add"), {"resource_type": "volume", "monthly_price": "0.044"}
+    )
+    assert response.status_code == 302
+    assert Price.objects.get(resource_type="volume").monthly_price == Decimal("0.0440")
+
+
+def test_admin_credit_note_too_large_is_a_message_not_a_500(operator_client, tenant):
+    SegmentFactory(
+        tenant=tenant, started_at=datetime(2026, 3, 1, tzinfo=UTC), ended_at=datetime(2026, 3, 2, tzinfo=UTC)
+    )
+    invoices_refresh(period_start=date(2026, 3, 1), as_of=datetime(2026, 3, 5, tzinfo=UTC))
+    invoice = Invoice.objects.get(tenant=tenant)
+    operator_client.post(
+        reverse("admin:billing_invoice_changelist"), {"action": "finalize_now", "_selected_action": [invoice.pk]}
+    )
+    url = reverse("admin:billing_creditnote_add")
+    response = operator_client.post(url, {"invoice": invoice.pk, "amount": "999", "reason": "x"}, follow=True)
+    assert response.status_code == 200 and "cannot exceed" in response.content.decode()
+    response = operator_client.post(url, {"invoice": invoice.pk, "amount": "0.50", "reason": "Outage"})
+    assert response.status_code == 302
+    assert invoice.credit_notes.get().number.startswith("CN-")
