@@ -161,10 +161,13 @@ def shared_database(path: Path):
 
 
 @contextmanager
-def publishing_to(var_dir: Path):
+def publishing_to(var_dir: Path, monkeypatch):
     """Tasks this process enqueues go to the worker's embedded broker instead of running eagerly."""
     from portal.celery import app
 
+    # Celery prefers these variables to its configuration (the PostgreSQL + Redis run of the suite sets one).
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
     broker = var_dir / "broker"
     for folder in ("queue", "control", "processed"):
         (broker / folder).mkdir(parents=True, exist_ok=True)
@@ -229,7 +232,7 @@ def virsh(*args: str) -> str:
 
 # --- the test -------------------------------------------------------------------------------------------------------
 def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_deleted(
-    demo_image, tmp_path, django_db_blocker
+    demo_image, tmp_path, django_db_blocker, monkeypatch
 ):
     import libvirt
 
@@ -266,7 +269,7 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
     worker.migrate()
     worker.start()
     try:
-        with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path):
+        with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path, monkeypatch):
             Host.objects.create(name="local-qemu", driver="libvirt", uri=URI, vcpus=4, ram_mib=4096, disk_gib=50)
             tiny = Flavor.objects.create(name="it.tiny", vcpus=1, ram_mib=160, disk_gib=1, monthly_price=Decimal("1"))
             small = Flavor.objects.create(name="it.small", vcpus=2, ram_mib=192, disk_gib=2, monthly_price=Decimal("2"))
