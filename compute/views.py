@@ -29,7 +29,7 @@ from compute.forms import (
 )
 from compute.models import Flavor, Instance, SSHKey
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
-from portal.errors import ServiceError
+from portal.errors import Conflict, ServiceError
 from portal.viewmixins import TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
 
@@ -379,6 +379,10 @@ class InstanceRenameView(_InstanceFormActionView):
         old_name = self.object.name
         try:
             services.instance_rename(instance=self.object, user=request.user, name=form.cleaned_data["name"])
+        except Conflict as error:
+            # The instance's state refuses (e.g. it is being deleted): nothing the form could fix.
+            messages.error(request, error.message)
+            return HttpResponseRedirect(self.detail_url())
         except ServiceError as error:
             add_service_error(form, error)
             return self.render_errors(form, status=error.status)
@@ -397,10 +401,10 @@ class InstanceResizeView(_InstanceFormActionView):
         flavor: Flavor = form.cleaned_data["flavor"]
         try:
             services.instance_resize(instance=self.object, user=request.user, flavor=flavor)
+        except Conflict as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(self.detail_url())
         except ServiceError as error:
-            if not self.object.can_resize():
-                messages.error(request, error.message)
-                return HttpResponseRedirect(self.detail_url())
             add_service_error(form, error)
             return self.render_errors(form, status=error.status)
         messages.success(request, f"{self.object.name} is being resized to {flavor.name}.")

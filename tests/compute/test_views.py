@@ -419,6 +419,15 @@ def test_rename_bad_input_reopens_the_dialog_with_the_error(member_client, runni
     assert running.name == "web-1"
 
 
+def test_renaming_an_instance_being_deleted_is_refused_with_a_message(member_client, tenant):
+    instance = InstanceFactory(tenant=tenant, name="going", state=InstanceState.DELETING)
+    response = member_client.post(_url("instance-rename", instance), {"name": "staying"}, follow=True)
+    assert response.status_code == 200
+    assert "going is deleting" in response.content.decode()
+    instance.refresh_from_db()
+    assert instance.name == "going"
+
+
 def test_delete_needs_the_typed_name(member_client, running, django_capture_on_commit_callbacks):
     response = member_client.post(_url("instance-delete", running), {"confirm_name": "web-2"})
     assert response.status_code == 400
