@@ -1,7 +1,8 @@
 """A real Celery worker process killed with SIGKILL in the middle of a build: the reconciler finishes the job.
 
-Everything runs in child processes against a private SQLite file and the embedded filesystem broker in a
-temporary HANGAR_VAR_DIR, like `make run` does: the test only reads the database to see what happened.
+Set-up, worker and reconciler all run in child processes with the embedded filesystem broker in a private
+temporary HANGAR_VAR_DIR, like `make run` does; the test only reads the database to see what happened. It runs
+against a private SQLite file, and again against the live PostgreSQL test database when the suite runs there.
 """
 
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -38,33 +40,63 @@ print(instance.pk)
 RECONCILE = "from compute.reconciler import reconcile; print(reconcile().summary())"
 
 
-@pytest.fixture
-def environment(tmp_path):
-    env = {
+def _environment(tmp_path, database_url: str) -> dict:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "HANGAR_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'hangar.sqlite3'}",
+        "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": "filesystem://",
         "CACHE_URL": f"file://{tmp_path / 'cache'}",
         "COMPUTE_TASK_GRACE_SECONDS": "2",
         "DEBUG": "0",
         "SECURE_SSL_REDIRECT": "0",
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env, check=True)
-    return env
+
+
+class SQLiteReader:
+    """Reads the child processes' SQLite file (read-only) without going through Django."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def one(self, sql: str, instance_id: str):
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=20) as db:
+            return db.execute(sql.replace("%s", "?"), (instance_id.replace("-", ""),)).fetchone()
+
+    def all(self, sql: str, instance_id: str):
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=20) as db:
+            return db.execute(sql.replace("%s", "?"), (instance_id.replace("-", ""),)).fetchall()
+
+
+class DjangoReader:
+    """Reads through the test's own (autocommit) connection: every query sees what the children committed."""
+
+    def one(self, sql: str, instance_id: str):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [instance_id])
+            return cursor.fetchone()
+
+    def all(self, sql: str, instance_id: str):
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [instance_id])
+            return cursor.fetchall()
+
+
+def _manage(env, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}"
+    return done.stdout.strip()
 
 
 def _manage_shell(env, code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
+    return _manage(env, "shell", "-c", code)
 
 
 def _start_worker(env, log: Path) -> subprocess.Popen:
@@ -89,12 +121,6 @@ def _start_worker(env, log: Path) -> subprocess.Popen:
     )
 
 
-def _row(env, sql: str, *params):
-    database = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=20) as db:
-        return db.execute(sql, params).fetchone()
-
-
 def _wait_for(predicate, *, what: str, timeout: float = 90.0):
     # A generous ceiling, not a timed assertion: it only stops a broken run from hanging forever.
     deadline = time.monotonic() + timeout
@@ -112,14 +138,17 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def test_a_worker_killed_mid_build_is_recovered_by_the_reconciler(environment, tmp_path):
-    env = environment
-    instance_id = _manage_shell(env, SETUP).splitlines()[-1].replace("-", "")
-    state = lambda: _row(env, "SELECT state FROM compute_instance WHERE id = ?", instance_id)[0]  # noqa: E731
-    domains = lambda: _row(env, "SELECT count(*) FROM compute_simulateddomain WHERE uuid = ?", instance_id)[0]  # noqa: E731
+def _kill_mid_build_and_recover(env, reader, log: Path) -> None:
+    instance_id = _manage_shell(env, SETUP).splitlines()[-1]
+
+    def state() -> str:
+        return reader.one("SELECT state FROM compute_instance WHERE id = %s", instance_id)[0]
+
+    def domains() -> int:
+        return reader.one("SELECT count(*) FROM compute_simulateddomain WHERE uuid = %s", instance_id)[0]
+
     assert state() == "pending"
 
-    log = tmp_path / "worker.log"
     first = _start_worker(env, log)
     try:
         # Mid-build: the worker claimed the build and created the domain, which is still booting.
@@ -141,11 +170,26 @@ def test_a_worker_killed_mid_build_is_recovered_by_the_reconciler(environment, t
 
     assert state() == "running", log.read_text()[-3000:]
     assert domains() == 1  # the second attempt adopted the first attempt's domain
-    events = [
-        row
-        for row in sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///"))
-        .execute("SELECT action, result FROM compute_instanceevent WHERE instance_id = ? ORDER BY id", (instance_id,))
-        .fetchall()
-    ]
+    events = reader.all(
+        "SELECT action, result FROM compute_instanceevent WHERE instance_id = %s ORDER BY id", instance_id
+    )
     assert ("reconcile", "requested") in events
-    assert events[-1] == ("build", "succeeded")
+    assert tuple(events[-1]) == ("build", "succeeded")
+
+
+def test_a_worker_killed_mid_build_is_recovered_by_the_reconciler(tmp_path):
+    database = tmp_path / "hangar.sqlite3"
+    env = _environment(tmp_path, f"sqlite:///{database}")
+    _manage(env, "migrate", "--noinput", "-v", "0")
+    _kill_mid_build_and_recover(env, SQLiteReader(database), tmp_path / "worker.log")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_build_is_recovered_on_postgresql(tmp_path):
+    from django.db import connection
+
+    db = connection.settings_dict  # the live test database, migrated by pytest-django
+    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    url = f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    _kill_mid_build_and_recover(_environment(tmp_path, url), DjangoReader(), tmp_path / "worker.log")
