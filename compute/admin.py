@@ -141,7 +141,7 @@ class HostAdmin(admin.ModelAdmin):
 
     @admin.display(description="used / free after overcommit")
     def capacity(self, obj) -> str:
-        if obj.pk is None:
+        if obj is None or obj._state.adding:
             return "-"
         usage = host_usage(obj)
         return (

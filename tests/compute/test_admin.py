@@ -151,3 +151,36 @@ def test_a_libvirt_host_needs_a_uri(db):
     assert "uri" in caught.value.message_dict
     host.uri = "qemu:///system"
     host.full_clean()
+
+
+@pytest.mark.parametrize("model", ["host", "flavor", "image"])
+def test_add_pages_render(operator_client, model):
+    assert operator_client.get(reverse(f"admin:compute_{model}_add")).status_code == 200
+
+
+def test_an_operator_adds_a_host(operator_client):
+    from compute.models import Host
+
+    response = operator_client.post(
+        reverse("admin:compute_host_add"),
+        {
+            "name": "sim-c",
+            "driver": "simulated",
+            "uri": "",
+            "enabled": "on",
+            "vcpus": 16,
+            "ram_mib": 65536,
+            "disk_gib": 1000,
+            "cpu_allocation_ratio": "4",
+            "ram_allocation_ratio": "1",
+            "disk_allocation_ratio": "1",
+            "boot_seconds": 5,
+            "stop_seconds": 3,
+            "fail_next_creates": 0,
+            "failure_kind": "transient",
+            "instances-TOTAL_FORMS": 0,
+            "instances-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert Host.objects.get(name="sim-c").vcpus_allocatable == 64
