@@ -21,7 +21,8 @@ class IntegerFilter(django_filters.NumberFilter):
 
 
 class StrictFilterSet(django_filters.FilterSet):
-    """An empty value for a typed filter (`?image=`, `?created_after=`) is a 400, not silently "no filter"."""
+    """An empty value for a typed filter (`?image=`, `?created_after=`, `?ordering=,`) is a 400, not silently
+    "no filter"."""
 
     def is_valid(self) -> bool:
         valid = super().is_valid()
@@ -29,6 +30,9 @@ class StrictFilterSet(django_filters.FilterSet):
             if isinstance(filter_, django_filters.CharFilter) or name not in self.data:
                 continue
             values = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data[name]]
+            if isinstance(filter_, django_filters.filters.BaseCSVFilter):
+                # "?ordering=name,,": django-filter would drop the empty items without a word.
+                values = [item for value in values for item in value.split(",")]
             if any(value.strip() == "" for value in values):
                 self.form.add_error(name, "Give a value, or leave the parameter out.")
                 valid = False
