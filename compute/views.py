@@ -75,7 +75,7 @@ class LaunchView(TenantScopedMixin, FormView):
     template_name = "compute/launch.html"
 
     def required_permission(self, method: str) -> str:
-        # The form is only for those who may launch; read-only roles see the catalog's prices on instances.
+        # The form is only for those who may launch; read-only roles see each instance's price on its own page.
         return self.change_permission
 
     def get_form_kwargs(self):
@@ -159,7 +159,7 @@ def _key_picker_context(*, keys, checked: list[str], key_form: SSHKeyForm | None
 class LaunchKeyAddView(TenantScopedMixin, View):
     """'Add a key' inside the launch form: with htmx it swaps in the refreshed key picker, new key ticked.
 
-    Without JavaScript the whole launch form arrives here; the key is added and the user is sent back to launch.
+    A plain POST (no htmx) adds the key and sends the user back to the launch form with a flash message.
     """
 
     http_method_names = ["post"]
@@ -277,7 +277,6 @@ class InstanceDetailView(TenantScopedMixin, DetailView):
                 "hourly": _hourly(instance.flavor.monthly_price),
             },
             rename_form=kwargs.get("rename_form") or RenameForm(initial={"name": instance.name}),
-            delete_form=DeleteForm(instance=instance),
         )
         if instance.can_resize() and self.request.membership.has(self.change_permission):
             context["resize_options"] = _resize_options(instance=instance, usage=quota_usage(tenant=instance.tenant))
@@ -301,7 +300,10 @@ def _resize_options(*, instance: Instance, usage: dict) -> list[dict]:
         if not refusal and instance.image.min_ram_mib > flavor.ram_mib:
             refusal = f"{instance.image.name} needs at least {_mib_label(instance.image.min_ram_mib)} of RAM."
         monthly_difference = round_money(flavor.monthly_price) - round_money(current.monthly_price)
-        hourly_difference = _hourly(flavor.monthly_price) - _hourly(current.monthly_price)
+        # The difference of the exact rates, rounded once: rounding each rate first can be off by one in the last place.
+        hourly_difference = (hourly_rate(flavor.monthly_price) - hourly_rate(current.monthly_price)).quantize(
+            HOURLY_DISPLAY, rounding=ROUND_HALF_UP
+        )
         options.append(
             {
                 "flavor": flavor,

@@ -374,7 +374,7 @@ def test_resize_form_shows_price_differences_and_resizes(
     big_flavor.save()
     body = member_client.get(_url("instance-detail", stopped)).content.decode()
     assert "+12.00 EUR / month" in body
-    assert "+0.0178 EUR / hour" in body  # 0.0357 - 0.0179 per hour
+    assert "+0.0179 EUR / hour" in body  # 24/672 - 12/672 = 0.017857… per hour
 
     response = _post(
         member_client, _url("instance-resize", stopped), {"flavor": big_flavor.pk}, django_capture_on_commit_callbacks
