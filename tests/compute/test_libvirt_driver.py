@@ -377,3 +377,32 @@ def test_a_connection_that_stays_broken_is_transient():
 
     with pytest.raises(TransientDriverError, match="Cannot recv data"):
         driver._call("list", operation)
+
+
+# --- the reconciler against libvirt -----------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_reconciler_sees_what_happened_on_a_libvirt_host_behind_our_back():
+    from compute import reconciler
+    from compute.operations import domain_spec
+    from tests.factories.compute import HostFactory, InstanceFactory
+
+    host = HostFactory(name="kvm-test", driver="libvirt", uri=TEST_URI)
+    vanished = InstanceFactory(host=host, state="running")
+    powered_off = InstanceFactory(host=host, state="running")
+    driver = driver_for(host)
+    driver.create(domain_spec(vanished))
+    driver.create(domain_spec(powered_off))
+    stray = make_spec()
+    driver.create(stray)  # a hangar-* domain that no instance owns
+    domain = raw_connection().lookupByUUIDString(str(vanished.pk))
+    domain.destroy()
+    domain.undefine()
+    raw_connection().lookupByUUIDString(str(powered_off.pk)).destroy()
+
+    report = reconciler.reconcile()
+
+    vanished.refresh_from_db()
+    assert report.vanished == [str(vanished.pk)] and vanished.state == "error"
+    assert report.power_synced == [str(powered_off.pk)]
+    assert report.orphans == [stray.uuid]
+    assert report.unreachable_hosts == []
