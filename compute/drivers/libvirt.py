@@ -27,7 +27,6 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-import libvirt
 from django.conf import settings
 
 from compute.drivers.base import (
@@ -41,6 +40,16 @@ from compute.drivers.base import (
     PowerState,
     TransientDriverError,
 )
+
+try:
+    import libvirt
+except ImportError as missing:
+    # driver_for() imports this module only for libvirt hosts: their work fails with a reason an operator can act
+    # on, instead of an ImportError, while simulated hosts keep working.
+    raise PermanentDriverError(
+        "The libvirt driver needs libvirt-python on this machine: pip install -e '.[libvirt]' "
+        "(with Debian's libvirt-dev and pkg-config installed)."
+    ) from missing
 from compute.drivers.libvirt_xml import (
     DOMAIN_PREFIX,
     POOL_NAME,

@@ -406,3 +406,13 @@ def test_reconciler_sees_what_happened_on_a_libvirt_host_behind_our_back():
     assert report.power_synced == [str(powered_off.pk)]
     assert report.orphans == [stray.uuid]
     assert report.unreachable_hosts == []
+
+
+def test_a_machine_without_libvirt_python_fails_libvirt_hosts_with_a_reason(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "libvirt", None)  # what `import libvirt` sees where the binding is missing
+    monkeypatch.delitem(sys.modules, "compute.drivers.libvirt")
+
+    with pytest.raises(PermanentDriverError, match=r"pip install -e '\.\[libvirt\]'"):
+        driver_for(make_host())
