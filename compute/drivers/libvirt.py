@@ -509,12 +509,15 @@ class LibvirtDriver(ComputeDriver):
 
     def _tail(self, conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> bytes:
         path = volume.path()
-        if is_local_uri(self.uri) and os.path.isfile(path):
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, handle.tell() - CONSOLE_TAIL_BYTES))
-                return handle.read()
-        # Remote host: stream the end of the file through libvirt.
+        if is_local_uri(self.uri):
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(0, os.SEEK_END)
+                    handle.seek(max(0, handle.tell() - CONSOLE_TAIL_BYTES))
+                    return handle.read()
+            except OSError:
+                pass  # e.g. virtlogd's file is root-only and we are not root: ask libvirt instead
+        # Remote host (or an unreadable local file): stream the end of the file through libvirt.
         size = volume.info()[1]
         offset = max(0, size - CONSOLE_TAIL_BYTES)
         stream = conn.newStream(0)
