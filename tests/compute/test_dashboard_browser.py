@@ -131,3 +131,24 @@ def test_viewer_sees_no_buttons(new_page, catalog):
     page.goto(f"/instances/{instance.pk}/")
     assert page.locator("#instance-live .row-actions").count() == 0
     assert page.locator("dialog").count() == 0
+
+
+def test_rename_error_reopens_the_dialog(new_page, catalog):
+    page = new_page()
+    membership = _log_in(page)
+    instance = InstanceFactory(tenant=membership.tenant, name="web-1", state=InstanceState.STOPPED)
+    page.goto(f"/instances/{instance.pk}/")
+    page.click("#instance-live button:has-text('Rename')")
+    dialog = page.locator("#rename-dialog")
+    dialog.locator("input[name=name]").fill("bad_name")
+    # The browser's own pattern check would stop this; submit it anyway to see the server's answer.
+    dialog.locator("form").evaluate("form => form.noValidate = true")
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_selector("#rename-dialog .errorlist")
+    assert page.locator("#rename-dialog").is_visible()
+    assert page.locator("#rename-dialog").evaluate("dialog => dialog.matches(':modal')")
+    dialog.locator("input[name=name]").fill("web-2")
+    dialog.locator("button[type=submit]").click()
+    page.wait_for_selector("text=web-1 is now called web-2.")
+    instance.refresh_from_db()
+    assert instance.name == "web-2"

@@ -414,7 +414,7 @@ def test_rename_bad_input_reopens_the_dialog_with_the_error(member_client, runni
     response = member_client.post(_url("instance-rename", running), {"name": "x" * 64})
     assert response.status_code == 400
     body = response.content.decode()
-    assert '<dialog id="rename-dialog" open>' in body and "at most 63 characters" in body
+    assert '<dialog id="rename-dialog" open data-reopen-modal>' in body and "at most 63 characters" in body
     running.refresh_from_db()
     assert running.name == "web-1"
 
