@@ -1,12 +1,17 @@
-// The launch form: a live cost estimate of the chosen size, and Enter inside "add a key" adding the key.
-// Prices are computed on the server (billing/pricing.py) and carried on each size card as data attributes,
-// so this file only displays them and never does price arithmetic of its own.
+// The launch form: a live cost estimate of the chosen size, sizes too small for the chosen image greyed out, and
+// Enter inside "add a key" adding the key. Prices are computed on the server (billing/pricing.py) and carried on
+// each size card as data attributes, so this file only displays them and never does price arithmetic of its own.
+// The server checks everything again; this only saves a round trip.
 (function () {
   "use strict";
 
+  function launchForm() {
+    return document.querySelector("form[data-launch-form]");
+  }
+
   function updateEstimate() {
     var estimate = document.querySelector("[data-cost-estimate]");
-    var form = document.querySelector("form[data-launch-form]");
+    var form = launchForm();
     if (!estimate || !form) {
       return;
     }
@@ -25,9 +30,42 @@
     summary.textContent = chosen.getAttribute("data-summary");
   }
 
+  // An image needs a minimum disk and RAM: sizes below it cannot be chosen with it.
+  function applyImage() {
+    var form = launchForm();
+    if (!form) {
+      return;
+    }
+    var image = form.querySelector("input[name=image]:checked");
+    var minDisk = image ? Number(image.getAttribute("data-min-disk")) : 0;
+    var minRam = image ? Number(image.getAttribute("data-min-ram")) : 0;
+    var flavors = form.querySelectorAll("input[name=flavor]");
+    Array.prototype.forEach.call(flavors, function (input) {
+      if (input.hasAttribute("data-quota-refused")) {
+        return;
+      }
+      var tooSmall = Number(input.getAttribute("data-disk")) < minDisk || Number(input.getAttribute("data-ram")) < minRam;
+      input.disabled = tooSmall;
+      if (tooSmall && input.checked) {
+        input.checked = false;
+      }
+      var note = input.closest("label").querySelector("[data-image-note]");
+      if (note) {
+        note.textContent = tooSmall ? "Too small for " + image.getAttribute("data-name") + "." : "";
+        note.hidden = !tooSmall;
+      }
+    });
+    updateEstimate();
+  }
+
   document.addEventListener("change", function (event) {
-    if (event.target.name === "flavor" && event.target.closest("form[data-launch-form]")) {
+    if (!event.target.closest("form[data-launch-form]")) {
+      return;
+    }
+    if (event.target.name === "flavor") {
       updateEstimate();
+    } else if (event.target.name === "image") {
+      applyImage();
     }
   });
 
@@ -48,8 +86,8 @@
   });
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", updateEstimate);
+    document.addEventListener("DOMContentLoaded", applyImage);
   } else {
-    updateEstimate();
+    applyImage();
   }
 })();

@@ -32,7 +32,8 @@ def catalog(db):
     return {
         "small": FlavorFactory(name="b1.small", vcpus=1, ram_mib=2048, disk_gib=20, monthly_price="6.72"),
         "large": FlavorFactory(name="b8.large", vcpus=8, ram_mib=16384, disk_gib=160, monthly_price="67.20"),
-        "image": ImageFactory(name="Debian 12", os="Debian", version="12"),
+        "image": ImageFactory(name="Debian 12", os="Debian", version="12", min_disk_gib=2),
+        "tiny": FlavorFactory(name="b0.tiny", vcpus=1, ram_mib=512, disk_gib=1, monthly_price="2.00"),
     }
 
 
@@ -64,7 +65,15 @@ def test_launch_with_live_estimate_and_a_key_added_inline(new_page, catalog):
     assert "6.72 EUR" in page.locator("[data-cost-monthly]").inner_text()
     assert "0.0100 EUR" in page.locator("[data-cost-hourly]").inner_text()
 
+    tiny = page.locator("label.choice", has_text="b0.tiny")
+    page.click("label.choice:has-text('b0.tiny')")
+    assert "2.00 EUR" in page.locator("[data-cost-monthly]").inner_text()
     page.click("label.choice:has-text('Debian 12')")
+    # Debian needs 2 GiB of disk: the 1 GiB size is greyed out and no longer chosen.
+    assert tiny.locator("input").is_disabled() and not tiny.locator("input").is_checked()
+    assert "Too small for Debian 12." in tiny.inner_text()
+    assert "Choose a size" in estimate.inner_text()
+    page.click("label.choice:has-text('b1.small')")
     page.fill("#id_newkey-name", "laptop")
     page.fill("#id_newkey-public_key", "not a key")
     page.click("[data-key-add]")
