@@ -135,3 +135,12 @@ def test_concurrent_retries_act_once(member, tenant):
     assert SSHKey.objects.count() == 1
     assert statuses.count(201) >= 1
     assert set(statuses) <= {201, 409}
+
+
+def test_purge_is_scheduled_hourly(settings):
+    from portal.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["api-idempotency-keys-purge"]
+    assert entry["task"] == "tenants.tasks.idempotency_keys_purge"
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 3600
