@@ -25,7 +25,6 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 run: $(INSTALLED)
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
-	DEBUG=0 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  Hangar is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
