@@ -26,6 +26,8 @@ run: $(INSTALLED)
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	@# With DEBUG off, whitenoise serves only collected, compressed files.
+	@if [ "$${DEBUG:-1}" = "0" ]; then $(BIN)/python manage.py collectstatic --noinput --verbosity 0; fi
 	@echo ""
 	@echo "  Hangar is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)"
 	@echo ""
