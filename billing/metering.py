@@ -44,10 +44,23 @@ def _tenant_filter(alias: str, tenant_ids: Iterable[UUID] | None, params: dict) 
     return f" AND {alias}.tenant_id IN ({', '.join(names)})"
 
 
+def lock_month(period_start: date) -> None:
+    """Serializes every writer of one month's invoices (metering, finalizing) until the transaction ends.
+
+    PostgreSQL: an advisory lock, so a refresh never meets a half-finalized month and nobody deadlocks on the other's
+    row locks. SQLite: its transactions already take the database's single write lock (IMMEDIATE mode).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [METERING_LOCK, period_start.year * 100 + period_start.month]
+            )
+
+
 def invoices_refresh(
     *, period_start: date, as_of: datetime | None = None, tenant_ids: Iterable[UUID] | None = None
 ) -> int:
-    """Recomputes the draft invoices of one month (all tenants, or `tenant_ids`); returns how many lines exist.
+    """Recomputes the draft invoices of one month (all tenants, or `tenant_ids`); returns how many lines it wrote.
 
     Drafts are created for tenants with a segment in the month; finalized invoices are never touched.
     """
@@ -75,6 +88,7 @@ def invoices_refresh(
     }
     segment_scope = _tenant_filter("s", tenant_ids, params)
     invoice_scope = _tenant_filter(invoice, tenant_ids, params)
+    invoice_scope_i = _tenant_filter("i", tenant_ids, params)
     overlaps = "s.started_at < %(end)s AND (s.ended_at IS NULL OR s.ended_at > %(start)s)"
     drafts = f"{invoice}.period_start = %(period)s AND {invoice}.status = 'draft'{invoice_scope}"
 
@@ -108,6 +122,16 @@ def invoices_refresh(
         ),
         h AS MATERIALIZED (SELECT e.*, {hours} AS hours FROM e)
     """
+    insert_lines = f"""
+        {line_rows}
+        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
+                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
+        SELECT h.invoice_id, h.segment_id, h.resource_type, h.resource_id, h.resource_name, h.plan_name, h.quantity,
+               h.period_from, h.period_to, h.hours, h.hourly_rate, h.monthly_price, {amount}
+        FROM h
+        WHERE h.hours > 0
+        """
+    tax = tax_cents_sql(subtotal_cents="x.subtotal", tax_rate_percent="x.rate")
     statements = [
         # New drafts for tenants that started using something this month.
         f"""
@@ -120,41 +144,31 @@ def invoices_refresh(
         WHERE NOT EXISTS (SELECT 1 FROM {invoice} i WHERE i.tenant_id = t.tenant_id AND i.period_start = %(period)s)
         ON CONFLICT (tenant_id, period_start) DO NOTHING
         """,
-        # Locks every draft of the month (finalizing waits for us, and we skip what it finalized first).
-        f"UPDATE {invoice} SET metered_at = %(now)s WHERE {drafts}",
         f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
+        insert_lines,
+        # Totals of every draft in one pass (drafts without lines get zero). The subtotal is cast back to an integer:
+        # PostgreSQL's SUM of bigints is numeric, and the tax needs integer division.
         f"""
-        {line_rows}
-        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
-                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
-        SELECT h.invoice_id, h.segment_id, h.resource_type, h.resource_id, h.resource_name, h.plan_name, h.quantity,
-               h.period_from, h.period_to, h.hours, h.hourly_rate, h.monthly_price, {amount}
-        FROM h
-        WHERE h.hours > 0
-        """,
-        f"""
-        UPDATE {invoice} SET
-            subtotal_cents = COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = {invoice}.id), 0),
-            tax_rate = COALESCE((SELECT a.tax_rate FROM {account} a WHERE a.tenant_id = {invoice}.tenant_id), 0)
-        WHERE {drafts}
-        """,
-        f"""
-        UPDATE {invoice} SET
-            tax_cents = {tax_cents_sql(subtotal_cents="subtotal_cents", tax_rate_percent="tax_rate")},
-            total_cents = subtotal_cents + {tax_cents_sql(subtotal_cents="subtotal_cents", tax_rate_percent="tax_rate")}
-        WHERE {drafts}
+        UPDATE {invoice} SET subtotal_cents = x.subtotal, tax_rate = x.rate, tax_cents = {tax},
+            total_cents = x.subtotal + {tax}, metered_at = %(now)s
+        FROM (
+            SELECT i.id AS invoice_id, COALESCE(a.tax_rate, 0) AS rate,
+                   CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT)
+                   AS subtotal
+            FROM {invoice} i LEFT JOIN {account} a ON a.tenant_id = i.tenant_id
+            WHERE i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}
+        ) x
+        WHERE {invoice}.id = x.invoice_id
         """,
     ]
     with transaction.atomic(), connection.cursor() as cursor:
-        if vendor == "postgresql":
-            # Two refreshes of the same month queue up instead of deadlocking on each other's draft rows.
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [METERING_LOCK, period_start.year * 100 + period_start.month]
-            )
+        lock_month(period_start)
+        lines = 0
         for statement in statements:
             cursor.execute(statement, params)
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
-            params,
-        )
-        return cursor.fetchone()[0]
+            if statement is insert_lines:
+                lines = cursor.rowcount
+                if lines < 0:  # sqlite3 reports no row count for a statement that starts with WITH
+                    cursor.execute("SELECT changes()")
+                    lines = cursor.fetchone()[0]
+        return lines

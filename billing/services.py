@@ -12,7 +12,7 @@ from django.db.models import Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from billing.metering import METERING_LOCK, invoices_refresh
+from billing.metering import invoices_refresh, lock_month
 from billing.models import (
     AccountEvent,
     BillingAccount,
@@ -291,6 +291,7 @@ def invoice_finalize(*, invoice: Invoice, actor=None, now: datetime | None = Non
         # The last metering pass for this tenant and month: the lines become final with the month over.
         invoices_refresh(period_start=invoice.period_start, as_of=now, tenant_ids=[invoice.tenant_id])
     with transaction.atomic():
+        lock_month(invoice.period_start)
         invoice = Invoice.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=invoice.pk)
         if invoice.status != Invoice.Status.DRAFT:
             raise Conflict(f"Invoice {invoice.number} is already {invoice.get_status_display().lower()}.")
@@ -305,13 +306,7 @@ def invoices_finalize_batch(*, period_start: date, invoice_ids: list, now: datet
     if not _month_has_ended(period_start, now):
         raise Conflict(f"{period_start:%B %Y} has not ended yet.")
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The metering job's lock: it also locks every draft of the month, in another order.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, %s)",
-                    [METERING_LOCK, period_start.year * 100 + period_start.month],
-                )
+        lock_month(period_start)
         invoices = list(
             Invoice.objects.select_for_update(of=("self",))
             .select_related("tenant")
