@@ -153,7 +153,7 @@ def test_credit_limit_hold_then_suspend_then_topup_lifts(
 ):
     settings.BILLING_SUSPEND_GRACE_HOURS = 72
     stopped = []
-    monkeypatch.setattr(services, "_stop_machines", lambda *, tenant: stopped.append(tenant.pk) or 0)
+    monkeypatch.setattr(services.accounts, "_stop_machines", lambda *, tenant: stopped.append(tenant.pk) or 0)
     services.billing_terms_update(tenant=tenant, actor=None, tax_rate=Decimal("0"), credit_limit=Decimal("0.50"))
     _draft(tenant)  # 1.00 unbilled, no credit: 0.50 past the limit
     with django_capture_on_commit_callbacks(execute=True):
@@ -181,7 +181,7 @@ def test_no_credit_limit_never_holds(tenant):
 
 
 def test_operator_hold_is_not_lifted_by_a_topup(tenant, monkeypatch):
-    monkeypatch.setattr(services, "_stop_machines", lambda *, tenant: 0)
+    monkeypatch.setattr(services.accounts, "_stop_machines", lambda *, tenant: 0)
     services.tenant_hold(tenant=tenant, actor=None)
     services.credit_topup(tenant=tenant, amount=Decimal("100"))
     tenant.refresh_from_db()
