@@ -13,9 +13,7 @@ from billing.models import (
     BudgetAlert,
 )
 from billing.pricing import cents_to_decimal, to_cents
-from billing.selectors import (
-    tenant_month_usage,
-)
+from billing.selectors import tenant_month_usage
 from billing.services.events import account_event as _event
 from portal.errors import InvalidRequest
 

@@ -5,15 +5,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from billing.models import (
-    AccountEvent,
-)
-from billing.selectors import (
-    billing_contacts,
-)
+from billing.models import AccountEvent
+from billing.selectors import billing_contacts
 
 
 def account_event(*, tenant, kind: str, message: str, actor=None, email_subject: str = "") -> AccountEvent:
+    """Records a step in the tenant's billing log; with a subject, e-mails it after the commit."""
     event = AccountEvent.objects.create(tenant=tenant, kind=kind, message=message, actor=actor)
     if email_subject:
         from billing.tasks import send_account_email
