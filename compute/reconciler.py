@@ -85,8 +85,8 @@ def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
     # Read the database before the hypervisor, so an instance that becomes running after this read cannot be
     # mistaken for one whose machine vanished (domains of instances launched since are re-checked below).
     known = {str(pk): state for pk, state in Instance.objects.filter(host=host).live().values_list("pk", "state")}
-    driver = driver_for(host)
     try:
+        driver = driver_for(host)
         domains = {_canonical(info.uuid): info for info in driver.list_domains()}
     except DriverError as error:
         logger.warning("Reconciler: cannot list the domains of host %s: %s", host.name, error)

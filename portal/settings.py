@@ -3,7 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
-from celery.schedules import crontab  # noqa: F401  (schedules below may use it)
+from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 

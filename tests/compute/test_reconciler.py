@@ -204,3 +204,24 @@ def test_a_power_change_seen_once_is_checked_again_before_it_is_followed(running
     running.refresh_from_db()
     assert report.power_synced == []
     assert running.state == "running"
+
+
+def test_a_host_whose_driver_cannot_load_is_reported_and_the_others_are_still_compared(running, monkeypatch):
+    from compute import reconciler
+    from compute.drivers.base import PermanentDriverError
+
+    broken = HostFactory(name="kvm-without-binding")
+    real_driver_for = reconciler.driver_for
+
+    def driver_for(host):
+        if host.pk == broken.pk:
+            raise PermanentDriverError("libvirt-python is not installed on this worker")
+        return real_driver_for(host)
+
+    monkeypatch.setattr(reconciler, "driver_for", driver_for)
+    SimulatedDomain.objects.filter(uuid=running.pk).delete()
+    report = reconcile()
+    assert "kvm-without-binding" in report.unreachable_hosts
+    running.refresh_from_db()
+    assert report.vanished == [str(running.pk)]
+    assert running.state == "error"
