@@ -1,3 +1,5 @@
+"""Forms of the Billing dashboard."""
+
 from decimal import Decimal
 
 from django import forms
@@ -20,13 +22,3 @@ class BillingDetailsForm(forms.ModelForm):
         model = BillingAccount
         fields = ["legal_name", "address", "vat_id"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3})}
-
-
-class CreditNoteForm(forms.Form):
-    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
-    reason = forms.CharField(max_length=300)
-
-
-class TopUpForm(forms.Form):
-    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=12, decimal_places=2)
-    description = forms.CharField(max_length=300, required=False)

@@ -7,7 +7,6 @@ the same transaction as the dated Price row, so the two cannot disagree; operato
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -82,7 +81,3 @@ def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None
     return Price.objects.create(
         resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor
     )
-
-
-def currency() -> str:
-    return settings.BILLING_CURRENCY
