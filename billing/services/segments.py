@@ -32,7 +32,10 @@ def segment_open(
     quantity: int = 1,
     at: datetime,
 ) -> Segment:
-    """Opens the billable segment of a resource; refuses a second open segment for the same resource."""
+    """Opens the billable segment of a resource.
+
+    Opening the same segment again is harmless; a second open segment at another price is refused (close first).
+    """
     segment = Segment(
         tenant=tenant,
         resource_type=resource_type,
@@ -47,6 +50,9 @@ def segment_open(
         with transaction.atomic():
             segment.save()
     except IntegrityError:
+        existing = Segment.objects.filter(resource_type=resource_type, resource_id=resource_id).open().first()
+        if existing is not None and (existing.plan_name, existing.monthly_price) == (plan_name, segment.monthly_price):
+            return existing  # a repeated call (a retried task): the resource is already billed at this price
         raise Conflict(f"{resource_name} already has an open billable segment.", code="segment_open") from None
     return segment
 
