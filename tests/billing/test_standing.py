@@ -57,3 +57,20 @@ def test_metering_task_refreshes_this_month(tenant):
     invoice = Invoice.objects.get(tenant=tenant, period_start=month_start(timezone.now()))
     assert invoice.total_cents >= 10
     assert invoices_refresh(period_start=month_start(timezone.now())) >= 1
+
+
+def test_demo_seed_is_idempotent(tenant):
+    import io
+
+    from billing import demo
+    from billing.models import Budget, CreditEntry
+    from billing.selectors import credit_balance
+    from tests.factories.compute import FlavorFactory
+
+    flavor = FlavorFactory(monthly_price=Decimal("7.00"))
+    for _ in range(2):
+        demo.seed(tenant=tenant, stdout=io.StringIO())
+    assert flavor.prices.get().monthly_price == Decimal("7.00")
+    assert credit_balance(tenant=tenant) == Decimal("100.00")
+    assert CreditEntry.objects.filter(tenant=tenant).count() == 1
+    assert Budget.objects.get(tenant=tenant).amount == Decimal("50.00")

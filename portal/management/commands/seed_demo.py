@@ -44,6 +44,7 @@ class Command(BaseCommand):
 
     def seeders(self):
         """Each app's demo seeding, in dependency order."""
+        from billing import demo as billing_demo
         from compute import demo as compute_demo
 
-        return [compute_demo.seed]
+        return [compute_demo.seed, billing_demo.seed]
