@@ -93,7 +93,10 @@ class InvoicePdfView(BillingViewMixin, DetailView):
         if invoice.status != Invoice.Status.DRAFT:
             if not invoice.pdf:
                 invoice = services.invoice_render_documents(invoice=invoice)
-            return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=_filename(invoice, "pdf"))
+            try:
+                return FileResponse(invoice.pdf.open("rb"), as_attachment=True, filename=_filename(invoice, "pdf"))
+            except OSError:
+                pass  # the stored file is gone (storage moved or wiped): the frozen invoice renders the same again
         response = HttpResponse(invoice_pdf(invoice=invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{_filename(invoice, "pdf")}"'
         return response
@@ -105,7 +108,10 @@ class InvoiceCsvView(BillingViewMixin, DetailView):
     def get(self, request, *args, **kwargs):
         invoice = self.get_object()
         if invoice.status != Invoice.Status.DRAFT and invoice.csv:
-            return FileResponse(invoice.csv.open("rb"), as_attachment=True, filename=_filename(invoice, "csv"))
+            try:
+                return FileResponse(invoice.csv.open("rb"), as_attachment=True, filename=_filename(invoice, "csv"))
+            except OSError:
+                pass  # the stored file is gone: the frozen invoice renders the same again
         response = HttpResponse(invoice_csv(invoice=invoice), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_filename(invoice, "csv")}"'
         return response

@@ -97,3 +97,25 @@ def test_credits_page_lists_ledger(owner_client, tenant):
     credit_topup(tenant=tenant, amount=Decimal("25.00"), description="Bank transfer")
     page = owner_client.get(reverse("billing:credits")).content.decode()
     assert "Bank transfer" in page and "25.00" in page
+
+
+def test_issued_invoice_downloads_stored_files_and_survives_a_lost_file(owner_client, tenant, settings):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from billing.services import invoice_finalize, invoice_render_documents
+
+    SegmentFactory(
+        tenant=tenant, started_at=datetime(2026, 3, 1, tzinfo=UTC), ended_at=datetime(2026, 3, 2, tzinfo=UTC)
+    )
+    invoices_refresh(period_start=datetime(2026, 3, 1).date(), as_of=datetime(2026, 3, 5, tzinfo=UTC))
+    invoice = invoice_finalize(invoice=Invoice.objects.get(tenant=tenant), now=datetime(2026, 4, 3, tzinfo=UTC))
+    invoice = invoice_render_documents(invoice=invoice)
+    pdf = owner_client.get(reverse("billing:invoice-pdf", args=[invoice.pk]))
+    assert pdf.status_code == 200 and b"".join(pdf.streaming_content).startswith(b"%PDF")
+    assert invoice.number in pdf["Content-Disposition"]
+    Path(settings.MEDIA_ROOT, invoice.pdf.name).unlink()
+    again = owner_client.get(reverse("billing:invoice-pdf", args=[invoice.pk]))
+    assert again.status_code == 200 and again.content.startswith(b"%PDF")
+    csv = owner_client.get(reverse("billing:invoice-csv", args=[invoice.pk]))
+    assert b"".join(csv.streaming_content).startswith(b"invoice,period")
