@@ -6,6 +6,8 @@ from portal.celery import app as celery_app
 from tenants.roles import Role
 from tests.factories import MembershipFactory, TenantFactory
 
+pytest_plugins = ["tests.browser"]
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need row locks and real concurrency: they run only when the database is PostgreSQL."""

@@ -11,7 +11,7 @@ import pytest
 from compute.models import Instance, InstanceState
 from tenants.models import Quota
 from tenants.roles import Role
-from tests.e2e.conftest import CHROMIUM, _plain_http_live_server, _playwright, browser, new_page, screenshot
+from tests.browser import CHROMIUM, screenshot
 from tests.factories import MembershipFactory, UserFactory
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, InstanceFactory, new_public_key
 
@@ -20,8 +20,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()), reason=f"no Chromium at {CHROMIUM}"),
 ]
-
-__all__ = ["_plain_http_live_server", "_playwright", "browser", "new_page"]  # fixtures shared with tests/e2e
 
 PASSWORD = "correct-horse-battery"
 

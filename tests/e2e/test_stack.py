@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.e2e.conftest import screenshot
+from tests.browser import screenshot
 from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -7,7 +7,7 @@ from django.core import mail
 
 from tenants.models import Membership
 from tenants.roles import Role
-from tests.e2e.conftest import screenshot
+from tests.browser import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def test_sign_up_invite_and_accept_in_the_browser(new_page):
     assert "Owner" in owner.locator(".tenant-switch").inner_text()
     screenshot(owner, "home")
 
-    owner.get_by_role("link", name="Team").click()
+    owner.get_by_role("navigation").get_by_role("link", name="Team", exact=True).click()
     owner.fill("#id_email", "victor@example.com")
     owner.select_option("#id_role", Role.VIEWER)
     owner.get_by_role("button", name="Send invitation").click()
@@ -60,7 +60,7 @@ def test_sign_up_invite_and_accept_in_the_browser(new_page):
     assert Membership.objects.get(user__email="victor@example.com", tenant__name="Orbital Labs").role == Role.VIEWER
     # The viewer has two organisations now (their own and Orbital Labs) and can switch.
     assert viewer.locator("#tenant-switcher option").count() == 2
-    viewer.get_by_role("link", name="Team").click()
+    viewer.get_by_role("navigation").get_by_role("link", name="Team", exact=True).click()
     viewer.wait_for_url("**/team/")
     assert viewer.locator("text=Send invitation").count() == 0
     assert viewer.locator("text=Change role").count() == 0
