@@ -1,5 +1,6 @@
 """The billing card on the dashboard's home page (owners and billing members)."""
 
+from django.conf import settings
 from django.urls import reverse
 
 from billing.models import Budget
@@ -13,7 +14,7 @@ def billing_card(*, tenant: Tenant) -> dict:
     percent = usage.cost_cents * 100 / budget.amount_cents if budget else None
     return {
         "label": "Spend this month",
-        "value": f"{usage.cost:,}",
+        "value": f"{usage.cost:,} {settings.BILLING_CURRENCY}",
         "url": reverse("billing:overview"),
         "sub": f"forecast {usage.forecast:,}" + (f" of a {budget.amount:,} budget" if budget else ""),
         "percent": percent,

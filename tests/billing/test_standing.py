@@ -33,7 +33,9 @@ def test_budget_banner_for_billing_roles_only(tenant, owner, member):
 
 def test_home_card_shows_spend_to_billing_roles(tenant, owner, member):
     SegmentFactory(tenant=tenant, price="67.20", started_at=timezone.now() - timedelta(minutes=30))
-    assert "Spend this month" in login_client(owner).get(reverse("home")).content.decode()
+    page = login_client(owner).get(reverse("home")).content.decode()
+    assert "Spend this month" in page
+    assert "0.10 EUR" in page  # one started hour at 67.20 / 672
     assert "Spend this month" not in login_client(member).get(reverse("home")).content.decode()
 
 
