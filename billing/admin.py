@@ -37,16 +37,20 @@ class ServiceAddMixin:
             return HttpResponseRedirect(request.get_full_path())
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is never edited: these rows are written by services only."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
+class AppendOnlyMixin:
+    """Rows of history: added (through a service), never changed or deleted."""
 
     def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(AppendOnlyMixin, admin.ModelAdmin):
+    """History is never edited: these rows are written by services only."""
+
+    def has_add_permission(self, request, obj=None):
         return False
 
 
@@ -86,7 +90,8 @@ class PriceForm(forms.ModelForm):
 
 
 @admin.register(Price)
-class PriceAdmin(ServiceAddMixin, admin.ModelAdmin):
+class PriceAdmin(ServiceAddMixin, AppendOnlyMixin, admin.ModelAdmin):
+    # A price changes by adding a dated row.
     form = PriceForm
     list_display = [
         "__str__",
@@ -99,12 +104,6 @@ class PriceAdmin(ServiceAddMixin, admin.ModelAdmin):
     ]
     list_filter = ["resource_type", "flavor"]
     date_hierarchy = "effective_from"
-
-    def has_change_permission(self, request, obj=None):
-        return False  # a price changes by adding a dated row
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -242,7 +241,7 @@ class CreditNoteForm(forms.ModelForm):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ServiceAddMixin, admin.ModelAdmin):
+class CreditNoteAdmin(ServiceAddMixin, AppendOnlyMixin, admin.ModelAdmin):
     form = CreditNoteForm
     list_display = ["number", "invoice", "tenant", "amount", "reason", "created_at", "created_by"]
     search_fields = ["number", "invoice__number", "tenant__name"]
@@ -253,12 +252,6 @@ class CreditNoteAdmin(ServiceAddMixin, admin.ModelAdmin):
         form = super().get_form(request, obj, **kwargs)
         form.base_fields["invoice"].queryset = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
         return form
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -280,7 +273,7 @@ class TopUpForm(forms.ModelForm):
 
 
 @admin.register(CreditEntry)
-class CreditEntryAdmin(ServiceAddMixin, admin.ModelAdmin):
+class CreditEntryAdmin(ServiceAddMixin, AppendOnlyMixin, admin.ModelAdmin):
     """The ledger is append-only; the add form records a top-up."""
 
     form = TopUpForm
@@ -289,12 +282,6 @@ class CreditEntryAdmin(ServiceAddMixin, admin.ModelAdmin):
     search_fields = ["tenant__name", "description"]
     list_select_related = ["tenant", "created_by"]
     autocomplete_fields = ["tenant"]
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
