@@ -29,6 +29,8 @@ def test_healthz_says_when_no_worker_has_been_seen(client):
 
 @pytest.mark.django_db
 def test_healthz_is_503_when_the_broker_is_down(client, monkeypatch):
+    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration, so point both at nothing.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(celery_app.conf, "broker_transport_options", {})
     response = client.get(reverse("healthz"))
