@@ -1,11 +1,19 @@
 """The Celery application: configured from Django settings (CELERY_*), tasks found in every app's tasks.py."""
 
 import os
+import time
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("hangar")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _announce_worker(sender, **kwargs) -> None:
+    """A fresh worker sends itself a heartbeat through the broker: /healthz sees it at once, not at beat's next run."""
+    sender.app.send_task("portal.tasks.heartbeat", kwargs={"sent_at": time.time()})

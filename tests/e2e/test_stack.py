@@ -108,3 +108,20 @@ def test_launch_and_drive_a_machine_from_the_dashboard_on_the_worker(stack, brow
         assert page.locator("tr", has_text="e2e-web-1").count() == 0
     finally:
         context.close()
+
+
+def test_beat_sends_the_schedule_from_the_database(stack):
+    """Beat keeps its schedule in the database (operators edit it in the admin) and sends what is due."""
+    names = stack.manage(
+        "shell",
+        "-c",
+        "from django_celery_beat.models import PeriodicTask as P; print(list(P.objects.values_list('name')))",
+    )
+    assert "worker-heartbeat" in names and "compute-reconcile" in names
+
+    def heartbeats_received() -> int:
+        log = stack.logs["worker"].read_text()
+        return sum("portal.tasks.heartbeat" in line and "received" in line for line in log.splitlines())
+
+    # The worker announces itself once on start; every later heartbeat comes from beat (every 30 s).
+    stack.wait_for(lambda: heartbeats_received() >= 2, what="a heartbeat sent by beat")
