@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
 from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, User
-from tenants.tokens import api_tokens_revoke_by_operator
+from tenants.services import api_tokens_revoke_by_operator
 
 
 @admin.register(User)

@@ -209,6 +209,63 @@ class TenantOwned(models.Model):
         abstract = True
 
 
+class EventResult(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    REFUSED = "refused", "Refused"
+
+
+class Event(TenantOwned):
+    """Abstract base of every app's event log: who (None: the system) did what, when, and with what result.
+
+    Each app keeps its own log on this shape (TenantEvent here, compute's InstanceEvent, billing's AccountEvent)
+    and writes it only through its `services/events.py`.
+    """
+
+    Result = EventResult
+
+    action = models.CharField(max_length=32)
+    result = models.CharField(max_length=16, choices=EventResult.choices, default=EventResult.SUCCEEDED)
+    message = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.message}" if self.message else self.get_action_display()
+
+    def get_action_display(self) -> str:
+        return dict(self._meta.get_field("action").choices or ()).get(self.action, self.action)
+
+
+class TenantEvent(Event):
+    """The organisation's own log: members and roles, invitations, API tokens, standing (hold, suspend, resume)."""
+
+    class Action(models.TextChoices):
+        RENAME = "rename", "Organisation renamed"
+        ROLE_CHANGE = "role_change", "Role changed"
+        MEMBER_REMOVE = "member_remove", "Member removed"
+        INVITE = "invite", "Invitation sent"
+        INVITE_ACCEPT = "invite_accept", "Invitation accepted"
+        INVITE_REVOKE = "invite_revoke", "Invitation withdrawn"
+        TOKEN_CREATE = "token_create", "API token created"
+        TOKEN_REVOKE = "token_revoke", "API token revoked"
+        HOLD = "hold", "Put on hold"
+        SUSPEND = "suspend", "Suspended"
+        RESUME = "resume", "Resumed"
+
+    action = models.CharField(max_length=32, choices=Action.choices)
+
+    class Meta(Event.Meta):
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="tenantevent_tenant_time")]
+
+
 class ApiTokenQuerySet(TenantQuerySet):
     def active(self):
         now = timezone.now()

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from tenants.tokens import idempotency_keys_purge
+from tenants.services import idempotency_keys_purge
 
 
 @shared_task(name="tenants.tasks.idempotency_keys_purge", ignore_result=True)

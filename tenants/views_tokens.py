@@ -1,7 +1,7 @@
 """The API tokens page: create (secret shown once), list and revoke.
 
 Every member may create and revoke their own tokens; owners and admins see and may revoke all of the tenant's
-tokens (see tenants.tokens).
+tokens (see tenants.services.tokens).
 """
 
 from datetime import timedelta
@@ -16,7 +16,8 @@ from portal.viewmixins import TenantObjectActionView
 from tenants.models import ApiToken
 from tenants.roles import Permission
 from tenants.scoping import TenantScopedMixin
-from tenants.tokens import api_token_create, api_token_revoke, api_tokens_visible
+from tenants.selectors import api_tokens_visible
+from tenants.services import api_token_create, api_token_revoke
 
 EXPIRY_CHOICES = [
     ("", "Never"),

@@ -3,7 +3,8 @@
 from rest_framework import authentication, exceptions
 
 from tenants.models import Membership
-from tenants.tokens import api_token_find, api_token_touch
+from tenants.selectors import api_token_find
+from tenants.services import api_token_touch
 
 
 def _bind_membership(request, membership) -> None:

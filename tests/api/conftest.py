@@ -3,7 +3,7 @@ from rest_framework.test import APIClient
 
 from tenants.models import ApiToken, Membership
 from tenants.roles import Role
-from tenants.tokens import api_token_create
+from tenants.services import api_token_create
 from tests.factories import MembershipFactory
 
 

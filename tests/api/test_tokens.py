@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from tenants.models import ApiToken, Membership
 from tenants.roles import Role
-from tenants.tokens import LAST_USED_RESOLUTION, api_token_create, api_token_find, api_token_touch
+from tenants.selectors import api_token_find
+from tenants.services import api_token_create, api_token_touch
+from tenants.services.tokens import LAST_USED_RESOLUTION
 from tests.api.conftest import bearer_client, token_for
 from tests.api.test_generic import assert_error
 from tests.conftest import login_client

@@ -1,4 +1,4 @@
-"""Factories for API tokens (tests that need the secret itself use tenants.tokens.api_token_create)."""
+"""Factories for API tokens (tests that need the secret itself use tenants.services.api_token_create)."""
 
 import secrets
 

@@ -1,4 +1,4 @@
-"""API tokens: creating, revoking and resolving them (services and selectors in one small module).
+"""API tokens: creating, revoking and recording their use (what a page lists lives in tenants.selectors).
 
 Who may do what: every member, whatever their role, may create tokens for themselves and revoke their own;
 owners and admins (the roles that manage members) also see and may revoke every token of the tenant. A token
@@ -64,29 +64,6 @@ def api_token_revoke(*, api_token: ApiToken, actor_membership: Membership) -> Ap
 def api_tokens_revoke_by_operator(*, tokens: QuerySet[ApiToken]) -> int:
     """Operators (admin site): revokes every still-active token in `tokens`; returns how many were revoked."""
     return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
-def api_tokens_visible(*, membership: Membership, tokens: QuerySet[ApiToken] | None = None) -> QuerySet[ApiToken]:
-    """The tokens a member may see: their own, or all of the tenant's for owners and admins.
-
-    `tokens` narrows an already tenant-scoped queryset (a view's); by default the tenant's tokens.
-    """
-    if tokens is None:
-        tokens = ApiToken.objects.for_tenant(membership.tenant)
-    tokens = tokens.select_related("user")
-    if not membership.has(Permission.MANAGE_MEMBERS):
-        tokens = tokens.filter(user=membership.user)
-    return tokens.order_by("-created_at", "id")
-
-
-def api_token_find(*, token: str) -> ApiToken | None:
-    """The active token with this secret, or None (unknown, revoked, expired, or its user deactivated)."""
-    if not token.startswith(ApiToken.PREFIX) or len(token) > 200:
-        return None
-    api_token = ApiToken.objects.select_related("user", "tenant").filter(secret_hash=ApiToken.hash_token(token)).first()
-    if api_token is None or not api_token.is_active or not api_token.user.is_active:
-        return None
-    return api_token
 
 
 def api_token_touch(*, api_token: ApiToken, now: datetime | None = None) -> None:

@@ -1,0 +1,41 @@
+"""Every change to tenants, memberships, invitations and API tokens goes through these functions."""
+
+from tenants.services.events import tenant_event
+from tenants.services.memberships import (
+    invitation_accept,
+    invitation_create,
+    invitation_find,
+    invitation_revoke,
+    membership_change_role,
+    membership_remove,
+    tenant_create,
+    tenant_rename,
+    user_sign_up,
+)
+from tenants.services.tokens import (
+    api_token_can_manage,
+    api_token_create,
+    api_token_revoke,
+    api_token_touch,
+    api_tokens_revoke_by_operator,
+    idempotency_keys_purge,
+)
+
+__all__ = [
+    "api_token_can_manage",
+    "api_token_create",
+    "api_token_revoke",
+    "api_token_touch",
+    "api_tokens_revoke_by_operator",
+    "idempotency_keys_purge",
+    "invitation_accept",
+    "invitation_create",
+    "invitation_find",
+    "invitation_revoke",
+    "membership_change_role",
+    "membership_remove",
+    "tenant_create",
+    "tenant_event",
+    "tenant_rename",
+    "user_sign_up",
+]
