@@ -6,9 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 
-from billing import prices, services
+from billing import services
 from billing.models import (
     AccountEvent,
     BillingAccount,
@@ -23,6 +22,7 @@ from billing.models import (
     Segment,
 )
 from billing.pricing import cents_to_decimal
+from compute.models import Flavor
 from portal.errors import ServiceError
 
 
@@ -108,11 +108,11 @@ class PriceAdmin(ServiceAddMixin, AppendOnlyMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if data["resource_type"] == ResourceType.INSTANCE:
-            saved = prices.flavor_price_set(
+            saved = services.flavor_price_set(
                 flavor=data["flavor"], monthly_price=data["monthly_price"], actor=request.user
             )
         else:
-            saved = prices.resource_price_set(
+            saved = services.resource_price_set(
                 resource_type=data["resource_type"], monthly_price=data["monthly_price"], actor=request.user
             )
         obj.__dict__.update(saved.__dict__)  # the admin logs and redirects with the saved row
@@ -120,8 +120,6 @@ class PriceAdmin(ServiceAddMixin, AppendOnlyMixin, admin.ModelAdmin):
 
 def _register_flavor_admin() -> None:
     """Flavor.monthly_price is written only with a dated price row: read-only once the flavor exists."""
-    from compute.models import Flavor
-
     base = type(admin.site._registry.get(Flavor)) if Flavor in admin.site._registry else admin.ModelAdmin
 
     class FlavorPriceAdmin(base):
@@ -132,13 +130,8 @@ def _register_flavor_admin() -> None:
         def save_model(self, request, obj, form, change):
             super().save_model(request, obj, form, change)
             if not change:
-                Price.objects.create(
-                    resource_type=ResourceType.INSTANCE,
-                    flavor=obj,
-                    monthly_price=obj.monthly_price,
-                    effective_from=timezone.now(),
-                    created_by=request.user,
-                )
+                # The first dated price: the same service that every later price change goes through.
+                services.flavor_price_set(flavor=obj, monthly_price=obj.monthly_price, actor=request.user)
                 messages.info(
                     request, "Change this flavor's price later by adding a dated price under Billing, Prices."
                 )

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        # Billing listens to compute (which never imports billing) and prices what compute shows.
+        from billing import pricing
+        from billing.services import lifecycle
+        from compute.prices import price_book_register
+
+        lifecycle.subscribe()
+        price_book_register(pricing)

@@ -4,6 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from compute.models import InstanceState, validate_instance_name
+from compute.rules import image_fit_refusal
 from compute.selectors import flavor_list, image_list, sshkey_list
 from compute.sshkeys import parse_public_key
 from portal.errors import ServiceError
@@ -89,17 +90,10 @@ class LaunchForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         flavor, image = cleaned.get("flavor"), cleaned.get("image")
-        too_small = (
-            flavor is not None
-            and image is not None
-            and (image.min_disk_gib > flavor.disk_gib or image.min_ram_mib > flavor.ram_mib)
-        )
-        if too_small:
-            self.add_error(
-                "flavor",
-                f"{image.name} needs at least {image.min_disk_gib} GiB of disk and {image.min_ram_mib} MiB of RAM; "
-                f"{flavor.name} is too small.",
-            )
+        if flavor is not None and image is not None:
+            refusal = image_fit_refusal(image=image, flavor=flavor)
+            if refusal is not None:
+                self.add_error("flavor", refusal.message)
         return cleaned
 
 

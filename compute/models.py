@@ -7,6 +7,7 @@ processes all see the same "hardware") and what the reconciler finds on hosts th
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,9 +17,10 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from billing.pricing import hourly_rate
 from compute.drivers import DRIVERS
 from compute.drivers.base import ImageSource, PowerState
+from compute.lifecycle import INSTANCE, BillableResource
+from compute.prices import hourly_rate
 from tenants.models import TenantOwned, TenantQuerySet
 
 
@@ -291,6 +293,39 @@ TASK_STATES = {
 }
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One user action on an instance: the states it is allowed from and the task it starts (None: immediate)."""
+
+    from_states: frozenset[str]
+    task: str | None
+    # How a refusal names the states it is allowed from: "only a stopped instance can be resized".
+    allowed_label: str
+
+
+_LIVE = frozenset(InstanceState.values) - {InstanceState.DELETING, InstanceState.DELETED}
+
+# The one table of what each action needs: read by Instance.can(), the services' guards, the dashboard's buttons
+# and the API's `allowed_actions`. The operator-only actions (force stop, mark as error) are in it too.
+INSTANCE_ACTIONS = {
+    "start": Transition(frozenset({InstanceState.STOPPED}), InstanceTask.START, "a stopped"),
+    "stop": Transition(frozenset({InstanceState.RUNNING}), InstanceTask.STOP, "a running"),
+    # Cutting the power may also take over a graceful shutdown that hangs.
+    "force_stop": Transition(
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPING}), InstanceTask.STOP, "a running"
+    ),
+    "reboot": Transition(frozenset({InstanceState.RUNNING}), InstanceTask.REBOOT, "a running"),
+    "resize": Transition(frozenset({InstanceState.STOPPED}), InstanceTask.RESIZE, "a stopped"),
+    "delete": Transition(
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPED, InstanceState.ERROR}),
+        InstanceTask.DELETE,
+        "a running, stopped or failed",
+    ),
+    "rename": Transition(_LIVE, None, "a live"),
+    "mark_error": Transition(frozenset(InstanceState.values) - {InstanceState.DELETED}, None, "a live"),
+}
+
+
 class InstanceQuerySet(TenantQuerySet):
     def live(self):
         """Everything but deleted instances (which stay in the database for billing and the event log)."""
@@ -363,27 +398,45 @@ class Instance(TenantOwned):
     def is_deleted(self) -> bool:
         return self.state == InstanceState.DELETED
 
+    def can(self, action: str) -> bool:
+        """Whether the instance's state allows `action` (a key of INSTANCE_ACTIONS)."""
+        return self.state in INSTANCE_ACTIONS[action].from_states
+
     def can_start(self) -> bool:
-        return self.state == InstanceState.STOPPED
+        return self.can("start")
 
     def can_stop(self) -> bool:
-        return self.state == InstanceState.RUNNING
+        return self.can("stop")
 
     def can_force_stop(self) -> bool:
-        """An operator may cut the power of a running machine or one stuck in a graceful shutdown."""
-        return self.state in (InstanceState.RUNNING, InstanceState.STOPPING)
+        return self.can("force_stop")
 
     def can_reboot(self) -> bool:
-        return self.state == InstanceState.RUNNING
+        return self.can("reboot")
 
     def can_resize(self) -> bool:
-        return self.state == InstanceState.STOPPED
+        return self.can("resize")
 
     def can_delete(self) -> bool:
-        return self.state in (InstanceState.RUNNING, InstanceState.STOPPED, InstanceState.ERROR)
+        return self.can("delete")
 
     def can_rename(self) -> bool:
-        return self.state not in (InstanceState.DELETING, InstanceState.DELETED)
+        return self.can("rename")
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        """The actions the dashboard offers and the API lists for this instance now."""
+        return [action for action, transition in INSTANCE_ACTIONS.items() if self.state in transition.from_states]
+
+    def billable(self) -> BillableResource:
+        """The instance as billing meters it (compute.lifecycle)."""
+        return BillableResource(
+            tenant_id=self.tenant_id,
+            resource_type=INSTANCE,
+            resource_id=self.pk,
+            name=self.name,
+            flavor_id=self.flavor_id,
+        )
 
     @property
     def key_fingerprints(self) -> list[str]:

@@ -16,7 +16,6 @@ from django.utils.functional import cached_property
 from django.views.generic import DetailView, FormView, ListView, View
 from django.views.generic.detail import SingleObjectMixin
 
-from billing.pricing import hourly_rate, round_money
 from compute import services
 from compute.forms import (
     DeleteForm,
@@ -28,37 +27,19 @@ from compute.forms import (
     add_service_error,
 )
 from compute.models import Flavor, Instance, SSHKey
+from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
+from compute.rules import quota_refusal, resize_quota_request, resize_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
 from portal.errors import Conflict, ServiceError
 from portal.viewmixins import TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
 
-HOURLY_DISPLAY = Decimal("0.0001")  # hourly prices are shown to 4 places; billing keeps 10
 EVENTS_SHOWN = 100
 NEW_KEY_PREFIX = "newkey"
 
 
 def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
-
-
-def _hourly(monthly_price: Decimal) -> Decimal:
-    return hourly_rate(monthly_price).quantize(HOURLY_DISPLAY, rounding=ROUND_HALF_UP)
-
-
-def _mib_label(amount: int) -> str:
-    return f"{amount // 1024} GiB" if amount >= 1024 and amount % 1024 == 0 else f"{amount} MiB"
-
-
-def _quota_refusal(*, vcpus: int, ram_mib: int, instances: int, usage: dict) -> str:
-    """Why a size does not fit the tenant's quota headroom ("" if it fits)."""
-    if instances > usage["instances"]["free"]:
-        return f"Your quota of {usage['instances']['limit']} instances is used up."
-    if vcpus > usage["vcpus"]["free"]:
-        return f"Needs {vcpus} vCPUs; {usage['vcpus']['free']} left in your quota."
-    if ram_mib > usage["ram_mib"]["free"]:
-        return f"Needs {_mib_label(ram_mib)} of RAM; {_mib_label(usage['ram_mib']['free'])} left in your quota."
-    return ""
 
 
 def _signed(amount: Decimal) -> str:
@@ -97,13 +78,15 @@ class LaunchView(TenantScopedMixin, FormView):
         selected_flavor = str(form["flavor"].value() or "")
         flavors = []
         for flavor in flavor_list():
-            refusal = _quota_refusal(vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, instances=1, usage=usage)
+            refusal = quota_refusal(
+                usage=usage, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
+            )
             flavors.append(
                 {
                     "flavor": flavor,
-                    "monthly": round_money(flavor.monthly_price),
-                    "hourly": _hourly(flavor.monthly_price),
-                    "refusal": refusal,
+                    "monthly": monthly_display(flavor.monthly_price),
+                    "hourly": hourly_display(flavor.monthly_price),
+                    "refusal": refusal.message if refusal else "",
                     "checked": not refusal and str(flavor.pk) == selected_flavor,
                 }
             )
@@ -273,8 +256,8 @@ class InstanceDetailView(TenantScopedMixin, DetailView):
             more_events=len(events) > EVENTS_SHOWN,
             currency=settings.BILLING_CURRENCY,
             price={
-                "monthly": round_money(instance.flavor.monthly_price),
-                "hourly": _hourly(instance.flavor.monthly_price),
+                "monthly": monthly_display(instance.flavor.monthly_price),
+                "hourly": hourly_display(instance.flavor.monthly_price),
             },
             rename_form=kwargs.get("rename_form") or RenameForm(initial={"name": instance.name}),
         )
@@ -285,21 +268,15 @@ class InstanceDetailView(TenantScopedMixin, DetailView):
 
 
 def _resize_options(*, instance: Instance, usage: dict) -> list[dict]:
-    """Every size the instance may move to (disks never shrink), with the price difference and quota verdict."""
+    """Every size the instance may move to, with the price difference and the verdict of the service's own rules."""
     current = instance.flavor
     options = []
     for flavor in flavor_list():
-        if flavor.pk == current.pk or flavor.disk_gib < current.disk_gib:
-            continue
-        refusal = _quota_refusal(
-            vcpus=max(flavor.vcpus - current.vcpus, 0),
-            ram_mib=max(flavor.ram_mib - current.ram_mib, 0),
-            instances=0,
-            usage=usage,
-        )
-        if not refusal and instance.image.min_ram_mib > flavor.ram_mib:
-            refusal = f"{instance.image.name} needs at least {_mib_label(instance.image.min_ram_mib)} of RAM."
-        monthly_difference = round_money(flavor.monthly_price) - round_money(current.monthly_price)
+        refusal = resize_refusal(instance=instance, flavor=flavor)
+        if refusal is not None and refusal.code in ("same_flavor", "disk_shrink"):
+            continue  # never offered: not a size the instance could ever move to
+        refusal = refusal or quota_refusal(usage=usage, requested=resize_quota_request(current=current, flavor=flavor))
+        monthly_difference = monthly_display(flavor.monthly_price) - monthly_display(current.monthly_price)
         # The difference of the exact rates, rounded once: rounding each rate first can be off by one in the last place.
         hourly_difference = (hourly_rate(flavor.monthly_price) - hourly_rate(current.monthly_price)).quantize(
             HOURLY_DISPLAY, rounding=ROUND_HALF_UP
@@ -307,12 +284,12 @@ def _resize_options(*, instance: Instance, usage: dict) -> list[dict]:
         options.append(
             {
                 "flavor": flavor,
-                "monthly": round_money(flavor.monthly_price),
-                "hourly": _hourly(flavor.monthly_price),
+                "monthly": monthly_display(flavor.monthly_price),
+                "hourly": hourly_display(flavor.monthly_price),
                 "monthly_difference": _signed(monthly_difference),
                 "hourly_difference": _signed(hourly_difference),
                 "cheaper": monthly_difference < 0,
-                "refusal": refusal,
+                "refusal": refusal.message if refusal else "",
             }
         )
     return options

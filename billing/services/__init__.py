@@ -22,16 +22,14 @@ from billing.services.invoices import (
     invoices_finalize_batch,
     invoices_finalize_due,
 )
-from billing.services.segments import (
-    instance_segment_close,
-    instance_segment_open,
-    ipv4_segment_close,
-    ipv4_segment_open,
-    segment_close,
-    segment_open,
-    volume_segment_close,
-    volume_segment_open,
+from billing.services.lifecycle import (
+    resource_billing_rename,
+    resource_billing_reprice,
+    resource_billing_start,
+    resource_billing_stop,
 )
+from billing.services.prices import flavor_price_set, resource_price_set
+from billing.services.segments import segment_close, segment_open
 
 __all__ = [
     "BUDGET_THRESHOLDS",
@@ -47,21 +45,21 @@ __all__ = [
     "budgets_check",
     "credit_note_issue",
     "credit_topup",
-    "instance_segment_close",
-    "instance_segment_open",
+    "flavor_price_set",
     "invoice_finalize",
     "invoice_mark_paid",
     "invoice_render_documents",
     "invoice_void",
     "invoices_finalize_batch",
     "invoices_finalize_due",
-    "ipv4_segment_close",
-    "ipv4_segment_open",
+    "resource_billing_rename",
+    "resource_billing_reprice",
+    "resource_billing_start",
+    "resource_billing_stop",
+    "resource_price_set",
     "segment_close",
     "segment_open",
     "tenant_hold",
     "tenant_resume",
     "tenant_suspend",
-    "volume_segment_close",
-    "volume_segment_open",
 ]

@@ -6,7 +6,6 @@ outcome recorders (`instance_build_succeeded`, `instance_action_failed`, …), w
 instance has already moved on: a duplicate delivery records nothing twice.
 """
 
-from billing import services as billing
 from compute.services.instances import (
     instance_action_failed,
     instance_action_succeeded,
@@ -32,7 +31,6 @@ from compute.services.reconciliation import (
 )
 
 __all__ = [
-    "billing",
     "instance_action_failed",
     "instance_action_succeeded",
     "instance_build_failed",

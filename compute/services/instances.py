@@ -15,9 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing import services as billing
+from compute import lifecycle
 from compute.drivers.base import DomainInfo, PowerState
 from compute.models import (
+    INSTANCE_ACTIONS,
     TASK_DEADLINES,
     TASK_STATES,
     EventAction,
@@ -31,6 +32,7 @@ from compute.models import (
     SSHKey,
     validate_instance_name,
 )
+from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import instance_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
@@ -131,18 +133,17 @@ def _request_transition(
     instance: Instance,
     user,
     action: str,
-    task: str,
-    guard,
+    transition: str,
     verb: str,
-    allowed: str,
     params: dict | None = None,
     message: str = "",
     prepare=None,
 ) -> Instance:
-    """The common shape of a user request: lock, guard, state change, event, enqueue on commit."""
+    """The common shape of a user request: lock, guard (INSTANCE_ACTIONS), state change, event, enqueue on commit."""
+    task = INSTANCE_ACTIONS[transition].task
     with transaction.atomic():
         locked = _lock(instance)
-        refusal = None if guard(locked) else _refusal(locked, verb, allowed)
+        refusal = None if locked.can(transition) else _refusal(locked, verb, INSTANCE_ACTIONS[transition].allowed_label)
         if refusal is None:
             now = timezone.now()
             update_fields = ["state", "updated_at", *TASK_FIELDS]
@@ -158,19 +159,11 @@ def _request_transition(
 
 
 def _check_quota(*, tenant: Tenant, quota: Quota, requested: dict[str, int]) -> None:
-    usage = instance_usage(tenant=tenant)
-    labels = {"instances": "instances", "vcpus": "vCPUs", "ram_mib": "MiB of RAM"}
-    for resource, amount in requested.items():
-        if amount <= 0:
-            continue
-        limit = getattr(quota, resource)
-        if usage[resource] + amount > limit:
-            raise Unprocessable(
-                f"This would exceed your organisation's quota of {limit} {labels[resource]} "
-                f"({usage[resource]} in use, {amount} more requested). Delete something or ask us to raise it.",
-                code="quota_exceeded",
-                details={"resource": resource, "limit": limit, "in_use": usage[resource], "requested": amount},
-            )
+    used = instance_usage(tenant=tenant)
+    usage = {resource: {"used": used[resource], "limit": getattr(quota, resource)} for resource in used}
+    refusal = quota_refusal(usage=usage, requested=requested)
+    if refusal is not None:
+        raise refusal
 
 
 def _lock_quota(tenant: Tenant) -> Quota:
@@ -232,13 +225,8 @@ def instance_launch(
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
     if not isinstance(image, Image) or not image.active:
         raise InvalidRequest("That image is not available; pick another.", code="invalid_image")
-    if image.min_disk_gib > flavor.disk_gib or image.min_ram_mib > flavor.ram_mib:
-        raise InvalidRequest(
-            f"{image.name} needs at least {image.min_disk_gib} GiB of disk and {image.min_ram_mib} MiB of RAM; "
-            f"{flavor.name} has {flavor.disk_gib} GiB and {flavor.ram_mib} MiB. Pick a larger size.",
-            code="image_too_large",
-            details={"field": "flavor"},
-        )
+    if (refusal := image_fit_refusal(image=image, flavor=flavor)) is not None:
+        raise refusal
     keys = list(keys)
     for key in keys:
         if not isinstance(key, SSHKey) or key.tenant_id != tenant.pk:
@@ -246,9 +234,7 @@ def instance_launch(
     snapshot = [key.snapshot() for key in sorted({key.pk: key for key in keys}.values(), key=lambda k: k.name)]
     with transaction.atomic():
         quota = _lock_quota(tenant)
-        _check_quota(
-            tenant=tenant, quota=quota, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
-        )
+        _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor))
         _check_name_free(tenant=tenant, name=name)
         host = schedule(flavor=flavor)
         now = timezone.now()
@@ -297,10 +283,8 @@ def instance_start(*, instance: Instance, user) -> Instance:
         instance=instance,
         user=user,
         action=EventAction.START,
-        task=InstanceTask.START,
-        guard=Instance.can_start,
+        transition="start",
         verb="start",
-        allowed="a stopped",
     )
 
 
@@ -310,10 +294,8 @@ def instance_stop(*, instance: Instance, user, force: bool = False) -> Instance:
         instance=instance,
         user=user,
         action=EventAction.FORCE_STOP if force else EventAction.STOP,
-        task=InstanceTask.STOP,
-        guard=Instance.can_force_stop if force else Instance.can_stop,
+        transition="force_stop" if force else "stop",
         verb="stop",
-        allowed="a running",
         params={"force": True} if force else {},
     )
 
@@ -323,10 +305,8 @@ def instance_reboot(*, instance: Instance, user) -> Instance:
         instance=instance,
         user=user,
         action=EventAction.REBOOT,
-        task=InstanceTask.REBOOT,
-        guard=Instance.can_reboot,
+        transition="reboot",
         verb="reboot",
-        allowed="a running",
     )
 
 
@@ -340,25 +320,11 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
 
     def prepare(locked: Instance, now) -> list[str]:
-        current = locked.flavor
-        if flavor.pk == current.pk:
-            raise InvalidRequest(f"{locked.name} already is {current.name}.", code="same_flavor")
-        if flavor.disk_gib < current.disk_gib:
-            raise InvalidRequest(
-                f"Disks cannot shrink: {current.name} has {current.disk_gib} GiB, {flavor.name} only "
-                f"{flavor.disk_gib} GiB.",
-                code="disk_shrink",
-                details={"field": "flavor"},
-            )
-        if locked.image.min_ram_mib > flavor.ram_mib:
-            raise InvalidRequest(
-                f"{locked.image.name} needs at least {locked.image.min_ram_mib} MiB of RAM.", code="image_too_large"
-            )
+        if (refusal := resize_refusal(instance=locked, flavor=flavor)) is not None:
+            raise refusal
         quota = _lock_quota(locked.tenant)
         _check_quota(
-            tenant=locked.tenant,
-            quota=quota,
-            requested={"vcpus": flavor.vcpus - current.vcpus, "ram_mib": flavor.ram_mib - current.ram_mib},
+            tenant=locked.tenant, quota=quota, requested=resize_quota_request(current=locked.flavor, flavor=flavor)
         )
         claim_resize(instance=locked, flavor=flavor)
         locked.resize_flavor = flavor
@@ -368,10 +334,8 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
         instance=instance,
         user=user,
         action=EventAction.RESIZE,
-        task=InstanceTask.RESIZE,
-        guard=Instance.can_resize,
+        transition="resize",
         verb="resize",
-        allowed="a stopped",
         message=f"to {flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk)",
         prepare=prepare,
     )
@@ -381,17 +345,15 @@ def instance_delete(*, instance: Instance, user) -> Instance:
     """Stops billing at once and enqueues the destruction of the machine and its disk."""
 
     def prepare(locked: Instance, now) -> list[str]:
-        billing.instance_segment_close(instance=locked, at=now)
+        lifecycle.announce_ended(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, at=now)
         return []
 
     return _request_transition(
         instance=instance,
         user=user,
         action=EventAction.DELETE,
-        task=InstanceTask.DELETE,
-        guard=Instance.can_delete,
+        transition="delete",
         verb="delete",
-        allowed="a running, stopped or failed",
         prepare=prepare,
     )
 
@@ -401,7 +363,7 @@ def instance_rename(*, instance: Instance, user, name: str) -> Instance:
     name = _clean_name(name)
     with transaction.atomic():
         locked = _lock(instance)
-        refusal = None if locked.can_rename() else _refusal(locked, "rename", "a live")
+        refusal = None if locked.can("rename") else _refusal(locked, "rename", INSTANCE_ACTIONS["rename"].allowed_label)
         if refusal is None:
             old = locked.name
             if old == name:
@@ -416,6 +378,7 @@ def instance_rename(*, instance: Instance, user, name: str) -> Instance:
                     f"You already have an instance called {name}; pick another name.", code="name_taken"
                 ) from None
             _event(locked, EventAction.RENAME, EventResult.SUCCEEDED, user=user, message=f"from {old} to {name}")
+            lifecycle.announce_renamed(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, name=name)
     if refusal is not None:
         _refuse(locked, EventAction.RENAME, user, refusal)
     return locked
@@ -426,8 +389,8 @@ def instance_mark_error(*, instance: Instance, user, reason: str) -> Instance:
     reason = (reason or "").strip() or "Marked as failed by an operator."
     with transaction.atomic():
         locked = _lock(instance)
-        if locked.state == InstanceState.DELETED:
-            refusal = _refusal(locked, "mark", "a live")
+        if not locked.can("mark_error"):
+            refusal = _refusal(locked, "mark", INSTANCE_ACTIONS["mark_error"].allowed_label)
         else:
             refusal = None
             _fail(locked, reason)
@@ -468,7 +431,7 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             message=f"Running, private IP {info.private_ip}" if info.private_ip else "Running",
             at=now,
         )
-        billing.instance_segment_open(instance=locked, at=now)
+        lifecycle.announce_billable(resource=locked.billable(), at=now)
     return locked
 
 
@@ -493,8 +456,6 @@ def instance_action_succeeded(*, instance_id: str, task: str, info: DomainInfo |
         fields = ["state", "power_state", "updated_at", *TASK_FIELDS]
         message = ""
         if task == InstanceTask.RESIZE and locked.resize_flavor_id:
-            # The price changes with the size: close the old segment and open one at the new price.
-            billing.instance_segment_close(instance=locked, at=now)
             old = locked.flavor
             locked.flavor = locked.resize_flavor
             locked.resize_flavor = None
@@ -509,7 +470,8 @@ def instance_action_succeeded(*, instance_id: str, task: str, info: DomainInfo |
         _clear_task(locked)
         locked.save(update_fields=fields)
         if task == InstanceTask.RESIZE and message:
-            billing.instance_segment_open(instance=locked, at=now)
+            # The price changes with the size: the old one ends and the new one starts now.
+            lifecycle.announce_repriced(resource=locked.billable(), at=now)
         _event(locked, TASK_ACTIONS[task], EventResult.SUCCEEDED, message=message, at=now)
     return locked
 

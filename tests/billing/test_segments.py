@@ -4,11 +4,19 @@ from decimal import Decimal
 import pytest
 
 from billing.models import ResourceType, Segment
-from billing.services import instance_segment_close, instance_segment_open, segment_open
+from billing.services import resource_billing_start, resource_billing_stop, segment_open
 from portal.errors import Conflict
 from tests.factories.compute import FlavorFactory, InstanceFactory
 
 T0 = datetime(2026, 3, 10, 12, 0, 0, 500000, tzinfo=UTC)
+
+
+def instance_segment_open(*, instance, at):
+    resource_billing_start(resource=instance.billable(), at=at)
+
+
+def instance_segment_close(*, instance, at):
+    resource_billing_stop(resource_type="instance", resource_id=instance.pk, at=at)
 
 
 def _instance(tenant, name="web-1", price="20.00"):
@@ -34,7 +42,7 @@ def test_one_open_segment_per_resource(tenant):
     instance_segment_open(instance=instance, at=T0)  # a retried call is harmless
     with pytest.raises(Conflict):
         segment_open(
-            tenant=tenant,
+            tenant_id=tenant.pk,
             resource_type=ResourceType.INSTANCE,
             resource_id=instance.pk,
             resource_name="web-1",
@@ -62,7 +70,7 @@ def test_close_then_reopen_after_resize(tenant):
 
 def test_a_new_price_applies_to_segments_opened_after_it(tenant, admin_user):
     from billing.models import Price
-    from billing.prices import flavor_price_set
+    from billing.services import flavor_price_set
 
     instance = _instance(tenant)
     instance_segment_open(instance=instance, at=T0)

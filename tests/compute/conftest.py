@@ -59,15 +59,25 @@ def running(launch, committed):
 
 
 @pytest.fixture
-def billing_calls(monkeypatch):
-    """Records the billing hooks the compute services call, in order."""
-    from compute import services
+def announced():
+    """Records the lifecycle facts the compute services announce to billing, in order."""
+    from compute import lifecycle
 
     calls = []
-    monkeypatch.setattr(
-        services.billing, "instance_segment_open", lambda *, instance, at: calls.append(("open", instance.flavor_id))
-    )
-    monkeypatch.setattr(
-        services.billing, "instance_segment_close", lambda *, instance, at: calls.append(("close", instance.flavor_id))
-    )
-    return calls
+
+    def billable(*, fact, at, **_):
+        calls.append(("billable", fact.flavor_id))
+
+    def repriced(*, fact, at, **_):
+        calls.append(("repriced", fact.flavor_id))
+
+    def ended(*, resource_id, at, **_):
+        calls.append(("ended", resource_id))
+
+    lifecycle.resource_billable.connect(billable)
+    lifecycle.resource_repriced.connect(repriced)
+    lifecycle.resource_ended.connect(ended)
+    yield calls
+    lifecycle.resource_billable.disconnect(billable)
+    lifecycle.resource_repriced.disconnect(repriced)
+    lifecycle.resource_ended.disconnect(ended)

@@ -130,7 +130,7 @@ def test_quota_usage(launch, tenant):
 # --- scheduler and capacity -----------------------------------------------------------------------------------------
 
 
-def test_no_capacity_is_refused_before_anything_is_created(tenant, member, image, billing_calls):
+def test_no_capacity_is_refused_before_anything_is_created(tenant, member, image, announced):
     from compute.services import instance_launch
 
     HostFactory(name="small", vcpus=4, ram_mib=8192, disk_gib=100, cpu_allocation_ratio=Decimal(1))
@@ -145,7 +145,7 @@ def test_no_capacity_is_refused_before_anything_is_created(tenant, member, image
     )
     assert not Instance.objects.exists()
     assert not InstanceEvent.objects.exists()
-    assert billing_calls == []
+    assert announced == []
 
 
 def test_capacity_is_exhausted_then_refused(tenant, member, image):

@@ -22,7 +22,7 @@ def _log(instance) -> list[tuple[str, str]]:
     return list(instance.events.order_by("created_at", "id").values_list("action", "result"))
 
 
-def test_launch_builds_and_runs(launch, committed, member, key, billing_calls):
+def test_launch_builds_and_runs(launch, committed, member, key, announced):
     with committed():
         instance = launch(keys=[key])
         assert instance.state == "pending"
@@ -39,7 +39,7 @@ def test_launch_builds_and_runs(launch, committed, member, key, billing_calls):
     assert _log(instance) == [("launch", "requested"), ("build", "succeeded")]
     assert instance.events.get(action="launch").user == member
     assert instance.events.get(action="build").user is None
-    assert billing_calls == [("open", instance.flavor_id)]
+    assert announced == [("billable", instance.flavor_id)]
 
 
 def test_stop_and_start(running, member, committed):
@@ -78,7 +78,7 @@ def test_reboot(running, member, committed):
     assert _log(running)[-2:] == [("reboot", "requested"), ("reboot", "succeeded")]
 
 
-def test_resize_a_stopped_instance(running, member, committed, big_flavor, billing_calls):
+def test_resize_a_stopped_instance(running, member, committed, big_flavor, announced):
     old_flavor = running.flavor
     with committed():
         instance_stop(instance=running, user=member)
@@ -94,17 +94,17 @@ def test_resize_a_stopped_instance(running, member, committed, big_flavor, billi
     assert running.resize_flavor is None
     assert (domain.vcpus, domain.ram_mib, domain.disk_gib) == (4, 8192, 80)
     # The old price's segment is closed and one at the new price opened, after the resize succeeded.
-    assert billing_calls == [("close", old_flavor.pk), ("open", big_flavor.pk)]
+    assert announced == [("repriced", big_flavor.pk)]
     assert (
         running.events.filter(action="resize", result="succeeded").get().message == f"from {old_flavor} to {big_flavor}"
     )
 
 
-def test_delete(running, member, committed, billing_calls):
+def test_delete(running, member, committed, announced):
     with committed():
         deleting = instance_delete(instance=running, user=member)
         assert deleting.state == "deleting"
-        assert billing_calls == [("close", running.flavor_id)]  # billing stops when the delete is requested
+        assert announced == [("ended", running.pk)]  # billing stops when the delete is requested
 
     running.refresh_from_db()
     assert running.state == "deleted"

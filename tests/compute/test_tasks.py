@@ -113,7 +113,7 @@ def test_transient_failures_give_up_after_the_retries(launch, committed, host):
     assert "Simulated transient failure" in failure.message
 
 
-def test_a_permanent_failure_puts_the_instance_in_error_with_the_reason(launch, committed, host, billing_calls):
+def test_a_permanent_failure_puts_the_instance_in_error_with_the_reason(launch, committed, host, announced):
     host.fail_next_creates, host.failure_kind = 1, "permanent"
     host.save()
 
@@ -126,7 +126,7 @@ def test_a_permanent_failure_puts_the_instance_in_error_with_the_reason(launch, 
     assert _log(instance) == [("launch", "requested"), ("build", "failed")]
     assert instance.events.get(result="failed").message == instance.error_reason
     assert not SimulatedDomain.objects.filter(uuid=instance.pk).exists()
-    assert billing_calls == []  # never billable
+    assert announced == []  # never billable
 
 
 def test_a_vanished_domain_fails_the_action(running, member, committed):

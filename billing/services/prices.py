@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Price, ResourceType
+from compute.models import Flavor
 from portal.errors import InvalidRequest
 
 # Volumes and public addresses before an operator has priced them.
@@ -51,8 +52,6 @@ def _check_amount(monthly_price: Decimal) -> Decimal:
 
 def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_from: datetime | None = None) -> Price:
     """Adds a dated price for a flavor, effective now: machines opened (or resized) from now on pay it."""
-    from compute.models import Flavor
-
     amount = _check_amount(monthly_price)
     if amount.as_tuple().exponent < -2:
         raise InvalidRequest("A flavor's monthly price has at most two decimal places.")

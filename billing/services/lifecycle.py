@@ -1,0 +1,92 @@
+"""Billing's side of compute's lifecycle facts: the meter that opens, closes and renames billable segments.
+
+Compute announces (compute.lifecycle) inside the transaction of each state change; these receivers run in that
+same transaction, so a segment opens exactly when a machine becomes `running`, closes when its deletion is
+requested, and is split at a resize — or, if anything fails, neither the state change nor the segment happens.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from billing.models import InvoiceLine, ResourceType, Segment
+from billing.services.prices import flavor_price_current, resource_price_current
+from billing.services.segments import segment_close, segment_open
+from compute import lifecycle
+from compute.lifecycle import BillableResource
+from compute.models import Flavor
+
+# Compute's resource types, as billing prices them.
+RESOURCE_TYPES = {
+    lifecycle.INSTANCE: ResourceType.INSTANCE,
+    lifecycle.VOLUME: ResourceType.VOLUME,
+    lifecycle.IPV4: ResourceType.IPV4,
+}
+
+
+def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal]:
+    """The plan name and unit monthly price the resource is billed at from `at`."""
+    resource_type = RESOURCE_TYPES[resource.resource_type]
+    if resource_type == ResourceType.INSTANCE:
+        flavor = Flavor.objects.get(pk=resource.flavor_id)
+        return flavor.name, flavor_price_current(flavor=flavor, at=at)
+    plan = f"{resource.quantity} GiB" if resource_type == ResourceType.VOLUME else "IPv4"
+    return plan, resource_price_current(resource_type=resource_type, at=at)
+
+
+def resource_billing_start(*, resource: BillableResource, at: datetime) -> Segment:
+    """Opens the resource's billable segment at its current price."""
+    plan_name, unit_monthly_price = _price(resource, at)
+    return segment_open(
+        tenant_id=resource.tenant_id,
+        resource_type=RESOURCE_TYPES[resource.resource_type],
+        resource_id=resource.resource_id,
+        resource_name=resource.name,
+        plan_name=plan_name,
+        unit_monthly_price=unit_monthly_price,
+        quantity=resource.quantity,
+        at=at,
+    )
+
+
+def resource_billing_stop(*, resource_type: str, resource_id: UUID, at: datetime) -> Segment | None:
+    return segment_close(resource_type=RESOURCE_TYPES[resource_type], resource_id=resource_id, at=at)
+
+
+def resource_billing_reprice(*, resource: BillableResource, at: datetime) -> Segment:
+    """Ends the old price and starts the new one at the same instant (a resize)."""
+    resource_billing_stop(resource_type=resource.resource_type, resource_id=resource.resource_id, at=at)
+    return resource_billing_start(resource=resource, at=at)
+
+
+def resource_billing_rename(*, resource_type: str, resource_id: UUID, name: str) -> int:
+    """Live estimates (segments and draft invoice lines) show the new name; finalized invoices keep theirs."""
+    resource_type = RESOURCE_TYPES[resource_type]
+    Segment.objects.filter(resource_type=resource_type, resource_id=resource_id).update(resource_name=name)
+    return InvoiceLine.objects.filter(
+        resource_type=resource_type, resource_id=resource_id, invoice__status="draft"
+    ).update(resource_name=name)
+
+
+def _on_billable(*, fact: BillableResource, at: datetime, **_) -> None:
+    resource_billing_start(resource=fact, at=at)
+
+
+def _on_repriced(*, fact: BillableResource, at: datetime, **_) -> None:
+    resource_billing_reprice(resource=fact, at=at)
+
+
+def _on_ended(*, resource_type: str, resource_id: UUID, at: datetime, **_) -> None:
+    resource_billing_stop(resource_type=resource_type, resource_id=resource_id, at=at)
+
+
+def _on_renamed(*, resource_type: str, resource_id: UUID, name: str, **_) -> None:
+    resource_billing_rename(resource_type=resource_type, resource_id=resource_id, name=name)
+
+
+def subscribe() -> None:
+    """Called once from BillingConfig.ready()."""
+    lifecycle.resource_billable.connect(_on_billable, dispatch_uid="billing.billable")
+    lifecycle.resource_repriced.connect(_on_repriced, dispatch_uid="billing.repriced")
+    lifecycle.resource_ended.connect(_on_ended, dispatch_uid="billing.ended")
+    lifecycle.resource_renamed.connect(_on_renamed, dispatch_uid="billing.renamed")
