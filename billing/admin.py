@@ -23,6 +23,7 @@ from billing.models import (
 )
 from billing.pricing import cents_to_decimal
 from compute.models import Flavor
+from portal.admin_actions import run_service_action
 from portal.errors import ServiceError
 
 
@@ -52,19 +53,6 @@ class ReadOnlyAdmin(AppendOnlyMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-def _run(request, queryset, label: str, action) -> None:
-    done = 0
-    for obj in queryset:
-        try:
-            action(obj)
-        except ServiceError as error:
-            messages.error(request, f"{obj}: {error.message}")
-        else:
-            done += 1
-    if done:
-        messages.success(request, f"{label}: {done} done.")
 
 
 # --- prices ------------------------------------------------------------------------------------------------------
@@ -209,15 +197,33 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Finalize now (months that have ended)", permissions=["view"])
     def finalize_now(self, request, queryset):
-        _run(request, queryset, "Finalized", lambda i: services.invoice_finalize(invoice=i, actor=request.user))
+        run_service_action(
+            self,
+            request,
+            queryset,
+            call=lambda i: services.invoice_finalize(invoice=i, actor=request.user),
+            done_label="Finalized",
+        )
 
     @admin.action(description="Mark paid", permissions=["view"])
     def mark_paid(self, request, queryset):
-        _run(request, queryset, "Marked paid", lambda i: services.invoice_mark_paid(invoice=i, actor=request.user))
+        run_service_action(
+            self,
+            request,
+            queryset,
+            call=lambda i: services.invoice_mark_paid(invoice=i, actor=request.user),
+            done_label="Marked paid",
+        )
 
     @admin.action(description="Void (unpaid only)", permissions=["view"])
     def void(self, request, queryset):
-        _run(request, queryset, "Voided", lambda i: services.invoice_void(invoice=i, actor=request.user))
+        run_service_action(
+            self,
+            request,
+            queryset,
+            call=lambda i: services.invoice_void(invoice=i, actor=request.user),
+            done_label="Voided",
+        )
 
     @admin.action(description="Issue a credit note", permissions=["view"])
     def issue_credit_note(self, request, queryset):
@@ -306,13 +312,12 @@ class BillingAccountForm(forms.ModelForm):
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
     form = BillingAccountForm
-    list_display = ["tenant", "tenant_status", "legal_name", "tax_rate", "credit_limit", "hold_since", "suspended_at"]
-    list_filter = ["tenant__status", "status_reason"]
+    list_display = ["tenant", "tenant_status", "legal_name", "tax_rate", "credit_limit"]
+    list_filter = ["tenant__status", "tenant__status_reason"]
     search_fields = ["tenant__name", "legal_name", "vat_id"]
     list_select_related = ["tenant"]
-    readonly_fields = ["hold_since", "suspended_at", "status_reason"]
+    readonly_fields = []
     autocomplete_fields = ["tenant"]
-    actions = ["hold", "suspend", "resume"]
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
@@ -336,18 +341,6 @@ class BillingAccountAdmin(admin.ModelAdmin):
         )
         obj.refresh_from_db()
 
-    @admin.action(description="Put on hold (no new resources)", permissions=["change"])
-    def hold(self, request, queryset):
-        _run(request, queryset, "On hold", lambda a: services.tenant_hold(tenant=a.tenant, actor=request.user))
-
-    @admin.action(description="Suspend (stop machines)", permissions=["change"])
-    def suspend(self, request, queryset):
-        _run(request, queryset, "Suspended", lambda a: services.tenant_suspend(tenant=a.tenant, actor=request.user))
-
-    @admin.action(description="Resume", permissions=["change"])
-    def resume(self, request, queryset):
-        _run(request, queryset, "Resumed", lambda a: services.tenant_resume(tenant=a.tenant, actor=request.user))
-
 
 @admin.register(Budget)
 class BudgetAdmin(ReadOnlyAdmin):
@@ -363,7 +356,7 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
 
 @admin.register(AccountEvent)
 class AccountEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "tenant", "kind", "message", "actor"]
-    list_filter = ["kind"]
+    list_display = ["created_at", "tenant", "action", "message", "actor"]
+    list_filter = ["action"]
     search_fields = ["tenant__name", "message"]
     list_select_related = ["tenant", "actor"]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing.pricing import RATE_SCALE, cents_to_decimal, hourly_rate
 from portal.errors import Conflict
-from tenants.models import Tenant, TenantOwned, TenantQuerySet
+from tenants.models import Event, Tenant, TenantOwned, TenantQuerySet
 
 
 class ResourceType(models.TextChoices):
@@ -117,12 +117,7 @@ class Segment(TenantOwned):
 
 
 class BillingAccount(models.Model):
-    """A tenant's billing details, tax rate, credit limit and hold/suspension state."""
-
-    class Reason(models.TextChoices):
-        NONE = "", "—"
-        CREDIT = "credit", "Credit limit exceeded"
-        OPERATOR = "operator", "Set by an operator"
+    """A tenant's billing details, tax rate and credit limit (its standing is the tenant's own)."""
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="billing_account")
     legal_name = models.CharField(max_length=200, blank=True, help_text="Defaults to the organisation's name.")
@@ -136,9 +131,6 @@ class BillingAccount(models.Model):
         blank=True,
         help_text="How far (in cents) balance minus unbilled spend may go below zero; empty means no limit.",
     )
-    hold_since = models.DateTimeField(null=True, blank=True)
-    suspended_at = models.DateTimeField(null=True, blank=True)
-    status_reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.NONE, blank=True)
 
     class Meta:
         ordering = ["tenant__name"]
@@ -429,10 +421,10 @@ class BudgetAlert(TenantOwned):
         return f"{self.get_basis_display()} reached {self.threshold} % in {self.period_start:%B %Y}"
 
 
-class AccountEvent(TenantOwned):
+class AccountEvent(Event):
     """The tenant's billing event log: holds, suspensions, resumptions, top-ups, invoices, budget alerts."""
 
-    class Kind(models.TextChoices):
+    class Action(models.TextChoices):
         HOLD = "hold", "Put on hold"
         SUSPEND = "suspend", "Suspended"
         RESUME = "resume", "Resumed"
@@ -442,16 +434,7 @@ class AccountEvent(TenantOwned):
         BUDGET = "budget", "Budget alert"
         DETAILS = "details", "Billing details changed"
 
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    message = models.CharField(max_length=500)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    action = models.CharField(max_length=32, choices=Action.choices)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Event.Meta):
         indexes = [models.Index(fields=["tenant", "created_at"], name="accountevent_tenant_created")]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.message}"

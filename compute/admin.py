@@ -24,6 +24,7 @@ from compute.models import (
 )
 from compute.reconciler import reconcile
 from compute.scheduler import host_usage
+from portal.admin_actions import run_service_action
 from portal.errors import ServiceError
 
 LIVE = ~Q(instances__state=InstanceState.DELETED)
@@ -183,40 +184,32 @@ class SSHKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class InstanceEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InstanceEvent
-    fields = ["created_at", "action", "result", "user", "message"]
+    fields = ["created_at", "action", "result", "actor", "message"]
     readonly_fields = fields
     extra = 0
     ordering = ["-created_at", "-id"]
 
 
-def _run_on_each(modeladmin, request, queryset, service, verb: str, **kwargs) -> None:
-    done, refused = 0, []
-    for instance in queryset:
-        try:
-            service(instance=instance, user=request.user, **kwargs)
-            done += 1
-        except ServiceError as error:
-            refused.append(error.message)
-    if done:
-        modeladmin.message_user(request, f"{verb}: {done} instance{'s' if done != 1 else ''}.", messages.SUCCESS)
-    for message in refused:
-        modeladmin.message_user(request, message, messages.WARNING)
-
-
 @admin.action(description="Force stop (cut the power)")
 def force_stop(modeladmin, request, queryset) -> None:
-    _run_on_each(modeladmin, request, queryset, services.instance_stop, "Force stop requested", force=True)
+    run_service_action(
+        modeladmin,
+        request,
+        queryset,
+        call=lambda instance: services.instance_stop(instance=instance, user=request.user, force=True),
+        done_label="Force stop requested",
+    )
 
 
 @admin.action(description="Mark as error")
 def mark_error(modeladmin, request, queryset) -> None:
-    _run_on_each(
+    reason = f"Marked as failed by operator {request.user}."
+    run_service_action(
         modeladmin,
         request,
         queryset,
-        services.instance_mark_error,
-        "Marked as error",
-        reason=f"Marked as failed by operator {request.user}.",
+        call=lambda instance: services.instance_mark_error(instance=instance, user=request.user, reason=reason),
+        done_label="Marked as error",
     )
 
 
@@ -258,10 +251,10 @@ class InstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(InstanceEvent)
 class InstanceEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "instance", "tenant", "action", "result", "user", "message"]
+    list_display = ["created_at", "instance", "tenant", "action", "result", "actor", "message"]
     list_filter = ["action", "result"]
     search_fields = ["instance__name", "instance__id", "message"]
-    list_select_related = ["instance", "tenant", "user"]
+    list_select_related = ["instance", "tenant", "actor"]
     date_hierarchy = "created_at"
 
 

@@ -21,7 +21,7 @@ from compute.drivers import DRIVERS
 from compute.drivers.base import ImageSource, PowerState
 from compute.lifecycle import INSTANCE, BillableResource
 from compute.prices import hourly_rate
-from tenants.models import TenantOwned, TenantQuerySet
+from tenants.models import Event, TenantOwned, TenantQuerySet
 
 
 def default_driver() -> str:
@@ -457,30 +457,15 @@ class EventAction(models.TextChoices):
     RECONCILE = "reconcile", "Reconcile"
 
 
-class EventResult(models.TextChoices):
-    REQUESTED = "requested", "Requested"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    REFUSED = "refused", "Refused"
-
-
-class InstanceEvent(TenantOwned):
+class InstanceEvent(Event):
     """One entry of an instance's action log: a request or an outcome, by whom (None: the system), when."""
 
     Action = EventAction
-    Result = EventResult
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
-    action = models.CharField(max_length=16, choices=EventAction.choices)
-    result = models.CharField(max_length=16, choices=EventResult.choices)
-    message = models.TextField(blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    action = models.CharField(max_length=32, choices=EventAction.choices)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Event.Meta):
         indexes = [models.Index(fields=["instance", "-created_at"], name="instanceevent_instance_time")]
 
     def __str__(self) -> str:

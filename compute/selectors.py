@@ -70,7 +70,7 @@ def instance_events(*, instance: Instance) -> QuerySet[InstanceEvent]:
     return (
         InstanceEvent.objects.for_tenant(instance.tenant)
         .filter(instance=instance)
-        .select_related("user")
+        .select_related("actor")
         .order_by("-created_at", "-id")
     )
 

@@ -2,8 +2,9 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
+from portal.admin_actions import confirmed, is_response, run_service_action
 from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, User
-from tenants.services import api_tokens_revoke_by_operator
+from tenants.services import api_tokens_revoke_by_operator, tenant_hold, tenant_resume, tenant_suspend
 
 
 @admin.register(User)
@@ -32,13 +33,53 @@ class QuotaInline(admin.StackedInline):
     can_delete = False
 
 
+def _standing_action(*, status: str, title: str, explanation: str, service):
+    def action(modeladmin, request, queryset):
+        confirmation = confirmed(modeladmin, request, queryset, title=title, explanation=explanation)
+        if is_response(confirmation):
+            return confirmation
+        run_service_action(
+            modeladmin,
+            request,
+            queryset,
+            call=lambda tenant: service(tenant=tenant, actor=request.user, note=confirmation["note"]),
+            done_label=Tenant.Status(status).label,
+        )
+        return None
+
+    action.__name__ = f"standing_{status}"
+    return admin.action(description=f"{title}…", permissions=["change"])(action)
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "created_at", "member_count"]
-    list_filter = ["status"]
+    """Operators change an organisation's standing only through the actions, which stop and start its machines."""
+
+    list_display = ["name", "status", "status_reason", "created_at", "member_count"]
+    list_filter = ["status", "status_reason"]
     search_fields = ["name", "id", "memberships__user__email"]
-    readonly_fields = ["id", "created_at"]
+    readonly_fields = ["id", "status", "status_reason", "hold_since", "suspended_at", "created_at"]
     inlines = [QuotaInline, MembershipInline]
+    actions = [
+        _standing_action(
+            status=Tenant.Status.HOLD,
+            title="Put on hold",
+            explanation="No new machines or resizes until the hold is lifted; running machines keep running.",
+            service=tenant_hold,
+        ),
+        _standing_action(
+            status=Tenant.Status.SUSPENDED,
+            title="Suspend",
+            explanation="Every running machine of these organisations is stopped (and stays billed) until resumed.",
+            service=tenant_suspend,
+        ),
+        _standing_action(
+            status=Tenant.Status.ACTIVE,
+            title="Resume",
+            explanation="The organisations become active again; their stopped machines can be started.",
+            service=tenant_resume,
+        ),
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("memberships"))

@@ -72,9 +72,18 @@ class Tenant(models.Model):
         HOLD = "hold", "On hold"
         SUSPENDED = "suspended", "Suspended"
 
+    class StatusReason(models.TextChoices):
+        NONE = "", "—"
+        CREDIT = "credit", "Credit limit exceeded"
+        OPERATOR = "operator", "Set by an operator"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
+    # The standing: written only by tenants.services (tenant_hold, tenant_suspend, tenant_resume).
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    status_reason = models.CharField(max_length=16, choices=StatusReason.choices, default="", blank=True)
+    hold_since = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -7,9 +7,6 @@ from billing.services.accounts import (
     billing_details_update,
     billing_terms_update,
     credit_topup,
-    tenant_hold,
-    tenant_resume,
-    tenant_suspend,
 )
 from billing.services.budgets import BUDGET_THRESHOLDS, budget_check, budget_set, budgets_check
 from billing.services.events import account_event, account_notify
@@ -59,7 +56,4 @@ __all__ = [
     "resource_price_set",
     "segment_close",
     "segment_open",
-    "tenant_hold",
-    "tenant_resume",
-    "tenant_suspend",
 ]

@@ -1,4 +1,4 @@
-"""The credit ledger and the tenant's standing: top-ups, billing terms, credit holds, suspensions, resumption."""
+"""The credit ledger and the credit checks: top-ups, billing terms, and when the credit limit calls for a hold."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,8 +19,9 @@ from billing.selectors import (
     unbilled_cents,
 )
 from billing.services.events import account_event as _event
-from portal.errors import Conflict, InvalidRequest, ServiceError
+from portal.errors import InvalidRequest
 from tenants.models import Tenant
+from tenants.services import tenant_hold, tenant_resume, tenant_suspend
 
 
 def _account_for_update(tenant) -> BillingAccount:
@@ -45,7 +46,7 @@ def credit_topup(
         )
         _event(
             tenant=tenant,
-            kind=AccountEvent.Kind.TOPUP,
+            action=AccountEvent.Action.TOPUP,
             message=f"{entry.amount} {settings.BILLING_CURRENCY} credit added."
             + (f" {description}" if description else ""),
             actor=actor,
@@ -60,7 +61,7 @@ def billing_details_update(*, tenant, actor, legal_name: str, address: str, vat_
         account = _account_for_update(tenant)
         account.legal_name, account.address, account.vat_id = legal_name.strip(), address.strip(), vat_id.strip()
         account.save(update_fields=["legal_name", "address", "vat_id"])
-        _event(tenant=tenant, kind=AccountEvent.Kind.DETAILS, message="Billing details updated.", actor=actor)
+        _event(tenant=tenant, action=AccountEvent.Action.DETAILS, message="Billing details updated.", actor=actor)
     return account
 
 
@@ -78,7 +79,7 @@ def billing_terms_update(*, tenant, actor, tax_rate: Decimal, credit_limit: Deci
         limit = "no limit" if credit_limit is None else f"{account.credit_limit} {settings.BILLING_CURRENCY}"
         _event(
             tenant=tenant,
-            kind=AccountEvent.Kind.DETAILS,
+            action=AccountEvent.Action.DETAILS,
             message=f"Tax rate {account.tax_rate} %, credit limit {limit}.",
             actor=actor,
         )
@@ -91,147 +92,58 @@ def available_credit_cents(*, tenant) -> int:
     return credit_balance_cents(tenant=tenant) - unbilled_cents(tenant=tenant)
 
 
-def _set_status(*, account: BillingAccount, status: str, reason: str, now: datetime) -> None:
-    tenant = account.tenant
-    tenant.status = status
-    tenant.save(update_fields=["status"])
-    account.status_reason = reason
-    if status == Tenant.Status.HOLD:
-        account.hold_since, account.suspended_at = now, None
-    elif status == Tenant.Status.SUSPENDED:
-        account.hold_since, account.suspended_at = account.hold_since or now, now
-    else:
-        account.hold_since = account.suspended_at = None
-    account.save(update_fields=["status_reason", "hold_since", "suspended_at"])
-
-
-def _stop_machines(*, tenant) -> int:
-    """Stops the tenant's running machines through compute's own service (they stay billed: capacity is held)."""
-    from compute import services as compute_services
-    from compute.models import Instance
-
-    stopped = 0
-    for instance in Instance.objects.for_tenant(tenant).filter(state="running").order_by("pk"):
-        try:
-            compute_services.instance_stop(instance=instance, user=None)
-        except ServiceError:
-            continue  # became busy meanwhile; the next check stops it
-        stopped += 1
-    return stopped
-
-
 def account_check(*, tenant, now: datetime | None = None) -> str:
     """Holds, suspends (after the grace period) or releases a tenant according to its credit limit.
 
-    Operator holds and suspensions are left alone: only an operator lifts them.
+    The standing itself belongs to tenants (tenants.services); this decides when the credit limit calls for a
+    change. Operator holds and suspensions are left alone: only an operator lifts them.
     """
     now = now or timezone.now()
-    stop_machines = False
     with transaction.atomic():
         account = _account_for_update(tenant)
         tenant = account.tenant
-        if account.status_reason == BillingAccount.Reason.OPERATOR:
+        if tenant.status_reason == Tenant.StatusReason.OPERATOR:
             return tenant.status
         limit = account.credit_limit_cents
         available = available_credit_cents(tenant=tenant)
         over = limit is not None and available < -limit
         status = tenant.status
+        grace = timedelta(hours=settings.BILLING_SUSPEND_GRACE_HOURS)
+        credit = Tenant.StatusReason.CREDIT
         if over and status == Tenant.Status.ACTIVE:
-            _set_status(account=account, status=Tenant.Status.HOLD, reason=BillingAccount.Reason.CREDIT, now=now)
-            _event(
+            tenant = tenant_hold(
                 tenant=tenant,
-                kind=AccountEvent.Kind.HOLD,
-                message=f"Put on hold: credit of {cents_to_decimal(available)} {settings.BILLING_CURRENCY} is past the "
+                reason=credit,
+                now=now,
+                note=f"Put on hold: credit of {cents_to_decimal(available)} {settings.BILLING_CURRENCY} is past the "
                 f"limit of -{account.credit_limit}. No new resources until credit is added; running machines keep "
                 f"running, and are stopped after {settings.BILLING_SUSPEND_GRACE_HOURS} hours.",
-                email_subject="account on hold",
             )
-        elif (
-            over
-            and status == Tenant.Status.HOLD
-            and account.hold_since is not None
-            and (account.hold_since + timedelta(hours=settings.BILLING_SUSPEND_GRACE_HOURS) <= now)
-        ):
-            _set_status(account=account, status=Tenant.Status.SUSPENDED, reason=BillingAccount.Reason.CREDIT, now=now)
-            _event(
+        elif over and status == Tenant.Status.HOLD and tenant.hold_since and tenant.hold_since + grace <= now:
+            tenant = tenant_suspend(
                 tenant=tenant,
-                kind=AccountEvent.Kind.SUSPEND,
-                message="Suspended: the credit limit is still exceeded after the grace period. Machines are stopped "
+                reason=credit,
+                now=now,
+                note="Suspended: the credit limit is still exceeded after the grace period. Machines are stopped "
                 "(storage is still billed) until credit is added.",
-                email_subject="account suspended",
             )
-            stop_machines = True
-        elif not over and status != Tenant.Status.ACTIVE and account.status_reason == BillingAccount.Reason.CREDIT:
-            _set_status(account=account, status=Tenant.Status.ACTIVE, reason=BillingAccount.Reason.NONE, now=now)
-            _event(
+        elif not over and status != Tenant.Status.ACTIVE and tenant.status_reason == credit:
+            tenant = tenant_resume(
                 tenant=tenant,
-                kind=AccountEvent.Kind.RESUME,
-                message="Credit restored: the account is active again. Stopped machines can be started.",
-                email_subject="account active again",
+                now=now,
+                note="Credit restored: the account is active again. Stopped machines can be started.",
             )
-        status = tenant.status
-    if stop_machines:
-        _stop_machines(tenant=tenant)
-    return status
+        return tenant.status
 
 
 def accounts_check(*, now: datetime | None = None) -> int:
     """The periodic credit check over every tenant with a credit limit or a credit hold; returns how many changed."""
     changed = 0
     candidates = BillingAccount.objects.filter(
-        Q(credit_limit_cents__isnull=False) | Q(status_reason=BillingAccount.Reason.CREDIT)
+        Q(credit_limit_cents__isnull=False) | Q(tenant__status_reason=Tenant.StatusReason.CREDIT)
     ).select_related("tenant")
     for account in candidates.order_by("pk").iterator(chunk_size=500):
         before = account.tenant.status
         if account_check(tenant=account.tenant, now=now) != before:
             changed += 1
     return changed
-
-
-def tenant_hold(*, tenant, actor, reason: str = "", now: datetime | None = None) -> None:
-    """An operator puts a tenant on hold: no new resources; lifted only by tenant_resume."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        account = _account_for_update(tenant)
-        _set_status(account=account, status=Tenant.Status.HOLD, reason=BillingAccount.Reason.OPERATOR, now=now)
-        _event(
-            tenant=account.tenant,
-            kind=AccountEvent.Kind.HOLD,
-            message="Put on hold by an operator." + (f" {reason}" if reason else ""),
-            actor=actor,
-            email_subject="account on hold",
-        )
-
-
-def tenant_suspend(*, tenant, actor, reason: str = "", now: datetime | None = None) -> int:
-    """An operator suspends a tenant: its machines are stopped (still billed); returns how many were stopped."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        account = _account_for_update(tenant)
-        _set_status(account=account, status=Tenant.Status.SUSPENDED, reason=BillingAccount.Reason.OPERATOR, now=now)
-        _event(
-            tenant=account.tenant,
-            kind=AccountEvent.Kind.SUSPEND,
-            message="Suspended by an operator; machines are stopped." + (f" {reason}" if reason else ""),
-            actor=actor,
-            email_subject="account suspended",
-        )
-    return _stop_machines(tenant=account.tenant)
-
-
-def tenant_resume(*, tenant, actor, now: datetime | None = None) -> str:
-    """An operator lifts a hold or suspension; a credit limit still exceeded puts the tenant on hold again."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        account = _account_for_update(tenant)
-        if account.tenant.status == Tenant.Status.ACTIVE:
-            raise Conflict(f"{account.tenant} is already active.")
-        _set_status(account=account, status=Tenant.Status.ACTIVE, reason=BillingAccount.Reason.NONE, now=now)
-        _event(
-            tenant=account.tenant,
-            kind=AccountEvent.Kind.RESUME,
-            message="Resumed by an operator. Stopped machines can be started.",
-            actor=actor,
-            email_subject="account active again",
-        )
-    return account_check(tenant=account.tenant, now=now)

@@ -25,7 +25,7 @@ def budget_set(*, tenant, actor, amount: Decimal | None) -> Budget | None:
     with transaction.atomic():
         if amount is None:
             Budget.objects.filter(tenant=tenant).delete()
-            _event(tenant=tenant, kind=AccountEvent.Kind.BUDGET, message="Monthly budget removed.", actor=actor)
+            _event(tenant=tenant, action=AccountEvent.Action.BUDGET, message="Monthly budget removed.", actor=actor)
             return None
         amount_cents = to_cents(amount)
         if amount_cents <= 0:
@@ -35,7 +35,7 @@ def budget_set(*, tenant, actor, amount: Decimal | None) -> Budget | None:
         )
         _event(
             tenant=tenant,
-            kind=AccountEvent.Kind.BUDGET,
+            action=AccountEvent.Action.BUDGET,
             message=f"Monthly budget set to {budget.amount} {settings.BILLING_CURRENCY}.",
             actor=actor,
         )
@@ -70,7 +70,7 @@ def budget_check(*, tenant, now: datetime | None = None) -> list[BudgetAlert]:
                     label = "spend so far" if basis == BudgetAlert.Basis.ACTUAL else "forecast month-end spend"
                     _event(
                         tenant=tenant,
-                        kind=AccountEvent.Kind.BUDGET,
+                        action=AccountEvent.Action.BUDGET,
                         message=f"Budget alert: {label} of {cents_to_decimal(spend)} {settings.BILLING_CURRENCY} "
                         f"reached {threshold} % of the {budget.amount} budget for {usage.period_start:%B %Y}.",
                         email_subject=f"{threshold} % of your budget ({label})",

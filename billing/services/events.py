@@ -9,9 +9,9 @@ from billing.models import AccountEvent
 from billing.selectors import billing_contacts
 
 
-def account_event(*, tenant, kind: str, message: str, actor=None, email_subject: str = "") -> AccountEvent:
+def account_event(*, tenant, action: str, message: str, actor=None, email_subject: str = "") -> AccountEvent:
     """Records a step in the tenant's billing log; with a subject, e-mails it after the commit."""
-    event = AccountEvent.objects.create(tenant=tenant, kind=kind, message=message, actor=actor)
+    event = AccountEvent.objects.create(tenant=tenant, action=action, message=message, actor=actor)
     if email_subject:
         from billing.tasks import send_account_email
 

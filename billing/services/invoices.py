@@ -143,7 +143,7 @@ def _finalize_locked(*, invoices: list[Invoice], now: datetime, actor=None) -> N
         events.append(
             AccountEvent(
                 tenant_id=invoice.tenant_id,
-                kind=AccountEvent.Kind.INVOICE,
+                action=AccountEvent.Action.INVOICE,
                 message=f"Invoice {invoice.number} for {invoice.period_start:%B %Y} issued: "
                 f"{invoice.total} {invoice.currency} ({state}).",
                 actor=actor,
@@ -257,7 +257,7 @@ def invoice_mark_paid(*, invoice: Invoice, actor=None, now: datetime | None = No
             )
         _event(
             tenant=invoice.tenant,
-            kind=AccountEvent.Kind.INVOICE,
+            action=AccountEvent.Action.INVOICE,
             message=f"Invoice {invoice.number} paid.",
             actor=actor,
         )
@@ -289,7 +289,7 @@ def invoice_void(*, invoice: Invoice, actor=None, reason: str = "", now: datetim
             )
         _event(
             tenant=invoice.tenant,
-            kind=AccountEvent.Kind.INVOICE,
+            action=AccountEvent.Action.INVOICE,
             message=f"Invoice {invoice.number} voided." + (f" {reason}" if reason else ""),
             actor=actor,
             email_subject=f"invoice {invoice.number} voided",
@@ -335,7 +335,7 @@ def credit_note_issue(
         )
         _event(
             tenant=invoice.tenant,
-            kind=AccountEvent.Kind.CREDIT_NOTE,
+            action=AccountEvent.Action.CREDIT_NOTE,
             message=f"Credit note {note.number} of {note.amount} {invoice.currency} on {invoice.number}: {note.reason}",
             actor=actor,
             email_subject=f"credit note {note.number}",

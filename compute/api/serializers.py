@@ -113,7 +113,7 @@ class InstanceActionSerializer(serializers.Serializer):
 
 
 class InstanceEventSerializer(serializers.ModelSerializer):
-    user = serializers.EmailField(source="user.email", read_only=True, allow_null=True, default=None)
+    user = serializers.EmailField(source="actor.email", read_only=True, allow_null=True, default=None)
 
     class Meta:
         model = InstanceEvent

@@ -22,7 +22,6 @@ from compute.models import (
     TASK_DEADLINES,
     TASK_STATES,
     EventAction,
-    EventResult,
     Flavor,
     Image,
     Instance,
@@ -36,7 +35,7 @@ from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import instance_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
-from tenants.models import Quota, Tenant
+from tenants.models import EventResult, Quota, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def _event(instance: Instance, action: str, result: str, *, user=None, message: 
         instance=instance,
         action=action,
         result=result,
-        user=user,
+        actor=user,
         message=message,
         created_at=at or timezone.now(),
     )

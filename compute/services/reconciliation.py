@@ -12,13 +12,13 @@ from compute.drivers.base import DriverError, PowerState
 from compute.models import (
     TASK_DEADLINES,
     EventAction,
-    EventResult,
     Instance,
     InstanceState,
     OrphanDomain,
 )
 from compute.services.instances import TASK_ACTIONS, _dispatch, _event, _fail, _lock
 from portal.errors import Conflict
+from tenants.models import EventResult
 
 logger = logging.getLogger(__name__)
 

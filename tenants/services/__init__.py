@@ -12,6 +12,7 @@ from tenants.services.memberships import (
     tenant_rename,
     user_sign_up,
 )
+from tenants.services.standing import tenant_hold, tenant_resume, tenant_suspend
 from tenants.services.tokens import (
     api_token_can_manage,
     api_token_create,
@@ -36,6 +37,9 @@ __all__ = [
     "membership_remove",
     "tenant_create",
     "tenant_event",
+    "tenant_hold",
     "tenant_rename",
+    "tenant_resume",
+    "tenant_suspend",
     "user_sign_up",
 ]

@@ -6,7 +6,6 @@ from django.urls import reverse
 
 from billing.metering import invoices_refresh
 from billing.models import CreditEntry, Invoice, Price
-from tenants.models import Tenant
 from tests.conftest import login_client
 from tests.factories import UserFactory
 from tests.factories.billing import SegmentFactory
@@ -68,22 +67,6 @@ def test_admin_price_keeps_flavor_in_step(operator_client):
     assert Price.objects.get(flavor=flavor).monthly_price == Decimal("12.00")
     form = operator_client.get(reverse("admin:compute_flavor_change", args=[flavor.pk])).content.decode()
     assert 'name="monthly_price"' not in form
-
-
-def test_admin_hold_and_resume(operator_client, tenant):
-    operator_client.post(
-        reverse("admin:billing_billingaccount_add"), {"tenant": tenant.pk, "tax_rate": "19", "legal_name": ""}
-    )
-    operator_client.post(
-        reverse("admin:billing_billingaccount_changelist"), {"action": "hold", "_selected_action": [tenant.pk]}
-    )
-    tenant.refresh_from_db()
-    assert tenant.status == Tenant.Status.HOLD
-    operator_client.post(
-        reverse("admin:billing_billingaccount_changelist"), {"action": "resume", "_selected_action": [tenant.pk]}
-    )
-    tenant.refresh_from_db()
-    assert tenant.status == Tenant.Status.ACTIVE
 
 
 def test_admin_price_form_refuses_bad_input(operator_client):

@@ -15,8 +15,10 @@ from billing.selectors import credit_balance
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import Tenant
 from tenants.roles import Role
+from tenants.services import tenant_hold, tenant_resume, tenant_suspend
 from tests.factories import MembershipFactory, TenantFactory
 from tests.factories.billing import SegmentFactory
+from tests.factories.compute import InstanceFactory
 
 MARCH = date(2026, 3, 1)
 AFTER_MARCH = datetime(2026, 4, 3, tzinfo=UTC)
@@ -152,8 +154,7 @@ def test_credit_limit_hold_then_suspend_then_topup_lifts(
     tenant, owner, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
     settings.BILLING_SUSPEND_GRACE_HOURS = 72
-    stopped = []
-    monkeypatch.setattr(services.accounts, "_stop_machines", lambda *, tenant: stopped.append(tenant.pk) or 0)
+    running = InstanceFactory(tenant=tenant)
     services.billing_terms_update(tenant=tenant, actor=None, tax_rate=Decimal("0"), credit_limit=Decimal("0.50"))
     _draft(tenant)  # 1.00 unbilled, no credit: 0.50 past the limit
     with django_capture_on_commit_callbacks(execute=True):
@@ -163,12 +164,13 @@ def test_credit_limit_hold_then_suspend_then_topup_lifts(
     assert services.account_check(tenant=tenant, now=at(2026, 3, 22)) == Tenant.Status.HOLD  # still in grace
     with django_capture_on_commit_callbacks(execute=True):
         assert services.account_check(tenant=tenant, now=at(2026, 3, 23, 0, 1)) == Tenant.Status.SUSPENDED
-    assert stopped == [tenant.pk]
+    running.refresh_from_db()
+    assert running.events.filter(action="stop", result="requested").exists()  # compute stopped it on the announcement
     with django_capture_on_commit_callbacks(execute=True):
         services.credit_topup(tenant=tenant, amount=Decimal("0.60"), now=at(2026, 3, 24))
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.ACTIVE
-    kinds = list(AccountEvent.objects.filter(tenant=tenant).order_by("id").values_list("kind", flat=True))
+    kinds = list(AccountEvent.objects.filter(tenant=tenant).order_by("id").values_list("action", flat=True))
     assert kinds == ["details", "hold", "suspend", "topup", "resume"]
     subjects = [m.subject for m in mail.outbox]
     assert any("on hold" in s for s in subjects) and any("suspended" in s for s in subjects)
@@ -180,16 +182,18 @@ def test_no_credit_limit_never_holds(tenant):
     assert services.account_check(tenant=tenant, now=at(2026, 3, 20)) == Tenant.Status.ACTIVE
 
 
-def test_operator_hold_is_not_lifted_by_a_topup(tenant, monkeypatch):
-    monkeypatch.setattr(services.accounts, "_stop_machines", lambda *, tenant: 0)
-    services.tenant_hold(tenant=tenant, actor=None)
+def test_operator_hold_is_not_lifted_by_a_topup(tenant, django_capture_on_commit_callbacks):
+    tenant_hold(tenant=tenant, actor=None)
     services.credit_topup(tenant=tenant, amount=Decimal("100"))
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.HOLD
-    services.tenant_suspend(tenant=tenant, actor=None)
+    tenant_suspend(tenant=tenant, actor=None)
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.SUSPENDED
-    assert services.tenant_resume(tenant=tenant, actor=None) == Tenant.Status.ACTIVE
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_resume(tenant=tenant, actor=None)
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.ACTIVE  # the credit re-check after an operator's resume finds it fine
 
 
 # --- budgets -----------------------------------------------------------------------------------------------------

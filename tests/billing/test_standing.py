@@ -12,13 +12,14 @@ from billing.models import Invoice
 from billing.pricing import month_start
 from compute.models import InstanceEvent
 from tenants.models import Tenant
+from tenants.services import tenant_hold, tenant_suspend
 from tests.conftest import login_client
 from tests.factories.billing import SegmentFactory
 from tests.factories.compute import InstanceFactory
 
 
 def test_hold_banner_for_every_member(tenant, member, owner):
-    services.tenant_hold(tenant=tenant, actor=None)
+    tenant_hold(tenant=tenant, actor=None)
     page = login_client(member).get(reverse("team")).content.decode()
     assert "is on hold" in page
 
@@ -42,13 +43,13 @@ def test_home_card_shows_spend_to_billing_roles(tenant, owner, member):
 def test_suspension_stops_running_machines_through_compute(tenant):
     running = InstanceFactory(tenant=tenant)
     assert running.state == "running"
-    assert services.tenant_suspend(tenant=tenant, actor=None, reason="unpaid") == 1
+    tenant_suspend(tenant=tenant, actor=None, note="unpaid")
     running.refresh_from_db()
     tenant.refresh_from_db()
     assert tenant.status == Tenant.Status.SUSPENDED
     assert running.state == "stopping"  # the worker's task runs after the commit
     stop = InstanceEvent.objects.get(instance=running, action="stop", result="requested")
-    assert stop.user is None  # the system, not a person
+    assert stop.actor is None  # the system, not a person
 
 
 def test_metering_task_refreshes_this_month(tenant):

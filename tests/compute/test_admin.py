@@ -84,7 +84,7 @@ def test_force_stop_action(operator_client, running, django_capture_on_commit_ca
     assert response.status_code == 200
     running.refresh_from_db()
     assert running.state == "stopped"
-    assert running.events.get(action="force_stop").user.email == "operator@example.com"
+    assert running.events.get(action="force_stop").actor.email == "operator@example.com"
 
 
 def test_force_stop_of_a_stopped_instance_is_reported_not_crashed(operator_client, tenant):

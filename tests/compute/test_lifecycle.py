@@ -37,8 +37,8 @@ def test_launch_builds_and_runs(launch, committed, member, key, announced):
     assert instance.ssh_keys == [key.snapshot()]
     assert instance.created_by == member
     assert _log(instance) == [("launch", "requested"), ("build", "succeeded")]
-    assert instance.events.get(action="launch").user == member
-    assert instance.events.get(action="build").user is None
+    assert instance.events.get(action="launch").actor == member
+    assert instance.events.get(action="build").actor is None
     assert announced == [("billable", instance.flavor_id)]
 
 
@@ -188,7 +188,7 @@ def test_refused_transitions(tenant, member, action, state, django_capture_on_co
     assert instance.state == state  # nothing changed
     assert callbacks == []  # nothing enqueued
     refusal = InstanceEvent.objects.get(instance=instance)
-    assert (refusal.result, refusal.user) == ("refused", member)
+    assert (refusal.result, refusal.actor) == ("refused", member)
     assert refusal.message == caught.value.message
 
 

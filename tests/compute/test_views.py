@@ -5,8 +5,8 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from compute.models import EventAction, EventResult, Instance, InstanceEvent, InstanceState, SSHKey
-from tenants.models import Quota
+from compute.models import EventAction, Instance, InstanceEvent, InstanceState, SSHKey
+from tenants.models import EventResult, Quota
 from tenants.roles import Role
 from tests.conftest import login_client
 from tests.factories import MembershipFactory, TenantFactory

@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from compute.drivers.base import PowerState
 from compute.models import (
     EventAction,
-    EventResult,
     Flavor,
     Host,
     Image,
@@ -21,6 +20,7 @@ from compute.models import (
     SSHKey,
 )
 from compute.sshkeys import parse_public_key
+from tenants.models import EventResult
 from tests.factories.tenants import TenantFactory, UserFactory
 
 

@@ -1,0 +1,61 @@
+"""Admin actions that call services: one loop that reports each refusal, and a confirmation step before acting.
+
+Operators change state only through the services, never by editing fields, so the event logs, billing and the
+workers see what they did.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+
+from portal.errors import ServiceError
+
+
+def run_service_action(modeladmin, request, queryset, *, call: Callable, done_label: str) -> int:
+    """Calls `call(obj)` for each selected object; reports how many succeeded and every refusal by name."""
+    done = 0
+    for obj in queryset:
+        try:
+            call(obj)
+        except ServiceError as error:
+            modeladmin.message_user(request, f"{obj}: {error.message}", messages.WARNING)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"{done_label}: {done} done.", messages.SUCCESS)
+    return done
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        label="Reason (shown to the organisation)", max_length=500, required=False, widget=forms.Textarea({"rows": 3})
+    )
+
+
+def confirmed(modeladmin, request, queryset, *, title: str, explanation: str):
+    """The confirmation step of an admin action: a page listing the objects, with an optional reason.
+
+    Returns the cleaned form once the operator confirmed, or the page (a TemplateResponse) to show first.
+    """
+    form = NoteForm(request.POST if request.POST.get("confirmed") else None)
+    if form.is_bound and form.is_valid():
+        return form.cleaned_data
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "explanation": explanation,
+        "objects": list(queryset),
+        "form": form,
+        "opts": modeladmin.model._meta,
+        "action": request.POST.get("action", ""),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": modeladmin.media,
+    }
+    return TemplateResponse(request, "admin/confirm_service_action.html", context)
+
+
+def is_response(value) -> bool:
+    return isinstance(value, TemplateResponse)
