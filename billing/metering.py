@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from billing.models import BillingAccount, Invoice, InvoiceLine, Segment
 from billing.pricing import (
+    epoch_microseconds,
     epoch_sql,
     line_cents_sql,
     month_bounds,
@@ -64,7 +65,7 @@ def invoices_refresh(
 
     Drafts are created for tenants with a segment in the month; finalized invoices are never touched.
     """
-    as_of = (as_of or timezone.now()).replace(microsecond=0)
+    as_of = as_of or timezone.now()
     start, end = month_bounds(period_start)
     vendor = connection.vendor
     ops = connection.ops
@@ -80,9 +81,9 @@ def invoices_refresh(
         "start": ops.adapt_datetimefield_value(start),
         "end": ops.adapt_datetimefield_value(end),
         "as_of_ts": ops.adapt_datetimefield_value(as_of),
-        "start_epoch": int(start.timestamp()),
-        "end_epoch": int(end.timestamp()),
-        "as_of_epoch": int(as_of.timestamp()),
+        "start_epoch": epoch_microseconds(start),
+        "end_epoch": epoch_microseconds(end),
+        "as_of_epoch": epoch_microseconds(as_of),
         "currency": settings.BILLING_CURRENCY,
         "now": ops.adapt_datetimefield_value(timezone.now()),
     }

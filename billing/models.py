@@ -80,7 +80,7 @@ class Segment(TenantOwned):
     # The same two prices as integers of 1e-10 units: the metering SQL multiplies and compares these exactly.
     hourly_rate_units = models.BigIntegerField(editable=False)
     monthly_price_units = models.BigIntegerField(editable=False)
-    # Timed to the whole second, so started hours are integer arithmetic in SQL.
+    # Exact instants (microseconds): every started hour counts, however short; SQL counts them in integers.
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
 

@@ -4,19 +4,22 @@ A month is billed as at most 672 hours (28 days): the hourly rate is the monthly
 never costs more than its monthly price in one calendar month. Every started hour counts in full: hour k of a
 segment begins at `start + k h` and belongs to the calendar month (UTC) in which it begins.
 
-The metering job evaluates the same rules in SQL (`started_hours_sql`, `line_cents_sql`) on integers: prices as
-units of 1e-10 (`RATE_SCALE`) and amounts in cents, so SQLite (which has no decimal type) is exact too.
-Tests compare the two on the edge cases.
+Hours are counted from the exact instants (to the microsecond): a segment that lasts any time at all is at least
+one hour. The metering job evaluates the same rules in SQL (`started_hours_sql`, `line_cents_sql`) on integers:
+instants as microseconds since 1970, prices as units of 1e-10 (`RATE_SCALE`) and amounts in cents, so SQLite
+(which has no decimal type) is exact too. Tests compare the two on the edge cases.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 HOURS_PER_BILLING_MONTH = 672
 RATE_PLACES = Decimal("0.0000000001")  # hourly rates keep 10 decimal places
 RATE_SCALE = 10**10  # hourly rates and monthly prices as integers of 1e-10 in SQL
 CENT = Decimal("0.01")
-HOUR_SECONDS = 3600
+HOUR_MICROSECONDS = 3600 * 10**6
+MICROSECOND = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def hourly_rate(monthly_price: Decimal) -> Decimal:
@@ -68,8 +71,8 @@ def month_bounds(first: date) -> tuple[datetime, datetime]:
 
 def _hours_before(start: datetime, instant: datetime) -> int:
     """How many hours of a segment starting at `start` have begun strictly before `instant`."""
-    seconds = int((instant - start).total_seconds())
-    return 0 if seconds <= 0 else (seconds + HOUR_SECONDS - 1) // HOUR_SECONDS
+    elapsed = (instant - start) // MICROSECOND  # exact: timedelta floor division stays in integers
+    return 0 if elapsed <= 0 else (elapsed + HOUR_MICROSECONDS - 1) // HOUR_MICROSECONDS
 
 
 def started_hours(
@@ -93,22 +96,33 @@ def line_cents(*, hours: int, hourly_rate_units: int, monthly_price_units: int) 
 # --- the same rules in SQL ---------------------------------------------------------------------------------------
 
 
+def epoch_microseconds(instant: datetime) -> int:
+    """Microseconds since 1970 of an aware instant: the value epoch_sql() gives for the same timestamp."""
+    return (instant - EPOCH) // MICROSECOND
+
+
 def epoch_sql(vendor: str, column: str) -> str:
-    """Seconds since 1970 of a timestamp column (whole seconds: segments are timed to the second)."""
+    """Microseconds since 1970 of a timestamp column, as an exact BIGINT."""
     if vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%%s', {column}) AS INTEGER)"  # %% survives the driver's parameter formatting
+        # EXTRACT returns an exact numeric (PostgreSQL 14+), so the product is a whole number.
+        return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
+    # Django stores SQLite datetimes as UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]'. SQLite's own date functions keep
+    # only milliseconds (and round '.9999' up to the next second), so the whole seconds come from the first 19
+    # characters and the microseconds straight from the text after the dot, padded when it is absent or short.
+    seconds = f"CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER)"  # %% survives parameter formatting
+    fraction = f"CAST(substr({column} || '000000', 21, 6) AS INTEGER)"
+    return f"({seconds} * 1000000 + {fraction})"
 
 
 def hours_before_sql(start_epoch: str, instant_epoch: str) -> str:
     return (
         f"(CASE WHEN {instant_epoch} <= {start_epoch} THEN 0 "
-        f"ELSE ({instant_epoch} - {start_epoch} + {HOUR_SECONDS - 1}) / {HOUR_SECONDS} END)"
+        f"ELSE ({instant_epoch} - {start_epoch} + {HOUR_MICROSECONDS - 1}) / {HOUR_MICROSECONDS} END)"
     )
 
 
 def started_hours_sql(*, start: str, end: str, period_start: str, period_end: str, as_of: str) -> str:
-    """SQL for started_hours(): every argument is an SQL expression giving epoch seconds (`end` may be NULL).
+    """SQL for started_hours(): every argument is an SQL expression giving epoch microseconds (`end` may be NULL).
 
     Arguments should be plain columns or parameters: each appears several times in the expression.
     """

@@ -91,10 +91,10 @@ def tenant_month_usage(
 
     The forecast assumes every resource running now keeps running to the month's end.
     """
-    as_of = (as_of or timezone.now()).replace(microsecond=0)
+    as_of = as_of or timezone.now()
     period_start = period_start or month_start(as_of)
     start, end = month_bounds(period_start)
-    segments = list(Segment.objects.for_tenant(tenant).overlapping(start, min(end, as_of + timedelta(seconds=1))))
+    segments = list(Segment.objects.for_tenant(tenant).overlapping(start, min(end, as_of)))
     resources: dict[str, ResourceUsage] = {}
     days = []
     day = start

@@ -4,7 +4,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from billing.models import (
@@ -13,7 +14,7 @@ from billing.models import (
     BudgetAlert,
 )
 from billing.pricing import cents_to_decimal, to_cents
-from billing.selectors import tenant_month_usage
+from billing.selectors import MonthUsage, tenant_month_usage
 from billing.services.events import account_event as _event
 from portal.errors import InvalidRequest
 
@@ -42,43 +43,66 @@ def budget_set(*, tenant, actor, amount: Decimal | None) -> Budget | None:
     return budget
 
 
+def _highest_crossed(*, spend_cents: int, budget_cents: int) -> int:
+    """The highest threshold (percent) that `spend_cents` has reached, or 0 for none."""
+    return max((t for t in BUDGET_THRESHOLDS if spend_cents * 100 >= budget_cents * t), default=0)
+
+
 def budget_check(*, tenant, now: datetime | None = None) -> list[BudgetAlert]:
-    """Raises the alerts newly crossed this month (actual and forecast, 50/80/100 %); each fires once per month."""
+    """Raises the budget alerts newly crossed this month: at most one per basis (actual, forecast), for the highest
+    threshold reached (50/80/100 %).
+
+    A threshold implies the lower ones, and actual spend implies the same share of the forecast (which is never
+    less), so an alert fires only above what was already reported this month; each fires once per month.
+    """
     now = now or timezone.now()
-    budget = Budget.objects.filter(tenant=tenant).first()
-    if budget is None:
-        return []
-    usage = tenant_month_usage(tenant=tenant, as_of=now)
-    fired = []
-    for basis, spend in (
-        (BudgetAlert.Basis.ACTUAL, usage.cost_cents),
-        (BudgetAlert.Basis.FORECAST, usage.forecast_cents),
-    ):
-        for threshold in BUDGET_THRESHOLDS:
-            if spend * 100 < budget.amount_cents * threshold:
-                continue
-            try:
-                with transaction.atomic():
-                    alert = BudgetAlert.objects.create(
-                        tenant=tenant,
-                        period_start=usage.period_start,
-                        basis=basis,
-                        threshold=threshold,
-                        spend_cents=spend,
-                        budget_cents=budget.amount_cents,
-                    )
-                    label = "spend so far" if basis == BudgetAlert.Basis.ACTUAL else "forecast month-end spend"
-                    _event(
-                        tenant=tenant,
-                        action=AccountEvent.Action.BUDGET,
-                        message=f"Budget alert: {label} of {cents_to_decimal(spend)} {settings.BILLING_CURRENCY} "
-                        f"reached {threshold} % of the {budget.amount} budget for {usage.period_start:%B %Y}.",
-                        email_subject=f"{threshold} % of your budget ({label})",
-                    )
-            except IntegrityError:
-                continue  # already fired this month
-            fired.append(alert)
+    with transaction.atomic():
+        # Locking the budget serializes checks of one tenant, so each reads the alerts the previous one raised.
+        budget = Budget.objects.select_for_update().filter(tenant=tenant).first()
+        if budget is None:
+            return []
+        usage = tenant_month_usage(tenant=tenant, as_of=now)
+        reported = dict(
+            BudgetAlert.objects.for_tenant(tenant)
+            .filter(period_start=usage.period_start)
+            .order_by()
+            .values("basis")
+            .annotate(highest=Max("threshold"))
+            .values_list("basis", "highest")
+        )
+        actual = _highest_crossed(spend_cents=usage.cost_cents, budget_cents=budget.amount_cents)
+        forecast = _highest_crossed(spend_cents=usage.forecast_cents, budget_cents=budget.amount_cents)
+        reported_actual = reported.get(BudgetAlert.Basis.ACTUAL, 0)
+        reported_forecast = max(reported.get(BudgetAlert.Basis.FORECAST, 0), reported_actual, actual)
+        fired = []
+        for basis, threshold, already in (
+            (BudgetAlert.Basis.ACTUAL, actual, reported_actual),
+            (BudgetAlert.Basis.FORECAST, forecast, reported_forecast),
+        ):
+            if threshold > already:
+                fired.append(_alert(tenant=tenant, budget=budget, usage=usage, basis=basis, threshold=threshold))
     return fired
+
+
+def _alert(*, tenant, budget: Budget, usage: MonthUsage, basis: str, threshold: int) -> BudgetAlert:
+    spend_cents = usage.cost_cents if basis == BudgetAlert.Basis.ACTUAL else usage.forecast_cents
+    alert = BudgetAlert.objects.create(
+        tenant=tenant,
+        period_start=usage.period_start,
+        basis=basis,
+        threshold=threshold,
+        spend_cents=spend_cents,
+        budget_cents=budget.amount_cents,
+    )
+    label = "spend so far" if basis == BudgetAlert.Basis.ACTUAL else "forecast month-end spend"
+    _event(
+        tenant=tenant,
+        action=AccountEvent.Action.BUDGET,
+        message=f"Budget alert: {label} of {cents_to_decimal(spend_cents)} {settings.BILLING_CURRENCY} "
+        f"reached {threshold} % of the {budget.amount} budget for {usage.period_start:%B %Y}.",
+        email_subject=f"{threshold} % of your budget ({label})",
+    )
+    return alert
 
 
 def budgets_check(*, now: datetime | None = None) -> int:

@@ -11,12 +11,6 @@ from billing.models import (
 )
 from portal.errors import Conflict
 
-
-def _to_second(at: datetime) -> datetime:
-    # Segments are timed to the whole second so the metering SQL counts started hours with integers.
-    return at.replace(microsecond=0)
-
-
 # --- segments ----------------------------------------------------------------------------------------------------
 
 
@@ -41,7 +35,7 @@ def segment_open(
         resource_id=resource_id,
         resource_name=resource_name,
         plan_name=plan_name,
-        started_at=_to_second(at),
+        started_at=at,
     )
     segment.set_price(unit_monthly_price=unit_monthly_price, quantity=quantity)
     try:
@@ -62,6 +56,6 @@ def segment_close(*, resource_type: str, resource_id: UUID, at: datetime) -> Seg
     segment = segment.first()
     if segment is None:
         return None
-    segment.ended_at = max(_to_second(at), segment.started_at)
+    segment.ended_at = max(at, segment.started_at)
     segment.save(update_fields=["ended_at"])
     return segment

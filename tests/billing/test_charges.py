@@ -111,6 +111,43 @@ def test_zero_hour_segments_make_no_line_but_the_draft_exists(tenant):
     assert invoice.lines.count() == 0 and invoice.total == Decimal("0.00")
 
 
+def test_half_a_second_is_one_started_hour(tenant):
+    start = at(2026, 3, 10, 10)
+    end = start + timedelta(milliseconds=500)
+    SegmentFactory(tenant=tenant, price="67.20", started_at=start, ended_at=end)
+    invoices_refresh(period_start=MARCH, as_of=at(2026, 3, 20))
+    assert (_invoice(tenant).lines.get().hours, _invoice(tenant).total) == (1, Decimal("0.10"))
+    assert started_hours(start=start, end=end, period_start=at(2026, 3, 1), period_end=at(2026, 4, 1), as_of=end) == 1
+
+
+@pytest.mark.parametrize(
+    ("end", "hours"),
+    [
+        (at(2026, 3, 10, 10, 0, 0, 900000), 0),
+        (at(2026, 3, 10, 10, 0, 0, 900001), 1),
+        (at(2026, 3, 10, 11, 0, 0, 900000), 1),
+        (at(2026, 3, 10, 11, 0, 0, 900001), 2),
+        (at(2026, 3, 10, 11, 0, 0, 950000), 2),
+    ],
+)
+def test_hours_start_at_the_exact_instant_of_the_segment(tenant, end, hours):
+    # Hour 2 of a segment started at 10:00:00.900 begins at 11:00:00.900, not at 11:00:00 or 11:00:01.
+    start = at(2026, 3, 10, 10, 0, 0, 900000)
+    SegmentFactory(tenant=tenant, price="67.20", started_at=start, ended_at=end)
+    invoices_refresh(period_start=MARCH, as_of=at(2026, 3, 20))
+    assert sum(_invoice(tenant).lines.values_list("hours", flat=True)) == hours
+    assert tenant_month_usage(tenant=tenant, as_of=at(2026, 3, 20)).resources[0].hours == hours
+
+
+def test_an_hour_begun_a_fraction_before_midnight_belongs_to_the_old_month(tenant):
+    # Hours begin at 22:59:59.999999 and 23:59:59.999999 (March), then 00:59:59.999999 (April).
+    start = at(2026, 3, 31, 22, 59, 59, 999999)
+    SegmentFactory(tenant=tenant, price="67.20", started_at=start, ended_at=at(2026, 4, 1, 1))
+    invoices_refresh(period_start=MARCH, as_of=at(2026, 4, 2))
+    invoices_refresh(period_start=APRIL, as_of=at(2026, 4, 2))
+    assert (_invoice(tenant, MARCH).lines.get().hours, _invoice(tenant, APRIL).lines.get().hours) == (2, 1)
+
+
 def test_metering_twice_gives_identical_invoices(tenant):
     SegmentFactory(tenant=tenant, price="20.00", started_at=at(2026, 3, 1, 3, 17, 9), ended_at=at(2026, 3, 9, 1))
     SegmentFactory(tenant=tenant, price="9.99", started_at=at(2026, 3, 5, 12, 0, 1), ended_at=None)
@@ -179,16 +216,22 @@ def test_sql_metering_matches_the_python_rules_on_random_segments(tenant):
     import random
 
     rng = random.Random(5)
-    start, end, as_of = at(2026, 3, 1), at(2026, 4, 1), at(2026, 3, 31, 23, 59, 59)
+    start, end, as_of = at(2026, 3, 1), at(2026, 4, 1), at(2026, 3, 31, 23, 59, 59, 999998)
+    hour = 3600 * 10**6
     segments = []
-    for _ in range(60):
-        began = start + timedelta(seconds=rng.randint(-5 * 86400, 31 * 86400))
-        length = rng.choice([0, 1, 59, 3599, 3600, 3601, 5400, rng.randint(1, 40 * 86400)])
-        ended = None if rng.random() < 0.3 else began + timedelta(seconds=length)
+    for _ in range(120):
+        # Instants to the microsecond, half of them on whole seconds.
+        began = start + timedelta(
+            seconds=rng.randint(-5 * 86400, 31 * 86400), microseconds=rng.choice([0, rng.randrange(10**6)])
+        )
+        length = rng.choice(
+            [0, 1, 500_000, 999_999, 10**6, hour - 1, hour, hour + 1, 2 * hour - 1, rng.randint(1, 40 * 24 * hour)]
+        )
+        ended = None if rng.random() < 0.3 else began + timedelta(microseconds=length)
         price = Decimal(rng.choice(["3.36", "4.99", "20.00", "67.20", "0.01", "999.99"]))
         segments.append(SegmentFactory(tenant=tenant, price=price, started_at=began, ended_at=ended))
     invoices_refresh(period_start=MARCH, as_of=as_of)
-    metered = dict(_invoice(tenant).lines.values_list("segment_id", "amount_cents"))
+    metered = {line.segment_id: (line.hours, line.amount_cents) for line in _invoice(tenant).lines.all()}
     for segment in segments:
         hours = started_hours(
             start=segment.started_at, end=segment.ended_at, period_start=start, period_end=end, as_of=as_of
@@ -196,4 +239,4 @@ def test_sql_metering_matches_the_python_rules_on_random_segments(tenant):
         expected = line_cents(
             hours=hours, hourly_rate_units=segment.hourly_rate_units, monthly_price_units=segment.monthly_price_units
         )
-        assert metered.get(segment.pk, 0) == expected, segment
+        assert metered.get(segment.pk, (0, 0)) == (hours, expected), segment

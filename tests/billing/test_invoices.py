@@ -199,26 +199,41 @@ def test_operator_hold_is_not_lifted_by_a_topup(tenant, django_capture_on_commit
 # --- budgets -----------------------------------------------------------------------------------------------------
 
 
-def test_budget_alerts_fire_once_each(tenant, django_capture_on_commit_callbacks):
+def test_budget_alerts_fire_once_each_for_the_highest_threshold(tenant, django_capture_on_commit_callbacks):
     MembershipFactory(tenant=tenant, role=Role.OWNER)
     services.budget_set(tenant=tenant, actor=None, amount=Decimal("10.00"))
     # 67.20/month = 0.10/h, running since 1 March 00:00
     SegmentFactory(tenant=tenant, price="67.20", started_at=at(2026, 3, 1), ended_at=None)
-    # 3 March 02:00: 50 h = 5.00 actual (50 %); forecast 67.20 (capped) ≥ 100 %
+    # 3 March 01:30: 50 h = 5.00 actual (50 %); forecast 67.20 (capped) ≥ 100 %, which implies 50 and 80 %
     with django_capture_on_commit_callbacks(execute=True):
         fired = services.budget_check(tenant=tenant, now=at(2026, 3, 3, 1, 30))
-    assert sorted((a.basis, a.threshold) for a in fired) == [
-        ("actual", 50),
-        ("forecast", 50),
-        ("forecast", 80),
-        ("forecast", 100),
-    ]
+    assert sorted((a.basis, a.threshold) for a in fired) == [("actual", 50), ("forecast", 100)]
     assert services.budget_check(tenant=tenant, now=at(2026, 3, 3, 1, 45)) == []
     with django_capture_on_commit_callbacks(execute=True):
-        fired = services.budget_check(tenant=tenant, now=at(2026, 3, 5, 4))  # 100 h = 10.00
-    assert [(a.basis, a.threshold) for a in fired] == [("actual", 80), ("actual", 100)]
-    assert BudgetAlert.objects.filter(tenant=tenant).count() == 6
-    assert len(mail.outbox) == 6
+        fired = services.budget_check(tenant=tenant, now=at(2026, 3, 5, 4))  # 100 h = 10.00, past 80 % as well
+    assert [(a.basis, a.threshold) for a in fired] == [("actual", 100)]
+    assert services.budget_check(tenant=tenant, now=at(2026, 3, 25)) == []
+    assert BudgetAlert.objects.filter(tenant=tenant).count() == 3
+    assert len(mail.outbox) == 3
+
+
+def test_a_budget_already_exceeded_sends_one_alert(tenant, django_capture_on_commit_callbacks):
+    MembershipFactory(tenant=tenant, role=Role.OWNER)
+    # 0.10/h since 1 March: by 6 March 00:00, 120 h = 12.00, 120 % of the budget about to be set
+    SegmentFactory(tenant=tenant, price="67.20", started_at=at(2026, 3, 1), ended_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.budget_set(tenant=tenant, actor=None, amount=Decimal("10.00"))
+        fired = services.budget_check(tenant=tenant, now=at(2026, 3, 6))
+    # 100 % of the actual spend implies 50 and 80 %, and the same thresholds of the forecast.
+    assert [(a.basis, a.threshold) for a in fired] == [("actual", 100)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.budget_check(tenant=tenant, now=at(2026, 3, 6, 1)) == []
+        assert services.budget_check(tenant=tenant, now=at(2026, 3, 31, 23)) == []
+    assert list(BudgetAlert.objects.filter(tenant=tenant).values_list("basis", "threshold")) == [("actual", 100)]
+    assert AccountEvent.objects.filter(tenant=tenant, message__startswith="Budget alert").count() == 1
+    assert [message.subject for message in mail.outbox] == [
+        f"[Hangar] {tenant.name}: 100 % of your budget (spend so far)"
+    ]
 
 
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------------------------

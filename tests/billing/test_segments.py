@@ -1,12 +1,15 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from billing.models import ResourceType, Segment
+from billing.metering import invoices_refresh
+from billing.models import Invoice, ResourceType, Segment
 from billing.services import resource_billing_start, resource_billing_stop, segment_open
+from compute.services import instance_delete, instance_launch
 from portal.errors import Conflict
-from tests.factories.compute import FlavorFactory, InstanceFactory
+from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, InstanceFactory
 
 T0 = datetime(2026, 3, 10, 12, 0, 0, 500000, tzinfo=UTC)
 
@@ -23,7 +26,7 @@ def _instance(tenant, name="web-1", price="20.00"):
     return InstanceFactory(tenant=tenant, name=name, flavor=FlavorFactory(name="small", monthly_price=Decimal(price)))
 
 
-def test_open_snapshots_the_price_and_times_to_the_second(tenant):
+def test_open_snapshots_the_price_and_the_exact_instant(tenant):
     instance = _instance(tenant)
     instance_segment_open(instance=instance, at=T0)
     segment = Segment.objects.get(resource_id=instance.pk)
@@ -32,8 +35,40 @@ def test_open_snapshots_the_price_and_times_to_the_second(tenant):
     assert segment.monthly_price == Decimal("20.00")
     assert segment.hourly_rate == Decimal("0.0297619048")
     assert segment.hourly_rate_units == 297619048
-    assert segment.started_at == T0.replace(microsecond=0)
+    assert segment.started_at == T0
     assert segment.ended_at is None
+
+
+def test_close_keeps_the_exact_instant(tenant):
+    instance = _instance(tenant)
+    instance_segment_open(instance=instance, at=T0)
+    instance_segment_close(instance=instance, at=T0 + timedelta(microseconds=1))
+    assert Segment.objects.get(resource_id=instance.pk).ended_at == T0 + timedelta(microseconds=1)
+
+
+def test_a_machine_deleted_the_moment_it_runs_is_billed_one_hour(
+    tenant, member, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Launched, built and deleted within one second (so were the old whole-second segments): one started hour."""
+    clock = {"now": datetime(2026, 3, 10, 12, 0, 0, 300000, tzinfo=UTC)}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+    HostFactory(boot_seconds=0, stop_seconds=0)
+    flavor = FlavorFactory(name="small", monthly_price=Decimal("67.20"))
+    with django_capture_on_commit_callbacks(execute=True):
+        instance = instance_launch(tenant=tenant, user=member, name="web-1", flavor=flavor, image=ImageFactory())
+    instance.refresh_from_db()
+    assert instance.state == "running"
+
+    clock["now"] += timedelta(milliseconds=100)
+    with django_capture_on_commit_callbacks(execute=True):
+        instance_delete(instance=instance, user=member)
+    clock["now"] += timedelta(milliseconds=100)
+    invoices_refresh(period_start=date(2026, 3, 1))
+
+    invoice = Invoice.objects.get(tenant=tenant, period_start=date(2026, 3, 1))
+    assert [(line.resource_name, line.hours, line.amount) for line in invoice.lines.all()] == [
+        ("web-1", 1, Decimal("0.10"))
+    ]
 
 
 def test_one_open_segment_per_resource(tenant):
