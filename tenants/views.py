@@ -3,7 +3,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.generic import FormView, ListView, TemplateView, UpdateView, View
@@ -212,30 +212,35 @@ class InvitationRevokeView(TenantObjectActionView):
         return reverse("team")
 
 
+def _invitation_or_404(token: str) -> Invitation:
+    invitation = services.invitation_find(token=token)
+    if invitation is None:
+        raise Http404("This invitation link is not valid.")
+    return invitation
+
+
 @method_decorator(login_not_required, name="dispatch")
 class InvitationAcceptView(TemplateView):
-    """The link in the invitation e-mail: shows the offer; a logged-in user accepts it with one click."""
+    """The link in the invitation e-mail: shows the offer; the invited account accepts it with one click.
+
+    Anyone else signed in is told whom the invitation is for and offered to sign out.
+    """
 
     template_name = "tenants/invitation_accept.html"
 
-    def get_invitation(self) -> Invitation:
-        invitation = services.invitation_find(token=self.kwargs["token"])
-        if invitation is None:
-            raise Http404("This invitation link is not valid.")
-        return invitation
-
     def get_context_data(self, **kwargs):
-        invitation = self.get_invitation()
-        return super().get_context_data(invitation=invitation, **kwargs)
+        invitation = _invitation_or_404(self.kwargs["token"])
+        user = self.request.user
+        wrong_account = user.is_authenticated and not invitation.is_addressed_to(user)
+        return super().get_context_data(invitation=invitation, wrong_account=wrong_account, **kwargs)
 
     def post(self, request, token):
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={request.path}")
-        invitation = self.get_invitation()
         try:
             membership = services.invitation_accept(token=token, user=request.user)
         except ServiceError as error:
-            return render(request, self.template_name, {"invitation": invitation, "error": error.message}, status=409)
+            return self.render_to_response(self.get_context_data(token=token, error=error.message), status=error.status)
         request.session[SESSION_KEY] = str(membership.tenant_id)
         messages.success(request, f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}.")
         return redirect("home")

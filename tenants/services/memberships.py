@@ -97,7 +97,10 @@ def invitation_find(*, token: str) -> Invitation | None:
 
 
 def invitation_accept(*, token: str, user) -> Membership:
-    """Adds `user` to the invitation's tenant with its role; the invitation cannot be used again."""
+    """Adds `user` to the invitation's tenant with its role; the invitation cannot be used again.
+
+    Only the account with the invited address may accept: whoever else holds the link is refused.
+    """
     with transaction.atomic():
         invitation = Invitation.objects.select_for_update().filter(token_hash=Invitation.hash_token(token)).first()
         if invitation is None:
@@ -106,6 +109,12 @@ def invitation_accept(*, token: str, user) -> Membership:
             raise Conflict("This invitation has already been used or was withdrawn.", code="invitation_used")
         if invitation.is_expired:
             raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+        if not invitation.is_addressed_to(user):
+            raise Forbidden(
+                f"This invitation was sent to {invitation.email}; you are signed in as {user.email}. "
+                f"Sign out and sign in or sign up as {invitation.email} to accept it.",
+                code="invitation_wrong_account",
+            )
         if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
             raise Conflict(f"You are already a member of {invitation.tenant}.", code="already_member")
         membership = Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
