@@ -11,7 +11,16 @@ from django.views.generic import FormView, ListView, TemplateView, UpdateView, V
 from portal.errors import ServiceError
 from portal.viewmixins import TenantObjectActionView, safe_next
 from tenants import services
-from tenants.forms import InvitationForm, LoginForm, ProfileForm, RoleForm, SignUpForm, TenantForm, TenantSwitchForm
+from tenants.forms import (
+    InvitationForm,
+    InvitationSignUpForm,
+    LoginForm,
+    ProfileForm,
+    RoleForm,
+    SignUpForm,
+    TenantForm,
+    TenantSwitchForm,
+)
 from tenants.middleware import SESSION_KEY
 from tenants.models import Invitation, Membership
 from tenants.roles import Permission
@@ -243,4 +252,45 @@ class InvitationAcceptView(TemplateView):
             return self.render_to_response(self.get_context_data(token=token, error=error.message), status=error.status)
         request.session[SESSION_KEY] = str(membership.tenant_id)
         messages.success(request, f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}.")
+        return redirect("home")
+
+
+@method_decorator(login_not_required, name="dispatch")
+class InvitationSignUpView(FormView):
+    """Sign-up from an invitation link: creates the account and its membership in the inviting organisation only."""
+
+    form_class = InvitationSignUpForm
+    template_name = "tenants/accounts/signup.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.invitation = _invitation_or_404(kwargs["token"])
+        if request.user.is_authenticated or not self.invitation.is_open:
+            # The invitation page explains what to do: accept, switch account, or ask for a new link.
+            return redirect("invitation-accept", token=kwargs["token"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "invitation": self.invitation}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(invitation=self.invitation, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            membership = services.user_sign_up_invited(
+                token=self.kwargs["token"],
+                full_name=form.cleaned_data["full_name"],
+                password=form.cleaned_data["password"],
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+            return self.form_invalid(form)
+        user = membership.user
+        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        self.request.session[SESSION_KEY] = str(membership.tenant_id)
+        messages.success(
+            self.request,
+            f"Welcome to Hangar, {user.display_name}. You joined {membership.tenant.name} "
+            f"as {membership.get_role_display().lower()}.",
+        )
         return redirect("home")

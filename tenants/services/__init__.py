@@ -11,6 +11,7 @@ from tenants.services.memberships import (
     tenant_create,
     tenant_rename,
     user_sign_up,
+    user_sign_up_invited,
 )
 from tenants.services.tokens import (
     api_token_can_manage,
@@ -38,4 +39,5 @@ __all__ = [
     "tenant_event",
     "tenant_rename",
     "user_sign_up",
+    "user_sign_up_invited",
 ]

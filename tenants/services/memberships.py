@@ -96,32 +96,63 @@ def invitation_find(*, token: str) -> Invitation | None:
     )
 
 
+def _lock_open_invitation(token: str) -> Invitation:
+    """The open invitation behind `token`, locked until the transaction ends so it is used only once."""
+    invitation = Invitation.objects.select_for_update().filter(token_hash=Invitation.hash_token(token)).first()
+    if invitation is None:
+        raise InvalidRequest("This invitation link is not valid.", code="invitation_invalid")
+    if invitation.accepted_at or invitation.revoked_at:
+        raise Conflict("This invitation has already been used or was withdrawn.", code="invitation_used")
+    if invitation.is_expired:
+        raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+    return invitation
+
+
+def _join(invitation: Invitation, user) -> Membership:
+    if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
+        raise Conflict(f"You are already a member of {invitation.tenant}.", code="already_member")
+    membership = Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
 def invitation_accept(*, token: str, user) -> Membership:
     """Adds `user` to the invitation's tenant with its role; the invitation cannot be used again.
 
     Only the account with the invited address may accept: whoever else holds the link is refused.
     """
     with transaction.atomic():
-        invitation = Invitation.objects.select_for_update().filter(token_hash=Invitation.hash_token(token)).first()
-        if invitation is None:
-            raise InvalidRequest("This invitation link is not valid.", code="invitation_invalid")
-        if invitation.accepted_at or invitation.revoked_at:
-            raise Conflict("This invitation has already been used or was withdrawn.", code="invitation_used")
-        if invitation.is_expired:
-            raise Conflict("This invitation has expired; ask for a new one.", code="invitation_expired")
+        invitation = _lock_open_invitation(token)
         if not invitation.is_addressed_to(user):
             raise Forbidden(
                 f"This invitation was sent to {invitation.email}; you are signed in as {user.email}. "
                 f"Sign out and sign in or sign up as {invitation.email} to accept it.",
                 code="invitation_wrong_account",
             )
-        if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
-            raise Conflict(f"You are already a member of {invitation.tenant}.", code="already_member")
-        membership = Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
-        invitation.accepted_at = timezone.now()
-        invitation.accepted_by = user
-        invitation.save(update_fields=["accepted_at", "accepted_by"])
-    return membership
+        return _join(invitation, user)
+
+
+def user_sign_up_invited(*, token: str, full_name: str, password: str) -> Membership:
+    """Creates the invited person's account, with the invited address, and their membership from the invitation.
+
+    Nothing else: someone who signs up to join an organisation gets no empty organisation of their own.
+    """
+    with transaction.atomic():
+        invitation = _lock_open_invitation(token)
+        exists = Conflict(
+            f"An account with {invitation.email} already exists; log in to accept the invitation.",
+            code="account_exists",
+        )
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise exists
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name.strip())
+        except IntegrityError:
+            raise exists from None
+        return _join(invitation, user)
 
 
 def invitation_revoke(*, invitation: Invitation, actor_membership: Membership) -> None:

@@ -1,14 +1,20 @@
-"""Invitations belong to the address they were sent to."""
+"""Invitations belong to the address they were sent to; signing up through one joins only the inviting tenant."""
+
+import html
+import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from portal.errors import Forbidden
+from portal.errors import Conflict, Forbidden
 from tenants import services
 from tenants.models import Invitation, Membership
 from tenants.roles import Role
 from tests.conftest import login_client
 from tests.factories import InvitationFactory, UserFactory
+
+User = get_user_model()
 
 
 @pytest.fixture
@@ -60,3 +66,80 @@ def test_the_invited_address_matches_whatever_its_case(tenant):
     user = UserFactory(email="mixed.case@example.com")
     membership = services.invitation_accept(token=token, user=user)
     assert (membership.tenant, membership.role) == (tenant, Role.MEMBER)
+
+
+def _sign_up_link(client, link) -> str:
+    page = client.get(link).content.decode()
+    return html.unescape(re.search(r'href="([^"]+)">Create an account', page).group(1))
+
+
+@pytest.mark.django_db
+def test_signing_up_through_an_invitation_joins_only_the_inviting_tenant(client, invitation_link, tenant):
+    invitation, link, _token = invitation_link
+    response = client.post(
+        _sign_up_link(client, link),
+        {
+            "full_name": "Ivy Invited",
+            "email": "invited@example.com",
+            "organisation": "",
+            "password": "fresh-start-99",
+            "next": link,
+        },
+    )
+    assert response.status_code == 302
+
+    user = User.objects.get(email="invited@example.com")
+    membership = Membership.objects.get(user=user)
+    assert (membership.tenant, membership.role) == (tenant, Role.VIEWER)
+    invitation.refresh_from_db()
+    assert invitation.accepted_by == user
+    assert client.get(reverse("home")).context["current_tenant"] == tenant
+
+
+@pytest.mark.django_db
+def test_the_account_gets_the_invited_address_whatever_the_browser_sends(client, invitation_link, tenant):
+    _invitation, link, _token = invitation_link
+    client.post(
+        _sign_up_link(client, link),
+        {
+            "full_name": "Ivy Invited",
+            "email": "someone-else@example.com",
+            "organisation": "Should not exist",
+            "password": "fresh-start-99",
+        },
+    )
+    assert not User.objects.filter(email="someone-else@example.com").exists()
+    assert Membership.objects.get(user__email="invited@example.com").tenant == tenant
+
+
+@pytest.mark.django_db
+def test_the_invitation_sign_up_form_fixes_the_address_and_asks_for_no_organisation(client, invitation_link):
+    _invitation, link, _token = invitation_link
+    form = client.get(_sign_up_link(client, link)).context["form"]
+    assert form["email"].value() == "invited@example.com"
+    assert form.fields["email"].disabled
+    assert "organisation" not in form.fields
+
+
+@pytest.mark.django_db
+def test_an_existing_account_is_sent_to_log_in_instead(client, invitation_link):
+    _invitation, _link, token = invitation_link
+    UserFactory(email="invited@example.com")
+    response = client.post(
+        reverse("invitation-signup", args=[token]), {"full_name": "Ivy", "password": "fresh-start-99"}
+    )
+    assert response.status_code == 200
+    assert "already exists" in str(response.context["form"].errors)
+    with pytest.raises(Conflict) as refused:
+        services.user_sign_up_invited(token=token, full_name="Ivy", password="fresh-start-99")
+    assert refused.value.code == "account_exists"
+
+
+@pytest.mark.django_db
+def test_a_used_invitation_cannot_create_an_account(client, invitation_link):
+    _invitation, link, token = invitation_link
+    services.invitation_accept(token=token, user=UserFactory(email="invited@example.com"))
+    with pytest.raises(Conflict):
+        services.user_sign_up_invited(token=token, full_name="Late", password="fresh-start-99")
+    response = client.get(reverse("invitation-signup", args=[token]))
+    assert response.status_code == 302 and response.url == link
