@@ -25,7 +25,7 @@ from tenants.middleware import SESSION_KEY
 from tenants.models import Invitation, Membership
 from tenants.roles import Permission
 from tenants.scoping import TenantScopedMixin
-from tenants.selectors import tenant_pending_invitations
+from tenants.selectors import tenant_events, tenant_pending_invitations
 
 # --- Accounts ---------------------------------------------------------------------------------------------------
 
@@ -116,7 +116,9 @@ class TenantSettingsView(TenantScopedMixin, FormView):
         return super().get_context_data(quota=getattr(self.request.tenant, "quota", None), **kwargs)
 
     def form_valid(self, form):
-        services.tenant_rename(tenant=self.request.tenant, name=form.cleaned_data["name"])
+        services.tenant_rename(
+            tenant=self.request.tenant, name=form.cleaned_data["name"], actor_membership=self.request.membership
+        )
         messages.success(self.request, "The organisation was renamed.")
         return redirect("tenant-settings")
 
@@ -142,7 +144,9 @@ class TeamView(TenantScopedMixin, ListView):
         context = super().get_context_data(**kwargs)
         context["invitations"] = tenant_pending_invitations(tenant=self.request.tenant)
         context["invitation_form"] = kwargs.get("invitation_form") or self.get_invitation_form()
-        context["role_form"] = RoleForm(actor=membership) if membership.has(Permission.MANAGE_MEMBERS) else None
+        manages = membership.has(Permission.MANAGE_MEMBERS)
+        context["role_form"] = RoleForm(actor=membership) if manages else None
+        context["events"] = tenant_events(tenant=self.request.tenant) if manages else None
         return context
 
     def post(self, request, *args, **kwargs):
