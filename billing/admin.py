@@ -23,7 +23,7 @@ from billing.models import (
 )
 from billing.pricing import cents_to_decimal
 from compute.models import Flavor
-from portal.admin_actions import run_service_action
+from portal.admin_actions import AppendOnlyMixin, ReadOnlyAdminMixin, run_service_action
 from portal.errors import ServiceError
 
 
@@ -38,21 +38,8 @@ class ServiceAddMixin:
             return HttpResponseRedirect(request.get_full_path())
 
 
-class AppendOnlyMixin:
-    """Rows of history: added (through a service), never changed or deleted."""
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyAdmin(AppendOnlyMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """History is never edited: these rows are written by services only."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 # --- prices ------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from compute.models import (
 )
 from compute.reconciler import reconcile
 from compute.scheduler import host_usage
-from portal.admin_actions import run_service_action
+from portal.admin_actions import ReadOnlyAdminMixin, run_service_action
 from portal.errors import ServiceError
 
 LIVE = ~Q(instances__state=InstanceState.DELETED)
@@ -41,17 +41,6 @@ def _held(resource: str):
         ),
         Value(0),
     )
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class HostInstanceInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -14,6 +14,23 @@ from django.template.response import TemplateResponse
 from portal.errors import ServiceError
 
 
+class AppendOnlyMixin:
+    """Rows of history: added (through a service), never changed or deleted."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyAdminMixin(AppendOnlyMixin):
+    """Rows written by services only: operators read them and act through admin actions."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 def run_service_action(modeladmin, request, queryset, *, call: Callable, done_label: str) -> int:
     """Calls `call(obj)` for each selected object; reports how many succeeded and every refusal by name."""
     done = 0

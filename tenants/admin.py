@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
-from portal.admin_actions import confirmed, is_response, run_service_action
-from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, User
+from portal.admin_actions import ReadOnlyAdminMixin, confirmed, is_response, run_service_action
+from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
 from tenants.services import api_tokens_revoke_by_operator, tenant_hold, tenant_resume, tenant_suspend
 
 
@@ -117,5 +117,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        count = api_tokens_revoke_by_operator(tokens=queryset)
+        count = api_tokens_revoke_by_operator(tokens=queryset, actor=request.user)
         self.message_user(request, f"{count} token{'s' if count != 1 else ''} revoked.")
+
+
+@admin.register(TenantEvent)
+class TenantEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The organisations' own logs, read-only: they are written only by tenants.services."""
+
+    list_display = ["created_at", "tenant", "action", "actor", "result", "message"]
+    list_filter = ["action", "result"]
+    search_fields = ["tenant__name", "actor__email", "message"]
+    list_select_related = ["tenant", "actor"]
+    readonly_fields = [f.name for f in TenantEvent._meta.fields]

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from tenants.models import Membership
+from tenants.models import Invitation, Membership
 from tenants.roles import GRANTABLE_ROLES, Role
 
 User = get_user_model()
@@ -36,6 +36,19 @@ class SignUpForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password", error)
         return cleaned
+
+
+class InvitationSignUpForm(SignUpForm):
+    """Sign-up from an invitation link: the address is the invited one and there is no organisation to name."""
+
+    organisation = None
+
+    def __init__(self, *args, invitation: Invitation, **kwargs):
+        super().__init__(*args, **kwargs)
+        email = self.fields["email"]
+        email.initial = invitation.email
+        email.disabled = True
+        email.help_text = "The address the invitation was sent to."
 
 
 class ProfileForm(forms.ModelForm):

@@ -188,6 +188,10 @@ class Invitation(models.Model):
     def is_open(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and not self.is_expired
 
+    def is_addressed_to(self, user) -> bool:
+        """Only the account with the invited address may accept; addresses compare case-insensitively."""
+        return user.email.lower() == self.email.lower()
+
 
 class Quota(models.Model):
     """The most a tenant may hold at once; launches check it under a lock on this row."""

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from tenants.models import ApiToken, Invitation, Membership, Tenant
+from tenants.models import ApiToken, Invitation, Membership, Tenant, TenantEvent
 from tenants.roles import Permission
 
 
@@ -12,6 +12,11 @@ def tenant_members(*, tenant: Tenant) -> QuerySet[Membership]:
 
 def tenant_pending_invitations(*, tenant: Tenant) -> QuerySet[Invitation]:
     return Invitation.objects.for_tenant(tenant).pending().select_related("invited_by").order_by("-created_at")
+
+
+def tenant_events(*, tenant: Tenant, limit: int = 50) -> QuerySet[TenantEvent]:
+    """The organisation's latest log entries, newest first, with who made each change."""
+    return TenantEvent.objects.for_tenant(tenant).select_related("actor").order_by("-created_at", "-id")[:limit]
 
 
 def api_tokens_visible(*, membership: Membership, tokens: QuerySet[ApiToken] | None = None) -> QuerySet[ApiToken]:

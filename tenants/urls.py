@@ -33,6 +33,7 @@ urlpatterns = [
     path("team/members/<int:pk>/remove/", views.MembershipRemoveView.as_view(), name="membership-remove"),
     path("team/invitations/<uuid:pk>/revoke/", views.InvitationRevokeView.as_view(), name="invitation-revoke"),
     path("invitations/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
+    path("invitations/<str:token>/signup/", views.InvitationSignUpView.as_view(), name="invitation-signup"),
     path("api-tokens/", views_tokens.ApiTokenListView.as_view(), name="api-tokens"),
     path("api-tokens/<uuid:pk>/revoke/", views_tokens.ApiTokenRevokeView.as_view(), name="api-token-revoke"),
 ]

@@ -3,7 +3,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.generic import FormView, ListView, TemplateView, UpdateView, View
@@ -11,12 +11,21 @@ from django.views.generic import FormView, ListView, TemplateView, UpdateView, V
 from portal.errors import ServiceError
 from portal.viewmixins import TenantObjectActionView, safe_next
 from tenants import services
-from tenants.forms import InvitationForm, LoginForm, ProfileForm, RoleForm, SignUpForm, TenantForm, TenantSwitchForm
+from tenants.forms import (
+    InvitationForm,
+    InvitationSignUpForm,
+    LoginForm,
+    ProfileForm,
+    RoleForm,
+    SignUpForm,
+    TenantForm,
+    TenantSwitchForm,
+)
 from tenants.middleware import SESSION_KEY
 from tenants.models import Invitation, Membership
 from tenants.roles import Permission
 from tenants.scoping import TenantScopedMixin
-from tenants.selectors import tenant_pending_invitations
+from tenants.selectors import tenant_events, tenant_pending_invitations
 
 # --- Accounts ---------------------------------------------------------------------------------------------------
 
@@ -107,7 +116,9 @@ class TenantSettingsView(TenantScopedMixin, FormView):
         return super().get_context_data(quota=getattr(self.request.tenant, "quota", None), **kwargs)
 
     def form_valid(self, form):
-        services.tenant_rename(tenant=self.request.tenant, name=form.cleaned_data["name"])
+        services.tenant_rename(
+            tenant=self.request.tenant, name=form.cleaned_data["name"], actor_membership=self.request.membership
+        )
         messages.success(self.request, "The organisation was renamed.")
         return redirect("tenant-settings")
 
@@ -133,7 +144,9 @@ class TeamView(TenantScopedMixin, ListView):
         context = super().get_context_data(**kwargs)
         context["invitations"] = tenant_pending_invitations(tenant=self.request.tenant)
         context["invitation_form"] = kwargs.get("invitation_form") or self.get_invitation_form()
-        context["role_form"] = RoleForm(actor=membership) if membership.has(Permission.MANAGE_MEMBERS) else None
+        manages = membership.has(Permission.MANAGE_MEMBERS)
+        context["role_form"] = RoleForm(actor=membership) if manages else None
+        context["events"] = tenant_events(tenant=self.request.tenant) if manages else None
         return context
 
     def post(self, request, *args, **kwargs):
@@ -212,30 +225,76 @@ class InvitationRevokeView(TenantObjectActionView):
         return reverse("team")
 
 
+def _invitation_or_404(token: str) -> Invitation:
+    invitation = services.invitation_find(token=token)
+    if invitation is None:
+        raise Http404("This invitation link is not valid.")
+    return invitation
+
+
 @method_decorator(login_not_required, name="dispatch")
 class InvitationAcceptView(TemplateView):
-    """The link in the invitation e-mail: shows the offer; a logged-in user accepts it with one click."""
+    """The link in the invitation e-mail: shows the offer; the invited account accepts it with one click.
+
+    Anyone else signed in is told whom the invitation is for and offered to sign out.
+    """
 
     template_name = "tenants/invitation_accept.html"
 
-    def get_invitation(self) -> Invitation:
-        invitation = services.invitation_find(token=self.kwargs["token"])
-        if invitation is None:
-            raise Http404("This invitation link is not valid.")
-        return invitation
-
     def get_context_data(self, **kwargs):
-        invitation = self.get_invitation()
-        return super().get_context_data(invitation=invitation, **kwargs)
+        invitation = _invitation_or_404(self.kwargs["token"])
+        user = self.request.user
+        wrong_account = user.is_authenticated and not invitation.is_addressed_to(user)
+        return super().get_context_data(invitation=invitation, wrong_account=wrong_account, **kwargs)
 
     def post(self, request, token):
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={request.path}")
-        invitation = self.get_invitation()
         try:
             membership = services.invitation_accept(token=token, user=request.user)
         except ServiceError as error:
-            return render(request, self.template_name, {"invitation": invitation, "error": error.message}, status=409)
+            return self.render_to_response(self.get_context_data(token=token, error=error.message), status=error.status)
         request.session[SESSION_KEY] = str(membership.tenant_id)
         messages.success(request, f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}.")
+        return redirect("home")
+
+
+@method_decorator(login_not_required, name="dispatch")
+class InvitationSignUpView(FormView):
+    """Sign-up from an invitation link: creates the account and its membership in the inviting organisation only."""
+
+    form_class = InvitationSignUpForm
+    template_name = "tenants/accounts/signup.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.invitation = _invitation_or_404(kwargs["token"])
+        if request.user.is_authenticated or not self.invitation.is_open:
+            # The invitation page explains what to do: accept, switch account, or ask for a new link.
+            return redirect("invitation-accept", token=kwargs["token"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "invitation": self.invitation}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(invitation=self.invitation, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            membership = services.user_sign_up_invited(
+                token=self.kwargs["token"],
+                full_name=form.cleaned_data["full_name"],
+                password=form.cleaned_data["password"],
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+            return self.form_invalid(form)
+        user = membership.user
+        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        self.request.session[SESSION_KEY] = str(membership.tenant_id)
+        messages.success(
+            self.request,
+            f"Welcome to Hangar, {user.display_name}. You joined {membership.tenant.name} "
+            f"as {membership.get_role_display().lower()}.",
+        )
         return redirect("home")

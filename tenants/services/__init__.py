@@ -11,6 +11,7 @@ from tenants.services.memberships import (
     tenant_create,
     tenant_rename,
     user_sign_up,
+    user_sign_up_invited,
 )
 from tenants.services.standing import tenant_hold, tenant_resume, tenant_suspend
 from tenants.services.tokens import (
@@ -42,4 +43,5 @@ __all__ = [
     "tenant_resume",
     "tenant_suspend",
     "user_sign_up",
+    "user_sign_up_invited",
 ]

@@ -5,15 +5,16 @@ owners and admins (the roles that manage members) also see and may revoke every 
 never carries more than its user's *current* role: the API resolves the membership on every request.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from portal.errors import Forbidden, InvalidRequest
-from tenants.models import ApiToken, IdempotencyKey, Membership
+from tenants.models import ApiToken, IdempotencyKey, Membership, TenantEvent
 from tenants.roles import Permission
+from tenants.services.events import tenant_event
 
 # last_used_at is written at most this often per token, so a busy script does not cause a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -31,16 +32,40 @@ def api_token_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
     token, prefix, secret_hash = ApiToken.new_secret()
-    api_token = ApiToken.objects.create(
-        tenant=membership.tenant,
-        user=membership.user,
-        name=name,
-        scope=scope,
-        expires_at=expires_at,
-        prefix=prefix,
-        secret_hash=secret_hash,
-    )
+    with transaction.atomic():
+        api_token = ApiToken.objects.create(
+            tenant=membership.tenant,
+            user=membership.user,
+            name=name,
+            scope=scope,
+            expires_at=expires_at,
+            prefix=prefix,
+            secret_hash=secret_hash,
+        )
+        expiry = f"expires {expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if expires_at else "never expires"
+        tenant_event(
+            tenant=membership.tenant,
+            action=TenantEvent.Action.TOKEN_CREATE,
+            actor=membership.user,
+            message=f"Created the token {_describe(api_token)}: {api_token.get_scope_display().lower()}, {expiry}.",
+        )
     return api_token, token
+
+
+def _describe(api_token: ApiToken) -> str:
+    return f"“{api_token.name}” ({api_token.prefix}…)"
+
+
+def _revoke_locked(api_token: ApiToken, *, actor, message: str) -> None:
+    """Revokes a token the caller has locked, with its tenant and user loaded, and logs who did it."""
+    api_token.revoked_at = timezone.now()
+    api_token.save(update_fields=["revoked_at"])
+    tenant_event(tenant=api_token.tenant, action=TenantEvent.Action.TOKEN_REVOKE, actor=actor, message=message)
+
+
+def _lock_tokens():
+    # Only the token rows: its tenant and user are read alongside but not locked.
+    return ApiToken.objects.select_for_update(of=("self",)).select_related("tenant", "user")
 
 
 def api_token_can_manage(*, membership: Membership, api_token: ApiToken) -> bool:
@@ -54,16 +79,31 @@ def api_token_revoke(*, api_token: ApiToken, actor_membership: Membership) -> Ap
     ):
         raise Forbidden("You can only revoke your own tokens.")
     with transaction.atomic():
-        locked = ApiToken.objects.select_for_update().get(pk=api_token.pk)
+        locked = _lock_tokens().get(pk=api_token.pk)
         if locked.revoked_at is None:
-            locked.revoked_at = timezone.now()
-            locked.save(update_fields=["revoked_at"])
+            _revoke_locked(
+                locked,
+                actor=actor_membership.user,
+                message=f"Revoked the token {_describe(locked)} of {locked.user.email}.",
+            )
     return locked
 
 
-def api_tokens_revoke_by_operator(*, tokens: QuerySet[ApiToken]) -> int:
-    """Operators (admin site): revokes every still-active token in `tokens`; returns how many were revoked."""
-    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+def api_tokens_revoke_by_operator(*, tokens: QuerySet[ApiToken], actor) -> int:
+    """Operators (admin site): revokes every still-active token in `tokens`; returns how many were revoked.
+
+    Each revocation goes into its tenant's log with the operator as actor.
+    """
+    with transaction.atomic():
+        # Locked in pk order, so two operators revoking overlapping selections cannot deadlock.
+        locked = list(_lock_tokens().filter(pk__in=tokens.values("pk"), revoked_at__isnull=True).order_by("pk"))
+        for api_token in locked:
+            _revoke_locked(
+                api_token,
+                actor=actor,
+                message=f"A Hangar operator revoked the token {_describe(api_token)} of {api_token.user.email}.",
+            )
+    return len(locked)
 
 
 def api_token_touch(*, api_token: ApiToken, now: datetime | None = None) -> None:

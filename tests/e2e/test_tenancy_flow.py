@@ -1,4 +1,4 @@
-"""Sign up → own tenant → invite a colleague → they accept and see the tenant with the invited role."""
+"""Sign up → own tenant → invite a colleague → they sign up from the link and see the tenant with the invited role."""
 
 import re
 
@@ -48,18 +48,20 @@ def test_sign_up_invite_and_accept_in_the_browser(new_page):
     viewer.goto(path)
     assert "Join Orbital Labs" in viewer.locator("h1").inner_text()
     viewer.get_by_role("link", name="Create an account").click()
-    viewer.wait_for_url("**/accounts/signup/**")
+    viewer.wait_for_url("**/invitations/**/signup/")
     viewer.fill("#id_full_name", "Victor Viewer")
     viewer.fill("#id_password", "another-long-passphrase")
     assert viewer.input_value("#id_email") == "victor@example.com"
+    assert viewer.locator("#id_organisation").count() == 0
     viewer.click("button[type=submit]")
-    viewer.get_by_role("button", name="Accept and join").click()
     viewer.wait_for_selector("text=You joined Orbital Labs as viewer")
     screenshot(viewer, "viewer-home")
 
-    assert Membership.objects.get(user__email="victor@example.com", tenant__name="Orbital Labs").role == Role.VIEWER
-    # The viewer has two organisations now (their own and Orbital Labs) and can switch.
-    assert viewer.locator("#tenant-switcher option").count() == 2
+    # Signing up through the invitation made only the membership it offered: no organisation of their own.
+    membership = Membership.objects.get(user__email="victor@example.com")
+    assert (membership.tenant.name, membership.role) == ("Orbital Labs", Role.VIEWER)
+    assert viewer.locator("#tenant-switcher").count() == 0
+    assert "Orbital Labs" in viewer.locator(".tenant-switch").inner_text()
     viewer.get_by_role("navigation").get_by_role("link", name="Team", exact=True).click()
     viewer.wait_for_url("**/team/")
     assert viewer.locator("text=Send invitation").count() == 0
