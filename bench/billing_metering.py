@@ -28,8 +28,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections, transaction  # noqa: E402
 
 from billing import services, tasks  # noqa: E402
-from billing.metering import invoices_refresh  # noqa: E402
 from billing.models import Invoice, ResourceType, Segment  # noqa: E402
+from billing.services.metering import invoices_refresh  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 MONTH = date(2026, 3, 1)

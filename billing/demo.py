@@ -5,25 +5,17 @@ Safe to run again: only what is missing is added.
 
 from decimal import Decimal
 
-from django.utils import timezone
-
 from billing import services
-from billing.models import BillingAccount, Budget, CreditEntry, Price, ResourceType
+from billing.models import BillingAccount, Budget, CreditEntry, Price
+from compute.models import Flavor
 
 
 def seed(*, tenant, stdout) -> None:
-    from compute.models import Flavor
-
     added = []
     unpriced = Flavor.objects.exclude(pk__in=Price.objects.filter(flavor__isnull=False).values("flavor_id"))
     for flavor in unpriced.order_by("name"):
         # The flavor's current price becomes its first dated row, so history starts where billing does.
-        Price.objects.create(
-            resource_type=ResourceType.INSTANCE,
-            flavor=flavor,
-            monthly_price=flavor.monthly_price,
-            effective_from=timezone.now(),
-        )
+        services.flavor_price_set(flavor=flavor, monthly_price=flavor.monthly_price)
         added.append(f"price of {flavor.name}")
     if not BillingAccount.objects.filter(tenant=tenant).exists():
         services.billing_details_update(

@@ -227,12 +227,12 @@ class Invoice(TenantOwned):
 
     def save(self, *args, **kwargs):
         self._refuse_frozen_changes(kwargs.get("update_fields"))
-        super().save(*args, **kwargs)
+        super().save(*args, **kwargs)  # write-ok: guards frozen documents
 
     def delete(self, *args, **kwargs):
         if type(self).objects.filter(pk=self.pk).exclude(status=self.Status.DRAFT).exists():
             raise Conflict("A finalized invoice cannot be deleted; void it or issue a credit note.", code="frozen")
-        return super().delete(*args, **kwargs)
+        return super().delete(*args, **kwargs)  # write-ok: guards frozen documents
 
     def _refuse_frozen_changes(self, update_fields) -> None:
         stored = type(self).objects.filter(pk=self.pk).first() if not self._state.adding else None
@@ -280,12 +280,12 @@ class InvoiceLine(models.Model):
     def save(self, *args, **kwargs):
         if Invoice.objects.filter(pk=self.invoice_id).exclude(status=Invoice.Status.DRAFT).exists():
             raise Conflict("Lines of a finalized invoice cannot change.", code="frozen")
-        super().save(*args, **kwargs)
+        super().save(*args, **kwargs)  # write-ok: guards frozen documents
 
     def delete(self, *args, **kwargs):
         if Invoice.objects.filter(pk=self.invoice_id).exclude(status=Invoice.Status.DRAFT).exists():
             raise Conflict("Lines of a finalized invoice cannot change.", code="frozen")
-        return super().delete(*args, **kwargs)
+        return super().delete(*args, **kwargs)  # write-ok: guards frozen documents
 
     @property
     def amount(self) -> Decimal:

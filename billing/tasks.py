@@ -6,9 +6,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing import services
-from billing.metering import invoices_refresh
 from billing.models import Invoice
 from billing.pricing import month_start
+from billing.services.metering import invoices_refresh
 
 
 @shared_task(name="billing.tasks.meter", ignore_result=True, acks_late=True)

@@ -1,5 +1,7 @@
 """Demo catalog and simulated hosts for `manage.py seed_demo`; idempotent (rows are found by name)."""
 
+# write-ok-file: the demo catalog and host, written once by `manage.py seed_demo`
+
 from decimal import Decimal
 
 from django.conf import settings

@@ -23,7 +23,7 @@ from django.utils import timezone
 from compute import services
 from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
-from compute.models import Host, Instance, InstanceState, OrphanDomain
+from compute.models import Host, Instance, InstanceState
 
 logger = logging.getLogger(__name__)
 
@@ -118,19 +118,9 @@ def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
             .live()
             .values_list("pk", flat=True)
         }
-    for domain_uuid in sorted(unknown):
-        info = domains[domain_uuid]
-        orphan, created = OrphanDomain.objects.get_or_create(
-            host=host, uuid=domain_uuid, defaults={"power_state": info.state, "first_seen_at": now, "last_seen_at": now}
-        )
-        if not created:
-            OrphanDomain.objects.filter(pk=orphan.pk).update(power_state=info.state, last_seen_at=now, resolved_at=None)
-        if created or orphan.resolved_at is not None:
-            logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, domain_uuid)
-        report.orphans.append(domain_uuid)
-    OrphanDomain.objects.filter(host=host, resolved_at__isnull=True).exclude(uuid__in=sorted(unknown)).update(
-        resolved_at=now
-    )
+    for domain_uuid in services.orphan_domains_record(host=host, domains=domains, unknown=unknown, now=now):
+        logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, domain_uuid)
+    report.orphans.extend(sorted(unknown))
 
 
 def _sync_power(driver, pk: str, state: str, seen: str, report: ReconcileReport) -> None:

@@ -1,4 +1,4 @@
-"""Celery tasks for compute: thin adapters that take ids and call compute.operations / compute.reconciler.
+"""Celery tasks for compute: thin adapters that take ids and call compute.services.operations / compute.reconciler.
 
 Every instance task is `acks_late` (a worker that dies mid-task leaves the message to be redelivered), retries
 transient driver errors with exponential backoff, and records a failure once the retries are used up.
@@ -8,9 +8,10 @@ import random
 
 from celery import shared_task
 
-from compute import operations, reconciler, services
+from compute import reconciler, services
 from compute.drivers.base import TransientDriverError
 from compute.models import InstanceTask
+from compute.services import operations
 
 MAX_RETRIES = 6
 BACKOFF_BASE = 2  # seconds: 2, 4, 8, 16, 32, 64 (+ jitter)

@@ -21,7 +21,7 @@ class UserManager(BaseUserManager):
             raise ValueError("An e-mail address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **fields)
         user.set_password(password)
-        user.save(using=self._db)
+        user.save(using=self._db)  # write-ok: Django's user manager API
         return user
 
     def create_user(self, email: str, password: str | None = None, **fields):

@@ -9,7 +9,6 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.metering import invoices_refresh, lock_month
 from billing.models import (
     AccountEvent,
     BillingAccount,
@@ -22,6 +21,7 @@ from billing.models import (
 from billing.pricing import cents_to_decimal, month_bounds, month_start, tax_cents, to_cents
 from billing.services.accounts import account_check
 from billing.services.events import account_event as _event
+from billing.services.metering import invoices_refresh, lock_month
 from portal.errors import Conflict, InvalidRequest
 
 

@@ -14,6 +14,8 @@ dropped and reopened on the next call. libvirt errors are classified: connection
 transient (the task retries), the rest permanent (the instance goes to `error`).
 """
 
+# write-ok-file: libvirt API calls (pools, domains, volumes), not model writes
+
 from __future__ import annotations
 
 import contextlib

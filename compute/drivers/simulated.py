@@ -7,6 +7,8 @@ and settles lazily the next time anyone looks at it. `fail_next_creates` injects
 permanent) for tests and demos. Capacity is accounted for for real: a create that the host cannot hold fails.
 """
 
+# write-ok-file: the simulated hypervisor's own state (its 'hardware'), shared by every process
+
 from __future__ import annotations
 
 import ipaddress

@@ -28,6 +28,7 @@ from compute.services.reconciliation import (
     instance_task_overdue,
     instance_task_requeue,
     orphan_domain_destroy,
+    orphan_domains_record,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "instance_task_overdue",
     "instance_task_requeue",
     "orphan_domain_destroy",
+    "orphan_domains_record",
     "sshkey_create",
     "sshkey_delete",
 ]

@@ -107,3 +107,21 @@ def _uuid_or_none(value: str):
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def orphan_domains_record(*, host, domains: dict, unknown: set[str], now) -> list[str]:
+    """Records the domains on `host` that no instance owns (and resolves those gone); returns the newly seen ones."""
+    newly_seen = []
+    for domain_uuid in sorted(unknown):
+        info = domains[domain_uuid]
+        orphan, created = OrphanDomain.objects.get_or_create(
+            host=host, uuid=domain_uuid, defaults={"power_state": info.state, "first_seen_at": now, "last_seen_at": now}
+        )
+        if not created:
+            OrphanDomain.objects.filter(pk=orphan.pk).update(power_state=info.state, last_seen_at=now, resolved_at=None)
+        if created or orphan.resolved_at is not None:
+            newly_seen.append(domain_uuid)
+    OrphanDomain.objects.filter(host=host, resolved_at__isnull=True).exclude(uuid__in=sorted(unknown)).update(
+        resolved_at=now
+    )
+    return newly_seen

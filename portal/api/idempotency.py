@@ -4,6 +4,8 @@ The key row is claimed *before* acting, in its own transaction, under a unique c
 requests with one key exactly one inserts the row and acts; the other finds it unfinished and gets a 409.
 """
 
+# write-ok-file: API plumbing: the stored first response that retries replay
+
 import hashlib
 import json
 from datetime import timedelta

@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from billing.metering import invoices_refresh
 from billing.models import CreditEntry, Invoice, Price
+from billing.services.metering import invoices_refresh
 from tests.conftest import login_client
 from tests.factories import UserFactory
 from tests.factories.billing import SegmentFactory

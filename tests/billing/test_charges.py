@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from billing.metering import invoices_refresh
 from billing.models import BillingAccount, Invoice, InvoiceLine, Segment
 from billing.pricing import charge, hourly_rate, line_cents, started_hours, to_cents
 from billing.selectors import tenant_month_usage
+from billing.services.metering import invoices_refresh
 from tests.factories.billing import SegmentFactory
 
 MARCH = date(2026, 3, 1)

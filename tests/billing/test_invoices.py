@@ -9,9 +9,9 @@ from django.core import mail
 from django.db import IntegrityError, connection, connections, transaction
 
 from billing import services
-from billing.metering import invoices_refresh
 from billing.models import AccountEvent, BillingAccount, BudgetAlert, CreditEntry, Invoice, InvoiceLine
 from billing.selectors import credit_balance
+from billing.services.metering import invoices_refresh
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import Tenant
 from tenants.roles import Role

@@ -4,9 +4,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.metering import invoices_refresh
 from billing.models import Invoice, ResourceType, Segment
 from billing.services import resource_billing_start, resource_billing_stop, segment_open
+from billing.services.metering import invoices_refresh
 from compute.services import instance_delete, instance_launch
 from portal.errors import Conflict
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, InstanceFactory

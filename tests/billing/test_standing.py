@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import services
-from billing.metering import invoices_refresh
 from billing.models import Invoice
 from billing.pricing import month_start
+from billing.services.metering import invoices_refresh
 from compute.models import InstanceEvent
 from tenants.models import Tenant
 from tenants.services import tenant_hold, tenant_suspend

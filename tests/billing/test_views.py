@@ -5,10 +5,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.metering import invoices_refresh
 from billing.models import Budget, Invoice
 from billing.pricing import month_start
 from billing.services import credit_topup
+from billing.services.metering import invoices_refresh
 from tenants.roles import Role
 from tests.conftest import login_client
 from tests.factories import MembershipFactory

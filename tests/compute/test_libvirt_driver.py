@@ -383,7 +383,7 @@ def test_a_connection_that_stays_broken_is_transient():
 @pytest.mark.django_db
 def test_reconciler_sees_what_happened_on_a_libvirt_host_behind_our_back():
     from compute import reconciler
-    from compute.operations import domain_spec
+    from compute.services.operations import domain_spec
     from tests.factories.compute import HostFactory, InstanceFactory
 
     host = HostFactory(name="kvm-test", driver="libvirt", uri=TEST_URI)

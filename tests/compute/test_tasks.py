@@ -2,11 +2,11 @@
 
 import pytest
 
-from compute import operations, services, tasks
+from compute import services, tasks
 from compute.drivers.base import TransientDriverError
 from compute.drivers.simulated import SimulatedDriver
 from compute.models import Instance, SimulatedDomain
-from compute.services import instance_stop
+from compute.services import instance_stop, operations
 
 
 def _log(instance):

@@ -3,6 +3,8 @@
 Safe to run any number of times: existing rows are kept, missing ones are added.
 """
 
+# write-ok-file: the demo log-ins, written once by `manage.py seed_demo`
+
 import os
 
 from django.contrib.auth import get_user_model

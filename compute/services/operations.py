@@ -1,9 +1,9 @@
 """The worker side of an instance's lifecycle: claim the work, drive the hypervisor, report the outcome.
 
-Called by the thin Celery tasks in compute/tasks.py. Every step is safe to repeat: the claim is a conditional
-UPDATE (a delivery for work that is already done finds nothing to claim), every driver call is idempotent on the
-instance uuid (a create after a crash adopts the domain the first attempt made), and the recorders in
-compute/services.py ignore outcomes for work the instance is no longer waiting for.
+Called by the thin Celery tasks in compute/tasks.py; it lives with the services because claiming work is a write.
+Every step is safe to repeat: the claim is a conditional UPDATE (a delivery for work that is already done finds
+nothing to claim), every driver call is idempotent on the instance uuid (a create after a crash adopts the domain
+the first attempt made), and the outcome recorders ignore outcomes for work the instance is no longer waiting for.
 """
 
 from __future__ import annotations
