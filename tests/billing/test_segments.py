@@ -118,3 +118,31 @@ def test_a_new_price_applies_to_segments_opened_after_it(tenant, admin_user):
     old, new = Segment.objects.filter(resource_id=instance.pk).order_by("started_at", "id")
     assert (old.monthly_price, new.monthly_price) == (Decimal("20.00"), Decimal("30.00"))
     assert Price.objects.filter(flavor=instance.flavor).count() == 1
+
+
+def test_a_renamed_machine_shows_its_new_name_on_the_draft_but_finalized_invoices_keep_theirs(
+    tenant, member, monkeypatch, django_capture_on_commit_callbacks
+):
+    from billing.services import invoice_finalize
+    from compute.services import instance_rename
+
+    clock = {"now": datetime(2026, 3, 10, 12, 0, tzinfo=UTC)}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+    HostFactory(boot_seconds=0, stop_seconds=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        instance = instance_launch(
+            tenant=tenant, user=member, name="web-1", flavor=FlavorFactory(name="small"), image=ImageFactory()
+        )
+    clock["now"] = datetime(2026, 4, 2, tzinfo=UTC)
+    invoices_refresh(period_start=date(2026, 3, 1))
+    march = invoice_finalize(invoice=Invoice.objects.get(tenant=tenant, period_start=date(2026, 3, 1)))
+    invoices_refresh(period_start=date(2026, 4, 1))
+
+    instance_rename(instance=instance, user=member, name="api-1")
+
+    april = Invoice.objects.get(tenant=tenant, period_start=date(2026, 4, 1))
+    assert [line.resource_name for line in april.lines.all()] == ["api-1"]  # at once, before the next metering run
+    invoices_refresh(period_start=date(2026, 4, 1))
+    assert [line.resource_name for line in april.lines.all()] == ["api-1"]  # and after it
+    march.refresh_from_db()
+    assert [line.resource_name for line in march.lines.all()] == ["web-1"]  # an issued invoice never changes
