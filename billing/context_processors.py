@@ -1,9 +1,7 @@
 """The dashboard banners about the tenant's billing standing: hold, suspension, budget alerts."""
 
-from django.utils import timezone
-
 from billing.models import BudgetAlert
-from billing.pricing import month_start
+from billing.selectors import budget_alerts_current
 from tenants.models import Tenant
 from tenants.roles import Permission
 
@@ -31,13 +29,7 @@ def banners(request) -> dict:
         level, text = _STATUS_BANNERS[tenant.status]
         result.append({"level": level, "text": text.format(tenant=tenant.name)})
     if membership.has(Permission.VIEW_BILLING):
-        # Only the highest threshold reached this month is shown, per basis.
-        alerts = BudgetAlert.objects.for_tenant(tenant).filter(period_start=month_start(timezone.now()))
-        shown = set()
-        for alert in alerts.order_by("-threshold", "basis"):
-            if alert.basis in shown:
-                continue
-            shown.add(alert.basis)
+        for alert in budget_alerts_current(tenant=tenant):
             label = "Spend so far" if alert.basis == BudgetAlert.Basis.ACTUAL else "Forecast month-end spend"
             result.append(
                 {

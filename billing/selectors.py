@@ -195,3 +195,12 @@ def billing_contacts(*, tenant: Tenant) -> list[str]:
         Q(role=Role.OWNER) | Q(role=Role.BILLING), user__is_active=True
     )
     return sorted(memberships.values_list("user__email", flat=True))
+
+
+def budget_alerts_current(*, tenant: Tenant, now: datetime | None = None) -> list[BudgetAlert]:
+    """This month's budget alerts to show: the highest threshold reached, per basis (actual, forecast)."""
+    alerts = BudgetAlert.objects.for_tenant(tenant).filter(period_start=month_start(now or timezone.now()))
+    shown: dict[str, BudgetAlert] = {}
+    for alert in alerts.order_by("-threshold", "basis"):
+        shown.setdefault(alert.basis, alert)
+    return list(shown.values())

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from tenants.models import Membership, Tenant
 from tenants.roles import Permission
-from tenants.selectors import tenant_pending_invitations
+from tenants.selectors import tenant_members, tenant_pending_invitations
 
 
 def _card(label: str, value, *, url: str, sub: str = "", percent: float | None = None) -> dict:
@@ -16,7 +16,7 @@ def tenant_summary(*, tenant: Tenant, membership: Membership) -> dict:
     cards = [
         _card(
             "Team",
-            Membership.objects.for_tenant(tenant).count(),
+            tenant_members(tenant=tenant).count(),
             url=reverse("team"),
             sub=f"{pending} invitation{'s' if pending != 1 else ''} pending" if pending else "members",
         ),
