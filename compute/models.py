@@ -301,6 +301,7 @@ class Transition:
     task: str | None
     # How a refusal names the states it is allowed from: "only a stopped instance can be resized".
     allowed_label: str
+    operator_only: bool = False  # offered in the admin, not to tenants
 
 
 _LIVE = frozenset(InstanceState.values) - {InstanceState.DELETING, InstanceState.DELETED}
@@ -312,7 +313,7 @@ INSTANCE_ACTIONS = {
     "stop": Transition(frozenset({InstanceState.RUNNING}), InstanceTask.STOP, "a running"),
     # Cutting the power may also take over a graceful shutdown that hangs.
     "force_stop": Transition(
-        frozenset({InstanceState.RUNNING, InstanceState.STOPPING}), InstanceTask.STOP, "a running"
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPING}), InstanceTask.STOP, "a running", operator_only=True
     ),
     "reboot": Transition(frozenset({InstanceState.RUNNING}), InstanceTask.REBOOT, "a running"),
     "resize": Transition(frozenset({InstanceState.STOPPED}), InstanceTask.RESIZE, "a stopped"),
@@ -322,7 +323,9 @@ INSTANCE_ACTIONS = {
         "a running, stopped or failed",
     ),
     "rename": Transition(_LIVE, None, "a live"),
-    "mark_error": Transition(frozenset(InstanceState.values) - {InstanceState.DELETED}, None, "a live"),
+    "mark_error": Transition(
+        frozenset(InstanceState.values) - {InstanceState.DELETED}, None, "a live", operator_only=True
+    ),
 }
 
 
@@ -425,8 +428,12 @@ class Instance(TenantOwned):
 
     @property
     def allowed_actions(self) -> list[str]:
-        """The actions the dashboard offers and the API lists for this instance now."""
-        return [action for action, transition in INSTANCE_ACTIONS.items() if self.state in transition.from_states]
+        """The actions the dashboard offers and the API lists for this instance now (tenants' actions only)."""
+        return [
+            action
+            for action, transition in INSTANCE_ACTIONS.items()
+            if not transition.operator_only and self.state in transition.from_states
+        ]
 
     def billable(self) -> BillableResource:
         """The instance as billing meters it (compute.lifecycle)."""

@@ -50,6 +50,11 @@ class InstanceSerializer(serializers.ModelSerializer):
     )
     ssh_keys = InstanceKeySerializer(many=True, read_only=True, help_text="The keys copied in at launch.")
     private_ip = serializers.IPAddressField(read_only=True, allow_null=True)
+    allowed_actions = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What the instance's state allows now: start, stop, reboot, resize, delete, rename.",
+    )
 
     class Meta:
         model = Instance
@@ -64,6 +69,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "private_ip",
             "ssh_keys",
             "error_reason",
+            "allowed_actions",
             "created_at",
             "updated_at",
         ]

@@ -253,3 +253,13 @@ def test_console_is_503_in_the_error_shape_when_the_host_is_unreachable(member_a
     monkeypatch.setattr("compute.api.views.instance_console_output", unreachable)
     instance = InstanceFactory(tenant=tenant)
     assert_error(member_api.get(f"/api/v1/instances/{instance.pk}/console/"), 503, "console_unavailable")
+
+
+def test_allowed_actions_follow_the_transition_table(member_api, tenant):
+    from tests.factories.compute import InstanceFactory
+
+    running = InstanceFactory(tenant=tenant)
+    stopped = InstanceFactory(tenant=tenant, state="stopped")
+    body = {row["id"]: row for row in member_api.get("/api/v1/instances/").json()["data"]}
+    assert body[str(running.pk)]["allowed_actions"] == ["stop", "reboot", "delete", "rename"]
+    assert body[str(stopped.pk)]["allowed_actions"] == ["start", "resize", "delete", "rename"]
