@@ -59,6 +59,72 @@ class ImageSource:
 
 
 @dataclass(frozen=True)
+class NicSpec:
+    """One network interface of a domain: on Hangar network `network_id`, with the address Hangar allocated."""
+
+    mac: str
+    network_id: str
+    ip: str
+    prefix: int
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    mac: str
+    ip: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A tenant's private network as one host realizes it: isolated (nothing leaves the host), fixed DHCP leases."""
+
+    id: str
+    name: str
+    cidr: str
+    gateway_ip: str  # the host's own address on it (first usable): DHCP server, never routed onwards
+    dhcp_hosts: tuple[DhcpHost, ...] = ()
+
+
+@dataclass(frozen=True)
+class FirewallRuleSpec:
+    """Allow traffic: `direction` "in" or "out", `protocol` "tcp", "udp", "icmp" or "any", ports inclusive (tcp and
+    udp only; None for all), from (in) or to (out) `cidr`. Everything inbound that no rule allows is dropped; replies
+    to allowed traffic are allowed (stateful)."""
+
+    direction: str
+    protocol: str
+    port_min: int | None
+    port_max: int | None
+    cidr: str
+
+
+@dataclass(frozen=True)
+class CloudInitSeed:
+    """A NoCloud seed: the three documents cloud-init reads from a `cidata` volume."""
+
+    meta_data: str
+    user_data: str
+    network_config: str
+
+
+@dataclass(frozen=True)
+class NatMapping:
+    """1:1 NAT on a host: traffic to `public_ip` goes to the guest's `private_ip`, and the guest's leaves as it."""
+
+    public_ip: str
+    private_ip: str
+
+
+@dataclass(frozen=True)
+class InterfaceCounters:
+    """Bytes through a domain's interfaces since the domain (re)started: counters reset with it."""
+
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything a driver needs to create one domain."""
 
@@ -70,6 +136,9 @@ class DomainSpec:
     image: ImageSource
     ssh_keys: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
+    nics: tuple[NicSpec, ...] = ()
+    seed: CloudInitSeed | None = None
+    firewall: tuple[FirewallRuleSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,3 +192,25 @@ class ComputeDriver:
     def console_output(self, uuid: str, *, lines: int = 100) -> str:
         """The last lines of the domain's serial console; empty if the driver has none."""
         return ""
+
+    # --- networking: every call states the whole desired state, so repeating one is harmless ---
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Creates the network on this host if missing and sets its DHCP host entries to exactly spec.dhcp_hosts."""
+        raise NotImplementedError
+
+    def network_remove(self, network_id: str) -> None:
+        """Removes the network from this host; succeeds if it is already gone."""
+        raise NotImplementedError
+
+    def firewall_apply(self, uuid: str, rules: tuple[FirewallRuleSpec, ...]) -> None:
+        """Replaces the rules on every interface of the domain, live (a running guest sees the change at once)."""
+        raise NotImplementedError
+
+    def nat_apply(self, mappings: tuple[NatMapping, ...]) -> None:
+        """Makes the host's Hangar-owned 1:1 NAT rules exactly `mappings` (adds, moves and removes as needed)."""
+        raise NotImplementedError
+
+    def interface_counters(self, uuid: str) -> InterfaceCounters:
+        """Received and sent bytes of the domain's interfaces (guest's view: tx is traffic the guest sent out)."""
+        raise NotImplementedError
