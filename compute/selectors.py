@@ -4,6 +4,7 @@ from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from compute.models import TRANSITIONAL_STATES, Flavor, Host, Image, Instance, InstanceEvent, InstanceState, SSHKey
+from compute.network.models import PublicIP
 from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages
 from tenants.models import Quota, Tenant
 
@@ -24,16 +25,21 @@ def instance_usage(*, tenant: Tenant) -> dict[str, int]:
     return {key: int(value) for key, value in totals.items()}
 
 
+def held_usage(*, tenant: Tenant) -> dict[str, int]:
+    """What the tenant holds against its quota: its instances' share, and the public addresses it holds."""
+    return {**instance_usage(tenant=tenant), "public_ips": PublicIP.objects.for_tenant(tenant).held().count()}
+
+
 def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
     """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down).
 
-    Volumes and public IPs are not offered yet, so they are always 0 used.
+    Volumes are not offered yet, so they are always 0 used.
     """
     quota = Quota.objects.filter(tenant=tenant).first()
     limits = (
         {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()
     )
-    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **instance_usage(tenant=tenant)}
+    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant)}
     result = {}
     for resource in QUOTA_RESOURCES:
         limit = limits[resource]

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "portal",
     "tenants",
     "compute",
+    "compute.network",
     "billing",
 ]
 
@@ -281,6 +282,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
+    "network-sample-traffic": {"task": "network.tasks.sample_traffic", "schedule": 60.0},
+    "network-sync-hosts": {"task": "network.tasks.sync_hosts", "schedule": 300.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "billing-meter": {"task": "billing.tasks.meter", "schedule": 300.0},
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},

@@ -1,10 +1,17 @@
-"""A simulated hypervisor whose "hardware" is the SimulatedDomain table.
+"""A simulated hypervisor whose "hardware" is the SimulatedDomain table (and, for networking, SimulatedNetwork and
+SimulatedNat).
 
 Keeping the state in the database lets the web, worker and beat processes see the same domains, and makes a
 worker killed half-way exactly as recoverable as with a real hypervisor. Boots and graceful shutdowns take the
 host's `boot_seconds` / `stop_seconds`: a domain is `booting` (or `stopping`) until its `settles_at` has passed,
 and settles lazily the next time anyone looks at it. `fail_next_creates` injects failures (transient or
 permanent) for tests and demos. Capacity is accounted for for real: a create that the host cannot hold fails.
+
+Networking is recorded like a real host's: networks with their DHCP leases, each domain's NICs, cloud-init seed
+and firewall rules, and the host's 1:1 NAT. The firewall is enforced by the model: `connection_allowed()` answers
+whether a new connection to an address (public or private) reaches a domain. Interface counters grow with the
+host's `traffic_bytes_per_second` while a domain runs (plus whatever `send()` adds) and restart from zero when
+the domain is started again, as a real NIC's do.
 """
 
 # write-ok-file: the simulated hypervisor's own state (its 'hardware'), shared by every process
@@ -12,6 +19,7 @@ permanent) for tests and demos. Capacity is accounted for for real: a create tha
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -23,13 +31,19 @@ from compute.drivers.base import (
     DomainInfo,
     DomainNotFound,
     DomainSpec,
+    FirewallRuleSpec,
     HostCapacity,
+    InterfaceCounters,
+    NatMapping,
+    NetworkSpec,
     PermanentDriverError,
     PowerState,
     TransientDriverError,
 )
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
+# Power states in which a domain's NICs exist (and count traffic).
+NIC_UP = frozenset({PowerState.BOOTING, PowerState.RUNNING, PowerState.STOPPING})
 
 
 class SimulatedDriver(ComputeDriver):
@@ -38,9 +52,12 @@ class SimulatedDriver(ComputeDriver):
     def __init__(self, host) -> None:
         super().__init__(host)
         from compute.models import Host, SimulatedDomain
+        from compute.network.models import SimulatedNat, SimulatedNetwork
 
         self._hosts = Host.objects
         self._domains = SimulatedDomain.objects
+        self._networks = SimulatedNetwork.objects
+        self._nat = SimulatedNat.objects
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -139,7 +156,11 @@ class SimulatedDriver(ComputeDriver):
                             disk_gib=spec.disk_gib,
                             image=image[:500],
                             power=PowerState.BOOTING,
-                            private_ip=self._free_ip(),
+                            private_ip=spec.nics[0].ip if spec.nics else self._free_ip(),
+                            nics=[asdict(nic) for nic in spec.nics],
+                            seed=asdict(spec.seed) if spec.seed is not None else {},
+                            firewall=[asdict(rule) for rule in spec.firewall],
+                            counters_at=timezone.now(),
                         )
                 except IntegrityError:
                     # Another process created it between our check and our insert: adopt theirs.
@@ -157,6 +178,9 @@ class SimulatedDriver(ComputeDriver):
             if domain.power == PowerState.STOPPING:
                 raise TransientDriverError(f"Domain {uuid} is still shutting down.")
             if domain.power in (PowerState.SHUTOFF, PowerState.CRASHED, PowerState.NOSTATE, PowerState.PAUSED):
+                # A new NIC: its counters start from zero.
+                domain.rx_bytes, domain.tx_bytes, domain.counters_at = 0, 0, timezone.now()
+                domain.save(update_fields=["rx_bytes", "tx_bytes", "counters_at"])
                 self._transition(domain, PowerState.BOOTING, self._host().boot_seconds)
             return self._info(domain)
 
@@ -165,6 +189,7 @@ class SimulatedDriver(ComputeDriver):
             domain = self._get(uuid)
             if domain.power == PowerState.SHUTOFF:
                 return self._info(domain)
+            self._count(domain, until=timezone.now())
             if force:
                 self._transition(domain, PowerState.SHUTOFF, 0)
             elif domain.power != PowerState.STOPPING:
@@ -210,3 +235,85 @@ class SimulatedDriver(ComputeDriver):
         elif domain.power == PowerState.SHUTOFF:
             log.append("[   42.000000] reboot: Power down")
         return "\n".join(log[-lines:])
+
+    # --- networking -------------------------------------------------------------------------------------------
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        self._networks.update_or_create(
+            host_id=self.host.pk,
+            network_id=spec.id,
+            defaults={
+                "name": spec.name[:100],
+                "cidr": spec.cidr,
+                "gateway_ip": spec.gateway_ip,
+                "dhcp_hosts": [asdict(lease) for lease in spec.dhcp_hosts],
+                "updated_at": timezone.now(),
+            },
+        )
+
+    def network_remove(self, network_id: str) -> None:
+        self._networks.filter(host_id=self.host.pk, network_id=network_id).delete()
+
+    def firewall_apply(self, uuid: str, rules: tuple[FirewallRuleSpec, ...]) -> None:
+        updated = self._domains.filter(uuid=uuid, host_id=self.host.pk).update(firewall=[asdict(r) for r in rules])
+        if not updated:
+            raise DomainNotFound(f"Host {self.host.name} has no domain {uuid}.")
+
+    def nat_apply(self, mappings: tuple[NatMapping, ...]) -> None:
+        with transaction.atomic():
+            self._host(lock=True)  # one writer of the host's NAT set at a time
+            self._nat.filter(host_id=self.host.pk).delete()
+            self._nat.bulk_create(
+                self._nat.model(host_id=self.host.pk, public_ip=m.public_ip, private_ip=m.private_ip) for m in mappings
+            )
+
+    def _count(self, domain, *, until) -> None:
+        """Adds the synthetic traffic of the time since counters_at (a conditional update: readers agree)."""
+        if domain.power not in NIC_UP or domain.counters_at is None or until <= domain.counters_at:
+            return
+        rate = self._host().traffic_bytes_per_second
+        seconds = (until - domain.counters_at).total_seconds()
+        sent, received = int(rate * seconds), int(2 * rate * seconds)
+        moved = self._domains.filter(uuid=domain.uuid, counters_at=domain.counters_at).update(
+            tx_bytes=F("tx_bytes") + sent, rx_bytes=F("rx_bytes") + received, counters_at=until
+        )
+        if moved:
+            domain.tx_bytes, domain.rx_bytes, domain.counters_at = (
+                domain.tx_bytes + sent,
+                domain.rx_bytes + received,
+                until,
+            )
+        else:
+            domain.refresh_from_db(fields=["tx_bytes", "rx_bytes", "counters_at"])
+
+    def interface_counters(self, uuid: str) -> InterfaceCounters:
+        domain = self._get(uuid)
+        if domain.power not in NIC_UP:
+            raise PermanentDriverError(f"Domain {uuid} is not running; its interfaces have no counters.")
+        self._count(domain, until=timezone.now())
+        return InterfaceCounters(rx_bytes=domain.rx_bytes, tx_bytes=domain.tx_bytes)
+
+    # --- the simulated world (tests and demos) ----------------------------------------------------------------
+
+    def send(self, uuid: str, *, tx_bytes: int = 0, rx_bytes: int = 0) -> None:
+        """The guest sends (and receives) this much on top of the synthetic traffic."""
+        domain = self._get(uuid)
+        if domain.power not in NIC_UP:
+            raise PermanentDriverError(f"Domain {uuid} is not running.")
+        self._domains.filter(uuid=uuid).update(tx_bytes=F("tx_bytes") + tx_bytes, rx_bytes=F("rx_bytes") + rx_bytes)
+
+    def connection_allowed(self, address: str, *, port: int | None, protocol: str = "tcp", source: str) -> bool:
+        """Whether a new connection from `source` to `address` (a domain's private address, or a public address this
+        host maps onto one) reaches a running domain of this host through its firewall."""
+        from compute.network.rulesets import allows
+
+        mapping = self._nat.filter(host_id=self.host.pk, public_ip=address).first()
+        private_ip = mapping.private_ip if mapping is not None else address
+        for domain in self._domains.filter(host_id=self.host.pk):
+            if not any(nic.get("ip") == private_ip for nic in domain.nics) and domain.private_ip != private_ip:
+                continue
+            if self._settle(domain).power != PowerState.RUNNING:
+                return False
+            rules = tuple(FirewallRuleSpec(**rule) for rule in domain.firewall)
+            return allows(rules, direction="in", protocol=protocol, port=port, peer=source)
+        return False

@@ -24,6 +24,10 @@ from compute.drivers.base import (
     TransientDriverError,
 )
 from compute.models import TASK_STATES, Instance, InstanceState, InstanceTask
+from compute.network.cloudinit import build_seed
+from compute.network.selectors import firewall_specs, instance_ports, nic_specs
+from compute.network.services.hosts import instance_networks_prepare
+from compute.network.services.traffic import traffic_sample_quietly
 
 # How long one task run waits for a domain to settle (boot, shut down) before handing over to a retry.
 SETTLE_WAIT = timedelta(seconds=120)
@@ -65,6 +69,9 @@ def instance_task_progress(*, instance_id: str, task: str) -> None:
 
 
 def domain_spec(instance: Instance) -> DomainSpec:
+    """Everything the host needs to create the machine: size, image, interfaces, cloud-init seed and firewall."""
+    ssh_keys = [key["public_key"] for key in instance.ssh_keys if key.get("public_key")]
+    nics = nic_specs(instance_ports(instance))
     return DomainSpec(
         uuid=str(instance.pk),
         name=instance.name,
@@ -72,8 +79,17 @@ def domain_spec(instance: Instance) -> DomainSpec:
         ram_mib=instance.flavor.ram_mib,
         disk_gib=instance.flavor.disk_gib,
         image=instance.image.source,
-        ssh_keys=tuple(key["public_key"] for key in instance.ssh_keys if key.get("public_key")),
+        ssh_keys=tuple(ssh_keys),
         metadata={"tenant": str(instance.tenant_id), "hostname": instance.name},
+        nics=nics,
+        seed=build_seed(
+            instance_id=str(instance.pk),
+            hostname=instance.name,
+            ssh_keys=ssh_keys,
+            text=instance.user_data,
+            nics=list(nics),
+        ),
+        firewall=firewall_specs(instance=instance),
     )
 
 
@@ -98,10 +114,12 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
     driver = driver_for(instance.host)
     uuid = str(instance.pk)
     if task == InstanceTask.BUILD:
+        instance_networks_prepare(instance=instance, driver=driver)
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:
         info = driver.start(uuid)
     elif task == InstanceTask.STOP:
+        traffic_sample_quietly(instance=instance)  # the counters go with the running NIC
         info = driver.stop(uuid, force=bool(instance.task_params.get("force")))
     elif task == InstanceTask.REBOOT:
         info = driver.reboot(uuid)
@@ -109,6 +127,7 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
         flavor = instance.resize_flavor or instance.flavor
         info = driver.resize(uuid, vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, disk_gib=flavor.disk_gib)
     elif task == InstanceTask.DELETE:
+        traffic_sample_quietly(instance=instance)
         driver.destroy(uuid)
         return None
     else:  # pragma: no cover - TASK_STATES and this function list the same tasks

@@ -13,6 +13,7 @@ from tenants.services.memberships import (
     user_sign_up,
     user_sign_up_invited,
 )
+from tenants.services.quotas import quota_lock
 from tenants.services.standing import tenant_hold, tenant_resume, tenant_suspend
 from tenants.services.tokens import (
     api_token_can_manage,
@@ -36,6 +37,7 @@ __all__ = [
     "invitation_revoke",
     "membership_change_role",
     "membership_remove",
+    "quota_lock",
     "tenant_create",
     "tenant_event",
     "tenant_hold",

@@ -15,8 +15,8 @@ from tests.factories.compute import (
 
 # Session, user and memberships (middleware) are 3 of each; the rest are the page's own reads.
 LIST_QUERIES = 5
-DETAIL_QUERIES = 8
-LAUNCH_QUERIES = 8
+DETAIL_QUERIES = 9  # + the public addresses counted in the quota headroom of the resize choices
+LAUNCH_QUERIES = 9  # + the public addresses counted in the quota headroom
 KEYS_QUERIES = 4
 
 

@@ -1,0 +1,93 @@
+"""Every organisation has a default private network and a default firewall.
+
+They are made when the organisation is created (tenants announces it: tenants.lifecycle.tenant_created), by a data
+migration for organisations that existed before networking, and, for any made another way (operators in the admin),
+at their first launch. Making them twice is harmless: the services find the existing ones.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from compute.network import addressing
+from compute.network.models import Firewall, Network, NetworkEventAction
+from compute.network.rulesets import DEFAULT_RULES
+from compute.network.services.events import network_event
+from compute.network.services.firewalls import rules_store
+from tenants import lifecycle as tenant_lifecycle
+from tenants.models import Tenant
+from tenants.services.quotas import quota_lock
+
+DEFAULT_NAME = "default"
+# Two new organisations may pick the same free range at the same instant; the unique constraint makes one retry.
+RANGE_ATTEMPTS = 5
+
+
+def _free_name(model, tenant: Tenant) -> str:
+    taken = {name.lower() for name in model.objects.for_tenant(tenant).values_list(Lower("name"), flat=True)}
+    candidate, number = DEFAULT_NAME, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{DEFAULT_NAME}-{number}"
+    return candidate
+
+
+def _default_network(tenant: Tenant, actor) -> Network:
+    name = _free_name(Network, tenant)
+    for _attempt in range(RANGE_ATTEMPTS):
+        taken = set(Network.objects.values_list("cidr", flat=True))  # every organisation's: ranges must not repeat
+        cidr = next(addressing.default_cidr_candidates(taken))
+        try:
+            with transaction.atomic():
+                network = Network.objects.create(tenant=tenant, name=name, cidr=cidr, is_default=True, created_by=actor)
+        except IntegrityError:
+            continue
+        network_event(
+            tenant_id=tenant.pk,
+            action=NetworkEventAction.NETWORK_CREATE,
+            subject=f"{name} ({cidr})",
+            message="The default network: machines join it unless you pick others.",
+            actor=actor,
+        )
+        return network
+    raise RuntimeError("No free range for a default network after several attempts.")
+
+
+def _default_firewall(tenant: Tenant, actor) -> Firewall:
+    firewall = Firewall.objects.create(
+        tenant=tenant,
+        name=_free_name(Firewall, tenant),
+        description="SSH and ping in, everything out.",
+        is_default=True,
+        created_by=actor,
+    )
+    rules_store(firewall, list(DEFAULT_RULES))
+    network_event(
+        tenant_id=tenant.pk,
+        action=NetworkEventAction.FIREWALL_CREATE,
+        subject=firewall.name,
+        message="The default firewall: SSH and ping in, everything out.",
+        actor=actor,
+    )
+    return firewall
+
+
+def network_defaults_ensure(*, tenant: Tenant, actor=None) -> tuple[Network, Firewall]:
+    """The tenant's default network and firewall, made now if it has none."""
+    with transaction.atomic():
+        quota_lock(tenant)  # one tenant's requests queue here, so two cannot both make the defaults
+        network = Network.objects.for_tenant(tenant).filter(is_default=True).first() or _default_network(tenant, actor)
+        firewall = Firewall.objects.for_tenant(tenant).filter(is_default=True).first() or _default_firewall(
+            tenant, actor
+        )
+    return network, firewall
+
+
+def _on_tenant_created(*, tenant, actor, **_) -> None:
+    network_defaults_ensure(tenant=tenant, actor=actor)
+
+
+def subscribe() -> None:
+    """Called once from NetworkConfig.ready()."""
+    tenant_lifecycle.tenant_created.connect(_on_tenant_created, dispatch_uid="network.tenant_created")

@@ -1,0 +1,64 @@
+"""A machine's networking through its life: interfaces, firewalls and a public address at launch; freed at delete.
+
+compute.services.instances calls these inside its own transactions (launch, delete request, delete finished), so
+a machine and its networking change together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from compute.models import Instance
+from compute.network.models import Firewall, Network
+from compute.network.services.common import owned_choice
+from compute.network.services.defaults import network_defaults_ensure
+from compute.network.services.firewalls import firewalls_check
+from compute.network.services.networks import ports_allocate, ports_release
+from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
+
+MAX_NETWORKS_PER_INSTANCE = 4
+
+
+def networks_check(*, tenant_id, networks: Iterable[Network]) -> list[Network]:
+    """The networks as given (each once, in order), or an InvalidRequest: at most four, all the tenant's."""
+    return owned_choice(
+        networks,
+        model=Network,
+        tenant_id=tenant_id,
+        most=MAX_NETWORKS_PER_INSTANCE,
+        field="networks",
+        noun="network",
+    )
+
+
+def instance_networking_attach(
+    *, instance: Instance, user, networks: Iterable[Network] = (), firewalls: Iterable[Firewall] = (), public_ip=False
+) -> None:
+    """At launch, inside its transaction: an interface and address on each network (the tenant's default network when
+    none is given; the first is the primary), the firewalls (the default one when none is given), and a new public
+    address if asked for. Sets the instance's private_ip to the primary address."""
+    networks = networks_check(tenant_id=instance.tenant_id, networks=networks)
+    firewalls = list(firewalls)
+    if firewalls:
+        firewalls = firewalls_check(tenant_id=instance.tenant_id, firewalls=firewalls)
+    if not networks or not firewalls:
+        default_network, default_firewall = network_defaults_ensure(tenant=instance.tenant, actor=user)
+        networks = networks or [default_network]
+        firewalls = firewalls or [default_firewall]
+    ports = ports_allocate(instance=instance, networks=networks)
+    instance.private_ip = ports[0].address
+    instance.save(update_fields=["private_ip"])
+    instance.firewalls.set(firewalls)
+    if public_ip:
+        public_ip_allocate(tenant=instance.tenant, user=user, instance=instance)
+
+
+def instance_networking_detach(*, instance: Instance, user) -> None:
+    """Its deletion is requested: its public address is unmapped now (and stays the tenant's)."""
+    instance_public_ip_detach(instance=instance, user=user)
+
+
+def instance_networking_release(*, instance: Instance) -> None:
+    """Its deletion has finished: its addresses are free again and no firewall lists it."""
+    ports_release(instance=instance)
+    instance.firewalls.clear()
