@@ -1,8 +1,11 @@
 """The metering job: recomputes month-to-date draft invoices from the billable segments, set-based in SQL.
 
-Charges are a pure function of the segments, so a refresh deletes a draft's lines and inserts them again from one
-INSERT … SELECT: running it twice, late, or concurrently gives the same invoices, and no segment row is ever
-loaded into Python. The arithmetic is billing.pricing's SQL twin of `started_hours()` and `line_cents()`.
+Charges are a pure function of the segments (and of the traffic compute recorded), so a refresh deletes a draft's
+lines and inserts them again from one INSERT … SELECT: running it twice, late, or concurrently gives the same
+invoices, and no segment row is ever loaded into Python. The arithmetic is billing.pricing's SQL twin of
+`started_hours()` and `line_cents()`, and for outbound traffic of `allowance_bytes()`, `billable_gb()` and
+`traffic_cents()`: the month's machine lines give the pooled allowance, compute.network's hourly traffic rows the
+bytes sent.
 """
 
 from collections.abc import Iterable
@@ -13,15 +16,22 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import BillingAccount, Invoice, InvoiceLine, Segment
+from billing.models import BillingAccount, Invoice, InvoiceLine, ResourceType, Segment
 from billing.pricing import (
+    GB,
+    RATE_SCALE,
+    allowance_bytes_sql,
+    billable_gb_sql,
     epoch_microseconds,
     epoch_sql,
     line_cents_sql,
     month_bounds,
     started_hours_sql,
     tax_cents_sql,
+    traffic_cents_sql,
 )
+from billing.services.prices import resource_price_current
+from compute.network.models import TrafficUsage
 
 # PostgreSQL advisory-lock namespace of the metering job (the second key is the month as YYYYMM).
 METERING_LOCK = 84021
@@ -75,6 +85,9 @@ def invoices_refresh(
     invoice = Invoice._meta.db_table
     line = InvoiceLine._meta.db_table
     account = BillingAccount._meta.db_table
+    traffic = TrafficUsage._meta.db_table
+    # The price per GB in effect when the month began: a new price applies from the next month on.
+    traffic_price = resource_price_current(resource_type=ResourceType.TRAFFIC, at=start)
 
     params = {
         "period": ops.adapt_datefield_value(period_start),
@@ -86,6 +99,11 @@ def invoices_refresh(
         "as_of_epoch": epoch_microseconds(as_of),
         "currency": settings.BILLING_CURRENCY,
         "now": ops.adapt_datetimefield_value(timezone.now()),
+        "traffic": ResourceType.TRAFFIC.value,
+        "instance": ResourceType.INSTANCE.value,
+        "traffic_name": "Outbound traffic",
+        "traffic_price": ops.adapt_decimalfield_value(traffic_price, 18, 10),
+        "traffic_price_units": int(traffic_price * RATE_SCALE),
     }
     segment_scope = _tenant_filter("s", tenant_ids, params)
     invoice_scope = _tenant_filter(invoice, tenant_ids, params)
@@ -132,6 +150,32 @@ def invoices_refresh(
         FROM h
         WHERE h.hours > 0
         """
+    allowance = allowance_bytes_sql(allowance_gb="s.traffic_allowance_gb", hours="l.hours")
+    billable = billable_gb_sql(sent="t.sent", allowance="t.allowance")
+    traffic_period_to = "CASE WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
+    # One line per draft: what its tenant's machines sent in the month beyond the allowance their lines earned.
+    insert_traffic = f"""
+        WITH t AS MATERIALIZED (
+            SELECT {invoice}.id AS invoice_id, {invoice}.tenant_id,
+                   CAST(COALESCE((SELECT SUM(u.tx_bytes) FROM {traffic} u
+                                  WHERE u.tenant_id = {invoice}.tenant_id AND u.hour >= %(start)s
+                                    AND u.hour < %(end)s AND u.hour < %(as_of_ts)s), 0) AS BIGINT) AS sent,
+                   CAST(COALESCE((SELECT SUM({allowance}) FROM {line} l JOIN {segment} s ON s.id = l.segment_id
+                                  WHERE l.invoice_id = {invoice}.id AND l.resource_type = %(instance)s), 0)
+                        AS BIGINT) AS allowance
+            FROM {invoice}
+            WHERE {drafts}
+        ),
+        g AS MATERIALIZED (SELECT t.*, {billable} AS gb FROM t)
+        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
+                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
+        SELECT g.invoice_id, NULL, %(traffic)s, g.tenant_id, %(traffic_name)s,
+               CAST(g.sent / {GB} AS TEXT) || ' GB sent, ' || CAST(g.allowance / {GB} AS TEXT) || ' GB included',
+               g.gb, %(start)s, {traffic_period_to}, 0, %(traffic_price)s, %(traffic_price)s,
+               {traffic_cents_sql(gb="g.gb", price_units="%(traffic_price_units)s")}
+        FROM g
+        WHERE g.gb > 0
+        """
     tax = tax_cents_sql(subtotal_cents="x.subtotal", tax_rate_percent="x.rate")
     statements = [
         # New drafts for tenants that started using something this month.
@@ -147,6 +191,7 @@ def invoices_refresh(
         """,
         f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
         insert_lines,
+        insert_traffic,
         # Totals of every draft in one pass (drafts without lines get zero). The subtotal is cast back to an integer:
         # PostgreSQL's SUM of bigints is numeric, and the tax needs integer division.
         f"""

@@ -14,8 +14,12 @@ from billing.models import Price, ResourceType
 from compute.models import Flavor
 from portal.errors import InvalidRequest
 
-# Volumes and public addresses before an operator has priced them.
-DEFAULT_PRICES = {ResourceType.VOLUME: Decimal("0.0500"), ResourceType.IPV4: Decimal("1.0000")}
+# Volumes, public addresses and outbound traffic (per GB) before an operator has priced them.
+DEFAULT_PRICES = {
+    ResourceType.VOLUME: Decimal("0.0500"),
+    ResourceType.IPV4: Decimal("1.0000"),
+    ResourceType.TRAFFIC: Decimal("0.0100"),
+}
 
 
 def flavor_price_current(*, flavor, at: datetime) -> Decimal:
@@ -30,7 +34,8 @@ def flavor_price_current(*, flavor, at: datetime) -> Decimal:
 
 
 def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
-    """The monthly price of one GiB of volume, or of one public IPv4 address, at `at`."""
+    """The monthly price of one GiB of volume or of one public IPv4 address, or the price of one GB of outbound
+    traffic, at `at`."""
     price = (
         Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
         .order_by("-effective_from")
@@ -74,9 +79,12 @@ def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_fr
 
 
 def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None) -> Price:
-    """Adds a dated price per GiB-month of volume or per public IPv4 address-month, effective now."""
+    """Adds a dated price per GiB-month of volume, per public IPv4 address-month or per GB of outbound traffic,
+    effective now (a traffic price applies from the first month that begins after it)."""
     if resource_type not in DEFAULT_PRICES:
-        raise InvalidRequest("Only volume storage and public IPv4 addresses have a price of their own.")
+        raise InvalidRequest(
+            "Only volume storage, public IPv4 addresses and outbound traffic have a price of their own."
+        )
     return Price.objects.create(
         resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor
     )

@@ -151,7 +151,7 @@ def _assign(locked: PublicIP, instance: Instance, *, user, now) -> PublicIP:
 
 
 def _lock(public_ip: PublicIP) -> PublicIP:
-    return PublicIP.objects.select_for_update().select_related("instance").get(pk=public_ip.pk)
+    return PublicIP.objects.select_for_update(of=("self",)).select_related("instance").get(pk=public_ip.pk)
 
 
 def _refuse_released(locked: PublicIP) -> None:
