@@ -273,7 +273,8 @@ class SimulatedDriver(ComputeDriver):
             return
         rate = self._host().traffic_bytes_per_second
         seconds = (until - domain.counters_at).total_seconds()
-        sent, received = int(rate * seconds), int(2 * rate * seconds)
+        sent = int(rate * seconds)
+        received = 2 * sent
         moved = self._domains.filter(uuid=domain.uuid, counters_at=domain.counters_at).update(
             tx_bytes=F("tx_bytes") + sent, rx_bytes=F("rx_bytes") + received, counters_at=until
         )

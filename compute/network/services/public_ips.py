@@ -80,7 +80,8 @@ def _check_quota(tenant: Tenant) -> None:
 
 def public_ip_allocate(*, tenant: Tenant, user, instance: Instance | None = None) -> PublicIP:
     """Takes a free address from the pools for the tenant (billed from now); assigns it to `instance` if given."""
-    if (refusal := standing_refusal(tenant=tenant, what="no public addresses can be allocated")) is not None:
+    standing = Tenant.objects.get(pk=tenant.pk)  # as it is now, not as the caller loaded it
+    if (refusal := standing_refusal(tenant=standing, what="no public addresses can be allocated")) is not None:
         raise refusal
     if instance is not None:
         _check_instance(instance, tenant_id=tenant.pk)
