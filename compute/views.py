@@ -31,15 +31,11 @@ from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_
 from compute.rules import quota_refusal, resize_quota_request, resize_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
 from portal.errors import Conflict, ServiceError
-from portal.viewmixins import TenantObjectActionView, safe_next
+from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 100
 NEW_KEY_PREFIX = "newkey"
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _signed(amount: Decimal) -> str:
@@ -139,7 +135,7 @@ def _key_picker_context(*, keys, checked: list[str], key_form: SSHKeyForm | None
     }
 
 
-class LaunchKeyAddView(TenantScopedMixin, View):
+class LaunchKeyAddView(HtmxPartialMixin, TenantScopedMixin, View):
     """'Add a key' inside the launch form: with htmx it swaps in the refreshed key picker, new key ticked.
 
     A plain POST (no htmx) adds the key and sends the user back to the launch form with a flash message.
@@ -156,7 +152,7 @@ class LaunchKeyAddView(TenantScopedMixin, View):
                 added = services.sshkey_create(tenant=request.tenant, user=request.user, **key_form.cleaned_data)
             except ServiceError as error:
                 add_service_error(key_form, error)
-        if not _is_htmx(request):
+        if not request.htmx:
             if added is not None:
                 messages.success(request, f"The key {added.name} was added.")
             else:
@@ -181,11 +177,12 @@ def _first_error(form) -> str:
 # --- Instances --------------------------------------------------------------------------------------------------
 
 
-class InstanceListView(TenantScopedMixin, ListView):
+class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
     """The tenant's machines; while any on the page is transitional the table polls itself (htmx) for changes."""
 
     model = Instance
     template_name = "compute/instance_list.html"
+    partial_template_name = "compute/partials/instance_table.html"
     context_object_name = "instances"
     paginate_by = 20
 
@@ -209,18 +206,13 @@ class InstanceListView(TenantScopedMixin, ListView):
         try:
             return super().paginate_queryset(queryset, page_size)
         except Http404:
-            if not _is_htmx(self.request):
+            if not self.request.htmx:
                 raise
             # A poll of a page that no longer exists (its instances were deleted) shows the last page instead of
             # failing every 2 s.
             paginator = self.get_paginator(queryset, page_size)
             page = paginator.page(paginator.num_pages)
             return paginator, page, page.object_list, page.has_other_pages()
-
-    def get_template_names(self):
-        if _is_htmx(self.request):
-            return ["compute/partials/instance_table.html"]
-        return [self.template_name]
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -230,21 +222,17 @@ class InstanceListView(TenantScopedMixin, ListView):
         return context
 
 
-class InstanceDetailView(TenantScopedMixin, DetailView):
+class InstanceDetailView(HtmxPartialMixin, TenantScopedMixin, DetailView):
     """Specs, actions, resize and the event log; polls itself (htmx) while the instance is transitional."""
 
     model = Instance
     template_name = "compute/instance_detail.html"
+    partial_template_name = "compute/partials/instance_live.html"
     context_object_name = "instance"
 
     def get_queryset(self):
         # Deleted instances stay readable here: their event log is the record of what happened.
         return super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by")
-
-    def get_template_names(self):
-        if _is_htmx(self.request):
-            return ["compute/partials/instance_live.html"]
-        return [self.template_name]
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
