@@ -119,5 +119,5 @@ def test_polling_keeps_the_filters(member_client, tenant, fleet):
     partial = member_client.get(LIST, {"name": "web", "ordering": "name"}, headers={"HX-Request": "true"})
 
     assert partial.status_code == 200
-    assert 'hx-get="/instances/?name=web&amp;ordering=name"' in partial.text
+    assert f'hx-get="{LIST}?name=web&amp;ordering=name"' in partial.text
     assert _dashboard_names(partial) == ["web-a", "web-b", "web-new"]
