@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
@@ -55,6 +56,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.middleware.LoginRequiredMiddleware",
@@ -104,16 +106,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (rate-limit counters, worker heartbeat) --------------------------------------------------------------
 CACHE_URL = env_url_scheme("CACHE_URL", f"file://{VAR_DIR / 'cache'}", allowed=("file", "redis", "rediss", "locmem"))
 if CACHE_URL.startswith("redis"):
+    # The URL goes to redis-py whole (ACL user name, password, database, TLS options in the query): checked here,
+    # never rewritten. (django-cache-url rebuilds it, losing the user name, the query and an IPv6 host's brackets.)
+    _cache = urlsplit(CACHE_URL)
+    try:
+        _cache.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} has an invalid port.") from None
+    if not _cache.hostname:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} names no Redis host.")
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 elif CACHE_URL.startswith("locmem"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": CACHE_URL.removeprefix("file://"),
-        }
-    }
+    _cache_folder = CACHE_URL.removeprefix("file://")
+    if not _cache_folder:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} names no folder.")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": _cache_folder}}
 
 # --- Auth ------------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
@@ -205,8 +214,7 @@ if EMAIL_URL.startswith("console"):
 elif EMAIL_URL.startswith("locmem"):
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 else:
-    from urllib.parse import unquote, urlsplit
-
+    # Parsed here: dj-email-url knows none of smtp+tls, smtp+ssl or locmem, and reads a bare smtp:// as localhost.
     _email = urlsplit(EMAIL_URL)
     if not _email.hostname:
         raise ImproperlyConfigured(f"EMAIL_URL={EMAIL_URL!r} names no SMTP host.")
