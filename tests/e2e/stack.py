@@ -124,7 +124,7 @@ class Stack:
     def start(self) -> "Stack":
         self.manage("migrate", "--noinput")
         self.manage("seed_demo")
-        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py"])
+        self.start_web()
         self.start_worker()
         self._spawn(
             "beat",
@@ -141,6 +141,10 @@ class Stack:
         )
         self.wait_for(lambda: self.get("/healthz").status_code == 200, what="the web server")
         return self
+
+    def start_web(self, *options: str) -> None:
+        """gunicorn with portal/gunicorn.conf.py; `options` are command-line settings, which override the file's."""
+        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py", *options])
 
     def start_worker(self) -> None:
         self._spawn(
