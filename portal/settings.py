@@ -9,6 +9,7 @@ from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import (
+    env_bind_url,
     env_bool,
     env_database,
     env_int,
@@ -25,7 +26,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY", generated_file=VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Links in e-mails. Unless set, the address the web server binds: what `make run HOST=… PORT=…` gives web, worker and
+# beat alike, and what it serves.
+SITE_URL = (env_str("SITE_URL", "") or env_bind_url("GUNICORN_BIND", "127.0.0.1:8000")).rstrip("/")
 if "://" not in SITE_URL:
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an absolute URL such as https://hangar.example.com.")
 
