@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -50,6 +51,21 @@ class DrainingThreadWorker(ThreadWorker):
             self.alive = False
 
 
+class QuietAccessLogger(Logger):
+    """Leaves successful static-file and health-check requests out of the access log.
+
+    A page fetches several static files and load balancers poll /healthz every few seconds; with them the requests
+    that matter, pages and API calls, are hard to find. Failures are still logged.
+    """
+
+    QUIET_PREFIXES = ("/static/", "/healthz")
+
+    def access(self, resp, req, environ, request_time):
+        if resp.status_code is not None and resp.status_code < 400 and req.path.startswith(self.QUIET_PREFIXES):
+            return
+        super().access(resp, req, environ, request_time)
+
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 2))
@@ -60,4 +76,5 @@ max_requests = 2000
 max_requests_jitter = 200
 accesslog = "-"
 errorlog = "-"
+logger_class = QuietAccessLogger
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
