@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 STACK_REDIS_DB = 9
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -43,7 +43,7 @@ class Response:
 class Stack:
     def __init__(self, var_dir: Path):
         self.var_dir = var_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
