@@ -67,8 +67,22 @@ def make_run(tmp_path):
         yield process, log, f"http://127.0.0.1:{port}/"
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        # Whatever outlived make in the sessions web, worker and beat were started in (one each).
+        leftover = set(_started(log).values())
+        for pid, session in _sessions().items():
+            if session in leftover:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _started(log: Path) -> dict[str, int]:
+    """The processes make run said it started, by name: their pids, which are also their session ids."""
+    return {name: int(pid) for name, pid in re.findall(r"system\s*\| (\w+) started \(pid=(\d+)\)", log.read_text())}
 
 
 def test_make_run_starts_everything_and_ctrl_c_stops_it_cleanly(make_run):
@@ -77,7 +91,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_cleanly(make_run):
     while "log in as operator@" not in log.read_text().partition("Hangar is up")[2]:
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-5000:]
         time.sleep(0.5)
-    started = {name: int(pid) for name, pid in re.findall(r"system\s*\| (\w+) started \(pid=(\d+)\)", log.read_text())}
+    started = _started(log)
     assert set(started) == {"web", "worker", "beat"}
 
     assert _get(url + "accounts/login/") == 200
