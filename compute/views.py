@@ -29,7 +29,7 @@ from compute.forms import (
 )
 from compute.models import Flavor, Instance, InstanceState, SSHKey
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
-from compute.rules import quota_refusal, resize_quota_request, resize_refusal
+from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
 from portal.errors import Conflict, ServiceError
 from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
@@ -75,9 +75,7 @@ class LaunchView(TenantScopedMixin, FormView):
         selected_flavor = str(form["flavor"].value() or "")
         flavors = []
         for flavor in flavor_list():
-            refusal = quota_refusal(
-                usage=usage, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
-            )
+            refusal = quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor))
             flavors.append(
                 {
                     "flavor": flavor,
@@ -88,7 +86,19 @@ class LaunchView(TenantScopedMixin, FormView):
                 }
             )
         selected_image = str(form["image"].value() or "")
-        images = [{"image": image, "checked": str(image.pk) == selected_image} for image in image_list()]
+        # Which sizes each image cannot run on, by the service's own rule: the form greys them out as you pick.
+        images = [
+            {
+                "image": image,
+                "checked": str(image.pk) == selected_image,
+                "too_small": " ".join(
+                    str(option["flavor"].pk)
+                    for option in flavors
+                    if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
+                ),
+            }
+            for image in image_list()
+        ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
             flavors=flavors,
