@@ -103,7 +103,6 @@ class TwoFactorCodeForm(forms.Form):
     code = forms.CharField(
         label="Code",
         max_length=20,
-        help_text="The six digits your authenticator app shows for Hangar, or one of your recovery codes.",
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True, "spellcheck": "false"}
         ),

@@ -405,7 +405,7 @@ class ActivityEntry(TenantOwned):
         DASHBOARD = "dashboard", "Dashboard"
         API = "api", "API"
         ADMIN = "admin", "Operator admin"
-        SYSTEM = "system", "Hangar"
+        SYSTEM = "system", "System"
 
     class ResourceType(models.TextChoices):
         ORGANISATION = "organisation", "Organisation"

@@ -45,11 +45,8 @@ class SignUpView(FormView):
     def form_valid(self, form):
         user = services.user_sign_up(**form.cleaned_data)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(
-            self.request,
-            f"Welcome to Hangar, {user.display_name}. We e-mailed a link to {user.email}: open it to confirm the "
-            "address before you launch anything.",
-        )
+        # The banner above every page asks to confirm the address (tenants/partials/verify_banner.html).
+        messages.success(self.request, f"Welcome to Hangar, {user.display_name}.")
         return HttpResponseRedirect(safe_next(self.request, reverse("home")))
 
 

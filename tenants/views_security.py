@@ -139,10 +139,11 @@ class SecurityView(TemplateView):
     def get_context_data(self, **kwargs):
         user = self.request.user
         device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-        sessions = list(user_sessions(user=user))
         current_key = self.request.session.session_key
+        sessions = list(user_sessions(user=user))
         for session in sessions:
             session.is_current = session.session_key == current_key
+        sessions.sort(key=lambda session: not session.is_current)  # this browser first, then the latest seen
         return super().get_context_data(
             totp_device=device,
             recovery_codes_left=user_recovery_codes_left(user=user) if device else 0,

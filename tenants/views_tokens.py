@@ -41,7 +41,7 @@ class ApiTokenForm(forms.Form):
         label="Allowed networks",
         required=False,
         max_length=2000,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "203.0.113.0/24, 2001:db8::/48"}),
+        widget=forms.Textarea(attrs={"rows": 2, "class": "short", "placeholder": "203.0.113.0/24, 2001:db8::/48"}),
         help_text="Optional: addresses or CIDR networks the token may be used from, separated by commas or new "
         "lines. Leave empty to allow any address.",
     )

@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
                 ('actor_email', models.CharField(blank=True, max_length=254)),
                 ('token_id', models.UUIDField(blank=True, null=True)),
                 ('token_name', models.CharField(blank=True, max_length=100)),
-                ('channel', models.CharField(choices=[('dashboard', 'Dashboard'), ('api', 'API'), ('admin', 'Operator admin'), ('system', 'Hangar')], max_length=16)),
+                ('channel', models.CharField(choices=[('dashboard', 'Dashboard'), ('api', 'API'), ('admin', 'Operator admin'), ('system', 'System')], max_length=16)),
                 ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
                 ('resource_type', models.CharField(choices=[('organisation', 'Organisation'), ('member', 'Member'), ('invitation', 'Invitation'), ('api_token', 'API token'), ('instance', 'Instance'), ('ssh_key', 'SSH key'), ('billing', 'Billing settings'), ('invoice', 'Invoice')], max_length=32)),
                 ('resource_id', models.CharField(blank=True, max_length=64)),
