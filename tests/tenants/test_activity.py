@@ -346,3 +346,33 @@ def test_a_browser_session_records_the_dashboard_channel_without_a_token(owner, 
     client.post(reverse("tenant-settings"), {"name": "Another"})
     entry = the_entry(tenant)
     assert (entry.channel, entry.token_id, entry.token_name) == ("dashboard", None, "")
+
+
+def test_an_operator_editing_the_organisation_in_the_admin_is_recorded(tenant, member):
+    operator = _operator()
+    membership = Membership.objects.get(user=member)
+    quota = tenant.quota
+    form = {
+        "name": tenant.name,
+        "quota-TOTAL_FORMS": "1",
+        "quota-INITIAL_FORMS": "1",
+        "quota-0-tenant": str(tenant.pk),
+        "quota-0-instances": "50",
+        "quota-0-vcpus": str(quota.vcpus),
+        "quota-0-ram_mib": str(quota.ram_mib),
+        "quota-0-volume_gb": str(quota.volume_gb),
+        "quota-0-public_ips": str(quota.public_ips),
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": str(membership.pk),
+        "memberships-0-tenant": str(tenant.pk),
+        "memberships-0-user": str(member.pk),
+        "memberships-0-role": Role.ADMIN,
+    }
+    response = login_client(operator).post(reverse("admin:tenants_tenant_change", args=[tenant.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = the_entry(tenant)
+    assert (entry.action, entry.actor, entry.channel, entry.resource_type) == (
+        "operator_edit", operator, "admin", Resource.ORGANISATION,
+    )  # fmt: skip
+    assert "Quota" in entry.message and "membership" in entry.message.lower()
