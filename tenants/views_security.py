@@ -2,6 +2,7 @@
 verification, and the owner's two-factor rule for the organisation."""
 
 import time
+from base64 import b32encode
 from urllib.parse import urlencode
 
 import segno
@@ -10,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login, user_login_failed
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -206,8 +208,6 @@ class TwoFactorSetupView(FormView):
 
 
 def _base32(key: bytes) -> str:
-    from base64 import b32encode
-
     return b32encode(key).decode()
 
 
@@ -329,6 +329,8 @@ class EmailVerifyResendView(View):
     def post(self, request):
         if request.user.email_verified:
             messages.info(request, "Your e-mail address is already confirmed.")
+        elif not cache.add(f"hangar:email-verify-resend:{request.user.pk}", 1, timeout=60):
+            messages.info(request, "A link was sent less than a minute ago; give it a moment to arrive.")
         else:
             services.email_verification_send(user=request.user)
             messages.success(request, f"A new link is on its way to {request.user.email}.")

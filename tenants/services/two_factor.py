@@ -18,7 +18,11 @@ from django_otp.util import random_hex
 from portal.errors import Conflict, Forbidden, InvalidRequest
 from tenants.models import Membership, Tenant, TenantEvent
 from tenants.roles import Permission
-from tenants.selectors import user_has_two_factor, user_tenants_requiring_two_factor
+from tenants.selectors import (
+    tenant_members_without_two_factor,
+    user_has_two_factor,
+    user_tenants_requiring_two_factor,
+)
 from tenants.services.events import tenant_event
 
 RECOVERY_CODES = 10
@@ -127,7 +131,7 @@ def tenant_require_two_factor(*, tenant: Tenant, required: bool, actor_membershi
         locked.two_factor_required = required
         locked.save(update_fields=["two_factor_required"])
         if required:
-            missing = Membership.objects.for_tenant(locked).exclude(user__in=_users_with_two_factor()).count()
+            missing = tenant_members_without_two_factor(tenant=locked).count()
             message = "Two-factor log-in is now required of every member"
             message += f" ({missing} still to enrol)." if missing else "."
         else:
@@ -135,7 +139,3 @@ def tenant_require_two_factor(*, tenant: Tenant, required: bool, actor_membershi
         tenant_event(tenant=locked, action=TenantEvent.Action.TWO_FACTOR, actor=actor_membership.user, message=message)
     tenant.two_factor_required = required
     return locked
-
-
-def _users_with_two_factor():
-    return TOTPDevice.objects.filter(confirmed=True).values("user_id")
