@@ -3,7 +3,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from compute.models import InstanceState, validate_instance_name
+from compute.models import validate_instance_name
 from compute.rules import image_fit_refusal
 from compute.selectors import flavor_list, image_list, sshkey_list
 from compute.sshkeys import parse_public_key
@@ -112,17 +112,6 @@ class SSHKeyForm(forms.Form):
         except ValidationError as error:
             raise forms.ValidationError(error.messages[0]) from None
         return text
-
-
-class InstanceFilterForm(forms.Form):
-    STATE_CHOICES = [("", "Any state")] + [
-        (value, label) for value, label in InstanceState.choices if value != InstanceState.DELETED
-    ]
-
-    state = forms.ChoiceField(choices=STATE_CHOICES, required=False)
-    name = forms.CharField(
-        label="Name", max_length=63, required=False, widget=forms.TextInput(attrs={"type": "search"})
-    )
 
 
 class RenameForm(forms.Form):

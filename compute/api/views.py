@@ -11,9 +11,9 @@ from rest_framework.response import Response
 
 from compute import selectors, services
 from compute.api import serializers as s
-from compute.api.filters import FlavorFilter, ImageFilter, InstanceFilter
 from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.drivers.base import DriverError
+from compute.filters import FlavorFilter, ImageFilter, InstanceFilter
 from compute.models import Instance, SSHKey
 from portal.api.schema import ErrorSerializer
 from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet

@@ -47,8 +47,9 @@ def _default_network(tenant: Tenant, actor) -> Network:
             tenant_id=tenant.pk,
             action=NetworkEventAction.NETWORK_CREATE,
             subject=f"{name} ({cidr})",
+            resource_id=network.pk,
             message="The default network: machines join it unless you pick others.",
-            actor=actor,
+            actor=None,  # Hangar made it, not the person: it stays out of their activity log
         )
         return network
     raise RuntimeError("No free range for a default network after several attempts.")
@@ -67,8 +68,9 @@ def _default_firewall(tenant: Tenant, actor) -> Firewall:
         tenant_id=tenant.pk,
         action=NetworkEventAction.FIREWALL_CREATE,
         subject=firewall.name,
+        resource_id=firewall.pk,
         message="The default firewall: SSH and ping in, everything out.",
-        actor=actor,
+        actor=None,
     )
     return firewall
 

@@ -96,6 +96,7 @@ def firewall_create(
             tenant_id=tenant.pk,
             action=NetworkEventAction.FIREWALL_CREATE,
             subject=name,
+            resource_id=firewall.pk,
             actor=user,
             message=_describe(rules),
         )
@@ -141,6 +142,7 @@ def firewall_update(
                 tenant_id=locked.tenant_id,
                 action=NetworkEventAction.FIREWALL_CHANGE,
                 subject=locked.name,
+                resource_id=locked.pk,
                 actor=user,
                 message="; ".join(changes),
             )
@@ -182,7 +184,13 @@ def firewall_delete(*, firewall: Firewall, user) -> None:
         name = locked.name
         locked.instances.clear()
         locked.delete()
-        network_event(tenant_id=firewall.tenant_id, action=NetworkEventAction.FIREWALL_DELETE, subject=name, actor=user)
+        network_event(
+            tenant_id=firewall.tenant_id,
+            action=NetworkEventAction.FIREWALL_DELETE,
+            subject=name,
+            resource_id=firewall.pk,
+            actor=user,
+        )
 
 
 def firewalls_check(*, tenant_id, firewalls: Iterable[Firewall]) -> list[Firewall]:
@@ -223,6 +231,7 @@ def instance_firewalls_set(*, instance: Instance, firewalls: Iterable[Firewall],
                 tenant_id=locked.tenant_id,
                 action=NetworkEventAction.FIREWALLS_SET,
                 subject=locked.name,
+                resource_id=locked.pk,
                 actor=user,
                 message=f"{', '.join(before) or 'none'} → {', '.join(after)}",
             )

@@ -68,6 +68,7 @@ def network_create(*, tenant: Tenant, user, name: str, cidr: str) -> Network:
             tenant_id=tenant.pk,
             action=NetworkEventAction.NETWORK_CREATE,
             subject=str(network),
+            resource_id=network.pk,
             actor=user,
             message=f"{network.capacity} addresses for machines; {network.gateway_ip} is the gateway.",
         )
@@ -93,6 +94,7 @@ def network_rename(*, network: Network, user, name: str) -> Network:
             tenant_id=locked.tenant_id,
             action=NetworkEventAction.NETWORK_RENAME,
             subject=str(locked),
+            resource_id=locked.pk,
             actor=user,
             message=f"from {old} to {name}",
         )
@@ -119,7 +121,11 @@ def network_delete(*, network: Network, user) -> None:
         subject = str(locked)
         locked.delete()
         network_event(
-            tenant_id=network.tenant_id, action=NetworkEventAction.NETWORK_DELETE, subject=subject, actor=user
+            tenant_id=network.tenant_id,
+            action=NetworkEventAction.NETWORK_DELETE,
+            subject=subject,
+            resource_id=network.pk,
+            actor=user,
         )
 
 

@@ -91,7 +91,13 @@ def public_ip_allocate(*, tenant: Tenant, user, instance: Instance | None = None
         now = timezone.now()
         public_ip = _take_address(tenant=tenant, user=user, now=now)
         lifecycle.announce_billable(resource=public_ip.billable(), at=now)
-        network_event(tenant_id=tenant.pk, action=NetworkEventAction.IP_ALLOCATE, subject=public_ip.address, actor=user)
+        network_event(
+            tenant_id=tenant.pk,
+            action=NetworkEventAction.IP_ALLOCATE,
+            subject=public_ip.address,
+            resource_id=public_ip.pk,
+            actor=user,
+        )
         if locked_instance is not None:
             public_ip = _assign(public_ip, locked_instance, user=user, now=now)
     return public_ip
@@ -144,6 +150,7 @@ def _assign(locked: PublicIP, instance: Instance, *, user, now) -> PublicIP:
         tenant_id=locked.tenant_id,
         action=NetworkEventAction.IP_ASSIGN,
         subject=locked.address,
+        resource_id=locked.pk,
         actor=user,
         message=message,
     )
@@ -177,6 +184,7 @@ def _unassign(locked: PublicIP, *, user, message: str = "") -> None:
         tenant_id=locked.tenant_id,
         action=NetworkEventAction.IP_UNASSIGN,
         subject=locked.address,
+        resource_id=locked.pk,
         actor=user,
         message=message or f"from {previous.name}",
     )
@@ -213,6 +221,7 @@ def public_ip_release(*, public_ip: PublicIP, user) -> PublicIP:
             tenant_id=locked.tenant_id,
             action=NetworkEventAction.IP_RELEASE,
             subject=locked.address,
+            resource_id=locked.pk,
             actor=user,
             message=f"was assigned to {previous.name}" if previous is not None else "",
         )

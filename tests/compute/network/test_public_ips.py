@@ -158,3 +158,16 @@ def test_a_tenant_on_hold_cannot_allocate(pool, tenant, member):
     with pytest.raises(Unprocessable) as refused:
         public_ip_allocate(tenant=tenant, user=member)
     assert refused.value.code == "tenant_on_hold"
+
+
+def test_what_people_do_reaches_the_organisations_activity_log(pool, tenant, member):
+    from tenants.models import ActivityEntry
+
+    public_ip = public_ip_allocate(tenant=tenant, user=member)
+    entry = ActivityEntry.objects.get(tenant=tenant, resource_type="public_ip")
+    assert (entry.action, entry.resource_id, entry.resource_name) == (
+        "ip_allocate",
+        str(public_ip.pk),
+        public_ip.address,
+    )
+    assert entry.actor == member
