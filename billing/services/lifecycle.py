@@ -21,6 +21,7 @@ RESOURCE_TYPES = {
     lifecycle.INSTANCE: ResourceType.INSTANCE,
     lifecycle.VOLUME: ResourceType.VOLUME,
     lifecycle.IPV4: ResourceType.IPV4,
+    lifecycle.TRAFFIC: ResourceType.TRAFFIC,
 }
 
 

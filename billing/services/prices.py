@@ -4,12 +4,13 @@ Flavor.monthly_price (shown by the launch and resize forms) is the current price
 the same transaction as the dated Price row, so the two cannot disagree; operators see it read-only.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
+from billing import pricing
 from billing.models import Price, ResourceType
 from compute.models import Flavor
 from portal.errors import InvalidRequest
@@ -43,6 +44,23 @@ def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
         .first()
     )
     return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
+
+
+class PriceBook:
+    """What compute asks billing through compute.prices: the rules of billing.pricing and today's dated prices."""
+
+    hourly_rate = staticmethod(pricing.hourly_rate)
+    round_money = staticmethod(pricing.round_money)
+
+    @staticmethod
+    def resource_price(resource_type: str) -> Decimal:
+        from billing.services.lifecycle import RESOURCE_TYPES
+
+        kind = RESOURCE_TYPES[resource_type]
+        now = timezone.now()
+        # A traffic price applies from the first month that begins after it was set.
+        at = datetime(now.year, now.month, 1, tzinfo=UTC) if kind == ResourceType.TRAFFIC else now
+        return resource_price_current(resource_type=kind, at=at)
 
 
 def _check_amount(monthly_price: Decimal) -> Decimal:

@@ -91,11 +91,12 @@ def instance_networking(*, instance: Instance) -> InstanceNetworking:
 
 
 def assignable_instances(*, tenant: Tenant) -> QuerySet[Instance]:
-    """Machines a public address can be assigned to: live, with a private address."""
+    """Machines a public address can be assigned to: live, with a private address and no public one yet."""
     return (
         Instance.objects.for_tenant(tenant)
         .exclude(state__in=[InstanceState.DELETING, InstanceState.DELETED])
         .filter(ports__index=0)
+        .exclude(public_ips__state=PublicIPState.ASSIGNED)
         .order_by("name", "id")
     )
 

@@ -16,8 +16,11 @@ from tests.factories.compute import (
 # Session, user and memberships (middleware) are 3 of each; the rest are the page's own reads.
 LIST_QUERIES = 5  # the table alone (what an htmx poll fetches)
 LIST_PAGE_QUERIES = LIST_QUERIES + 1  # the whole page adds the filter bar's sizes and images, in one query
-DETAIL_QUERIES = 9  # + the public addresses counted in the quota headroom of the resize choices
-LAUNCH_QUERIES = 9  # + the public addresses counted in the quota headroom
+# + the public addresses counted in the quota headroom of the resize choices; + networking: interfaces, public
+# address, firewalls, and the firewall picker's choices with their rules
+DETAIL_QUERIES = 14
+# + the public addresses counted in the quota headroom; + the networks, and the firewalls with their rules
+LAUNCH_QUERIES = 12
 KEYS_QUERIES = 4
 
 
