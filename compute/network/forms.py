@@ -39,14 +39,12 @@ class RuleForm(forms.Form):
         label="Ports",
         max_length=11,
         required=False,
-        help_text="22, or a range such as 8000-8100; empty for all (TCP and UDP only).",
         widget=forms.TextInput(attrs={"placeholder": "22", "spellcheck": "false", "autocomplete": "off"}),
     )
     cidr = forms.CharField(
         label="From / to",
         max_length=18,
         initial=ANYWHERE,
-        help_text="Where inbound traffic comes from, or outbound goes to; 0.0.0.0/0 is anywhere.",
         widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
     )
     description = forms.CharField(label="Note", max_length=100, required=False)

@@ -230,6 +230,18 @@ class Firewall(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
+    def rules_summary(self, direction: str) -> str:
+        """Its rules of one direction as people read them, from the prefetched rules."""
+        return "; ".join(rule.summary for rule in self.rules.all() if rule.direction == direction)
+
+    @property
+    def inbound_summary(self) -> str:
+        return self.rules_summary("in") or "nothing gets in"
+
+    @property
+    def outbound_summary(self) -> str:
+        return self.rules_summary("out") or "nothing gets out"
+
 
 class FirewallRule(models.Model):
     """One allow rule of a firewall: direction, protocol, port range (TCP/UDP) and the peer's range."""
@@ -265,6 +277,14 @@ class FirewallRule(models.Model):
     @property
     def ports_label(self) -> str:
         return ports_label(self.port_min, self.port_max) if self.protocol in PORTED else "—"
+
+    @property
+    def summary(self) -> str:
+        """The rule as people read it: "TCP 22 from anywhere (SSH)"."""
+        ports = f" {self.ports_label}" if self.port_min is not None else ""
+        peer = "anywhere" if self.cidr == ANYWHERE else self.cidr
+        note = f" ({self.description})" if self.description else ""
+        return f"{self.get_protocol_display()}{ports} {'from' if self.direction == 'in' else 'to'} {peer}{note}"
 
     def spec(self) -> FirewallRuleSpec:
         return FirewallRuleSpec(
