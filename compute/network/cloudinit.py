@@ -75,7 +75,10 @@ def clean_user_data(text: str | None) -> str:
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return ""
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _error("User-data is not valid UTF-8 text.") from None
     if size > MAX_USER_DATA_BYTES:
         raise _error(f"User-data is at most 32 KiB; this is {size / 1024:.1f} KiB.")
     if "\x00" in text:

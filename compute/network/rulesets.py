@@ -60,6 +60,17 @@ def normal_cidr(text: str) -> str:
     return str(ipaddress.IPv4Network(text.strip(), strict=False))
 
 
+def is_text(value: str) -> bool:
+    """Whether the database can store it: no NUL, no lone surrogate (JSON can carry both)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def rule_errors(rule: RuleInput) -> dict[str, str]:
     """Per field, why the rule is invalid; empty when it is valid."""
     errors: dict[str, str] = {}
@@ -84,6 +95,8 @@ def rule_errors(rule: RuleInput) -> dict[str, str]:
         errors["cidr"] = message
     if len(rule.description or "") > 100:
         errors["description"] = "At most 100 characters."
+    elif not is_text(rule.description or ""):
+        errors["description"] = "Use plain text."
     return errors
 
 

@@ -280,3 +280,12 @@ def test_the_instance_shows_its_traffic(api, catalog):  # noqa: F811
     traffic = api.get(f"/api/v1/instances/{instance['id']}/").json()["traffic"]
     assert (traffic["tx_bytes"], traffic["rx_bytes"]) == (2 * 1024 * 1024, 1000)
     assert traffic["sampled_at"]
+
+
+def test_user_data_that_is_not_text_is_refused(api, catalog):  # noqa: F811
+    # A lone surrogate escaped in JSON, as only a hand-written body carries it.
+    body = f'{{"name": "web-1", "flavor": "{catalog["small"].pk}", "image": "{catalog["image"].pk}", '
+    body += '"user_data": "#!/bin/sh\\n\\ud800"}'
+    response = api.post("/api/v1/instances/", body, content_type="application/json")
+    assert_error(response, 400, "invalid")
+    assert "user_data" in response.json()["error"]["details"]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from compute.models import Instance, InstanceState
 from compute.network.models import Firewall, FirewallRule, NetworkEventAction
-from compute.network.rulesets import RuleInput, normal_cidr, rule_errors
+from compute.network.rulesets import RuleInput, is_text, normal_cidr, rule_errors
 from compute.network.services.common import after_commit, clean_name, owned_choice
 from compute.network.services.events import network_event
 from portal.errors import Conflict, InvalidRequest
@@ -41,6 +41,13 @@ def rules_check(rules: Iterable[RuleInput]) -> list[RuleInput]:
             f"Rule {index + 1}: {message}", code="invalid_rule", details={"field": "rules", "rules": problems}
         )
     return rules
+
+
+def _clean_description(description: str | None) -> str:
+    description = (description or "").strip()
+    if not is_text(description):
+        raise InvalidRequest("Use plain text for the description.", code="invalid", details={"field": "description"})
+    return description[:200]
 
 
 def _name_error(name: str) -> InvalidRequest:
@@ -87,7 +94,7 @@ def firewall_create(
         try:
             with transaction.atomic():
                 firewall = Firewall.objects.create(
-                    tenant=tenant, name=name, description=(description or "").strip()[:200], created_by=user
+                    tenant=tenant, name=name, description=_clean_description(description), created_by=user
                 )
         except IntegrityError:
             raise _name_error(name) from None
@@ -125,7 +132,7 @@ def firewall_update(
             locked.name = name
             fields.append("name")
         if description is not None:
-            locked.description = description.strip()[:200]
+            locked.description = _clean_description(description)
             fields.append("description")
         locked.updated_at = timezone.now()
         try:

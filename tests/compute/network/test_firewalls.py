@@ -130,3 +130,10 @@ def test_renaming_keeps_the_rules(tenant, member):
     firewall_update(firewall=web, user=member, name="frontend")
     web.refresh_from_db()
     assert web.name == "frontend" and web.rules.count() == 3
+
+
+def test_text_the_database_cannot_store_is_a_clear_error(tenant, member):
+    with pytest.raises(InvalidRequest) as refused:
+        firewall_create(tenant=tenant, user=member, name="web", description="bad \ud800")
+    assert refused.value.details == {"field": "description"}
+    assert rule_errors(RuleInput("in", "tcp", 22, 22, "0.0.0.0/0", "x\ud800")) == {"description": "Use plain text."}

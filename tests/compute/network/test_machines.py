@@ -150,3 +150,9 @@ def test_another_tenants_network_or_firewall_is_refused(launch):
     with pytest.raises(Exception) as refused:
         launch(firewalls=[FirewallFactory()])
     assert refused.value.code == "invalid_firewall"
+
+
+def test_user_data_that_is_not_text_is_refused_by_the_service_too(launch):
+    with pytest.raises(Exception) as refused:
+        launch(user_data="#!/bin/sh\n\ud800")
+    assert refused.value.code == "invalid_user_data"
