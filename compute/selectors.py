@@ -3,7 +3,17 @@
 from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from compute.models import TRANSITIONAL_STATES, Flavor, Host, Image, Instance, InstanceEvent, InstanceState, SSHKey
+from compute.models import (
+    TRANSITIONAL_STATES,
+    Flavor,
+    Host,
+    Image,
+    Instance,
+    InstanceEvent,
+    InstanceState,
+    Region,
+    SSHKey,
+)
 from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages
 from tenants.models import Quota, Tenant
 
@@ -99,6 +109,26 @@ def sshkey_list(*, tenant: Tenant) -> QuerySet[SSHKey]:
 def flavor_list() -> QuerySet[Flavor]:
     """Flavors a tenant may launch, smallest first."""
     return Flavor.objects.active().order_by("vcpus", "ram_mib", "disk_gib", "name")
+
+
+def region_list() -> QuerySet[Region]:
+    return Region.objects.order_by("name")
+
+
+def region_choices(*, flavors) -> list[dict]:
+    """Each region with the sizes its enabled hosts have room for now: {"region", "fits": set of flavor ids,
+    "hosts": how many take new machines}. A region where nothing fits says so on the launch form."""
+    usages = host_usages(Host.objects.filter(enabled=True, draining=False).order_by("name"))
+    choices = []
+    for region in region_list():
+        in_region = [usage for usage in usages if usage.host.region_id == region.pk]
+        fits = {
+            flavor.pk
+            for flavor in flavors
+            if any(u.fits(vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, disk_gib=flavor.disk_gib) for u in in_region)
+        }
+        choices.append({"region": region, "fits": fits, "hosts": len(in_region)})
+    return choices
 
 
 def image_list() -> QuerySet[Image]:
