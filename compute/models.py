@@ -91,7 +91,9 @@ class Host(models.Model):
         "libvirt storage pool",
         max_length=64,
         default="hangar",
-        help_text="Where instance disks live on a libvirt host. Hosts sharing one libvirt daemon need different pools.",
+        blank=True,
+        help_text="Where instance disks live on a libvirt host (empty: hangar). Hosts sharing one libvirt daemon need "
+        "different pools.",
     )
     vcpus = models.PositiveIntegerField("vCPUs", validators=[MinValueValidator(1)])
     ram_mib = models.PositiveIntegerField("RAM (MiB)", validators=[MinValueValidator(256)])

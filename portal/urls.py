@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
+from portal import views, views_ops
 
 admin.site.site_header = "Hangar operations"
 admin.site.site_title = "Hangar operations"
@@ -10,6 +10,7 @@ admin.site.index_title = "Hosts, catalog, tenants and billing"
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("admin/overview/", admin.site.admin_view(views_ops.overview), name="ops-overview"),
     path("admin/", admin.site.urls),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),

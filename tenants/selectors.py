@@ -40,3 +40,8 @@ def api_token_find(*, token: str) -> ApiToken | None:
     if api_token is None or not api_token.is_active or not api_token.user.is_active:
         return None
     return api_token
+
+
+def tenants_not_active() -> QuerySet[Tenant]:
+    """For operators: organisations on hold or suspended, the longest-standing first."""
+    return Tenant.objects.exclude(status=Tenant.Status.ACTIVE).order_by("hold_since", "name", "pk")

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='host',
             name='storage_pool',
-            field=models.SlugField(default='hangar', help_text='Where instance disks live on a libvirt host. Hosts sharing one libvirt daemon need different pools.', max_length=64, verbose_name='libvirt storage pool'),
+            field=models.SlugField(blank=True, default='hangar', help_text='Where instance disks live on a libvirt host (empty: hangar). Hosts sharing one libvirt daemon need different pools.', max_length=64, verbose_name='libvirt storage pool'),
         ),
         migrations.AddField(
             model_name='instance',

@@ -6,7 +6,14 @@ outcome recorders (`instance_build_succeeded`, `instance_action_failed`, …), w
 instance has already moved on: a duplicate delivery records nothing twice.
 """
 
-from compute.services.hosts import Evacuation, host_disable, host_drain, host_enable, host_evacuate
+from compute.services.hosts import (
+    Evacuation,
+    host_disable,
+    host_drain,
+    host_enable,
+    host_evacuate,
+    region_make_default,
+)
 from compute.services.instances import (
     instance_action_failed,
     instance_action_succeeded,
@@ -62,6 +69,7 @@ __all__ = [
     "instance_task_requeue",
     "orphan_domain_destroy",
     "orphan_domains_record",
+    "region_make_default",
     "sshkey_create",
     "sshkey_delete",
 ]

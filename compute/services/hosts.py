@@ -12,11 +12,26 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from compute.models import Host, Instance
+from compute.models import Host, Instance, Region
 from compute.services.migration import instance_migrate
 from portal.errors import Conflict, ServiceError
 
 logger = logging.getLogger(__name__)
+
+
+def region_make_default(*, region: Region, actor) -> Region:
+    """The region launches go to when none is named (the launch form preselects it)."""
+    with transaction.atomic():
+        # Lock every region (in name order) so two operators choosing different defaults cannot both win.
+        regions = list(Region.objects.select_for_update().order_by("name"))
+        locked = next(r for r in regions if r.pk == region.pk)
+        if locked.is_default:
+            raise Conflict(f"{locked} already is the default region.", code="region_unchanged")
+        Region.objects.filter(is_default=True).update(is_default=False)
+        locked.is_default = True
+        locked.save(update_fields=["is_default"])
+    logger.info("Region %s made the default by %s.", locked.name, actor)
+    return locked
 
 
 def _set_flags(*, host: Host, actor, refusal: str | None, **flags) -> Host:

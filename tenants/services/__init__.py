@@ -13,6 +13,7 @@ from tenants.services.memberships import (
     user_sign_up,
     user_sign_up_invited,
 )
+from tenants.services.quotas import tenant_quota_set
 from tenants.services.standing import tenant_hold, tenant_resume, tenant_suspend
 from tenants.services.tokens import (
     api_token_can_manage,
@@ -39,6 +40,7 @@ __all__ = [
     "tenant_create",
     "tenant_event",
     "tenant_hold",
+    "tenant_quota_set",
     "tenant_rename",
     "tenant_resume",
     "tenant_suspend",
