@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -362,18 +363,7 @@ class AccountEventAdmin(ReadOnlyAdmin):
 # --- the organisation's page: billing details, credit, spend -----------------------------------------------------
 
 
-class CreditLedgerInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = CreditEntry
-    fk_name = "tenant"
-    fields = ["created_at", "kind", "amount", "description", "created_by"]
-    readonly_fields = fields
-    extra = 0
-    ordering = ["-created_at", "-id"]
-    verbose_name_plural = "credit ledger"
-    classes = ["ops-inline"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
+LEDGER_SHOWN = 20
 
 
 class TopUpAmountForm(forms.Form):
@@ -413,17 +403,19 @@ def _tenant_admin_with_billing(base):
     class TenantAdmin(base):
         actions = [*base.actions, record_topup]
 
-        def get_inlines(self, request, obj):
-            return [*super().get_inlines(request, obj), CreditLedgerInline]
-
         def get_readonly_fields(self, request, obj=None):
-            return [*super().get_readonly_fields(request, obj), "billing_details", "credit", "spend"]
+            return [*super().get_readonly_fields(request, obj), "billing_details", "credit", "spend", "ledger"]
 
         def get_fieldsets(self, request, obj=None):
             fieldsets = list(super().get_fieldsets(request, obj))
             if obj is None:
                 return fieldsets
-            return [*fieldsets, ("Billing", {"fields": ["billing_details", "credit", "spend"]})]
+            return [*fieldsets, ("Billing", {"fields": ["billing_details", "credit", "spend", "ledger"]})]
+
+        @admin.display(description="credit ledger")
+        def ledger(self, obj) -> str:
+            entries = list(selectors.credit_entries(tenant=obj).select_related("created_by")[:LEDGER_SHOWN])
+            return render_to_string("admin/billing/credit_ledger.html", {"entries": entries, "tenant": obj})
 
         @admin.display(description="billing details")
         def billing_details(self, obj) -> str:

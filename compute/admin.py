@@ -45,11 +45,10 @@ def capacity_bar(*, used: int, physical: int, allocatable: int, unit: str) -> st
 
 
 def host_status(host: Host) -> str:
-    if not host.enabled:
-        return format_html('<span class="ops-badge off">disabled</span>')
-    if host.draining:
-        return format_html('<span class="ops-badge warn">draining</span>')
-    return format_html('<span class="ops-badge ok">enabled</span>')
+    kind, label = (
+        ("off", "disabled") if not host.enabled else ("warn", "draining") if host.draining else ("ok", "enabled")
+    )
+    return format_html('<span class="ops-badge {}">{}</span>', kind, label)
 
 
 class CapacityColumns:

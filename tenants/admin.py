@@ -64,6 +64,7 @@ def _standing_action(*, status: str, title: str, explanation: str, service):
             queryset,
             call=lambda tenant: service(tenant=tenant, actor=request.user, note=confirmation["note"]),
             done_label=Tenant.Status(status).label,
+            note=confirmation["note"],
         )
         return None
 
@@ -121,10 +122,13 @@ class TenantAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not Quota:
             return super().save_formset(request, form, formset, change)
+        # What the admin's change message reads from a formset it saved itself.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for quota_form in formset.forms:
             if quota_form.has_changed():
                 limits = {name: quota_form.cleaned_data[name] for name in QUOTA_FIELDS}
-                tenant_quota_set(tenant=form.instance, actor=request.user, limits=limits)
+                quota = tenant_quota_set(tenant=form.instance, actor=request.user, limits=limits)
+                formset.changed_objects.append((quota, quota_form.changed_data))
         return None
 
     @admin.display(description="members", ordering="_members")
