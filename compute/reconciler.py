@@ -23,6 +23,7 @@ from django.utils import timezone
 from compute import services
 from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
+from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
 
 logger = logging.getLogger(__name__)
@@ -164,4 +165,5 @@ def reconcile(*, grace: timedelta | None = None, now=None, hosts=None) -> Reconc
         compare_host(host, now=now, report=report)
     if any((report.overdue, report.requeued, report.vanished, report.power_synced, report.unreachable_hosts)):
         logger.info("Reconciler: %s", report.summary())
+    count_findings(report)
     return report

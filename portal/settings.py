@@ -13,6 +13,7 @@ from portal.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     env_url_scheme,
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -81,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenancy",
                 "billing.context_processors.banners",
+                "portal.logging.request_id",
             ],
         },
     },
@@ -343,12 +346,15 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Metrics (portal/metrics.py) -------------------------------------------------------------------------------
+# /metrics answers to these networks, or to `Authorization: Bearer <METRICS_TOKEN>` from anywhere.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") if env_str("METRICS_TOKEN", "") or env_str("METRICS_TOKEN_FILE", "") else ""
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+
 # --- Logging ---------------------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"axes": {"level": "WARNING"}},
-}
+from portal.logging import logging_config  # noqa: E402  (plain module: no models)
+
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json.")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO").upper())

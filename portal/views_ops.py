@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.views.decorators.csrf import requires_csrf_token
 
 from billing.selectors import revenue_overview
 from compute.selectors import (
@@ -19,6 +20,7 @@ from compute.selectors import (
     instances_in_trouble,
     open_orphan_count,
 )
+from portal.logging import current_request_id
 from portal.queue import queue_depth, worker_heartbeat
 from tenants.selectors import tenants_not_active
 
@@ -64,3 +66,10 @@ def overview(request):
         "now": now,
     }
     return TemplateResponse(request, "admin/overview.html", context)
+
+
+@requires_csrf_token
+def server_error(request, template_name: str = "500.html"):
+    """handler500: Django's own renders without the request; this one shows its id, to quote to support."""
+    response = TemplateResponse(request, template_name, {"request_id": current_request_id()}, status=500)
+    return response.render()

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from compute import lifecycle
 from compute.drivers.base import DomainInfo, PowerState
+from compute.metrics import PROVISIONING_SECONDS
 from compute.models import (
     INSTANCE_ACTIONS,
     TASK_DEADLINES,
@@ -489,6 +490,8 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             at=now,
         )
         lifecycle.announce_billable(resource=locked.billable(), at=now)
+        provisioning = (now - locked.created_at).total_seconds()
+        transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
     return locked
 
 
