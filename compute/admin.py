@@ -248,7 +248,7 @@ class HostAdmin(CapacityColumns, ReconcilePermission, admin.ModelAdmin):
             return "-"
         usage = usage_of(obj)
         return format_html(
-            '<div class="ops-capacity">{}{}{}</div><p class="help">{} live machines.</p>',
+            '<div class="ops-capacity">{}{}{}<span class="ops-muted">{} live machines</span></div>',
             capacity_bar(used=usage.vcpus_used, physical=obj.vcpus, allocatable=obj.vcpus_allocatable, unit=" vCPUs"),
             capacity_bar(
                 used=usage.ram_mib_used, physical=obj.ram_mib, allocatable=obj.ram_mib_allocatable, unit=" MiB RAM"

@@ -29,7 +29,7 @@ from compute.forms import (
 )
 from compute.models import Flavor, Instance, InstanceState, SSHKey
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
-from compute.rules import quota_refusal, resize_quota_request, resize_refusal
+from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
 from portal.errors import Conflict, ServiceError
 from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
@@ -81,9 +81,7 @@ class LaunchView(TenantScopedMixin, FormView):
         chosen_region = next((choice for choice in regions if choice["checked"]), None)
         flavors = []
         for flavor in catalog:
-            refusal = quota_refusal(
-                usage=usage, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
-            )
+            refusal = quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor))
             message = refusal.message if refusal else ""
             if not message and chosen_region is not None and flavor.pk not in chosen_region["fits"]:
                 message = f"No room for this size in {chosen_region['region'].label} right now."
@@ -97,7 +95,19 @@ class LaunchView(TenantScopedMixin, FormView):
                 }
             )
         selected_image = str(form["image"].value() or "")
-        images = [{"image": image, "checked": str(image.pk) == selected_image} for image in image_list()]
+        # Which sizes each image cannot run on, by the service's own rule: the form greys them out as you pick.
+        images = [
+            {
+                "image": image,
+                "checked": str(image.pk) == selected_image,
+                "too_small": " ".join(
+                    str(option["flavor"].pk)
+                    for option in flavors
+                    if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
+                ),
+            }
+            for image in image_list()
+        ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
             regions=regions,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin, helpers
 from django.contrib.admin import action as admin_action
-from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from portal.errors import ServiceError
@@ -48,7 +48,8 @@ def run_service_action(
             modeladmin.message_user(request, f"{obj}: {error.message}", messages.WARNING)
         else:
             done += 1
-            modeladmin.log_change(request, obj, f"{done_label}." + (f" {note}" if note else ""))
+            # Django's log only: the service has recorded it in the organisation's own logs already.
+            ModelAdmin.log_change(modeladmin, request, obj, f"{done_label}." + (f" {note}" if note else ""))
             if report is not None and (line := report(result)):
                 modeladmin.message_user(request, line, messages.INFO)
     if done:

@@ -23,6 +23,7 @@ from django.utils.functional import empty
 HEADER = "X-Request-ID"
 CELERY_HEADER = "hangar_request_id"
 SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+QUIET_PATHS = ("/static/", "/healthz", "/metrics", "/favicon.ico")
 
 _request_id: ContextVar[str] = ContextVar("hangar_request_id", default="")
 _request: ContextVar = ContextVar("hangar_request", default=None)
@@ -101,36 +102,6 @@ class PlainFormatter(logging.Formatter):
         return f"{text} [{context}]" if context else text
 
 
-def logging_config(*, log_format: str, level: str) -> dict:
-    """settings.LOGGING: every handler gets the context filter; LOG_FORMAT=json gives JSON lines."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"context": {"()": "portal.logging.ContextFilter"}},
-        "formatters": {
-            "plain": {
-                "()": "portal.logging.PlainFormatter",
-                "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
-            },
-            "json": {"()": "portal.logging.JsonFormatter"},
-        },
-        "handlers": {
-            "console": {
-                "class": "logging.StreamHandler",
-                "formatter": "json" if log_format == "json" else "plain",
-                "filters": ["context"],
-            }
-        },
-        "root": {"handlers": ["console"], "level": level},
-        "loggers": {
-            "axes": {"level": "WARNING"},
-            # Our request line says it already; Django's own still reports server errors with their traceback.
-            "django.request": {"level": "ERROR"},
-            "django.server": {"level": "WARNING"},
-        },
-    }
-
-
 class RequestLogMiddleware:
     """First in MIDDLEWARE: gives the request its id, answers with it, and logs one line when the response is ready."""
 
@@ -159,6 +130,8 @@ class RequestLogMiddleware:
         route = match.route if match is not None and match.route else "unmatched"
         observe_request(method=request.method, route=route, status=status, seconds=seconds)
         level = logging.ERROR if status >= 500 else logging.WARNING if status == 429 else logging.INFO
+        if level == logging.INFO and request.path.startswith(QUIET_PATHS):
+            level = logging.DEBUG  # static files, health checks and scrapes: every few seconds all day, noise
         duration_ms = round(seconds * 1000, 1)
         request_logger.log(
             level,

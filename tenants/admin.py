@@ -1,10 +1,14 @@
+import json
+
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
 from portal.admin_actions import ReadOnlyAdminMixin, confirmed, is_response, run_service_action
-from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
+from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
 from tenants.services import (
+    activity_record,
     api_tokens_revoke_by_operator,
     tenant_hold,
     tenant_quota_set,
@@ -122,14 +126,34 @@ class TenantAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not Quota:
             return super().save_formset(request, form, formset, change)
-        # What the admin's change message reads from a formset it saved itself.
+        # The service logs the change in the organisation's log; Django's log gets it here, so the change message
+        # (which log_change above would copy into the activity log a second time) leaves it out.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for quota_form in formset.forms:
             if quota_form.has_changed():
                 limits = {name: quota_form.cleaned_data[name] for name in QUOTA_FIELDS}
-                quota = tenant_quota_set(tenant=form.instance, actor=request.user, limits=limits)
-                formset.changed_objects.append((quota, quota_form.changed_data))
+                tenant_quota_set(tenant=form.instance, actor=request.user, limits=limits)
+                changed = ", ".join(quota_form.changed_data)
+                admin.ModelAdmin.log_change(self, request, form.instance, f"Quota changed: {changed}.")
         return None
+
+    def log_change(self, request, obj, message):
+        """Edits here (name, quota, memberships) go into the organisation's activity log, as the operator."""
+        logged = super().log_change(request, obj, message)
+        if message:
+            activity_record(
+                tenant_id=obj.pk,
+                resource_type=ActivityEntry.ResourceType.ORGANISATION,
+                resource_id=obj.pk,
+                resource_name=obj.name,
+                action="operator_edit",
+                action_label="Changed by an operator",
+                actor=request.user,
+                message=LogEntry(
+                    change_message=json.dumps(message) if isinstance(message, list) else message
+                ).get_change_message(),
+            )
+        return logged
 
     @admin.display(description="members", ordering="_members")
     def member_count(self, obj) -> int:

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _manage(tmp_path, *arguments: str, **variables) -> subprocess.CompletedProcess:
     environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_URL", "CELERY_", "CACHE_URL"))
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "CELERY_", "CACHE_URL", "SITE_URL", "GUNICORN_"))
     }
     environment.update(HANGAR_VAR_DIR=str(tmp_path), **variables)
     return subprocess.run(
@@ -60,6 +62,8 @@ def _settings(tmp_path, *names: str, **variables) -> dict:
         ("CACHE_URL", "rediss://:secret@/0"),
         ("CACHE_URL", "redis://cache:port/0"),
         ("CACHE_URL", "file://"),
+        ("GUNICORN_BIND", "unix:/run/hangar.sock"),
+        ("GUNICORN_BIND", "localhost"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, variable, value):
@@ -141,3 +145,21 @@ def test_sqlite_default_uses_wal_and_immediate_transactions(tmp_path):
         options = settings.DATABASES["default"]["OPTIONS"]
         assert options["transaction_mode"] == "IMMEDIATE"
         assert "journal_mode=WAL" in options["init_command"]
+
+
+@pytest.mark.parametrize(
+    ("bind", "site_url"),
+    [
+        ("127.0.0.1:8101", "http://127.0.0.1:8101"),
+        ("0.0.0.0:8102", "http://127.0.0.1:8102"),
+        ("[::1]:8103", "http://[::1]:8103"),
+    ],
+)
+def test_links_in_e_mails_lead_to_the_address_make_run_binds(tmp_path, bind, site_url):
+    # `make run HOST=… PORT=…` hands its address to web, worker and beat as GUNICORN_BIND.
+    assert _settings(tmp_path, "SITE_URL", GUNICORN_BIND=bind) == {"SITE_URL": site_url}
+
+
+def test_a_site_url_that_is_set_wins_over_the_bind(tmp_path):
+    configured = _settings(tmp_path, "SITE_URL", SITE_URL="https://hangar.example.com/", GUNICORN_BIND="unix:/run/x")
+    assert configured == {"SITE_URL": "https://hangar.example.com"}
