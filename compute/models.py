@@ -132,11 +132,14 @@ class Host(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if self.region_id is None:
-            # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one.
-            default = Region.objects.default()
-            if default is None:
-                raise ValidationError({"region": "Define a region first: every host stands in one."})
-            self.region = default
+            # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one;
+            # the first host of an installation without any region brings the default region with it.
+            self.region = (
+                Region.objects.default()
+                or Region.objects.get_or_create(  # write-ok: the first region
+                    name="default", defaults={"label": "Default region", "is_default": True}
+                )[0]
+            )
         super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
 
     def clean(self) -> None:

@@ -4,7 +4,7 @@ and a region without room refuses the launch before anything is created or bille
 import pytest
 from django.urls import reverse
 
-from compute.models import Instance, InstanceEvent, Region
+from compute.models import Host, Instance, InstanceEvent, Region
 from compute.services import instance_launch
 from portal.errors import InvalidRequest, Unprocessable
 from tests.api.conftest import api_client_for
@@ -55,6 +55,12 @@ def test_hosts_made_without_a_region_join_the_default_one(db):
     default = RegionFactory()
     host = HostFactory(name="plain", region=None)
     assert host.region == default
+
+
+def test_the_first_host_of_an_installation_without_regions_brings_the_default_region(db):
+    Region.objects.all().delete()
+    host = Host.objects.create(name="first", vcpus=8, ram_mib=16384, disk_gib=100)
+    assert (host.region.name, host.region.is_default) == ("default", True)
 
 
 def test_the_launch_form_preselects_the_default_region_and_marks_a_full_one(member_client, flavor, image, host, north):
