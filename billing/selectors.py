@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import (
@@ -15,6 +15,7 @@ from billing.models import (
     BudgetAlert,
     CreditEntry,
     Invoice,
+    Price,
     ResourceType,
     Segment,
 )
@@ -29,9 +30,27 @@ from billing.pricing import (
     started_hours,
     traffic_cents,
 )
-from billing.services.prices import resource_price_current
 from compute.network.selectors import tenant_outbound_bytes
 from tenants.models import Tenant
+
+# Volumes, public addresses and outbound traffic (per GB) before an operator has priced them.
+DEFAULT_PRICES = {
+    ResourceType.VOLUME: Decimal("0.0500"),
+    ResourceType.IPV4: Decimal("1.0000"),
+    ResourceType.TRAFFIC: Decimal("0.0100"),
+}
+
+
+def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
+    """The monthly price of one GiB of volume or of one public IPv4 address, or the price of one GB of outbound
+    traffic, at `at`: the latest dated price (billing.services.prices adds them)."""
+    price = (
+        Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
+        .order_by("-effective_from")
+        .values_list("monthly_price", flat=True)
+        .first()
+    )
+    return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
 
 
 @dataclass
@@ -295,3 +314,30 @@ def budget_alerts_current(*, tenant: Tenant, now: datetime | None = None) -> lis
     for alert in alerts.order_by("-threshold", "basis"):
         shown.setdefault(alert.basis, alert)
     return list(shown.values())
+
+
+@dataclass(frozen=True)
+class Revenue:
+    """For operators: this month's metered spend of every tenant so far, and what last month's invoices came to."""
+
+    month_to_date: Decimal
+    last_month_invoiced: Decimal
+    last_month_open: int  # last month's invoices not finalized yet (still drafts)
+
+
+def revenue_overview(*, now: datetime | None = None) -> Revenue:
+    """Sums of the invoices (drafts are refreshed from the segments by metering every few minutes)."""
+    now = now or timezone.now()
+    this_month = month_start(now)
+    last_month = month_start(this_month - timedelta(days=1))
+    current = Invoice.objects.filter(period_start=this_month).exclude(status=Invoice.Status.VOID)
+    previous = Invoice.objects.filter(period_start=last_month)
+    totals = previous.aggregate(
+        invoiced=Sum("total_cents", filter=Q(status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])),
+        open=Count("pk", filter=Q(status=Invoice.Status.DRAFT)),
+    )
+    return Revenue(
+        month_to_date=cents_to_decimal(current.aggregate(total=Sum("total_cents"))["total"] or 0),
+        last_month_invoiced=cents_to_decimal(totals["invoiced"] or 0),
+        last_month_open=totals["open"],
+    )

@@ -12,15 +12,9 @@ from django.utils import timezone
 
 from billing import pricing
 from billing.models import Price, ResourceType
+from billing.selectors import DEFAULT_PRICES, resource_price_current
 from compute.models import Flavor
 from portal.errors import InvalidRequest
-
-# Volumes, public addresses and outbound traffic (per GB) before an operator has priced them.
-DEFAULT_PRICES = {
-    ResourceType.VOLUME: Decimal("0.0500"),
-    ResourceType.IPV4: Decimal("1.0000"),
-    ResourceType.TRAFFIC: Decimal("0.0100"),
-}
 
 
 def flavor_price_current(*, flavor, at: datetime) -> Decimal:
@@ -32,18 +26,6 @@ def flavor_price_current(*, flavor, at: datetime) -> Decimal:
         .first()
     )
     return Decimal(flavor.monthly_price) if price is None else Decimal(price)
-
-
-def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
-    """The monthly price of one GiB of volume or of one public IPv4 address, or the price of one GB of outbound
-    traffic, at `at`."""
-    price = (
-        Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
-        .order_by("-effective_from")
-        .values_list("monthly_price", flat=True)
-        .first()
-    )
-    return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
 
 
 class PriceBook:

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from compute.models import Flavor, Image, Instance, InstanceEvent, SSHKey
+from compute.models import Flavor, Image, Instance, InstanceEvent, Region, SSHKey
 from compute.network.cloudinit import MAX_USER_DATA_BYTES
 from compute.network.models import Firewall, Network
 from compute.network.selectors import instance_ports, instance_public_address
@@ -17,6 +17,15 @@ class FlavorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Flavor
         fields = ["id", "name", "vcpus", "ram_mib", "disk_gib", "monthly_price", "hourly_price"]
+        read_only_fields = fields
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    default = serializers.BooleanField(source="is_default", read_only=True, help_text="Used when a launch names none.")
+
+    class Meta:
+        model = Region
+        fields = ["id", "name", "label", "default"]
         read_only_fields = fields
 
 
@@ -61,6 +70,7 @@ class InstanceTrafficSerializer(serializers.Serializer):
 
 
 class InstanceSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Where the machine runs.")
     flavor = serializers.UUIDField(source="flavor_id", read_only=True)
     image = serializers.UUIDField(source="image_id", read_only=True)
     resize_flavor = serializers.UUIDField(
@@ -86,6 +96,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "name",
             "state",
             "power_state",
+            "region",
             "flavor",
             "image",
             "resize_flavor",
@@ -154,6 +165,14 @@ def _owned_ids(model, **kwargs) -> serializers.ManyRelatedField:
 
 class InstanceCreateSerializer(TenantOwnedMixin, serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
+    region = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Region.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The region's name (see /regions/); the default region when left out.",
+    )
     flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
     image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
     ssh_keys = _owned_ids(SSHKey, default=list)

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('compute', '0003_networking_fields'),
+        ('compute', '0004_networking_fields'),
         ('tenants', '0004_tenant_standing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0002_event_shape'),
+        ('compute', '0003_regions_and_migration'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_existing_users_verified'),
+        ('tenants', '0007_quota_change_event'),
     ]
 
     operations = [
