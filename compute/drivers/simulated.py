@@ -240,7 +240,9 @@ class SimulatedDriver(ComputeDriver):
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to be moved (it is {domain.power}).")
             destination = hosts[target.host.pk]
             target._check_room(destination, vcpus=domain.vcpus, ram_mib=domain.ram_mib, disk_gib=domain.disk_gib)
-            if self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
+            # A Hangar-allocated address (NICs) belongs to its network, wherever the machine runs; only a host-local
+            # one may clash on the new host.
+            if not domain.nics and self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
                 domain.private_ip = target._free_ip()
             domain.host = destination
             domain.save(update_fields=["host", "private_ip"])

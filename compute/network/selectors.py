@@ -168,10 +168,13 @@ def nic_specs(ports: list[Port]) -> tuple[NicSpec, ...]:
     )
 
 
-def network_spec(*, network: Network, host: Host) -> NetworkSpec:
-    """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host."""
+def network_spec(*, network: Network, host: Host, arriving: Instance | None = None) -> NetworkSpec:
+    """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host (and
+    for `arriving`, a machine being moved there)."""
+    on_host = Q(instance__host=host) | Q(instance=arriving) if arriving is not None else Q(instance__host=host)
     ports = (
-        Port.objects.filter(network=network, instance__host=host)
+        Port.objects.filter(network=network)
+        .filter(on_host)
         .filter(LIVE)
         .select_related("instance")
         .order_by("address", "id")

@@ -17,6 +17,7 @@ from compute.network.services.firewalls import (
 from compute.network.services.instances import (
     instance_networking_attach,
     instance_networking_detach,
+    instance_networking_moved,
     instance_networking_release,
     networks_check,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "instance_firewalls_set",
     "instance_networking_attach",
     "instance_networking_detach",
+    "instance_networking_moved",
     "instance_networking_release",
     "instance_public_ip_detach",
     "network_create",

@@ -51,11 +51,13 @@ def instance_firewall_sync(*, instance: Instance, driver: ComputeDriver | None =
         logger.info("No domain for %s on %s yet; its build applies the firewall.", instance.pk, instance.host)
 
 
-def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver) -> None:
-    """Before a machine is created: each of its networks exists on the host, with the machine's lease in it."""
+def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver, host: Host | None = None) -> None:
+    """Before a machine is created on its host (or moved to `host`): each of its networks exists there, with the
+    machine's lease in it."""
+    host = host or instance.host
     networks = Network.objects.filter(ports__instance=instance).order_by("pk")
     for network in networks:
-        driver.network_ensure(network_spec(network=network, host=instance.host))
+        driver.network_ensure(network_spec(network=network, host=host, arriving=instance))
 
 
 def host_sync(*, host: Host) -> list[str]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compute.models import Instance
-from compute.network.models import Firewall, Network
-from compute.network.services.common import owned_choice
+from compute.network.models import Firewall, Network, Port
+from compute.network.services.common import after_commit, owned_choice
 from compute.network.services.defaults import network_defaults_ensure
 from compute.network.services.firewalls import firewalls_check
 from compute.network.services.networks import ports_allocate, ports_release
 from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
+from compute.network.services.traffic import traffic_baseline_reset
 
 MAX_NETWORKS_PER_INSTANCE = 4
 
@@ -56,6 +57,18 @@ def instance_networking_attach(
 def instance_networking_detach(*, instance: Instance, user) -> None:
     """Its deletion is requested: its public address is unmapped now (and stays the tenant's)."""
     instance_public_ip_detach(instance=instance, user=user)
+
+
+def instance_networking_moved(*, instance: Instance, old_host_id) -> None:
+    """It has moved to another host (inside the transaction that records it): its public address follows it, the
+    old host forgets its leases, and the new one applies its firewall."""
+    new_host_id = str(instance.host_id)
+    for host_id in {str(old_host_id), new_host_id}:
+        after_commit("sync_host_nat", host_id=host_id)
+    for network_id in Port.objects.filter(instance=instance).values_list("network_id", flat=True):
+        after_commit("sync_host_network", host_id=str(old_host_id), network_id=str(network_id))
+    after_commit("sync_instance_firewall", instance_id=str(instance.pk))
+    traffic_baseline_reset(instance_id=instance.pk)  # a new NIC on the new host: its counters start from zero
 
 
 def instance_networking_release(*, instance: Instance) -> None:

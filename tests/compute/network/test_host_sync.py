@@ -46,3 +46,35 @@ def test_a_sync_for_a_host_or_machine_that_is_gone_does_nothing(db):
     tasks.sync_host_nat.delay(host_id="00000000-0000-0000-0000-000000000000")
     tasks.sync_host_network.delay(host_id="00000000-0000-0000-0000-000000000000", network_id="x")
     tasks.sync_instance_firewall.delay(instance_id="00000000-0000-0000-0000-000000000000")
+
+
+def test_a_machine_moved_to_another_host_takes_its_address_lease_nat_and_firewall_along(
+    pool, running, tenant, member, host, committed, simulated
+):
+    from compute.services import instance_migrate
+    from tests.factories.compute import HostFactory
+
+    spare = HostFactory(name="hv-spare", vcpus=16, ram_mib=65536, disk_gib=1000, region=host.region)
+    with committed():
+        public_ip = public_ip_allocate(tenant=tenant, user=member, instance=running)
+    port = Port.objects.get(instance=running)
+    simulated.send(str(running.pk), tx_bytes=5000)
+
+    with committed():
+        instance_migrate(instance=running, user=member)
+
+    running.refresh_from_db()
+    assert (running.host, running.state, running.private_ip) == (spare, "running", port.address)
+    lease = {"mac": port.mac, "ip": port.address, "hostname": running.name}
+    assert SimulatedNetwork.objects.get(host=spare, network_id=str(port.network_id)).dhcp_hosts == [lease]
+    assert not SimulatedNetwork.objects.filter(host=host).exists()  # it was the network's only machine there
+    assert list(SimulatedNat.objects.values_list("host", "public_ip", "private_ip")) == [
+        (spare.pk, public_ip.address, port.address)
+    ]
+    assert len(SimulatedDomain.objects.get(uuid=running.pk, host=spare).firewall) == 3
+    from compute.drivers import driver_for
+
+    assert driver_for(spare).connection_allowed(public_ip.address, port=22, source="198.51.100.7")
+    from compute.network.models import TrafficCounter
+
+    assert TrafficCounter.objects.get(instance=running).tx_total == 5000  # read before it stopped on the old host
