@@ -33,6 +33,16 @@ class RegionQuerySet(models.QuerySet):
         """The region a launch goes to unless the user picks another (None only before any region exists)."""
         return self.filter(is_default=True).first() or self.order_by("name").first()
 
+    def default_or_create(self):
+        """The default region; the first thing of an installation that needs one (a host, a network, a pool) brings
+        it with it."""
+        return (
+            self.default()
+            or self.get_or_create(  # write-ok: the first region
+                name="default", defaults={"label": "Default region", "is_default": True}
+            )[0]
+        )
+
 
 class Region(models.Model):
     """A place where hosts stand: users pick one at launch and the scheduler places only on its hosts.
@@ -138,12 +148,7 @@ class Host(models.Model):
         if self.region_id is None:
             # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one;
             # the first host of an installation without any region brings the default region with it.
-            self.region = (
-                Region.objects.default()
-                or Region.objects.get_or_create(  # write-ok: the first region
-                    name="default", defaults={"label": "Default region", "is_default": True}
-                )[0]
-            )
+            self.region = Region.objects.default_or_create()
         super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
 
     def clean(self) -> None:

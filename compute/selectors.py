@@ -122,6 +122,11 @@ def region_list() -> QuerySet[Region]:
     return Region.objects.order_by("name")
 
 
+def several_regions() -> bool:
+    """Whether pages need to say which region things are in."""
+    return Region.objects.count() > 1
+
+
 def region_choices(*, flavors) -> list[dict]:
     """Each region with the sizes its enabled hosts have room for now: {"region", "fits": set of flavor ids,
     "hosts": how many take new machines}. A region where nothing fits says so on the launch form."""

@@ -28,7 +28,7 @@ from compute.forms import (
     add_service_error,
 )
 from compute.lifecycle import IPV4
-from compute.models import Flavor, Instance, InstanceState, SSHKey
+from compute.models import Flavor, Instance, InstanceState, Region, SSHKey
 from compute.network.forms import InstanceFirewallsForm
 from compute.network.selectors import firewall_list, instance_networking, network_list
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display, resource_price
@@ -74,9 +74,13 @@ class LaunchView(TenantScopedMixin, FormView):
     def get_initial(self):
         # A tenant with exactly one key almost always wants it: a machine without a key cannot be logged in to.
         initial = {"keys": [self.tenant_keys[0].pk]} if len(self.tenant_keys) == 1 else {}
-        # The defaults are ticked: a machine joins the default network behind the default firewall unless changed.
-        for field, options in self.networking_choices.items():
-            initial[field] = [option.pk for option in options if option.is_default]
+        # The defaults are ticked: a machine joins the default network (of the region preselected) behind the
+        # default firewall unless changed.
+        region = Region.objects.default()
+        initial["networks"] = [
+            n.pk for n in self.networking_choices["networks"] if n.is_default and region and n.region_id == region.pk
+        ]
+        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
         return initial
 
     def get_context_data(self, **kwargs):
@@ -141,9 +145,14 @@ class LaunchView(TenantScopedMixin, FormView):
             return {str(pk) for pk in (form[field].value() or [])}
 
         networks, firewalls = ticked("networks"), ticked("firewalls")
+        region = str(form["region"].value() or "")
         ipv4 = resource_price(IPV4)
         return {
-            "networks": [{"network": n, "checked": str(n.pk) in networks} for n in self.networking_choices["networks"]],
+            # Networks of other regions than the one chosen are hidden (launch.js follows the region choice).
+            "networks": [
+                {"network": n, "checked": str(n.pk) in networks, "hidden": bool(region) and n.region.name != region}
+                for n in self.networking_choices["networks"]
+            ],
             "firewalls": [
                 {"firewall": f, "checked": str(f.pk) in firewalls} for f in self.networking_choices["firewalls"]
             ],

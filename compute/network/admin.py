@@ -29,11 +29,12 @@ from portal.admin_actions import ReadOnlyAdminMixin, run_service_action
 
 @admin.register(PublicIPPool)
 class PublicIPPoolAdmin(admin.ModelAdmin):
-    list_display = ["name", "cidr", "active", "size", "held", "free"]
-    list_filter = ["active"]
+    list_display = ["name", "region", "cidr", "active", "size", "held", "free"]
+    list_filter = ["active", "region"]
     search_fields = ["name", "cidr"]
     readonly_fields = ["created_at", "usage"]
-    fields = ["name", "cidr", "excluded", "active", "created_at", "usage"]
+    fields = ["name", "region", "cidr", "excluded", "active", "created_at", "usage"]
+    list_select_related = ["region"]
 
     def get_queryset(self, request):
         held = Count("addresses_held", filter=~Q(addresses_held__state=PublicIPState.RELEASED))
@@ -42,7 +43,9 @@ class PublicIPPoolAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Addresses already handed out keep their pool: its range cannot change under them.
         return (
-            [*self.readonly_fields, "cidr"] if obj is not None and obj.addresses_held.exists() else self.readonly_fields
+            [*self.readonly_fields, "cidr", "region"]
+            if obj is not None and obj.addresses_held.exists()
+            else self.readonly_fields
         )
 
     @admin.display(description="addresses")
@@ -101,10 +104,10 @@ class PortInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Network)
 class NetworkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "tenant", "cidr", "is_default", "machines", "created_at"]
-    list_filter = ["is_default"]
+    list_display = ["name", "tenant", "region", "cidr", "is_default", "machines", "created_at"]
+    list_filter = ["is_default", "region"]
     search_fields = ["name", "cidr", "tenant__name"]
-    list_select_related = ["tenant"]
+    list_select_related = ["tenant", "region"]
     inlines = [PortInline]
 
     def get_queryset(self, request):

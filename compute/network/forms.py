@@ -3,15 +3,45 @@
 from django import forms
 
 from compute.forms import OwnedChoicesField
+from compute.models import Region
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PROTOCOLS, RuleInput, parse_ports, rule_errors
 from compute.network.selectors import assignable_instances, firewall_list
+from compute.selectors import region_list
 from tenants.models import Tenant
 
 NAME_HELP = "Letters, digits, spaces, dots, hyphens and underscores, up to 63 characters."
 
 
-class NetworkForm(forms.Form):
+class RegionField(forms.ModelChoiceField):
+    """A region by name; only offered where there is more than one (RegionChoiceMixin)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            queryset=Region.objects.none(),
+            to_field_name="name",
+            required=False,
+            empty_label=None,
+            error_messages={"invalid_choice": "That region does not exist; pick another."},
+            **kwargs,
+        )
+
+
+class RegionChoiceMixin:
+    """Drops the region field of an installation with a single region: there is nothing to choose."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        regions = list(region_list())
+        if len(regions) < 2:
+            del self.fields["region"]
+        else:
+            self.fields["region"].queryset = region_list()
+            self.fields["region"].initial = next((r.name for r in regions if r.is_default), regions[0].name)
+
+
+class NetworkForm(RegionChoiceMixin, forms.Form):
     name = forms.CharField(label="Name", max_length=63, help_text=NAME_HELP)
+    region = RegionField(label="Region", help_text="Machines of this region can join it.")
     cidr = forms.CharField(
         label="Range (CIDR)",
         max_length=18,
@@ -73,7 +103,8 @@ class RuleForm(forms.Form):
         return cleaned
 
 
-class AllocateForm(forms.Form):
+class AllocateForm(RegionChoiceMixin, forms.Form):
+    region = RegionField(label="Region", help_text="It can reach machines of this region (a machine's own, if picked).")
     instance = forms.ModelChoiceField(
         queryset=None,
         required=False,
@@ -87,9 +118,14 @@ class AllocateForm(forms.Form):
         self.fields["instance"].queryset = assignable_instances(tenant=tenant)
 
 
-class AssignForm(AllocateForm):
-    def __init__(self, *args, **kwargs):
+class AssignForm(forms.Form):
+    instance = forms.ModelChoiceField(
+        queryset=None, error_messages={"invalid_choice": "That machine is not one of yours, or it is being deleted."}
+    )
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["instance"].queryset = assignable_instances(tenant=tenant)
         field = self.fields["instance"]
         field.required = True
         field.empty_label = "Choose a machine"

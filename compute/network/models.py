@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from compute.drivers.base import FirewallRuleSpec
 from compute.lifecycle import IPV4, BillableResource
-from compute.models import Host, Instance
+from compute.models import Host, Instance, Region
 from compute.network import addressing
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PORTED, PROTOCOLS, ports_label
 from portal.errors import ServiceError
@@ -23,9 +23,10 @@ from tenants.models import Event, TenantOwned, TenantQuerySet
 
 
 class Network(TenantOwned):
-    """A tenant's private network: an RFC 1918 range whose addresses Hangar hands out to machines (Port)."""
+    """A tenant's private network in one region: an RFC 1918 range whose addresses Hangar hands out to machines."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="networks")
     name = models.CharField(max_length=63)
     cidr = models.CharField("range (CIDR)", max_length=18)
     is_default = models.BooleanField(default=False, help_text="Machines launched without a choice join it.")
@@ -39,7 +40,9 @@ class Network(TenantOwned):
         constraints = [
             models.UniqueConstraint(Lower("name"), "tenant", name="network_unique_name_per_tenant"),
             models.UniqueConstraint(
-                fields=["tenant"], condition=models.Q(is_default=True), name="network_one_default_per_tenant"
+                fields=["tenant", "region"],
+                condition=models.Q(is_default=True),
+                name="network_one_default_per_tenant_region",
             ),
             # Default networks of different organisations never share a range (see addressing.default_cidr_candidates).
             models.UniqueConstraint(
@@ -96,9 +99,16 @@ class Port(TenantOwned):
 
 
 class PublicIPPool(models.Model):
-    """An operator's range of public IPv4 addresses that tenants allocate from."""
+    """An operator's range of public IPv4 addresses in one region, that tenants allocate from."""
 
     name = models.CharField(max_length=100, unique=True)
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        related_name="public_ip_pools",
+        blank=True,
+        help_text="Its addresses reach machines of this region's hosts only. Empty: the default region.",
+    )
     cidr = models.CharField(
         "range (CIDR)", max_length=18, help_text="e.g. 203.0.113.0/24; every host address is offered."
     )
@@ -117,6 +127,11 @@ class PublicIPPool(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cidr})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.region_id is None:
+            self.region = Region.objects.default_or_create()  # like a host made without naming a region
+        super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
 
     def clean(self) -> None:
         try:

@@ -33,6 +33,7 @@ def network_list(*, tenant: Tenant) -> QuerySet[Network]:
     """The tenant's networks, default first, with how many machines use each."""
     return (
         Network.objects.for_tenant(tenant)
+        .select_related("region")
         .annotate(machine_count=Count("ports", distinct=True))
         .order_by("-is_default", "name", "id")
     )
@@ -44,7 +45,12 @@ def network_ports(*, network: Network) -> QuerySet[Port]:
 
 def public_ip_list(*, tenant: Tenant) -> QuerySet[PublicIP]:
     """The addresses the tenant holds (released ones are history), newest first."""
-    return PublicIP.objects.for_tenant(tenant).held().select_related("instance").order_by("-allocated_at", "id")
+    return (
+        PublicIP.objects.for_tenant(tenant)
+        .held()
+        .select_related("instance", "pool__region")
+        .order_by("-allocated_at", "id")
+    )
 
 
 def firewall_list(*, tenant: Tenant) -> QuerySet[Firewall]:

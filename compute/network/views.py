@@ -37,7 +37,7 @@ from compute.network.selectors import (
     public_ip_list,
 )
 from compute.prices import hourly_display, monthly_display, resource_price
-from compute.selectors import quota_usage
+from compute.selectors import quota_usage, several_regions
 from portal.errors import ServiceError
 from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView
 from tenants.scoping import TenantScopedMixin
@@ -119,6 +119,7 @@ class NetworkListView(_CreateInListMixin, TenantScopedMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["events"] = network_events(tenant=self.request.tenant, actions=NETWORK_ACTIONS)[:EVENTS_SHOWN]
+        context["show_regions"] = "region" in context["form"].fields  # offered only where there are several
         return context
 
 
@@ -236,11 +237,14 @@ class PublicIPListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         if self.request.membership.has(self.change_permission):
             context["machines"] = list(assignable_instances(tenant=tenant))  # every row's "assign to" choices
         if self.request.htmx:
+            context["show_regions"] = several_regions()
             return context
+        form = kwargs.get("form") or AllocateForm(tenant=tenant)
         context.update(
+            show_regions="region" in form.fields,  # offered only where there are several
             price=_ipv4_price(),
             usage=quota_usage(tenant=tenant)["public_ips"],
-            form=kwargs.get("form") or AllocateForm(tenant=tenant),
+            form=form,
             events=network_events(tenant=tenant, actions=IP_ACTIONS)[:EVENTS_SHOWN],
         )
         return context
@@ -250,8 +254,11 @@ class PublicIPListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         status = 400
         if form.is_valid():
             instance = form.cleaned_data["instance"]
+            region = form.cleaned_data.get("region")
             try:
-                public_ip = services.public_ip_allocate(tenant=request.tenant, user=request.user, instance=instance)
+                public_ip = services.public_ip_allocate(
+                    tenant=request.tenant, user=request.user, instance=instance, region=region
+                )
             except ServiceError as error:
                 add_service_error(form, error)
                 status = error.status

@@ -249,7 +249,7 @@ def instance_launch(
     """Reserves quota, a host of `region` (the default one if None) and the machine's addresses and enqueues its
     build; it starts `pending`. No host with room in the region: refused here, before anything is billed.
 
-    Without `networks` the machine joins the tenant's default network, without `firewalls` it gets the default
+    Without `networks` it joins the tenant's default network of the region, without `firewalls` it gets the default
     firewall; `user_data` is a cloud-config document or a script; `public_ip` allocates and assigns a new address.
     """
     user_check_verified(user=user, verb="launch a machine")
@@ -257,7 +257,7 @@ def instance_launch(
     name = _clean_name(name)
     region = _launch_region(region)
     user_data = clean_user_data(user_data)
-    networks = network_services.networks_check(tenant_id=tenant.pk, networks=networks)
+    networks = network_services.networks_check(tenant_id=tenant.pk, networks=networks, region=region)
     firewalls = list(firewalls)
     if firewalls:
         firewalls = network_services.firewalls_check(tenant_id=tenant.pk, firewalls=firewalls)

@@ -31,6 +31,34 @@
     summary.textContent = chosen.getAttribute("data-summary");
   }
 
+  // Only networks of the chosen region can be joined: the others are hidden and unticked, and the region's default
+  // network is ticked when none of its networks is.
+  function applyRegion() {
+    var form = launchForm();
+    var region = form && form.querySelector("input[name=region]:checked");
+    if (!region) {
+      return;
+    }
+    var choices = form.querySelectorAll("[data-network-region]");
+    var ticked = false;
+    Array.prototype.forEach.call(choices, function (label) {
+      var here = label.getAttribute("data-network-region") === region.value;
+      var box = label.querySelector("input");
+      label.hidden = !here;
+      if (!here) {
+        box.checked = false;
+      }
+      ticked = ticked || box.checked;
+    });
+    if (!ticked) {
+      Array.prototype.forEach.call(choices, function (label) {
+        if (!label.hidden && label.hasAttribute("data-default-network")) {
+          label.querySelector("input").checked = true;
+        }
+      });
+    }
+  }
+
   // A new public address is priced on its own line, shown while its box is ticked.
   function updateAddress() {
     var line = document.querySelector("[data-cost-ipv4]");
@@ -77,6 +105,8 @@
       applyImage();
     } else if (event.target.name === "public_ip") {
       updateAddress();
+    } else if (event.target.name === "region") {
+      applyRegion();
     }
   });
 

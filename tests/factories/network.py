@@ -2,6 +2,7 @@
 
 import factory
 
+from compute.models import Region
 from compute.network.models import Firewall, FirewallRule, Network, PublicIP, PublicIPPool, PublicIPState
 from tests.factories.tenants import TenantFactory
 
@@ -11,6 +12,7 @@ class NetworkFactory(factory.django.DjangoModelFactory):
         model = Network
 
     tenant = factory.SubFactory(TenantFactory)
+    region = factory.LazyFunction(lambda: Region.objects.default_or_create())
     name = factory.Sequence(lambda n: f"net-{n}")
     cidr = factory.Sequence(lambda n: f"172.{16 + n // 256 % 16}.{n % 256}.0/24")
 

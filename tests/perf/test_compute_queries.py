@@ -20,8 +20,9 @@ LIST_PAGE_QUERIES = LIST_QUERIES + 1  # the whole page adds the filter bar's siz
 # address, firewalls, and the firewall picker's choices with their rules
 DETAIL_QUERIES = 14
 # 8, and the regions: the list, the default one, what their hosts have room for; + the public addresses counted in
-# the quota headroom; + the networks, and the firewalls with their rules
-LAUNCH_QUERIES = 15
+# the quota headroom; + the networks, the firewalls with their rules, and the default region to tick the default
+# network of
+LAUNCH_QUERIES = 16
 KEYS_QUERIES = 4
 
 

@@ -10,8 +10,9 @@ from tests.factories.network import FirewallFactory, FirewallRuleFactory, Networ
 
 # Session, user and memberships (middleware) are part of every count; the rest are the page's own reads.
 PAGE_QUERIES = {
-    "network:network-list": 6,  # networks with their machine counts, recent changes
-    "network:ip-list": 10,  # addresses with machines, machines to assign to, price, quota (3), recent changes
+    "network:network-list": 7,  # networks with their machine counts, the regions to create one in, recent changes
+    # addresses with machines, machines to assign to, the regions, price, quota (3), recent changes
+    "network:ip-list": 11,
     "network:firewall-list": 7,  # firewalls with machine counts, their rules, recent changes
 }
 DETAIL_QUERIES = 6

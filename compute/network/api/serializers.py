@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from compute.api.serializers import OwnedObjectField, TenantOwnedMixin
-from compute.models import Instance
+from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, PublicIP
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PROTOCOLS, RuleInput, rule_errors
 from portal.api.fields import StrictCharField
@@ -9,19 +9,41 @@ from portal.api.fields import StrictCharField
 # --- networks -----------------------------------------------------------------------------------------------------
 
 
+def _region_field(**kwargs):
+    return serializers.SlugRelatedField(slug_field="name", queryset=Region.objects.all(), **kwargs)
+
+
 class NetworkSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Where its machines run.")
     gateway_ip = serializers.IPAddressField(read_only=True, help_text="The host's address on it (DHCP server).")
     capacity = serializers.IntegerField(read_only=True, help_text="How many machines fit.")
     machine_count = serializers.IntegerField(read_only=True, default=0, help_text="Machines on it now.")
 
     class Meta:
         model = Network
-        fields = ["id", "name", "cidr", "gateway_ip", "capacity", "machine_count", "is_default", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "region",
+            "cidr",
+            "gateway_ip",
+            "capacity",
+            "machine_count",
+            "is_default",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
 class NetworkCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Letters, digits, spaces, dots, hyphens and underscores.")
+    region = _region_field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The region's name (see /regions/): machines of that region join it. The default region when "
+        "left out.",
+    )
     cidr = StrictCharField(
         max_length=18,
         help_text="A private (RFC 1918) range from /16 to /28, e.g. `10.20.0.0/24`, overlapping none of yours.",
@@ -36,20 +58,38 @@ class NetworkUpdateSerializer(serializers.Serializer):
 
 
 class PublicIPSerializer(serializers.ModelSerializer):
+    region = serializers.CharField(
+        source="pool.region.name", read_only=True, help_text="It reaches machines of this region only."
+    )
     instance = serializers.UUIDField(
         source="instance_id", read_only=True, allow_null=True, help_text="The machine it maps onto, if assigned."
     )
 
     class Meta:
         model = PublicIP
-        fields = ["id", "address", "state", "instance", "allocated_at", "assigned_at"]
+        fields = ["id", "address", "region", "state", "instance", "allocated_at", "assigned_at"]
         read_only_fields = fields
 
 
 class PublicIPCreateSerializer(TenantOwnedMixin, serializers.Serializer):
     instance = OwnedObjectField(
-        Instance, required=False, allow_null=True, help_text="Assign the new address to this machine at once."
+        Instance,
+        required=False,
+        allow_null=True,
+        help_text="Assign the new address to this machine at once (it comes from the machine's region).",
     )
+    region = _region_field(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Without a machine: the region whose machines it may reach (the default region when left out).",
+    )
+
+    def validate(self, attrs):
+        instance, region = attrs.get("instance"), attrs.get("region")
+        if instance is not None and region is not None and instance.region_id != region.pk:
+            raise serializers.ValidationError({"region": ["The machine runs in another region; leave this out."]})
+        return attrs
 
 
 class PublicIPActionSerializer(TenantOwnedMixin, serializers.Serializer):

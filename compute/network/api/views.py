@@ -41,7 +41,11 @@ class _CreatedMixin:
 class NetworkViewSet(
     _CreatedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
-    queryset = Network.objects.annotate(machine_count=Count("ports")).order_by("-is_default", "name", "id")
+    queryset = (
+        Network.objects.select_related("region")
+        .annotate(machine_count=Count("ports"))
+        .order_by("-is_default", "name", "id")
+    )
     serializer_class = s.NetworkSerializer
 
     @extend_schema(
@@ -94,7 +98,7 @@ IP_ACCEPTED = OpenApiResponse(
 class PublicIPViewSet(
     _CreatedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
 ):
-    queryset = PublicIP.objects.held().order_by("-allocated_at", "id")
+    queryset = PublicIP.objects.held().select_related("pool__region").order_by("-allocated_at", "id")
     serializer_class = s.PublicIPSerializer
 
     @extend_schema(
@@ -114,7 +118,9 @@ class PublicIPViewSet(
     )
     def create(self, request):
         data = self.validated(s.PublicIPCreateSerializer, request.data)
-        public_ip = services.public_ip_allocate(tenant=request.tenant, user=request.user, instance=data.get("instance"))
+        public_ip = services.public_ip_allocate(
+            tenant=request.tenant, user=request.user, instance=data.get("instance"), region=data.get("region")
+        )
         return self.created(public_ip, s.PublicIPSerializer)
 
     def perform_destroy(self, instance):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
+from compute.models import Region
 from compute.network import addressing
 from compute.network.models import Firewall, Network, NetworkEventAction
 from compute.network.rulesets import DEFAULT_RULES
@@ -24,23 +25,27 @@ DEFAULT_NAME = "default"
 RANGE_ATTEMPTS = 5
 
 
-def _free_name(model, tenant: Tenant) -> str:
+def _free_name(model, tenant: Tenant, wanted: str = DEFAULT_NAME) -> str:
     taken = {name.lower() for name in model.objects.for_tenant(tenant).values_list(Lower("name"), flat=True)}
-    candidate, number = DEFAULT_NAME, 1
+    candidate, number = wanted, 1
     while candidate in taken:
         number += 1
-        candidate = f"{DEFAULT_NAME}-{number}"
+        candidate = f"{wanted}-{number}"
     return candidate
 
 
-def _default_network(tenant: Tenant, actor) -> Network:
-    name = _free_name(Network, tenant)
+def _default_network(tenant: Tenant, actor, region: Region) -> Network:
+    # "default" in the default region, "default-<region>" in the others.
+    wanted = DEFAULT_NAME if region.is_default else f"{DEFAULT_NAME}-{region.name}"
+    name = _free_name(Network, tenant, wanted)
     for _attempt in range(RANGE_ATTEMPTS):
         taken = set(Network.objects.values_list("cidr", flat=True))  # every organisation's: ranges must not repeat
         cidr = next(addressing.default_cidr_candidates(taken))
         try:
             with transaction.atomic():
-                network = Network.objects.create(tenant=tenant, name=name, cidr=cidr, is_default=True, created_by=actor)
+                network = Network.objects.create(
+                    tenant=tenant, region=region, name=name, cidr=cidr, is_default=True, created_by=actor
+                )
         except IntegrityError:
             continue
         network_event(
@@ -75,11 +80,14 @@ def _default_firewall(tenant: Tenant, actor) -> Firewall:
     return firewall
 
 
-def network_defaults_ensure(*, tenant: Tenant, actor=None) -> tuple[Network, Firewall]:
-    """The tenant's default network and firewall, made now if it has none."""
+def network_defaults_ensure(*, tenant: Tenant, actor=None, region: Region | None = None) -> tuple[Network, Firewall]:
+    """The tenant's default network in `region` (the default region if None) and its default firewall, made now if
+    it has none."""
+    region = region or Region.objects.default_or_create()
     with transaction.atomic():
         quota_lock(tenant)  # one tenant's requests queue here, so two cannot both make the defaults
-        network = Network.objects.for_tenant(tenant).filter(is_default=True).first() or _default_network(tenant, actor)
+        network = Network.objects.for_tenant(tenant).filter(is_default=True, region=region).first()
+        network = network or _default_network(tenant, actor, region)
         firewall = Firewall.objects.for_tenant(tenant).filter(is_default=True).first() or _default_firewall(
             tenant, actor
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from compute.models import Instance
+from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, Port
 from compute.network.services.common import after_commit, owned_choice
 from compute.network.services.defaults import network_defaults_ensure
@@ -16,13 +16,15 @@ from compute.network.services.firewalls import firewalls_check
 from compute.network.services.networks import ports_allocate, ports_release
 from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
 from compute.network.services.traffic import traffic_baseline_reset
+from portal.errors import InvalidRequest
 
 MAX_NETWORKS_PER_INSTANCE = 4
 
 
-def networks_check(*, tenant_id, networks: Iterable[Network]) -> list[Network]:
-    """The networks as given (each once, in order), or an InvalidRequest: at most four, all the tenant's."""
-    return owned_choice(
+def networks_check(*, tenant_id, networks: Iterable[Network], region: Region | None = None) -> list[Network]:
+    """The networks as given (each once, in order), or an InvalidRequest: at most four, all the tenant's, all in
+    `region` (the machine's)."""
+    chosen = owned_choice(
         networks,
         model=Network,
         tenant_id=tenant_id,
@@ -30,6 +32,15 @@ def networks_check(*, tenant_id, networks: Iterable[Network]) -> list[Network]:
         field="networks",
         noun="network",
     )
+    elsewhere = [network for network in chosen if region is not None and network.region_id != region.pk]
+    if elsewhere:
+        raise InvalidRequest(
+            f"{elsewhere[0].name} is in another region than {region.label}: a machine joins networks of its own "
+            "region only.",
+            code="network_in_other_region",
+            details={"field": "networks"},
+        )
+    return chosen
 
 
 def instance_networking_attach(
@@ -38,12 +49,14 @@ def instance_networking_attach(
     """At launch, inside its transaction: an interface and address on each network (the tenant's default network when
     none is given; the first is the primary), the firewalls (the default one when none is given), and a new public
     address if asked for. Sets the instance's private_ip to the primary address."""
-    networks = networks_check(tenant_id=instance.tenant_id, networks=networks)
+    networks = networks_check(tenant_id=instance.tenant_id, networks=networks, region=instance.region)
     firewalls = list(firewalls)
     if firewalls:
         firewalls = firewalls_check(tenant_id=instance.tenant_id, firewalls=firewalls)
     if not networks or not firewalls:
-        default_network, default_firewall = network_defaults_ensure(tenant=instance.tenant, actor=user)
+        default_network, default_firewall = network_defaults_ensure(
+            tenant=instance.tenant, actor=user, region=instance.region
+        )
         networks = networks or [default_network]
         firewalls = firewalls or [default_firewall]
     ports = ports_allocate(instance=instance, networks=networks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from compute.models import Instance
+from compute.models import Instance, Region
 from compute.network import addressing
 from compute.network.models import Network, NetworkEventAction, Port
 from compute.network.services.common import after_commit, clean_name
@@ -38,10 +38,16 @@ def _name_error(name: str) -> InvalidRequest:
     )
 
 
-def network_create(*, tenant: Tenant, user, name: str, cidr: str) -> Network:
-    """A new private network: an RFC 1918 range that overlaps none of the tenant's other networks."""
+def network_create(*, tenant: Tenant, user, name: str, cidr: str, region: Region | None = None) -> Network:
+    """A new private network in `region` (the default one if None): an RFC 1918 range that overlaps none of the
+    tenant's other networks."""
     name = clean_name(name, what="network")
     network_range = addressing.parse_private_cidr(cidr)
+    if region is not None and not isinstance(region, Region):
+        raise InvalidRequest(
+            "That region does not exist; pick another.", code="invalid_region", details={"field": "region"}
+        )
+    region = region or Region.objects.default_or_create()
     with transaction.atomic():
         quota_lock(tenant)  # the overlap check and the insert must see the same set of networks
         others = list(Network.objects.for_tenant(tenant).values_list("name", "cidr"))
@@ -61,7 +67,9 @@ def network_create(*, tenant: Tenant, user, name: str, cidr: str) -> Network:
             raise _name_error(name)
         try:
             with transaction.atomic():
-                network = Network.objects.create(tenant=tenant, name=name, cidr=str(network_range), created_by=user)
+                network = Network.objects.create(
+                    tenant=tenant, region=region, name=name, cidr=str(network_range), created_by=user
+                )
         except IntegrityError:
             raise _name_error(name) from None
         network_event(

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute import lifecycle
-from compute.models import Instance, InstanceState
+from compute.models import Instance, InstanceState, Region
 from compute.network.models import NetworkEventAction, Port, PublicIP, PublicIPPool, PublicIPState
 from compute.network.services.common import after_commit
 from compute.network.services.events import network_event
@@ -37,23 +37,24 @@ def _sync_nat(*hosts) -> None:
         after_commit("sync_host_nat", host_id=host_id)
 
 
-def _free_addresses() -> list[tuple[PublicIPPool, str]]:
+def _free_addresses(region: Region) -> list[tuple[PublicIPPool, str]]:
     held = set(PublicIP.objects.held().values_list("address", flat=True))  # every tenant's: addresses are global
     return [
         (pool, address)
-        for pool in PublicIPPool.objects.filter(active=True).order_by("name", "pk")
+        for pool in PublicIPPool.objects.filter(active=True, region=region).order_by("name", "pk")
         for address in pool.addresses()
         if address not in held
     ]
 
 
-def _take_address(*, tenant: Tenant, user, now) -> PublicIP:
+def _take_address(*, tenant: Tenant, user, now, region: Region) -> PublicIP:
     for _attempt in range(ALLOCATION_ATTEMPTS):
-        free = _free_addresses()
+        free = _free_addresses(region)
         if not free:
             raise Unprocessable(
                 "No public IPv4 address is free right now; try again later or contact support.",
                 code="pool_exhausted",
+                details={"region": region.name},
             )
         pool, address = random.choice(free)
         try:
@@ -78,18 +79,27 @@ def _check_quota(tenant: Tenant) -> None:
         raise refusal
 
 
-def public_ip_allocate(*, tenant: Tenant, user, instance: Instance | None = None) -> PublicIP:
-    """Takes a free address from the pools for the tenant (billed from now); assigns it to `instance` if given."""
+def public_ip_allocate(
+    *, tenant: Tenant, user, instance: Instance | None = None, region: Region | None = None
+) -> PublicIP:
+    """Takes a free address from the pools of a region for the tenant (billed from now); assigns it to `instance`
+    if given. The region is the machine's, else `region`, else the default one."""
     standing = Tenant.objects.get(pk=tenant.pk)  # as it is now, not as the caller loaded it
     if (refusal := standing_refusal(tenant=standing, what="no public addresses can be allocated")) is not None:
         raise refusal
     if instance is not None:
         _check_instance(instance, tenant_id=tenant.pk)
+        region = instance.region
+    elif region is not None and not isinstance(region, Region):
+        raise InvalidRequest(
+            "That region does not exist; pick another.", code="invalid_region", details={"field": "region"}
+        )
+    region = region or Region.objects.default_or_create()
     with transaction.atomic():
         locked_instance = _lock_instance(instance) if instance is not None else None
         _check_quota(tenant)
         now = timezone.now()
-        public_ip = _take_address(tenant=tenant, user=user, now=now)
+        public_ip = _take_address(tenant=tenant, user=user, now=now, region=region)
         lifecycle.announce_billable(resource=public_ip.billable(), at=now)
         network_event(
             tenant_id=tenant.pk,
@@ -126,6 +136,13 @@ def _assign(locked: PublicIP, instance: Instance, *, user, now) -> PublicIP:
     _check_instance(instance, tenant_id=locked.tenant_id)
     if locked.instance_id == instance.pk:
         return locked
+    if instance.region_id is not None and locked.pool.region_id != instance.region_id:
+        raise Conflict(
+            f"{locked.address} reaches machines in {locked.pool.region.label}; {instance.name} runs in "
+            f"{instance.region.label}.",
+            code="ip_in_other_region",
+            details={"field": "instance"},
+        )
     current = PublicIP.objects.filter(instance=instance, state=PublicIPState.ASSIGNED).first()
     if current is not None:
         raise Conflict(
@@ -159,7 +176,9 @@ def _assign(locked: PublicIP, instance: Instance, *, user, now) -> PublicIP:
 
 
 def _lock(public_ip: PublicIP) -> PublicIP:
-    return PublicIP.objects.select_for_update(of=("self",)).select_related("instance").get(pk=public_ip.pk)
+    return (
+        PublicIP.objects.select_for_update(of=("self",)).select_related("instance", "pool__region").get(pk=public_ip.pk)
+    )
 
 
 def _refuse_released(locked: PublicIP) -> None:
