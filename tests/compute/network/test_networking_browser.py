@@ -141,3 +141,26 @@ def test_the_networking_section(new_page, world):
     screenshot(page, "network-firewall-detail")
     # The two refused forms answered 400 (the browser logs that); nothing else went wrong.
     assert [error for error in page.console_errors if "status of 400" not in error] == []
+
+
+def test_the_launch_form_offers_the_networks_of_the_region_chosen(new_page, world):
+    from tests.factories.compute import RegionFactory
+
+    helsinki = RegionFactory(name="hel1", label="Helsinki")
+    HostFactory(name="hv-hel", region=helsinki, boot_seconds=0, stop_seconds=0)
+    tenant, user = world["membership"].tenant, world["membership"].user
+    network_create(tenant=tenant, user=user, name="hel-backend", cidr="10.40.0.0/24", region=helsinki)
+    page = new_page()
+    _log_in(page, world)
+    page.goto("/instances/launch/")
+    default = page.locator("label.choice[data-network-region]", has_text="default")
+    helsinki_network = page.locator("label.choice", has_text="hel-backend")
+    assert default.is_visible() and default.locator("input").is_checked() and helsinki_network.is_hidden()
+
+    page.click("label.choice:has-text('Helsinki')")
+    assert default.is_hidden() and not default.locator("input").is_checked()
+    assert helsinki_network.is_visible()
+    page.click("label.choice:has-text('hel-backend')")
+    assert helsinki_network.locator("input").is_checked()
+    screenshot(page, "network-launch-regions")
+    assert not page.console_errors
