@@ -75,20 +75,40 @@ def _check_broker_folder() -> None:
     probe.unlink()
 
 
-def _check_worker() -> dict:
-    last_seen = cache.get(HEARTBEAT_KEY)
+def _check_cache() -> tuple[dict, object]:
+    """The shared cache (rate-limit counters, the worker's heartbeat); returns its check and the last heartbeat."""
+    try:
+        last_seen = cache.get(HEARTBEAT_KEY)
+    except Exception as error:  # any backend failure (Redis refused or timed out) means "down"
+        logger.warning("health check: cache unavailable: %s", error)
+        return {"ok": False, "error": type(error).__name__}, None
+    return {"ok": True}, last_seen
+
+
+def _check_worker(last_seen, *, cache_ok: bool) -> dict:
+    if not cache_ok:
+        return {"ok": False, "last_seen": None, "error": "unknown while the cache is unavailable"}
     if last_seen is None:
         return {"ok": False, "last_seen": None}
     age = (timezone.now() - last_seen).total_seconds()
     return {"ok": age <= HEARTBEAT_STALE_AFTER, "last_seen": last_seen.isoformat(), "age_seconds": round(age)}
 
 
+# Without these the portal cannot serve its users; the worker is reported, not required (work waits in the queue).
+REQUIRED = ("database", "broker", "cache")
+
+
 @never_cache
 @login_not_required
 def healthz(request):
-    """Database and broker status for load balancers: 503 if either is down. The worker is reported, not required."""
-    checks = {"database": _check_database(), "broker": _check_broker(), "worker": _check_worker()}
-    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    """Database, broker and cache status for load balancers, always as JSON: 503 naming what is down."""
+    cache_check, last_seen = _check_cache()
+    checks = {
+        "database": _check_database(),
+        "broker": _check_broker(),
+        "cache": cache_check,
+        "worker": _check_worker(last_seen, cache_ok=cache_check["ok"]),
+    }
+    down = [name for name in REQUIRED if not checks[name]["ok"]]
+    body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+    return JsonResponse(body, status=503 if down else 200)
