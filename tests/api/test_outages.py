@@ -46,3 +46,22 @@ def _public_key() -> str:
     from tests.factories.compute import new_public_key
 
     return new_public_key()
+
+
+# --- bodies that must not break the parser -----------------------------------------------------------------------
+
+
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [33, 900, 10_000, 100_000])
+def test_json_nested_too_deep_is_a_clean_400_at_any_depth(member_api, levels):
+    response = member_api.post("/api/v1/instances/", _nested(levels), content_type="application/json")
+    assert_error(response, 400, "malformed_request")
+    assert "nested more than 32 levels" in response.json()["error"]["message"]
+
+
+def test_json_nested_within_the_bound_is_parsed_and_validated(member_api):
+    response = member_api.post("/api/v1/instances/", {"name": [[[[["web"]]]]]}, format="json")
+    assert_error(response, 400, "invalid")
