@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ApiErrorMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
     "tenants.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

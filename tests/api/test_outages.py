@@ -4,9 +4,12 @@ never a 500 for bad input, and a 503 that says when to come back while the datab
 import logging
 
 import pytest
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
 
 from portal.api import ratelimit
 from tests.api.test_generic import assert_error
+from tests.conftest import login_client
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +68,58 @@ def test_json_nested_too_deep_is_a_clean_400_at_any_depth(member_api, levels):
 def test_json_nested_within_the_bound_is_parsed_and_validated(member_api):
     response = member_api.post("/api/v1/instances/", {"name": [[[[["web"]]]]]}, format="json")
     assert_error(response, 400, "invalid")
+
+
+def test_a_body_over_the_upload_limit_is_a_413_in_the_error_shape(member_api, settings):
+    body = b'{"name": "' + b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"}'
+    response = member_api.post("/api/v1/instances/", body, content_type="application/json")
+    assert_error(response, 413, "payload_too_large")
+    assert response.json()["error"]["details"] == {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+
+
+# --- the database away, errors outside DRF -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    """Every query fails as it does while PostgreSQL restarts (the fault suite does it for real: tests/fault)."""
+
+    def refused(self, sql, params=None):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", refused)
+
+
+def _assert_unavailable(response) -> None:
+    assert_error(response, 503, "service_unavailable")
+    assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_api_requests_get_a_503_with_retry_after_while_the_database_is_down(member_api, database_down, method):
+    member_api.raise_request_exception = False
+    response = getattr(member_api, method)("/api/v1/instances/", {}, format="json")
+    _assert_unavailable(response)
+
+
+@pytest.fixture
+def browser_session(member):
+    """A logged-in dashboard session (logged in while the database still answers)."""
+    client = login_client(member)
+    client.raise_request_exception = False
+    return client
+
+
+def test_a_database_error_outside_the_view_is_a_503_in_the_error_shape_too(browser_session, database_down):
+    # The session's user is loaded by the middleware, before any API view runs.
+    _assert_unavailable(browser_session.get("/api/v1/instances/"))
+
+
+def test_pages_keep_their_html_error_page(browser_session, database_down):
+    response = browser_session.get("/instances/")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_request_django_refuses_is_a_400_in_the_error_shape(member_api):
+    assert_error(member_api.get("/api/v1/instances/", HTTP_HOST="elsewhere.example"), 400, "malformed_request")
