@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlsplit
 from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from portal.env import (
     env_bind_url,
@@ -315,6 +316,13 @@ CELERY_BEAT_SCHEDULE = {
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
 }
+# Periodic tasks (heartbeat, reconciler, metering, …) have a queue of their own: a backlog of builds never holds up the
+# reconciler, nor makes a busy worker look dead. A worker consumes both queues unless told otherwise (-Q); where
+# builds are long, a small worker of its own for the control queue (`-Q control`) keeps it prompt.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CONTROL_QUEUE = "control"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CONTROL_QUEUE)]
+CELERY_TASK_ROUTES = {entry["task"]: {"queue": CONTROL_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()}
 
 # --- REST API --------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
