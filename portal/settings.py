@@ -307,7 +307,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
-    "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
+    # Every minute (COMPUTE_RECONCILE_SECONDS: the fault tests run it every few seconds).
+    "compute-reconcile": {
+        "task": "compute.tasks.reconcile",
+        "schedule": float(env_int("COMPUTE_RECONCILE_SECONDS", 60, minimum=1)),
+    },
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "activity-purge": {"task": "tenants.tasks.activity_purge", "schedule": crontab(hour=3, minute=30)},
     "sessions-purge": {"task": "tenants.tasks.sessions_purge", "schedule": crontab(hour=3, minute=45)},
