@@ -26,7 +26,7 @@ from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
 from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
-from portal.celery import queue_length, queue_of
+from portal.queue import queue_depth, queue_of
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
             reason = f"No worker took it up in {seconds} s while work sent after it has started (lost message)"
         else:
             if queue not in waiting:
-                waiting[queue] = queue_length(queue)
+                waiting[queue] = queue_depth(queue)
             if waiting[queue] != 0:
                 report.queued.append(str(pk))  # waiting behind other messages (or the broker cannot tell us)
                 continue

@@ -339,7 +339,7 @@ def test_unclaimed_work_is_left_alone_while_the_broker_cannot_be_asked(tenant, b
 
 
 def test_periodic_tasks_have_a_queue_of_their_own(settings):
-    from portal.celery import queue_of
+    from portal.queue import queue_of
 
     assert {queue_of(entry["task"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {"control"}
     assert queue_of("compute.tasks.build_instance") == "celery"
