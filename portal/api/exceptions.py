@@ -126,10 +126,11 @@ def page_not_found(request, exception):
     return not_found_view(request)
 
 
-def server_error(request):
-    """handler500: Django has logged the exception already; under /api/ the client gets the error shape."""
+def server_error_answer(request) -> JsonResponse | None:
+    """For handler500 (portal.views_ops.server_error), once Django has logged the exception: the API's answer under
+    /api/ (a 503 when the database is unreachable), None elsewhere (the page)."""
     if not is_api_request(request):
-        return defaults.server_error(request)
+        return None
     if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
         return database_unavailable_response()
     return JsonResponse(error_body("server_error", "Something went wrong on our side; it has been logged."), status=500)

@@ -115,11 +115,5 @@ def test_a_database_error_outside_the_view_is_a_503_in_the_error_shape_too(brows
     _assert_unavailable(browser_session.get("/api/v1/instances/"))
 
 
-def test_pages_keep_their_html_error_page(browser_session, database_down):
-    response = browser_session.get("/instances/")
-    assert response.status_code == 500
-    assert response["Content-Type"].startswith("text/html")
-
-
 def test_a_request_django_refuses_is_a_400_in_the_error_shape(member_api):
     assert_error(member_api.get("/api/v1/instances/", HTTP_HOST="elsewhere.example"), 400, "malformed_request")
