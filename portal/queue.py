@@ -61,3 +61,12 @@ class Heartbeat:
 def worker_heartbeat() -> Heartbeat:
     """When a worker last ran the heartbeat task (beat sends it every 30 s) and how long its message queued."""
     return Heartbeat(last_seen=cache.get(HEARTBEAT_KEY), latency_seconds=cache.get(LATENCY_KEY))
+
+
+def worker_heartbeat_or_unknown() -> Heartbeat:
+    """worker_heartbeat() for pages and metrics: while the cache is down no heartbeat is known (health reports why)."""
+    try:
+        return worker_heartbeat()
+    except Exception:
+        logger.warning("Cannot read the worker heartbeat: the cache is unreachable.", exc_info=True)
+        return Heartbeat(last_seen=None, latency_seconds=None)
