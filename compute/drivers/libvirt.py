@@ -396,6 +396,8 @@ class LibvirtDriver(ComputeDriver):
             domain = self._lookup(conn, spec.uuid)
             if domain is None:
                 self._check_image(spec)
+                # Networks first: a host that lacks one fails the create before anything is made.
+                nics = tuple(Nic(network=self._active_network(conn, nic.network_id), mac=nic.mac) for nic in spec.nics)
                 pool = self._pool(conn)
                 disk = self._volume(pool, f"{spec.uuid}.qcow2")
                 if disk is None:
@@ -409,7 +411,6 @@ class LibvirtDriver(ComputeDriver):
                         0,
                     )
                 console_path = os.path.join(os.path.dirname(disk.path()), f"{spec.uuid}.console.log")
-                nics = tuple(Nic(network=self._active_network(conn, nic.network_id), mac=nic.mac) for nic in spec.nics)
                 if nics:
                     self._define_filter(conn, spec.uuid, spec.firewall)
                 seed_path = self._upload_seed(conn, pool, spec.uuid, spec.seed) if spec.seed else ""

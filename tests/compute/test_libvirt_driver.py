@@ -744,9 +744,15 @@ def test_create_puts_the_nics_on_the_hangar_network_behind_the_domains_firewall(
     assert ("accept", "in", "tcp") in nwfilters.rules(f"hangar-fw-{spec.uuid}")
 
 
-def test_create_on_a_network_the_host_lacks_is_a_permanent_error(nwfilters, uploads):
+def test_create_on_a_network_the_host_lacks_is_a_permanent_error_and_leaves_nothing(nwfilters, uploads):
+    spec = networked_spec()
+
     with pytest.raises(PermanentDriverError, match="network_ensure must come first"):
-        driver_for(make_host()).create(networked_spec())
+        driver_for(make_host()).create(spec)
+
+    volumes = [name for pool in raw_connection().listAllStoragePools(0) for name in pool.listVolumes()]
+    assert not [name for name in volumes if spec.uuid in name]
+    assert nwfilters.filters == {} and uploads == {}
 
 
 @needs_genisoimage
