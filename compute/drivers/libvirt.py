@@ -76,6 +76,7 @@ from compute.drivers.libvirt_xml import (
     dhcp_hosts_of,
     disk_volume_xml,
     domain_xml,
+    hangar_nics,
     nat_ruleset,
     network_name,
     network_xml,
@@ -323,6 +324,16 @@ class LibvirtDriver(ComputeDriver):
 
     @staticmethod
     def _private_ip(domain: libvirt.virDomain) -> str:
+        """The fixed DHCP address of the domain's first NIC on a Hangar network (known before the guest boots, and
+        whether or not it asks for a lease), else the address of a DHCP lease."""
+        nics = hangar_nics(domain.XMLDesc(0))
+        if nics:
+            network = _or_none(
+                lambda: domain.connect().networkLookupByName(nics[0].network), libvirt.VIR_ERR_NO_NETWORK
+            )
+            entry = dhcp_hosts_of(network.XMLDesc(0)).get(nics[0].mac) if network is not None else None
+            if entry:
+                return ElementTree.fromstring(entry).get("ip", "")
         try:
             addresses = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
         except libvirt.libvirtError:

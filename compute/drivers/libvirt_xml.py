@@ -141,6 +141,16 @@ def domain_xml(
     return ElementTree.tostring(domain, encoding="unicode")
 
 
+def hangar_nics(xml: str) -> list[Nic]:
+    """The NICs of a domain definition that are on Hangar networks, in order."""
+    nics = []
+    for interface in ElementTree.fromstring(xml).findall("devices/interface[@type='network']"):
+        network, mac = interface.find("source"), interface.find("mac")
+        if network is not None and mac is not None and network.get("network", "").startswith(NETWORK_PREFIX):
+            nics.append(Nic(network=network.get("network"), mac=mac.get("address", "").lower()))
+    return nics
+
+
 def disk_volume_xml(*, name: str, capacity_gib: int, base_path: str = "", base_format: str = "raw") -> str:
     volume = ElementTree.Element("volume")
     ElementTree.SubElement(volume, "name").text = name

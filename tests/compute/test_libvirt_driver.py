@@ -725,9 +725,9 @@ def networked_spec(**overrides) -> DomainSpec:
 
 
 def networked_domain(**overrides) -> tuple:
-    """A running domain on the test network, with a firewall (and a seed unless seed=None)."""
+    """A running domain on the test network with its fixed lease, a firewall (and a seed unless seed=None)."""
     driver = driver_for(make_host())
-    driver.network_ensure(make_network())
+    driver.network_ensure(make_network(DhcpHost(mac="52:54:00:00:00:01", ip="10.20.0.5", hostname="web-1")))
     spec = networked_spec(**overrides)
     driver.create(spec)
     return driver, spec
@@ -742,6 +742,14 @@ def test_create_puts_the_nics_on_the_hangar_network_behind_the_domains_firewall(
     assert interface.find("mac").get("address") == "52:54:00:00:00:01"
     assert interface.find("filterref").get("filter") == f"hangar-fw-{spec.uuid}"
     assert ("accept", "in", "tcp") in nwfilters.rules(f"hangar-fw-{spec.uuid}")
+
+
+def test_a_running_domain_reports_the_address_of_its_fixed_lease(nwfilters, uploads):
+    driver, spec = networked_domain(seed=None)
+
+    assert driver.state(spec.uuid).private_ip == "10.20.0.5"
+    assert [d.private_ip for d in driver.list_domains()] == ["10.20.0.5"]
+    assert driver.stop(spec.uuid, force=True).private_ip == ""
 
 
 def test_create_on_a_network_the_host_lacks_is_a_permanent_error_and_leaves_nothing(nwfilters, uploads):

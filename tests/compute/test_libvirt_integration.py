@@ -515,7 +515,7 @@ def test_a_real_guest_takes_its_seed_and_answers_ssh_at_private_and_public_addre
                 dhcp_hosts=(DhcpHost(mac=mac, ip=private_ip, hostname="it-net-guest"),),
             )
         )
-        driver.create(spec)
+        assert driver.create(spec).private_ip == private_ip
         wait_for_ssh(ssh_key, private_ip, timeout=120)
         timings["create → SSH"] = time.monotonic() - started
         answer = ssh(ssh_key, private_ip, "cat /root/from-user-data.txt; hostname")
