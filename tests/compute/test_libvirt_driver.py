@@ -393,7 +393,7 @@ def test_a_connection_that_stays_broken_is_transient():
 
 # --- the reconciler against libvirt -----------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_reconciler_sees_what_happened_on_a_libvirt_host_behind_our_back():
+def test_reconciler_sees_what_happened_on_a_libvirt_host_behind_our_back(nwfilters, uploads):
     from compute import reconciler
     from compute.services.operations import domain_spec
     from tests.factories.compute import HostFactory, InstanceFactory
