@@ -262,18 +262,21 @@ def ssh_key(tmp_path_factory) -> Path:
 
 
 def ssh(key: Path, address: str, command: str, *, timeout: float = 20) -> subprocess.CompletedProcess:
-    options = ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "ConnectTimeout=3")
-    return subprocess.run(
-        [
-            *("ip", "netns", "exec", NETNS, "ssh", "-i", str(key), "-o", "LogLevel=ERROR"),
-            *(part for option in options for part in ("-o", option)),
-            f"root@{address}",
-            command,
-        ],
-        capture_output=True,
-        timeout=timeout,
-        check=False,
+    """`command` on the guest as root; a connection that hangs (a firewall closing mid-handshake) counts as failed."""
+    options = (
+        *("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "LogLevel=ERROR"),
+        *("ConnectTimeout=3", "ServerAliveInterval=2", "ServerAliveCountMax=2"),
     )
+    argv = [
+        *("ip", "netns", "exec", NETNS, "ssh", "-i", str(key)),
+        *(part for option in options for part in ("-o", option)),
+        f"root@{address}",
+        command,
+    ]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as expired:
+        return subprocess.CompletedProcess(argv, 124, stdout=expired.stdout or b"", stderr=expired.stderr or b"")
 
 
 def wait_for_ssh(key: Path, address: str, *, timeout: float) -> float:
