@@ -1,12 +1,13 @@
 """Celery tasks for compute: thin adapters that take ids and call compute.services.operations / compute.reconciler.
 
 Every instance task is `acks_late` (a worker that dies mid-task leaves the message to be redelivered), retries
-transient driver errors with exponential backoff, and records a failure once the retries are used up.
+transient errors (driver or database) with Celery's exponential backoff and jitter, and records a failure once the
+retries are used up.
 """
 
-import random
-
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+from django.db import InterfaceError, OperationalError
 
 from compute import reconciler, services
 from compute.drivers.base import TransientDriverError
@@ -14,25 +15,28 @@ from compute.models import InstanceTask
 from compute.services import operations
 
 MAX_RETRIES = 6
-BACKOFF_BASE = 2  # seconds: 2, 4, 8, 16, 32, 64 (+ jitter)
-BACKOFF_MAX = 120
-
-
-def backoff(retries: int) -> float:
-    delay = min(BACKOFF_BASE * 2**retries, BACKOFF_MAX)
-    return delay + random.uniform(0, delay / 4)  # jitter: retries of many instances do not arrive together
+# A hypervisor hiccup, or the database gone for a moment (a restart, a failover, SQLite's "database is locked").
+TRANSIENT_ERRORS = (TransientDriverError, OperationalError, InterfaceError)
 
 
 def _run(task, *, instance_id: str, kind: str):
     try:
         operations.instance_task_perform(instance_id=instance_id, task=kind)
-    except TransientDriverError as error:
+    except TRANSIENT_ERRORS as error:
         if task.request.retries >= MAX_RETRIES:
             services.instance_task_failed(
                 instance_id=instance_id, task=kind, reason=f"Gave up after {MAX_RETRIES + 1} attempts: {error}"
             )
             return None
-        retry_options = {"exc": error, "countdown": backoff(task.request.retries), "max_retries": MAX_RETRIES}
+        # The task's retry_backoff* options, applied here rather than by `autoretry_for`: the last attempt records
+        # the failure instead of raising, and in eager mode autoretry's raised Retry would escape to the caller.
+        countdown = get_exponential_backoff_interval(
+            factor=task.retry_backoff,
+            retries=task.request.retries,
+            maximum=task.retry_backoff_max,
+            full_jitter=task.retry_jitter,
+        )
+        retry_options = {"exc": error, "countdown": countdown, "max_retries": MAX_RETRIES}
         if task.request.is_eager:
             # Eager mode (tests, `CELERY_TASK_ALWAYS_EAGER`) re-runs a *returned* Retry in place; a raised one
             # would escape to the caller when eager exceptions propagate.
@@ -41,7 +45,17 @@ def _run(task, *, instance_id: str, kind: str):
     return None
 
 
-_OPTIONS = {"bind": True, "acks_late": True, "max_retries": MAX_RETRIES, "ignore_result": True}
+_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "max_retries": MAX_RETRIES,
+    "ignore_result": True,
+    # Waits of 2, 4, 8, 16, 32, 64 s (at most 120), each drawn between 0 and that ("full jitter"), so the retries of
+    # many instances hit by one outage do not arrive together.
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+}
 
 
 @shared_task(name="compute.tasks.build_instance", **_OPTIONS)
@@ -69,6 +83,11 @@ def resize_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.RESIZE)
 
 
+@shared_task(name="compute.tasks.migrate_instance", **_OPTIONS)
+def migrate_instance(self, *, instance_id: str):
+    return _run(self, instance_id=instance_id, kind=InstanceTask.MIGRATE)
+
+
 @shared_task(name="compute.tasks.delete_instance", **_OPTIONS)
 def delete_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.DELETE)
@@ -80,6 +99,7 @@ TASKS = {
     InstanceTask.STOP: stop_instance,
     InstanceTask.REBOOT: reboot_instance,
     InstanceTask.RESIZE: resize_instance,
+    InstanceTask.MIGRATE: migrate_instance,
     InstanceTask.DELETE: delete_instance,
 }
 

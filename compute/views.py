@@ -6,9 +6,10 @@ through compute.services; a service's refusal is shown as a form error or flash 
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,29 +18,25 @@ from django.views.generic import DetailView, FormView, ListView, View
 from django.views.generic.detail import SingleObjectMixin
 
 from compute import services
+from compute.filters import InstanceFilter
 from compute.forms import (
     DeleteForm,
-    InstanceFilterForm,
     LaunchForm,
     RenameForm,
     ResizeForm,
     SSHKeyForm,
     add_service_error,
 )
-from compute.models import Flavor, Instance, SSHKey
+from compute.models import Flavor, Instance, InstanceState, SSHKey
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
-from compute.rules import quota_refusal, resize_quota_request, resize_refusal
-from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
+from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
+from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
 from portal.errors import Conflict, ServiceError
-from portal.viewmixins import TenantObjectActionView, safe_next
+from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 100
 NEW_KEY_PREFIX = "newkey"
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _signed(amount: Decimal) -> str:
@@ -76,24 +73,44 @@ class LaunchView(TenantScopedMixin, FormView):
         tenant = self.request.tenant
         usage = quota_usage(tenant=tenant)
         selected_flavor = str(form["flavor"].value() or "")
+        catalog = list(flavor_list())
+        regions = region_choices(flavors=catalog)
+        selected_region = str(form["region"].value() or "")
+        for choice in regions:
+            choice["checked"] = choice["region"].name == selected_region
+        chosen_region = next((choice for choice in regions if choice["checked"]), None)
         flavors = []
-        for flavor in flavor_list():
-            refusal = quota_refusal(
-                usage=usage, requested={"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
-            )
+        for flavor in catalog:
+            refusal = quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor))
+            message = refusal.message if refusal else ""
+            if not message and chosen_region is not None and flavor.pk not in chosen_region["fits"]:
+                message = f"No room for this size in {chosen_region['region'].label} right now."
             flavors.append(
                 {
                     "flavor": flavor,
                     "monthly": monthly_display(flavor.monthly_price),
                     "hourly": hourly_display(flavor.monthly_price),
-                    "refusal": refusal.message if refusal else "",
-                    "checked": not refusal and str(flavor.pk) == selected_flavor,
+                    "refusal": message,
+                    "checked": not message and str(flavor.pk) == selected_flavor,
                 }
             )
         selected_image = str(form["image"].value() or "")
-        images = [{"image": image, "checked": str(image.pk) == selected_image} for image in image_list()]
+        # Which sizes each image cannot run on, by the service's own rule: the form greys them out as you pick.
+        images = [
+            {
+                "image": image,
+                "checked": str(image.pk) == selected_image,
+                "too_small": " ".join(
+                    str(option["flavor"].pk)
+                    for option in flavors
+                    if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
+                ),
+            }
+            for image in image_list()
+        ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
+            regions=regions,
             flavors=flavors,
             images=images,
             chosen_flavor=chosen,
@@ -119,6 +136,7 @@ class LaunchView(TenantScopedMixin, FormView):
                 flavor=data["flavor"],
                 image=data["image"],
                 keys=data["keys"],
+                region=data["region"],
             )
         except ServiceError as error:
             add_service_error(form, error)
@@ -139,7 +157,7 @@ def _key_picker_context(*, keys, checked: list[str], key_form: SSHKeyForm | None
     }
 
 
-class LaunchKeyAddView(TenantScopedMixin, View):
+class LaunchKeyAddView(HtmxPartialMixin, TenantScopedMixin, View):
     """'Add a key' inside the launch form: with htmx it swaps in the refreshed key picker, new key ticked.
 
     A plain POST (no htmx) adds the key and sends the user back to the launch form with a flash message.
@@ -156,7 +174,7 @@ class LaunchKeyAddView(TenantScopedMixin, View):
                 added = services.sshkey_create(tenant=request.tenant, user=request.user, **key_form.cleaned_data)
             except ServiceError as error:
                 add_service_error(key_form, error)
-        if not _is_htmx(request):
+        if not request.htmx:
             if added is not None:
                 messages.success(request, f"The key {added.name} was added.")
             else:
@@ -181,35 +199,99 @@ def _first_error(form) -> str:
 # --- Instances --------------------------------------------------------------------------------------------------
 
 
-class InstanceListView(TenantScopedMixin, ListView):
-    """The tenant's machines; while any on the page is transitional the table polls itself (htmx) for changes."""
+LIST_STATES = [(value, label) for value, label in InstanceState.choices if value != InstanceState.DELETED]
+
+
+class _OneOfMany(forms.SelectMultiple):
+    """A plain drop-down whose value is still a list: the filter bar picks one state, the API may ask for several."""
+
+    allow_multiple_selected = False
+
+
+def _filled_in(query: QueryDict) -> QueryDict:
+    """The query string without the fields left empty: a GET form sends every field, and empty means "any" there.
+
+    The API refuses an empty value instead (StrictFilterSet): a client that sends one has made a mistake.
+    """
+    filled = QueryDict(mutable=True)
+    for key, values in query.lists():
+        if kept := [value for value in values if value.strip()]:
+            filled.setlist(key, kept)
+    return filled
+
+
+class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
+    """The tenant's machines, filtered and sorted by the API's InstanceFilter; while any on the page is transitional
+    the table polls itself (htmx) for changes, with the same query string."""
 
     model = Instance
     template_name = "compute/instance_list.html"
+    partial_template_name = "compute/partials/instance_table.html"
     context_object_name = "instances"
     paginate_by = 20
 
-    def get_filter_form(self) -> InstanceFilterForm:
-        if not hasattr(self, "_filter_form"):
-            self._filter_form = InstanceFilterForm(self.request.GET or None)
-        return self._filter_form
+    def live_instances(self):
+        # Scoped to the tenant by the mixin; deleted instances stay out of the list (their detail page stays).
+        return super().get_queryset().live()
+
+    @cached_property
+    def filterset(self) -> InstanceFilter:
+        queryset = self.live_instances().select_related("flavor", "image", "host").order_by("-created_at", "id")
+        filterset = InstanceFilter(_filled_in(self.request.GET), queryset=queryset, request=self.request)
+        self._dress_as_filter_bar(filterset.form)  # before validation: its bound fields keep labels from then
+        return filterset
+
+    @cached_property
+    def filters_valid(self) -> bool:
+        return self.filterset.is_valid()  # once: StrictFilterSet adds its errors on every call
 
     def get_queryset(self):
-        # Scoped to the tenant by the mixin; deleted instances stay out of the list (their detail page stays).
-        queryset = super().get_queryset().live().select_related("flavor", "image", "host")
-        form = self.get_filter_form()
-        if form.is_bound and form.is_valid():
-            if form.cleaned_data["state"]:
-                queryset = queryset.filter(state=form.cleaned_data["state"])
-            if form.cleaned_data["name"].strip():
-                queryset = queryset.filter(name__icontains=form.cleaned_data["name"].strip())
-        return queryset.order_by("-created_at", "id")
+        # A filter value that cannot be used shows nothing, not everything: the filter bar says what was wrong.
+        return self.filterset.qs if self.filters_valid else self.filterset.queryset.none()
+
+    @cached_property
+    def sizes_and_images_in_use(self) -> dict[str, list[tuple]]:
+        """The choices of the size and image drop-downs: those of the tenant's machines (one query, page only)."""
+        pairs = self.live_instances().order_by().values_list("flavor_id", "flavor__name", "image_id", "image__name")
+        rows = list(pairs.distinct())
+        return {
+            "flavors": sorted({(str(row[0]), row[1]) for row in rows}, key=lambda choice: choice[1]),
+            "images": sorted({(str(row[2]), row[3]) for row in rows}, key=lambda choice: choice[1]),
+        }
+
+    def _dress_as_filter_bar(self, form: forms.Form) -> None:
+        """The FilterSet's own form as the filter bar shows it: drop-downs whose blank first choice means "any"."""
+        fields = form.fields
+        fields["state"].widget = _OneOfMany(choices=[("", "Any state"), *LIST_STATES])
+        fields["name"].widget = forms.TextInput(attrs={"type": "search"})
+        # Callables: the choices are read only when the full page renders, never for an htmx poll of the table.
+        fields["flavor"].widget = forms.Select(
+            choices=lambda: [("", "Any size"), *self.sizes_and_images_in_use["flavors"]]
+        )
+        fields["image"].widget = forms.Select(
+            choices=lambda: [("", "Any image"), *self.sizes_and_images_in_use["images"]]
+        )
+        # Not in the bar, but kept when the bar is submitted from a URL that has them.
+        fields["created_after"].widget = forms.HiddenInput()
+        fields["created_before"].widget = forms.HiddenInput()
+        sorts = [choice for choice in fields["ordering"].choices if choice[0] not in ("", "-created")]
+        fields["ordering"].widget.choices = [("", "Newest first"), *sorts]
+        labels = {
+            "name": "Name contains",
+            "flavor": "Size",
+            "ordering": "Sort by",
+            "created_after": "Created after",
+            "created_before": "Created before",
+        }
+        for name, field in fields.items():
+            field.label = labels.get(name, field.label)
+            field.help_text = ""  # written for API clients (`?state=running&state=stopped`)
 
     def paginate_queryset(self, queryset, page_size):
         try:
             return super().paginate_queryset(queryset, page_size)
         except Http404:
-            if not _is_htmx(self.request):
+            if not self.request.htmx:
                 raise
             # A poll of a page that no longer exists (its instances were deleted) shows the last page instead of
             # failing every 2 s.
@@ -217,34 +299,30 @@ class InstanceListView(TenantScopedMixin, ListView):
             page = paginator.page(paginator.num_pages)
             return paginator, page, page.object_list, page.has_other_pages()
 
-    def get_template_names(self):
-        if _is_htmx(self.request):
-            return ["compute/partials/instance_table.html"]
-        return [self.template_name]
-
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["filter_form"] = self.get_filter_form()
-        context["filtered"] = any(self.request.GET.get(key) for key in ("state", "name"))
+        context["filter_form"] = self.filterset.form
+        context["filtered"] = any(name in self.filterset.data for name in self.filterset.filters)
         context["polling"] = any(instance.is_transitional for instance in context["instances"])
         return context
 
+    def render_to_response(self, context, **response_kwargs):
+        if not self.filters_valid:
+            response_kwargs.setdefault("status", 400)
+        return super().render_to_response(context, **response_kwargs)
 
-class InstanceDetailView(TenantScopedMixin, DetailView):
+
+class InstanceDetailView(HtmxPartialMixin, TenantScopedMixin, DetailView):
     """Specs, actions, resize and the event log; polls itself (htmx) while the instance is transitional."""
 
     model = Instance
     template_name = "compute/instance_detail.html"
+    partial_template_name = "compute/partials/instance_live.html"
     context_object_name = "instance"
 
     def get_queryset(self):
         # Deleted instances stay readable here: their event log is the record of what happened.
         return super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by")
-
-    def get_template_names(self):
-        if _is_htmx(self.request):
-            return ["compute/partials/instance_live.html"]
-        return [self.template_name]
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

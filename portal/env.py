@@ -56,6 +56,35 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(name: str, default: list[str]) -> list:
+    """A comma-separated list of networks (CIDR, or single addresses); a malformed one stops start-up."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a network such as 10.0.0.0/8 or 192.0.2.7.") from None
+    return networks
+
+
+def env_bind_url(name: str, default: str) -> str:
+    """The http:// URL that reaches a server bound to NAME, a `host:port` as gunicorn takes it.
+
+    A wildcard host (0.0.0.0, [::]) is reached from this machine as 127.0.0.1.
+    """
+    bind = env_str(name, default)
+    if bind.startswith(("unix:", "fd://")):
+        raise ImproperlyConfigured(f"{name}={bind!r} is no address a link can reach; set SITE_URL.")
+    host, colon, port = bind.rpartition(":")
+    if not colon or not port.isdigit():
+        raise ImproperlyConfigured(f"{name}={bind!r} must be host:port, such as 127.0.0.1:8000.")
+    if host in ("", "0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def env_secret(name: str, *, generated_file: Path | None = None) -> str:
     """Read NAME, or the file named by NAME_FILE; fall back to a key generated once into generated_file."""
     value = _raw(name)

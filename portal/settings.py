@@ -2,16 +2,19 @@
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import (
+    env_bind_url,
     env_bool,
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     env_url_scheme,
@@ -24,7 +27,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY", generated_file=VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Links in e-mails. Unless set, the address the web server binds: what `make run HOST=… PORT=…` gives web, worker and
+# beat alike, and what it serves.
+SITE_URL = (env_str("SITE_URL", "") or env_bind_url("GUNICORN_BIND", "127.0.0.1:8000")).rstrip("/")
 if "://" not in SITE_URL:
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an absolute URL such as https://hangar.example.com.")
 
@@ -43,6 +48,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "tenants",
     "compute",
@@ -50,15 +58,21 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
+    "tenants.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "tenants.middleware.SessionActivityMiddleware",
     "portal.middleware.LoginRequiredMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "tenants.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -79,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenancy",
                 "billing.context_processors.banners",
+                "portal.logging.request_id",
             ],
         },
     },
@@ -104,16 +119,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (rate-limit counters, worker heartbeat) --------------------------------------------------------------
 CACHE_URL = env_url_scheme("CACHE_URL", f"file://{VAR_DIR / 'cache'}", allowed=("file", "redis", "rediss", "locmem"))
 if CACHE_URL.startswith("redis"):
+    # The URL goes to redis-py whole (ACL user name, password, database, TLS options in the query): checked here,
+    # never rewritten. (django-cache-url rebuilds it, losing the user name, the query and an IPv6 host's brackets.)
+    _cache = urlsplit(CACHE_URL)
+    try:
+        _cache.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} has an invalid port.") from None
+    if not _cache.hostname:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} names no Redis host.")
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 elif CACHE_URL.startswith("locmem"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": CACHE_URL.removeprefix("file://"),
-        }
-    }
+    _cache_folder = CACHE_URL.removeprefix("file://")
+    if not _cache_folder:
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} names no folder.")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": _cache_folder}}
 
 # --- Auth ------------------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
@@ -140,9 +162,13 @@ AXES_USERNAME_FORM_FIELD = "username"  # the log-in form posts the e-mail addres
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "tenants/accounts/locked_out.html"
 AXES_VERBOSE = False
+# Two-factor log-in (django-otp): the name authenticator apps show next to the account.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Hangar")
+EMAIL_VERIFICATION_TTL = timedelta(days=env_int("EMAIL_VERIFICATION_TTL_DAYS", 3, minimum=1))
 
 # --- Tenancy ---------------------------------------------------------------------------------------------------
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7, minimum=1))
+ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 400, minimum=1)
 DEFAULT_QUOTA = {
     "instances": env_int("QUOTA_INSTANCES", 10, minimum=0),
     "vcpus": env_int("QUOTA_VCPUS", 32, minimum=0),
@@ -205,8 +231,7 @@ if EMAIL_URL.startswith("console"):
 elif EMAIL_URL.startswith("locmem"):
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 else:
-    from urllib.parse import unquote, urlsplit
-
+    # Parsed here: dj-email-url knows none of smtp+tls, smtp+ssl or locmem, and reads a bare smtp:// as localhost.
     _email = urlsplit(EMAIL_URL)
     if not _email.hostname:
         raise ImproperlyConfigured(f"EMAIL_URL={EMAIL_URL!r} names no SMTP host.")
@@ -282,6 +307,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
+    "activity-purge": {"task": "tenants.tasks.activity_purge", "schedule": crontab(hour=3, minute=30)},
+    "sessions-purge": {"task": "tenants.tasks.sessions_purge", "schedule": crontab(hour=3, minute=45)},
     "billing-meter": {"task": "billing.tasks.meter", "schedule": 300.0},
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
@@ -335,12 +362,37 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Metrics (portal/metrics.py) -------------------------------------------------------------------------------
+# /metrics answers to these networks, or to `Authorization: Bearer <METRICS_TOKEN>` from anywhere.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") if env_str("METRICS_TOKEN", "") or env_str("METRICS_TOKEN_FILE", "") else ""
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+
 # --- Logging ---------------------------------------------------------------------------------------------------
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # plain text, or one JSON object per line (portal/logging.py)
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "portal.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "portal.logging.JsonFormatter"},
+    },
+    "filters": {
+        "heartbeat_at_debug": {"()": "portal.tasks.HeartbeatAtDebug"},
+        # Request id, tenant, user or token (and task) on every line.
+        "context": {"()": "portal.logging.ContextFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # Where beat logs a task sent, and a worker one received and one done.
+        **{
+            name: {"filters": ["heartbeat_at_debug"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace", "hangar.task")
+        },
+        # portal.logging's line per request says it already; server errors still come with their traceback.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.http import HttpResponseRedirect
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import View
 from django.views.generic.detail import SingleObjectMixin
@@ -15,6 +16,26 @@ def safe_next(request, fallback: str) -> str:
     if candidate and url_has_allowed_host_and_scheme(candidate, {request.get_host()}, request.is_secure()):
         return candidate
     return fallback
+
+
+class HtmxPartialMixin:
+    """A view that answers an htmx request with a fragment (`partial_template_name`) and any other with the page.
+
+    Both answers come from one URL, so every response says it varies on HX-Request: otherwise a cache (the browser's
+    back button, a proxy) could hand the fragment to a full page load, or the whole page to an htmx swap.
+    """
+
+    partial_template_name = ""
+
+    def get_template_names(self):
+        if self.partial_template_name and self.request.htmx:
+            return [self.partial_template_name]
+        return super().get_template_names()
+
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
 
 
 class TenantObjectActionView(TenantScopedMixin, SingleObjectMixin, View):

@@ -27,9 +27,16 @@ from billing.pricing import (
 METERING_LOCK = 84021
 
 
+# A version-4 UUID as 32 lowercase hex digits without dashes (how Django stores UUIDs on SQLite): random digits
+# except the version digit, "4", and the variant digit, one of 8, 9, a, b (RFC 4122).
+_SQLITE_UUID4 = (
+    "lower(hex(randomblob(4)) || hex(randomblob(2)) || '4' || substr(hex(randomblob(2)), 2)"
+    " || substr('89ab', 1 + (random() & 3), 1) || substr(hex(randomblob(2)), 2) || hex(randomblob(6)))"
+)
+
+
 def _uuid_sql(vendor: str) -> str:
-    # Django stores UUIDs on SQLite as 32 hex digits without dashes.
-    return "gen_random_uuid()" if vendor == "postgresql" else "lower(hex(randomblob(16)))"
+    return "gen_random_uuid()" if vendor == "postgresql" else _SQLITE_UUID4
 
 
 def _tenant_filter(alias: str, tenant_ids: Iterable[UUID] | None, params: dict) -> str:

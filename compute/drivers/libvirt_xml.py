@@ -173,9 +173,9 @@ def raw_volume_xml(*, name: str, size_bytes: int) -> str:
     return ElementTree.tostring(volume, encoding="unicode")
 
 
-def pool_xml(*, path: str) -> str:
+def pool_xml(*, path: str, name: str = POOL_NAME) -> str:
     pool = ElementTree.Element("pool", type="dir")
-    ElementTree.SubElement(pool, "name").text = POOL_NAME
+    ElementTree.SubElement(pool, "name").text = name
     target = ElementTree.SubElement(pool, "target")
     ElementTree.SubElement(target, "path").text = path
     return ElementTree.tostring(pool, encoding="unicode")

@@ -30,21 +30,20 @@
     summary.textContent = chosen.getAttribute("data-summary");
   }
 
-  // An image needs a minimum disk and RAM: sizes below it cannot be chosen with it.
+  // An image needs a minimum disk and RAM: the server lists the sizes below it (data-too-small), by its own rule.
   function applyImage() {
     var form = launchForm();
     if (!form) {
       return;
     }
     var image = form.querySelector("input[name=image]:checked");
-    var minDisk = image ? Number(image.getAttribute("data-min-disk")) : 0;
-    var minRam = image ? Number(image.getAttribute("data-min-ram")) : 0;
+    var tooSmallIds = image ? (image.getAttribute("data-too-small") || "").split(" ") : [];
     var flavors = form.querySelectorAll("input[name=flavor]");
     Array.prototype.forEach.call(flavors, function (input) {
       if (input.hasAttribute("data-quota-refused")) {
         return;
       }
-      var tooSmall = Number(input.getAttribute("data-disk")) < minDisk || Number(input.getAttribute("data-ram")) < minRam;
+      var tooSmall = tooSmallIds.indexOf(input.value) !== -1;
       input.disabled = tooSmall;
       if (tooSmall && input.checked) {
         input.checked = false;

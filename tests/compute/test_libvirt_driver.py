@@ -886,3 +886,57 @@ def test_nat_apply_on_the_test_driver_checks_the_mappings_but_touches_nothing(mo
     driver.nat_apply((NatMapping("203.0.113.5", "10.20.0.5"),))
     with pytest.raises(PermanentDriverError, match="one private address"):
         driver.nat_apply((NatMapping("203.0.113.5", "10.20.0.5"), NatMapping("203.0.113.5", "10.20.0.6")))
+
+
+# --- cold migration: two hosts on one daemon, each with its own pool ------------------------------------------------
+def test_a_shut_off_domain_moves_to_another_pool_of_the_same_daemon():
+    source = driver_for(make_host())
+    target = driver_for(Host(name="kvm-2", driver="libvirt", uri=TEST_URI, storage_pool="hangar-b", vcpus=8,
+                             ram_mib=16384, disk_gib=500))  # fmt: skip
+    spec = make_spec()
+    source.create(spec)
+    with pytest.raises(PermanentDriverError, match="must be shut off"):
+        source.migrate_to(spec.uuid, target)
+    source.stop(spec.uuid, force=True)
+
+    info = source.migrate_to(spec.uuid, target)
+
+    assert info.state == PowerState.SHUTOFF
+    assert [d.uuid for d in target.list_domains()] == [spec.uuid]
+    assert source.list_domains() == []
+    conn = raw_connection()
+    assert f"{spec.uuid}.qcow2" not in conn.storagePoolLookupByName("hangar").listVolumes()
+    moved = conn.storagePoolLookupByName("hangar-b").storageVolLookupByName(f"{spec.uuid}.qcow2")
+    definition = ElementTree.fromstring(conn.lookupByUUIDString(spec.uuid).XMLDesc(0))
+    assert definition.find("devices/disk/source").get("file") == moved.path()
+    assert definition.find("devices/serial/log").get("file").startswith(str(libvirt_driver.settings.HANGAR_IMAGE_DIR))
+    # Asked again (a retry), it leaves the domain where it is; it runs and is destroyed on its new host.
+    assert source.migrate_to(spec.uuid, target).state == PowerState.SHUTOFF
+    assert target.start(spec.uuid).state == PowerState.RUNNING
+    target.destroy(spec.uuid)
+    assert conn.storagePoolLookupByName("hangar-b").listVolumes() == []
+
+
+def test_moving_a_domain_neither_host_has_is_not_found():
+    source = driver_for(make_host())
+    target = driver_for(Host(name="kvm-2", driver="libvirt", uri=TEST_URI, storage_pool="hangar-b", vcpus=8,
+                             ram_mib=16384, disk_gib=500))  # fmt: skip
+    with pytest.raises(DomainNotFound):
+        source.migrate_to(str(uuid.uuid4()), target)
+
+
+@needs_genisoimage
+def test_a_moved_domain_takes_its_seed_to_the_new_pool_and_keeps_its_firewall(nwfilters, uploads):
+    source, spec = networked_domain()
+    target = driver_for(Host(name="kvm-2", driver="libvirt", uri=TEST_URI, storage_pool="hangar-b", vcpus=8,
+                             ram_mib=16384, disk_gib=500))  # fmt: skip
+    source.stop(spec.uuid, force=True)
+
+    source.migrate_to(spec.uuid, target)
+
+    conn = raw_connection()
+    seed = conn.storagePoolLookupByName("hangar-b").storageVolLookupByName(f"{spec.uuid}.seed.iso")
+    assert f"{spec.uuid}.seed.iso" not in conn.storagePoolLookupByName("hangar").listVolumes()
+    definition = ElementTree.fromstring(conn.lookupByUUIDString(spec.uuid).XMLDesc(0))
+    assert definition.find("devices/disk[@device='cdrom']/source").get("file") == seed.path()
+    assert f"hangar-fw-{spec.uuid}" in nwfilters.filters  # same daemon: the domain still uses it

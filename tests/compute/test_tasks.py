@@ -1,6 +1,10 @@
 """Worker tasks: idempotent (duplicates, crashes half-way), transient errors retried, permanent ones recorded."""
 
+from unittest import mock
+
 import pytest
+from celery import Task
+from django.db import InterfaceError, OperationalError
 
 from compute import services, tasks
 from compute.drivers.base import TransientDriverError
@@ -111,6 +115,44 @@ def test_transient_failures_give_up_after_the_retries(launch, committed, host):
     failure = instance.events.get(result="failed")
     assert failure.action == "build"
     assert "Simulated transient failure" in failure.message
+
+
+def test_transient_failures_wait_with_exponential_backoff_and_jitter_then_fail_once(launch, committed, host):
+    host.fail_next_creates, host.failure_kind = 100, "transient"
+    host.save()
+
+    with mock.patch.object(Task, "retry", autospec=True, side_effect=Task.retry) as retry, committed():
+        instance = launch()
+
+    waits = [call.kwargs["countdown"] for call in retry.call_args_list]
+    assert len(waits) == tasks.MAX_RETRIES
+    for attempt, wait in enumerate(waits):
+        assert 0 <= wait <= min(2 * 2**attempt, 120)  # 2, 4, 8, … s at most; full jitter draws from 0 up
+    instance.refresh_from_db()
+    assert instance.state == "error"
+    assert instance.events.filter(result="failed").count() == 1
+
+
+@pytest.mark.parametrize("error", [OperationalError("server closed the connection"), InterfaceError("closed")])
+def test_a_database_error_during_the_work_is_retried(launch, committed, monkeypatch, error):
+    create = SimulatedDriver.create
+    calls = []
+
+    def fails_once(driver, spec):
+        calls.append(spec)
+        if len(calls) == 1:
+            raise error
+        return create(driver, spec)
+
+    monkeypatch.setattr(SimulatedDriver, "create", fails_once)
+
+    with committed():
+        instance = launch()
+
+    instance.refresh_from_db()
+    assert instance.state == "running"
+    assert len(calls) == 2
+    assert _log(instance) == [("launch", "requested"), ("build", "succeeded")]
 
 
 def test_a_permanent_failure_puts_the_instance_in_error_with_the_reason(launch, committed, host, announced):

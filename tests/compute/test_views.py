@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from django.urls import reverse
+from django.utils.cache import has_vary_header
 
 from compute.models import EventAction, Instance, InstanceEvent, InstanceState, SSHKey
 from tenants.models import EventResult, Quota
@@ -228,14 +229,17 @@ def test_list_filters_by_state_and_name(member_client, tenant):
     InstanceFactory(tenant=tenant, name="web-a", state=InstanceState.RUNNING)
     InstanceFactory(tenant=tenant, name="web-b", state=InstanceState.STOPPED)
     InstanceFactory(tenant=tenant, name="db-a", state=InstanceState.RUNNING)
-    body = member_client.get(LIST, {"state": "running"}).content.decode()
-    assert "web-a" in body and "db-a" in body and "web-b" not in body
-    body = member_client.get(LIST, {"name": "WEB"}).content.decode()
-    assert "web-a" in body and "web-b" in body and "db-a" not in body
-    body = member_client.get(LIST, {"state": "stopped", "name": "web"}).content.decode()
-    assert "web-b" in body and "web-a" not in body
+
+    def listed(query) -> set[str]:
+        body = member_client.get(LIST, query).content.decode()
+        return {name for name in ("web-a", "web-b", "db-a") if f"<strong>{name}</strong>" in body}
+
+    assert listed({"state": "running"}) == {"web-a", "db-a"}
+    assert listed({"name": "WEB"}) == {"web-a", "web-b"}
+    assert listed({"state": "stopped", "name": "web"}) == {"web-b"}
     response = member_client.get(LIST, {"state": "bogus"})
-    assert response.status_code == 200 and b"Filters ignored" in response.content
+    assert response.status_code == 400 and b"These filters could not be applied" in response.content
+    assert b"<strong>web-a</strong>" not in response.content
 
 
 def test_list_paginates(member_client, tenant):
@@ -303,6 +307,23 @@ def test_detail_polls_while_transitional(member_client, tenant):
     Instance.objects.filter(pk=instance.pk).update(state=InstanceState.RUNNING)
     partial = member_client.get(_url("instance-detail", instance), headers={"HX-Request": "true"})
     assert b"hx-trigger" not in partial.content
+
+
+@pytest.mark.parametrize(("method", "page"), [("get", "list"), ("get", "detail"), ("post", "key-add")])
+def test_pages_that_answer_htmx_with_a_fragment_vary_on_hx_request(member_client, tenant, method, page):
+    """One URL, two bodies: a cache must never serve the fragment as the page, or the page into a swap."""
+    instance = InstanceFactory(tenant=tenant, name="alpha", state=InstanceState.BUILDING)
+    url = {"list": LIST, "detail": _url("instance-detail", instance), "key-add": reverse("compute:launch-key-add")}
+    data = {"newkey-name": "k", "newkey-public_key": "not-a-key"} if method == "post" else None
+    send = getattr(member_client, method)
+
+    full = send(url[page], data)
+    partial = send(url[page], data, headers={"HX-Request": "true"})
+
+    assert full.content != partial.content
+    for response in (full, partial):
+        assert response.status_code in (200, 302)
+        assert has_vary_header(response, "HX-Request")
 
 
 def test_deleted_instance_detail_stays_readable_without_actions(member_client, tenant):

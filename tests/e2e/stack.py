@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 STACK_REDIS_DB = 9
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -43,7 +43,7 @@ class Response:
 class Stack:
     def __init__(self, var_dir: Path):
         self.var_dir = var_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
@@ -124,7 +124,7 @@ class Stack:
     def start(self) -> "Stack":
         self.manage("migrate", "--noinput")
         self.manage("seed_demo")
-        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py"])
+        self.start_web()
         self.start_worker()
         self._spawn(
             "beat",
@@ -141,6 +141,10 @@ class Stack:
         )
         self.wait_for(lambda: self.get("/healthz").status_code == 200, what="the web server")
         return self
+
+    def start_web(self, *options: str) -> None:
+        """gunicorn with portal/gunicorn.conf.py; `options` are command-line settings, which override the file's."""
+        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py", *options])
 
     def start_worker(self) -> None:
         self._spawn(

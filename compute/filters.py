@@ -1,3 +1,9 @@
+"""The filters of the instance list and the catalog: one FilterSet per list, shared by the dashboard and the API.
+
+The dashboard dresses the form of InstanceFilter for its filter bar (compute.views); what a value means, and which
+values are refused, is decided here once for both.
+"""
+
 import django_filters
 
 from compute.models import Flavor, Image, Instance, InstanceState
