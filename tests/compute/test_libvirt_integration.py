@@ -6,9 +6,17 @@ stops it (ACPI), resizes it while stopped, starts it, kills libvirtd in the midd
 finish once libvirtd is back), removes its domain behind Hangar's back (the reconciler must notice), and deletes it:
 afterwards libvirt knows nothing of it and its overlay disk is gone.
 
-Skipped when libvirt/QEMU are not installed here, unless HANGAR_REQUIRE_LIBVIRT=1 (CI), where that is a failure.
-The worker and this test share a private SQLite file and the embedded broker in a temporary HANGAR_VAR_DIR, whatever
-database the rest of the suite uses. Timings of each step are printed (pytest -s shows them).
+A second guest joins a Hangar network with a cloud-init seed and a firewall: the test logs in over SSH with the key of
+the seed, reads the file its user-data wrote and its hostname, reaches it at a public address through the host's 1:1
+NAT, closes and reopens port 22 live, measures 2 MiB it sends, and deletes it: nothing of it is left on the host.
+
+libvirtd runs inside the network namespace $HANGAR_LIBVIRT_NETNS (scripts/ci-libvirt creates it and starts libvirtd
+there), so guest bridges and every packet to a guest stay in it; the test reaches guests with `ip netns exec … ssh`.
+Public addresses come from 203.0.113.0/24, routed only inside that namespace.
+
+Skipped when libvirt/QEMU or the namespace are not set up here, unless HANGAR_REQUIRE_LIBVIRT=1 (CI), where that is a
+failure. The worker and this test share a private SQLite file and the embedded broker in a temporary HANGAR_VAR_DIR,
+whatever database the rest of the suite uses. Timings of each step are printed (pytest -s shows them).
 """
 
 from __future__ import annotations
@@ -34,7 +42,10 @@ BIN = Path(sys.executable).parent
 URI = "qemu:///system"
 READY_LINE = "HANGAR-DEMO-GUEST READY"
 REQUIRED = os.environ.get("HANGAR_REQUIRE_LIBVIRT", "") == "1"
+NETNS = os.environ.get("HANGAR_LIBVIRT_NETNS", "")
+SETUP_COMMAND = "HANGAR_LIBVIRT_NETNS=hangar scripts/ci-libvirt, then run the tests with HANGAR_LIBVIRT_NETNS=hangar"
 LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
+PUBLIC_IP = "203.0.113.10"
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
@@ -48,13 +59,21 @@ def _unavailable() -> str:
         import libvirt
     except ImportError:
         return "libvirt-python is not installed (pip install -e '.[libvirt]')"
-    for program in ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img", "busybox", "cpio"):
+    programs = ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img", "busybox", "cpio", "dropbear", "genisoimage")
+    for program in (*programs, "dnsmasq", "nft", "ip", "ssh", "ssh-keygen"):
         if shutil.which(program) is None:
-            return f"{program} is not installed (scripts/ci-libvirt installs it)"
+            return f"{program} is not installed ({SETUP_COMMAND})"
+    if not NETNS:
+        return f"HANGAR_LIBVIRT_NETNS names no network namespace for the guests ({SETUP_COMMAND})"
+    if os.geteuid() != 0:
+        return "reaching guests inside a network namespace needs root"
     try:
         libvirt.open(URI).close()
     except libvirt.libvirtError as error:
-        return f"libvirtd does not answer at {URI} ({error}); scripts/ci-libvirt starts it"
+        return f"libvirtd does not answer at {URI} ({error}); {SETUP_COMMAND}"
+    pid = libvirtd_pid()
+    if pid is None or not in_namespace(pid):
+        return f"libvirtd does not run in network namespace {NETNS} ({SETUP_COMMAND})"
     return ""
 
 
@@ -221,9 +240,58 @@ def libvirtd_answers() -> bool:
     return True
 
 
+def in_namespace(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{NETNS}").st_ino
+    except OSError:
+        return False
+
+
 def start_libvirtd() -> None:
     if libvirtd_pid() is None:
-        subprocess.run(["libvirtd", "-d"], check=True, timeout=60)
+        subprocess.run(["ip", "netns", "exec", NETNS, "libvirtd", "-d"], check=True, timeout=60)
+
+
+# --- guests, reached from inside the namespace ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory) -> Path:
+    """A key made for this run; the guests get its public half through their seed."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return key
+
+
+def ssh(key: Path, address: str, command: str, *, timeout: float = 20) -> subprocess.CompletedProcess:
+    """`command` on the guest as root; a connection that hangs (a firewall closing mid-handshake) counts as failed."""
+    options = (
+        *("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "LogLevel=ERROR"),
+        *("ConnectTimeout=3", "ServerAliveInterval=2", "ServerAliveCountMax=2"),
+    )
+    argv = [
+        *("ip", "netns", "exec", NETNS, "ssh", "-i", str(key)),
+        *(part for option in options for part in ("-o", option)),
+        f"root@{address}",
+        command,
+    ]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as expired:
+        return subprocess.CompletedProcess(argv, 124, stdout=expired.stdout or b"", stderr=expired.stderr or b"")
+
+
+def wait_for_ssh(key: Path, address: str, *, timeout: float) -> float:
+    started = time.monotonic()
+    while ssh(key, address, "true").returncode != 0:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"no SSH at {address} after {timeout:.0f} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def namespace(*command: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", NETNS, *command], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
 
 
 def virsh(*args: str) -> str:
@@ -381,6 +449,125 @@ def _remove_domain(uuid: str) -> None:
     from compute.models import Host
 
     LibvirtDriver(Host(name="cleanup", driver="libvirt", uri=URI, vcpus=1, ram_mib=256, disk_gib=1)).destroy(uuid)
+
+
+# --- networking, at driver level --------------------------------------------------------------------------------------
+def test_a_real_guest_takes_its_seed_and_answers_ssh_at_private_and_public_addresses_behind_its_firewall(
+    demo_image, ssh_key
+):
+    import libvirt
+
+    from compute.drivers.base import (
+        CloudInitSeed,
+        DhcpHost,
+        DomainSpec,
+        FirewallRuleSpec,
+        ImageSource,
+        NatMapping,
+        NetworkSpec,
+        NicSpec,
+    )
+    from compute.drivers.libvirt import LibvirtDriver
+    from compute.models import Host
+
+    driver = LibvirtDriver(Host(name="local-qemu", driver="libvirt", uri=URI, vcpus=2, ram_mib=1024, disk_gib=10))
+    network_id, uuid = "0e7a3c55-1d2f-4b8e-9a6c-5f4e3d2c1b0a", "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    mac, private_ip = "52:54:00:3c:55:0a", "10.123.0.5"
+    timings: dict[str, float] = {}
+    ssh_in = FirewallRuleSpec(direction="in", protocol="tcp", port_min=22, port_max=22, cidr="0.0.0.0/0")
+    icmp_in = FirewallRuleSpec(direction="in", protocol="icmp", port_min=None, port_max=None, cidr="0.0.0.0/0")
+    all_out = FirewallRuleSpec(direction="out", protocol="any", port_min=None, port_max=None, cidr="0.0.0.0/0")
+    public_key = ssh_key.with_suffix(".pub").read_text().strip()
+    seed = CloudInitSeed(
+        meta_data=f"instance-id: {uuid}\nlocal-hostname: it-net-guest\n",
+        user_data=(
+            "#cloud-config\n"
+            f"ssh_authorized_keys:\n  - {public_key}\n"
+            "write_files:\n  - path: /root/from-user-data.txt\n    content: |\n      written by user-data\n"
+        ),
+        network_config=(
+            f'version: 2\nethernets:\n  nic0:\n    match:\n      macaddress: "{mac}"\n'
+            f"    addresses:\n      - {private_ip}/24\n    routes:\n      - to: default\n        via: 10.123.0.1\n"
+        ),
+    )
+    spec = DomainSpec(
+        uuid=uuid,
+        name="it-net-guest",
+        vcpus=1,
+        ram_mib=160,
+        disk_gib=1,
+        image=ImageSource(
+            disk_path=str(demo_image / "disk.raw"),
+            kernel_path=str(demo_image / "vmlinuz"),
+            initrd_path=str(demo_image / "initrd.img"),
+            kernel_cmdline="console=ttyS0 quiet",
+        ),
+        nics=(NicSpec(mac=mac, network_id=network_id, ip=private_ip, prefix=24),),
+        seed=seed,
+        firewall=(ssh_in, icmp_in, all_out),
+    )
+    started = time.monotonic()
+    try:
+        # A tenant network with the guest's fixed lease, the guest on it: SSH with the seed's key, its file, its name.
+        driver.network_ensure(
+            NetworkSpec(
+                id=network_id,
+                name="default",
+                cidr="10.123.0.0/24",
+                gateway_ip="10.123.0.1",
+                dhcp_hosts=(DhcpHost(mac=mac, ip=private_ip, hostname="it-net-guest"),),
+            )
+        )
+        assert driver.create(spec).private_ip == private_ip
+        wait_for_ssh(ssh_key, private_ip, timeout=120)
+        timings["create → SSH"] = time.monotonic() - started
+        answer = ssh(ssh_key, private_ip, "cat /root/from-user-data.txt; hostname")
+        assert answer.stdout.decode().split("\n")[:2] == ["written by user-data", "it-net-guest"], answer
+
+        # 1:1 NAT: the public address leads to the guest.
+        step = time.monotonic()
+        driver.nat_apply((NatMapping(public_ip=PUBLIC_IP, private_ip=private_ip),))
+        assert ssh(ssh_key, PUBLIC_IP, "hostname").stdout.decode().strip() == "it-net-guest"
+        timings["NAT → SSH at the public address"] = time.monotonic() - step
+
+        # The firewall without port 22, live: SSH fails; with it again: SSH works.
+        step = time.monotonic()
+        driver.firewall_apply(uuid, (icmp_in, all_out))
+        assert ssh(ssh_key, PUBLIC_IP, "true", timeout=10).returncode != 0
+        driver.firewall_apply(uuid, (ssh_in, icmp_in, all_out))
+        assert ssh(ssh_key, PUBLIC_IP, "true").returncode == 0
+        timings["firewall closed and reopened"] = time.monotonic() - step
+
+        # 2 MiB sent by the guest show in its counters.
+        step = time.monotonic()
+        before = driver.interface_counters(uuid)
+        sent = ssh(ssh_key, PUBLIC_IP, "head -c 2097152 /dev/zero", timeout=60)
+        assert len(sent.stdout) == 2 * 1024**2
+        after = driver.interface_counters(uuid)
+        assert after.tx_bytes - before.tx_bytes >= 2 * 1024**2
+        timings["2 MiB metered"] = time.monotonic() - step
+
+        # Gone: nothing of the guest, its network or its address is left on the host.
+        step = time.monotonic()
+        driver.destroy(uuid)
+        driver.nat_apply(())
+        driver.network_remove(network_id)
+        timings["delete"] = time.monotonic() - step
+        conn = libvirt.open(URI)
+        try:
+            assert f"hangar-{uuid}" not in virsh("list", "--all", "--name").split()
+            assert not [name for name in conn.storagePoolLookupByName("hangar").listVolumes() if uuid in name]
+            assert f"hangar-fw-{uuid}" not in virsh("nwfilter-list")
+            assert f"hangar-net-{network_id}" not in virsh("net-list", "--all", "--name").split()
+        finally:
+            conn.close()
+        assert PUBLIC_IP not in namespace("nft", "list", "table", "ip", "hangar")
+        assert "hgn-0e7a3c551d2" not in namespace("ip", "-br", "link")
+    finally:
+        driver.destroy(uuid)
+        driver.network_remove(network_id)
+        timings["total"] = time.monotonic() - started
+        print("\nlibvirt networking timings: " + ", ".join(f"{step} {sec:.1f} s" for step, sec in timings.items()))
 
 
 def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
