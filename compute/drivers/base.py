@@ -125,6 +125,38 @@ class InterfaceCounters:
 
 
 @dataclass(frozen=True)
+class DomainCounters:
+    """A running domain's cumulative counters at one instant (they reset when the domain restarts); the sampler turns
+    two readings into rates."""
+
+    vcpus: int
+    cpu_time_ns: int  # CPU time used by all its vCPUs together
+    disk_read_bytes: int
+    disk_write_bytes: int
+    net_rx_bytes: int  # received by the guest
+    net_tx_bytes: int  # sent by the guest
+
+
+class ConsoleSession:
+    """An open interactive serial console of one domain: bytes typed in, bytes the guest writes out.
+
+    Used from two threads: one blocks in read(), the other writes. Only one session per domain is open at a time;
+    opening another (`force`) ends this one, whose read() then returns None.
+    """
+
+    def read(self, timeout: float) -> bytes | None:
+        """What the guest wrote, waiting up to `timeout` seconds: b"" if nothing came, None once the console closed."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Idempotent; a read() blocked in another thread returns None."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything a driver needs to create one domain."""
 
@@ -192,6 +224,14 @@ class ComputeDriver:
     def console_output(self, uuid: str, *, lines: int = 100) -> str:
         """The last lines of the domain's serial console; empty if the driver has none."""
         return ""
+
+    def console_open(self, uuid: str) -> ConsoleSession:
+        """The running domain's serial console, interactive; taken over from whoever had it open."""
+        raise PermanentDriverError(f"the {self.name} driver has no interactive console")
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        """Counters of those of `uuids` that run on this host, in one call (a domain that is off is left out)."""
+        raise NotImplementedError
 
     # --- networking: every call states the whole desired state, so repeating one is harmless ---
 

@@ -144,7 +144,9 @@ class Stack:
 
     def start_web(self, *options: str) -> None:
         """gunicorn with portal/gunicorn.conf.py; `options` are command-line settings, which override the file's."""
-        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py", *options])
+        self._spawn(
+            "web", [str(BIN / "gunicorn"), "portal.asgi:application", "-c", "portal/gunicorn.conf.py", *options]
+        )
 
     def start_worker(self) -> None:
         self._spawn(
