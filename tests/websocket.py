@@ -1,8 +1,32 @@
 """A WebSocket client for ASGI applications in tests (channels.testing needs daphne, which Hangar does not use)."""
 
+import asyncio
+import threading
 from urllib.parse import unquote, urlparse
 
 from asgiref.testing import ApplicationCommunicator
+
+
+def run_async(scenario):
+    """Runs `scenario()` (a coroutine function) to its end on an event loop of its own thread, and returns its result.
+
+    Not async_to_sync: once a browser test has run, Playwright's event loop lives in the main thread for the rest of
+    the session, and asgiref refuses to start another one there.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = asyncio.run(scenario())
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 class WebsocketCommunicator(ApplicationCommunicator):

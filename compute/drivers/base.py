@@ -9,6 +9,8 @@ instance in `error` on the second.
 from __future__ import annotations
 
 import enum
+import queue
+import threading
 from dataclasses import dataclass, field
 
 
@@ -154,6 +156,31 @@ class ConsoleSession:
     def close(self) -> None:
         """Idempotent; a read() blocked in another thread returns None."""
         raise NotImplementedError
+
+
+class QueuedConsole(ConsoleSession):
+    """A console whose output arrives on another thread (a stream callback, a responder) and waits in a queue."""
+
+    def __init__(self) -> None:
+        self._output: queue.Queue[bytes | None] = queue.Queue()
+        self._closed = threading.Event()
+
+    def _received(self, data: bytes) -> None:
+        self._output.put(data)
+
+    def _finish(self) -> None:
+        """The console ended: read() returns what was left, then None."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._output.put(None)
+
+    def read(self, timeout: float) -> bytes | None:
+        if self._closed.is_set() and self._output.empty():
+            return None
+        try:
+            return self._output.get(timeout=timeout)
+        except queue.Empty:
+            return b""
 
 
 @dataclass(frozen=True)

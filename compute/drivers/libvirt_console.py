@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import time
 
 import libvirt
 
-from compute.drivers.base import ConsoleSession, DomainNotFound, PermanentDriverError, TransientDriverError
+from compute.drivers.base import DomainNotFound, PermanentDriverError, QueuedConsole, TransientDriverError
 
 _loop_lock = threading.Lock()
 _loop_pid: int | None = None
@@ -45,11 +44,10 @@ def ensure_event_loop() -> None:
         _loop_pid = os.getpid()
 
 
-class LibvirtConsole(ConsoleSession):
+class LibvirtConsole(QueuedConsole):
     def __init__(self, *, uri: str, uuid: str):
+        super().__init__()
         ensure_event_loop()
-        self._output: queue.Queue[bytes | None] = queue.Queue()
-        self._closed = threading.Event()
         try:
             self._conn = libvirt.open(uri)
         except libvirt.libvirtError as error:
@@ -83,7 +81,7 @@ class LibvirtConsole(ConsoleSession):
             if data == -2:  # nothing after all (would block)
                 return
             if data:
-                self._output.put(data)
+                self._received(data)
                 return
             self._finish()
         elif events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
@@ -91,18 +89,9 @@ class LibvirtConsole(ConsoleSession):
 
     def _finish(self) -> None:
         if not self._closed.is_set():
-            self._closed.set()
             with contextlib.suppress(libvirt.libvirtError):
                 self._stream.eventRemoveCallback()
-            self._output.put(None)
-
-    def read(self, timeout: float) -> bytes | None:
-        if self._closed.is_set() and self._output.empty():
-            return None
-        try:
-            return self._output.get(timeout=timeout)
-        except queue.Empty:
-            return b""
+        super()._finish()
 
     def write(self, data: bytes) -> None:
         deadline = time.monotonic() + WRITE_TIMEOUT

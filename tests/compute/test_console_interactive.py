@@ -5,7 +5,6 @@ import json
 import logging
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from django.urls import reverse
 
@@ -14,7 +13,7 @@ from compute.console.routing import websocket_urlpatterns
 from compute.console.sessions import console_ticket
 from compute.models import InstanceState
 from tests.conftest import login_client
-from tests.websocket import WebsocketCommunicator
+from tests.websocket import WebsocketCommunicator, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,7 +79,7 @@ def test_a_member_types_a_command_and_sees_the_answer(running, member, caplog):
         await terminal.communicator.disconnect()
         return terminal
 
-    terminal = async_to_sync(scenario)()
+    terminal = run_async(scenario)
 
     assert terminal.notices[0]["final"] is False
     assert "secret-typed-words" not in caplog.text
@@ -101,7 +100,7 @@ def test_a_second_session_takes_over_with_a_notice(running, member, owner):
         await second.communicator.disconnect()
         return first
 
-    first = async_to_sync(scenario)()
+    first = run_async(scenario)
 
     assert first.notices[-1] == {"type": "notice", "message": "Another session took over this console.", "final": True}
     assert first.closed_with == consumers.CLOSE_TAKEN_OVER
@@ -119,7 +118,7 @@ def test_a_session_ends_after_the_idle_timeout(running, member, settings):
         await terminal.pump()
         return terminal
 
-    terminal = async_to_sync(scenario)()
+    terminal = run_async(scenario)
 
     assert terminal.notices[-1]["final"] is True
     assert terminal.closed_with == consumers.CLOSE_TIMED_OUT
@@ -153,7 +152,7 @@ def test_refusals_explain_themselves_and_close(running, member, viewer, owner, c
         await terminal.pump()
         return terminal
 
-    terminal = async_to_sync(scenario)()
+    terminal = run_async(scenario)
 
     assert terminal.notices == [{"type": "notice", "message": message, "final": True}]
     assert terminal.closed_with == consumers.CLOSE_REFUSED
@@ -184,7 +183,7 @@ def test_the_whole_asgi_application_needs_the_session_and_an_allowed_origin(runn
         await terminal.communicator.disconnect()
         return refused, connected
 
-    refused, connected = async_to_sync(scenario)()
+    refused, connected = run_async(scenario)
 
     assert (refused, connected) == (False, True)
 
