@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "portal",
     "tenants",
     "compute",
+    "compute.monitoring",
     "billing",
 ]
 
@@ -197,6 +198,8 @@ else:
 # A console session ends after this long without a key typed, and after this long in any case.
 CONSOLE_IDLE_TIMEOUT = timedelta(minutes=env_int("CONSOLE_IDLE_TIMEOUT_MINUTES", 15, minimum=1))
 CONSOLE_MAX_DURATION = timedelta(hours=env_int("CONSOLE_MAX_HOURS", 4, minimum=1))
+# Alert webhooks may not target loopback, private or link-local addresses unless this is on (compute/monitoring).
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Internationalisation --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -325,6 +328,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
+    "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
+    "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
 }
 
 # --- REST API --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),
+    path("", include("compute.monitoring.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]

@@ -2,30 +2,29 @@
 
 Neither keeps state in the database: the console's shell lives as long as the session (like a serial login that
 ends when you hang up), and the counters are a pure function of the domain and the time, so every process reads
-the same figures and a graph of them looks like a machine's day: a daily swell, an hourly rhythm and short bursts.
+the same figures and a graph of them looks like a machine's day: a daily swell, a slower rhythm and short ripples.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import queue
 import shlex
 import threading
 import time
 from datetime import UTC, datetime
 
-from compute.drivers.base import ConsoleSession, DomainCounters
+from compute.drivers.base import DomainCounters, QueuedConsole
 
 # --- usage counters --------------------------------------------------------------------------------------------
 
 # (mean rate, [(amplitude, period in seconds), ...]) per counter; every amplitude sum stays below its mean, so a rate
 # never goes negative and each counter is the closed-form integral of its rate.
-CPU_SHAPE = (0.22, [(0.10, 86_400), (0.06, 3_600), (0.04, 420)])  # share of each vCPU
-DISK_READ_SHAPE = (180_000.0, [(90_000.0, 86_400), (50_000.0, 1_800), (30_000.0, 300)])  # bytes per second
-DISK_WRITE_SHAPE = (120_000.0, [(60_000.0, 86_400), (40_000.0, 2_400), (15_000.0, 240)])
-NET_RX_SHAPE = (60_000.0, [(35_000.0, 86_400), (15_000.0, 3_600), (8_000.0, 360)])
-NET_TX_SHAPE = (240_000.0, [(140_000.0, 86_400), (60_000.0, 3_600), (30_000.0, 540)])
+CPU_SHAPE = (0.22, [(0.12, 86_400), (0.05, 10_800), (0.02, 1_260)])  # share of each vCPU
+DISK_READ_SHAPE = (180_000.0, [(100_000.0, 86_400), (40_000.0, 7_200), (15_000.0, 1_500)])  # bytes per second
+DISK_WRITE_SHAPE = (120_000.0, [(60_000.0, 86_400), (35_000.0, 14_400), (10_000.0, 1_140)])
+NET_RX_SHAPE = (60_000.0, [(35_000.0, 86_400), (12_000.0, 5_400), (5_000.0, 1_380)])
+NET_TX_SHAPE = (240_000.0, [(150_000.0, 86_400), (50_000.0, 9_000), (15_000.0, 1_620)])
 
 
 def _phases(uuid: str, count: int) -> list[float]:
@@ -60,16 +59,15 @@ def synthetic_counters(*, uuid: str, vcpus: int, at: datetime) -> DomainCounters
 # --- the console's shell ---------------------------------------------------------------------------------------
 
 
-class SimulatedConsole(ConsoleSession):
+class SimulatedConsole(QueuedConsole):
     """A small shell-like responder: echoes what is typed (with backspace and Ctrl-C), answers a few commands."""
 
     def __init__(self, *, name: str, private_ip: str, vcpus: int, ram_mib: int, booted_at: datetime | None = None):
         self.name, self.private_ip, self.vcpus, self.ram_mib = name, private_ip, vcpus, ram_mib
+        super().__init__()
         self.booted_at = booted_at or datetime.now(UTC)
-        self._output: queue.Queue[bytes | None] = queue.Queue()
         self._line = ""
         self._escape = ""  # an escape sequence being received (arrow keys): swallowed, not echoed
-        self._closed = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -77,14 +75,6 @@ class SimulatedConsole(ConsoleSession):
         return f"root@{self.name}:~# "
 
     # --- ConsoleSession --------------------------------------------------------------------------------------------
-    def read(self, timeout: float) -> bytes | None:
-        if self._closed.is_set() and self._output.empty():
-            return None
-        try:
-            return self._output.get(timeout=timeout)
-        except queue.Empty:
-            return b""
-
     def write(self, data: bytes) -> None:
         if self._closed.is_set():
             return
@@ -93,13 +83,11 @@ class SimulatedConsole(ConsoleSession):
                 self._key(char)
 
     def close(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
-            self._output.put(None)
+        self._finish()
 
     # --- the line discipline ---------------------------------------------------------------------------------------
     def _emit(self, text: str) -> None:
-        self._output.put(text.replace("\n", "\r\n").encode())
+        self._received(text.replace("\n", "\r\n").encode())
 
     def _key(self, char: str) -> None:
         if self._escape:
@@ -117,7 +105,7 @@ class SimulatedConsole(ConsoleSession):
         elif char in "\x7f\b":
             if self._line:
                 self._line = self._line[:-1]
-                self._output.put(b"\b \b")
+                self._received(b"\b \b")
         elif char == "\x03":
             self._line = ""
             self._emit("^C\n" + self.prompt)

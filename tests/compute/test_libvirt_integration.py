@@ -390,7 +390,6 @@ def test_a_line_typed_into_a_real_guests_console_gets_its_reply(demo_image):
     import asyncio
     import json
 
-    from asgiref.sync import async_to_sync
     from channels.routing import URLRouter
 
     from compute.console.routing import websocket_urlpatterns
@@ -401,7 +400,7 @@ def test_a_line_typed_into_a_real_guests_console_gets_its_reply(demo_image):
     from tenants.roles import Role
     from tests.factories import MembershipFactory
     from tests.factories.compute import FlavorFactory, ImageFactory, InstanceFactory
-    from tests.websocket import WebsocketCommunicator
+    from tests.websocket import WebsocketCommunicator, run_async
 
     host = Host.objects.create(name="local-qemu-console", driver="libvirt", uri=URI, vcpus=2, ram_mib=2048, disk_gib=10)
     membership = MembershipFactory(role=Role.MEMBER)
@@ -464,7 +463,7 @@ def test_a_line_typed_into_a_real_guests_console_gets_its_reply(demo_image):
             await communicator.disconnect()
             return screen
 
-        screen = async_to_sync(scenario)()
+        screen = run_async(scenario)
         timings["console reply"] = time.monotonic() - started - timings["boot"]
         assert "hangar-42" in screen
     finally:

@@ -1,16 +1,21 @@
-"""The interactive console in Chromium: the page served by the ASGI application (as gunicorn's uvicorn workers serve
-it), a terminal that opens a WebSocket to a simulated machine, a command typed and its answer read off the screen."""
+"""Operating a machine in Chromium, on pages served by the ASGI application (as gunicorn's uvicorn workers serve
+them): the interactive console (a command typed into a simulated machine's terminal and its answer read off the
+screen), the usage graphs over a month of synthetic samples, and an alert policy made from the instance page."""
 
 import shutil
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from compute import services
+from compute.drivers.simulated_guest import synthetic_counters
+from compute.monitoring.models import Resolution, Sample
 from tenants.roles import Role
-from tests.browser import CHROMIUM, screenshot
+from tests.browser import CHROMIUM, SCREENSHOTS, screenshot
 from tests.e2e.stack import free_port
 from tests.factories import MembershipFactory, UserFactory
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory
@@ -62,14 +67,15 @@ def page(browser, asgi_server):
 
 @pytest.fixture
 def machine(db):
-    host = HostFactory(name="hv-console", boot_seconds=0, stop_seconds=0)
-    user = UserFactory(email="console@example.com")
+    """A member and a running simulated machine of theirs (2 vCPUs)."""
+    host = HostFactory(name="hv-operate", boot_seconds=0, stop_seconds=0)
+    user = UserFactory(email="operator-of-machines@example.com")
     membership = MembershipFactory(user=user, role=Role.MEMBER)
     instance = services.instance_launch(
         tenant=membership.tenant,
         user=user,
         name="web-console",
-        flavor=FlavorFactory(name="c1.small", vcpus=1, ram_mib=1024, disk_gib=10),
+        flavor=FlavorFactory(name="m2.medium", vcpus=2, ram_mib=4096, disk_gib=40),
         image=ImageFactory(name="Debian 12"),
         keys=[],
     )
@@ -109,3 +115,72 @@ def test_typing_a_command_in_the_console_shows_the_machines_answer(page, machine
     assert page.console_errors == []
     assert rows.evaluate("element => getComputedStyle(element.querySelector('span') || element).whiteSpace") == "pre"
     screenshot(page, "console-interactive")
+
+
+HISTORY = {
+    Resolution.MINUTE: timedelta(hours=2),
+    Resolution.FIVE_MINUTES: timedelta(days=8),
+    Resolution.HOUR: timedelta(days=31),
+}
+
+
+def _history(instance) -> None:
+    """What a month of sampling would have stored: each period's average rates from the synthetic counters."""
+    now = int(timezone.now().timestamp())
+    rows = []
+    for resolution, span in HISTORY.items():
+        last = now // resolution * resolution - resolution
+        for start in range(last - int(span.total_seconds()), last + 1, resolution):
+            before = synthetic_counters(uuid=str(instance.pk), vcpus=2, at=_at(start))
+            after = synthetic_counters(uuid=str(instance.pk), vcpus=2, at=_at(start + resolution))
+            rows.append(
+                Sample(
+                    instance=instance,
+                    resolution=resolution,
+                    period_start=start,
+                    samples=resolution // 60,
+                    cpu_percent=(after.cpu_time_ns - before.cpu_time_ns) / (resolution * 1e9 * 2) * 100,
+                    disk_read_bps=(after.disk_read_bytes - before.disk_read_bytes) / resolution,
+                    disk_write_bps=(after.disk_write_bytes - before.disk_write_bytes) / resolution,
+                    net_in_bps=(after.net_rx_bytes - before.net_rx_bytes) / resolution,
+                    net_out_bps=(after.net_tx_bytes - before.net_tx_bytes) / resolution,
+                )
+            )
+    Sample.objects.bulk_create(rows, batch_size=2000)
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_usage_graphs_for_each_range_and_an_alert_policy_from_the_page(page, machine):
+    user, instance = machine
+    _history(instance)
+    _log_in(page, user)
+    page.goto(f"/instances/{instance.pk}/")
+
+    usage = page.locator("#instance-usage")
+    usage.locator(".uplot").nth(2).wait_for()
+    assert usage.locator(".uplot").count() == 3
+    assert "CPU" in usage.locator(".u-legend").first.inner_text()
+    usage.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    usage.screenshot(path=str(SCREENSHOTS / "usage-24h.png"))
+    for range_key in ("1h", "7d", "30d"):
+        page.click(f"[data-usage-range='{range_key}']")
+        page.locator(f"[data-usage-range='{range_key}'][aria-pressed='true']").wait_for()
+        page.wait_for_timeout(300)
+        usage.screenshot(path=str(SCREENSHOTS / f"usage-{range_key}.png"))
+    assert usage.locator("[data-usage-empty]").is_hidden()
+    assert page.console_errors == []
+    screenshot(page, "instance-with-usage")
+
+    # "Get an alert" leads to the policy form with this machine chosen.
+    page.click("text=Get an alert")
+    page.fill("#id_name", "web-console busy")
+    page.fill("#id_threshold", "80")
+    assert page.locator("#id_instance").input_value() == str(instance.pk)
+    page.click("button:has-text('Create policy')")
+    page.locator("h1", has_text="web-console busy").wait_for()
+    assert "CPU above 80 % for 5 min on web-console." in page.locator("main").inner_text()
+    screenshot(page, "alert-policy")
