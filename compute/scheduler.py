@@ -1,4 +1,5 @@
-"""Places instances on hosts: enabled, non-draining hosts with room after overcommit, least loaded first.
+"""Places instances on hosts of their region: enabled, non-draining hosts with room after overcommit, least loaded
+first.
 
 Claims are made under row locks on the candidate hosts, taken in primary-key order (so two schedulers never
 deadlock), inside the caller's transaction: the instance row that records the claim is written before the
@@ -8,10 +9,10 @@ locks are released, so two launches cannot take the last slot twice.
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Sum, Value
+from django.db.models import Count, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from compute.models import Flavor, Host, Instance, InstanceState
+from compute.models import Flavor, Host, Instance, InstanceState, Region
 from portal.errors import Unprocessable
 
 # An instance holds the larger of its flavor and the one a pending resize moves it to.
@@ -54,58 +55,82 @@ class HostUsage:
         )
 
 
-def host_usages(hosts) -> list[HostUsage]:
-    """Usage of each host in one query: every instance that is not deleted holds its resources."""
-    hosts = list(hosts)
-    totals = {
-        row["host_id"]: row
-        for row in Instance.objects.filter(host__in=[h.pk for h in hosts])
+def _held(resource, via: str):
+    """What the live instances placed on (`via="host"`) or moving to (`via="migration_host"`) a host hold."""
+    rows = (
+        Instance.objects.filter(**{via: OuterRef("pk")})
         .exclude(state=InstanceState.DELETED)
-        .values("host_id")
-        .annotate(
-            vcpus=Coalesce(Sum(HELD_VCPUS), Value(0)),
-            ram_mib=Coalesce(Sum(HELD_RAM_MIB), Value(0)),
-            disk_gib=Coalesce(Sum(HELD_DISK_GIB), Value(0)),
-            count=Coalesce(Sum(Value(1)), Value(0)),
-        )
         .order_by()
+        .values(via)
+        .annotate(total=Sum(resource))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows), Value(0))
+
+
+def usage_annotations() -> dict:
+    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it) and how
+    many live instances it has: the scheduler, the admin's host list and the operations overview read these."""
+    instances = (
+        Instance.objects.filter(host=OuterRef("pk"))
+        .exclude(state=InstanceState.DELETED)
+        .order_by()
+        .values("host")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return {
+        "used_vcpus": _held(HELD_VCPUS, "host") + _held(HELD_VCPUS, "migration_host"),
+        "used_ram_mib": _held(HELD_RAM_MIB, "host") + _held(HELD_RAM_MIB, "migration_host"),
+        "used_disk_gib": _held(HELD_DISK_GIB, "host") + _held(HELD_DISK_GIB, "migration_host"),
+        "live_instances": Coalesce(Subquery(instances), Value(0)),
     }
-    usages = []
-    for host in hosts:
-        row = totals.get(host.pk, {})
-        usages.append(
-            HostUsage(
-                host=host,
-                vcpus_used=int(row.get("vcpus", 0)),
-                ram_mib_used=int(row.get("ram_mib", 0)),
-                disk_gib_used=int(row.get("disk_gib", 0)),
-                instances=int(row.get("count", 0)),
-            )
-        )
-    return usages
+
+
+def usage_of(host) -> HostUsage:
+    """The usage of a host read from a queryset annotated with usage_annotations()."""
+    return HostUsage(
+        host=host,
+        vcpus_used=int(host.used_vcpus),
+        ram_mib_used=int(host.used_ram_mib),
+        disk_gib_used=int(host.used_disk_gib),
+        instances=int(host.live_instances),
+    )
+
+
+def host_usages(hosts) -> list[HostUsage]:
+    """Usage of each host, in one query and in the given order (the hosts may be locked rows: the sums are read
+    apart, since PostgreSQL locks no rows of a query with aggregates)."""
+    hosts = list(hosts)
+    annotated = Host.objects.filter(pk__in=[h.pk for h in hosts]).annotate(**usage_annotations()).in_bulk()
+    return [usage_of(annotated[host.pk]) for host in hosts]
 
 
 def host_usage(host: Host) -> HostUsage:
     return host_usages([host])[0]
 
 
-def no_capacity(flavor: Flavor) -> Unprocessable:
+def no_capacity(flavor: Flavor, region: Region) -> Unprocessable:
     return Unprocessable(
-        f"No host has room for a {flavor.size_label} machine right now; try a smaller size or later.",
+        f"No host in {region.label or region.name} has room for a {flavor.size_label} machine right now; "
+        "try a smaller size, another region or later.",
         code="no_capacity",
-        details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        details={"region": region.name, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
     )
 
 
-def schedule(*, flavor: Flavor) -> Host:
-    """Chooses and locks the host for a new instance of `flavor`; call inside the transaction that creates it."""
+def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> Host:
+    """Chooses and locks the host of `region` for an instance of `flavor` (a new one, or one moving away from
+    `exclude`); call inside the transaction that records the claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
-    candidates = Host.objects.select_for_update().filter(enabled=True, draining=False).order_by("pk")
+    candidates = Host.objects.select_for_update().filter(enabled=True, draining=False, region=region).order_by("pk")
+    if exclude is not None:
+        candidates = candidates.exclude(pk=exclude.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
     fitting = [usage for usage in host_usages(candidates) if usage.fits(**request)]
     if not fitting:
-        raise no_capacity(flavor)
+        raise no_capacity(flavor, region)
     best = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name))
     return best.host
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from compute.models import Flavor, Image, Instance, InstanceEvent, SSHKey
+from compute.models import Flavor, Image, Instance, InstanceEvent, Region, SSHKey
 from compute.sshkeys import MAX_KEY_LENGTH
 from portal.api.fields import StrictCharField
 
@@ -13,6 +13,15 @@ class FlavorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Flavor
         fields = ["id", "name", "vcpus", "ram_mib", "disk_gib", "monthly_price", "hourly_price"]
+        read_only_fields = fields
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    default = serializers.BooleanField(source="is_default", read_only=True, help_text="Used when a launch names none.")
+
+    class Meta:
+        model = Region
+        fields = ["id", "name", "label", "default"]
         read_only_fields = fields
 
 
@@ -43,6 +52,7 @@ class InstanceKeySerializer(serializers.Serializer):
 
 
 class InstanceSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Where the machine runs.")
     flavor = serializers.UUIDField(source="flavor_id", read_only=True)
     image = serializers.UUIDField(source="image_id", read_only=True)
     resize_flavor = serializers.UUIDField(
@@ -63,6 +73,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "name",
             "state",
             "power_state",
+            "region",
             "flavor",
             "image",
             "resize_flavor",
@@ -82,6 +93,14 @@ def _uuid_key():
 
 class InstanceCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
+    region = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Region.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The region's name (see /regions/); the default region when left out.",
+    )
     flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
     image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
     ssh_keys = serializers.PrimaryKeyRelatedField(

@@ -195,6 +195,35 @@ class SimulatedDriver(ComputeDriver):
             domain.save(update_fields=["vcpus", "ram_mib", "disk_gib"])
             return self._info(domain)
 
+    def migrate_to(self, uuid: str, target: ComputeDriver) -> DomainInfo:
+        """Moves the shut-off domain's row to the target host: its "disk" goes with it, its address is kept if the
+        target has it free. The target must have room, as for a create."""
+        if not isinstance(target, SimulatedDriver):
+            raise PermanentDriverError(f"Host {self.host.name} can only move machines to other simulated hosts.")
+        with transaction.atomic():
+            # Both host rows, in primary-key order: two moves between the same hosts never deadlock.
+            hosts = {
+                host.pk: host
+                for host in self._hosts.select_for_update().filter(pk__in=[self.host.pk, target.host.pk]).order_by("pk")
+            }
+            domain = self._domains.select_for_update().filter(uuid=uuid).first()
+            if domain is None:
+                raise DomainNotFound(f"Neither {self.host.name} nor {target.host.name} has domain {uuid}.")
+            if domain.host_id == target.host.pk:
+                return self._info(self._settle(domain))  # moved already (a retry)
+            if domain.host_id != self.host.pk:
+                raise PermanentDriverError(f"Domain {uuid} is on another host, not on {self.host.name}.")
+            domain = self._settle(domain)
+            if domain.power != PowerState.SHUTOFF:
+                raise PermanentDriverError(f"Domain {uuid} must be shut off to be moved (it is {domain.power}).")
+            destination = hosts[target.host.pk]
+            target._check_room(destination, vcpus=domain.vcpus, ram_mib=domain.ram_mib, disk_gib=domain.disk_gib)
+            if self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
+                domain.private_ip = target._free_ip()
+            domain.host = destination
+            domain.save(update_fields=["host", "private_ip"])
+        return self._info(domain)
+
     def destroy(self, uuid: str) -> None:
         self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()
 
