@@ -28,6 +28,7 @@ class InstanceMetricsSerializer(serializers.Serializer):
 
 class AlertPolicySerializer(serializers.ModelSerializer):
     instance = serializers.UUIDField(source="instance_id", read_only=True, allow_null=True)
+    webhook_url = serializers.CharField(read_only=True, help_text="Where webhooks go; empty for none.")
     condition = serializers.CharField(read_only=True)
 
     class Meta:
