@@ -61,6 +61,7 @@ class AlertPolicyDetailView(TenantScopedMixin, DetailView):
         context = super().get_context_data(**kwargs)
         policy = self.object
         initial = {name: getattr(policy, name) for name in services.alerts.POLICY_FIELDS}
+        initial["threshold"] = f"{policy.threshold:g}"  # 80, not 80.0
         context.setdefault("form", _form(self.request, initial=initial))
         context["incidents"] = selectors.alert_incidents(policy=policy)[:INCIDENTS_SHOWN]
         return context

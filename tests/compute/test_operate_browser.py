@@ -14,6 +14,7 @@ from django.utils import timezone
 from compute import services
 from compute.drivers.simulated_guest import synthetic_counters
 from compute.monitoring.models import Resolution, Sample
+from compute.monitoring.services import alerts_evaluate
 from tenants.roles import Role
 from tests.browser import CHROMIUM, SCREENSHOTS, screenshot
 from tests.e2e.stack import free_port
@@ -183,4 +184,20 @@ def test_usage_graphs_for_each_range_and_an_alert_policy_from_the_page(page, mac
     page.click("button:has-text('Create policy')")
     page.locator("h1", has_text="web-console busy").wait_for()
     assert "CPU above 80 % for 5 min on web-console." in page.locator("main").inner_text()
+
+    # Five busy minutes: the policy fires, and its page shows the firing with the notice that went out.
+    now = timezone.now()
+    minute = int(now.timestamp()) // 60 * 60
+    Sample.objects.filter(instance=instance, resolution=Resolution.MINUTE, period_start__gt=minute - 300).delete()
+    for n in range(5):
+        Sample.objects.create(
+            instance=instance, resolution=Resolution.MINUTE, period_start=minute - n * 60, cpu_percent=93 + n,
+            disk_read_bps=0, disk_write_bps=0, net_in_bps=0, net_out_bps=0,
+        )  # fmt: skip
+    assert alerts_evaluate(now=now).fired
+    page.reload()
+    history = page.locator("section", has_text="History")
+    assert "Firing" in history.inner_text() and "at 93 %" in history.inner_text()
+    assert "Fired · E-mail: Sent" in " ".join(history.inner_text().split())
+    screenshot(page, "alert-history")
     screenshot(page, "alert-policy")
