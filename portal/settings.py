@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlsplit
 from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from portal.env import (
     env_bind_url,
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ApiErrorMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
     "tenants.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -323,7 +325,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
-    "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
+    # Every minute (COMPUTE_RECONCILE_SECONDS: the fault tests run it every few seconds).
+    "compute-reconcile": {
+        "task": "compute.tasks.reconcile",
+        "schedule": float(env_int("COMPUTE_RECONCILE_SECONDS", 60, minimum=1)),
+    },
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "activity-purge": {"task": "tenants.tasks.activity_purge", "schedule": crontab(hour=3, minute=30)},
     "sessions-purge": {"task": "tenants.tasks.sessions_purge", "schedule": crontab(hour=3, minute=45)},
@@ -334,6 +340,13 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
     "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
 }
+# Periodic tasks (heartbeat, reconciler, metering, …) have a queue of their own: a backlog of builds never holds up the
+# reconciler, nor makes a busy worker look dead. A worker consumes both queues unless told otherwise (-Q); where
+# builds are long, a small worker of its own for the control queue (`-Q control`) keeps it prompt.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CONTROL_QUEUE = "control"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CONTROL_QUEUE)]
+CELERY_TASK_ROUTES = {entry["task"]: {"queue": CONTROL_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()}
 
 # --- REST API --------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

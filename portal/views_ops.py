@@ -20,6 +20,7 @@ from compute.selectors import (
     instances_in_trouble,
     open_orphan_count,
 )
+from portal.api.exceptions import server_error_answer
 from portal.logging import current_request_id
 from portal.queue import queue_depth, worker_heartbeat
 from tenants.selectors import tenants_not_active
@@ -70,6 +71,9 @@ def overview(request):
 
 @requires_csrf_token
 def server_error(request, template_name: str = "500.html"):
-    """handler500: Django's own renders without the request; this one shows its id, to quote to support."""
+    """handler500: Django's own renders without the request; this one shows its id, to quote to support. Under /api/
+    the answer is the API's error shape."""
+    if (answer := server_error_answer(request)) is not None:
+        return answer
     response = TemplateResponse(request, template_name, {"request_id": current_request_id()}, status=500)
     return response.render()

@@ -147,9 +147,10 @@ def test_every_operation_documents_its_errors():
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            assert {"401", "403", "429"} <= set(responses), f"{method.upper()} {path}"
+            assert {"401", "403", "429", "503"} <= set(responses), f"{method.upper()} {path}"
             if "{id}" in path:
                 assert "404" in responses, f"{method.upper()} {path}"
             if method == "post":
                 params = {p["name"] for p in operation.get("parameters", [])}
                 assert "Idempotency-Key" in params, f"POST {path}"
+                assert "413" in responses, f"POST {path}"
