@@ -17,7 +17,8 @@ from uvicorn_worker import UvicornWorker
 
 
 class DrainingHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, except that a graceful shutdown answers what arrives on idle keep-alive connections.
+    """uvicorn's HTTP protocol, except that a graceful shutdown answers what arrives on idle keep-alive connections,
+    and a request whose client half-closed the connection is answered.
 
     Stock uvicorn closes every idle keep-alive connection the moment it starts shutting down (max_requests reached):
     a client that sent its next request on one at that instant sees a reset. Here an idle connection stays open; a
@@ -36,6 +37,19 @@ class DrainingHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.draining and self.cycle is not None:
             self.cycle.keep_alive = False
+
+    def eof_received(self) -> bool:
+        """The client shut its sending side after its request (curl, proxies, raw clients do): answer, then close.
+
+        Stock uvicorn leaves this to asyncio, which closes the connection at once, before the application answered.
+        """
+        if self.pipeline:
+            self.pipeline[0][0].keep_alive = False  # the last request queued closes the connection
+            return True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            return True  # keep the connection open for the answer
+        return False
 
 
 class GunicornSocketsServer(Server):
