@@ -38,6 +38,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(
         "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
     ),
+    NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
     NavItem("Activity", "activity", Permission.VIEW_ACTIVITY, sections=("activity",)),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("compute.urls")),
     path("", include("compute.network.urls")),
+    path("", include("compute.monitoring.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]

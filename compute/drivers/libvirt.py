@@ -45,6 +45,8 @@ from django.conf import settings
 from compute.drivers.base import (
     CloudInitSeed,
     ComputeDriver,
+    ConsoleSession,
+    DomainCounters,
     DomainInfo,
     DomainNotFound,
     DomainSpec,
@@ -740,6 +742,31 @@ class LibvirtDriver(ComputeDriver):
         data = self._call("console", operation)
         return _last_lines(data, lines)
 
+    def console_open(self, uuid: str) -> ConsoleSession:
+        from compute.drivers.libvirt_console import LibvirtConsole
+
+        return LibvirtConsole(uri=self.uri, uuid=uuid)
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        """One getAllDomainStats call for the host's running domains; those not in `uuids` are left out."""
+        wanted = set(uuids)
+        stats = (
+            libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+            | libvirt.VIR_DOMAIN_STATS_VCPU
+            | libvirt.VIR_DOMAIN_STATS_BLOCK
+            | libvirt.VIR_DOMAIN_STATS_INTERFACE
+        )
+
+        def operation(conn):
+            readings = {}
+            for domain, values in conn.getAllDomainStats(stats, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE):
+                uuid = domain.UUIDString()
+                if uuid in wanted:
+                    readings[uuid] = _counters(values)
+            return readings
+
+        return self._call("domain stats", operation)
+
     def _tail(self, conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> bytes:
         path = volume.path()
         if is_local_uri(self.uri):
@@ -967,6 +994,22 @@ def build_seed_iso(seed: CloudInitSeed) -> bytes:
             raise PermanentDriverError(f"{os.path.basename(tool)} failed: {result.stderr.strip()}")
         with open(output, "rb") as handle:
             return handle.read()
+
+
+def _counters(values: dict) -> DomainCounters:
+    """getAllDomainStats' flat record (cpu.time, block.N.rd.bytes, net.N.rx.bytes, …) as one domain's counters."""
+
+    def total(prefix: str, count_key: str, suffix: str) -> int:
+        return sum(int(values.get(f"{prefix}.{index}.{suffix}", 0)) for index in range(int(values.get(count_key, 0))))
+
+    return DomainCounters(
+        vcpus=int(values.get("vcpu.current", 0)) or 1,
+        cpu_time_ns=int(values.get("cpu.time", 0)),
+        disk_read_bytes=total("block", "block.count", "rd.bytes"),
+        disk_write_bytes=total("block", "block.count", "wr.bytes"),
+        net_rx_bytes=total("net", "net.count", "rx.bytes"),
+        net_tx_bytes=total("net", "net.count", "tx.bytes"),
+    )
 
 
 def _last_lines(data: bytes, lines: int) -> str:

@@ -28,6 +28,8 @@ from django.utils import timezone
 
 from compute.drivers.base import (
     ComputeDriver,
+    ConsoleSession,
+    DomainCounters,
     DomainInfo,
     DomainNotFound,
     DomainSpec,
@@ -40,6 +42,7 @@ from compute.drivers.base import (
     PowerState,
     TransientDriverError,
 )
+from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
 # Power states in which a domain's NICs exist (and count traffic).
@@ -349,3 +352,20 @@ class SimulatedDriver(ComputeDriver):
             rules = tuple(FirewallRuleSpec(**rule) for rule in domain.firewall)
             return allows(rules, direction="in", protocol=protocol, port=port, peer=source)
         return False
+
+    def console_open(self, uuid: str) -> ConsoleSession:
+        domain = self._get(uuid)
+        if domain.power != PowerState.RUNNING:
+            raise PermanentDriverError(f"Domain {uuid} is not running ({domain.power}).")
+        return SimulatedConsole(
+            name=domain.name, private_ip=domain.private_ip, vcpus=domain.vcpus, ram_mib=domain.ram_mib
+        )
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        now = timezone.now()
+        domains = self._domains.filter(host_id=self.host.pk, uuid__in=uuids)
+        return {
+            str(domain.uuid): synthetic_counters(uuid=str(domain.uuid), vcpus=domain.vcpus, at=now)
+            for domain in map(self._settle, domains)
+            if domain.power == PowerState.RUNNING
+        }

@@ -46,6 +46,7 @@ def test_the_walk_finds_every_resource():
         "tenant", "quotas", "flavor-list", "flavor-detail", "image-list", "image-detail", "sshkey-list",
         "sshkey-detail", "instance-list", "instance-detail", "instance-actions", "instance-events",
         "usage", "invoice-list", "invoice-detail", "invoice-pdf", "invoice-csv", "activity-list",
+        "instance-metrics", "alertpolicy-list", "alertpolicy-detail", "alertpolicy-incidents",
     }  # fmt: skip
     assert expected <= names
     assert "post" in next(r for r in ROUTES if r.name == "instance-actions").methods

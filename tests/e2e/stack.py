@@ -20,6 +20,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils.datastructures import CaseInsensitiveMapping
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STACK_REDIS_DB = 9
@@ -35,7 +37,8 @@ def free_port() -> int:
 class Response:
     status_code: int
     body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
+    # Looked up whatever the case: header names are case-insensitive, and uvicorn sends them in lower case.
+    headers: CaseInsensitiveMapping = field(default_factory=lambda: CaseInsensitiveMapping({}))
     seconds: float = 0.0  # how long the answer took
 
     def json(self):
@@ -139,7 +142,9 @@ class Stack:
 
     def start_web(self, *options: str) -> None:
         """gunicorn with portal/gunicorn.conf.py; `options` are command-line settings, which override the file's."""
-        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py", *options])
+        self._spawn(
+            "web", [str(BIN / "gunicorn"), "portal.asgi:application", "-c", "portal/gunicorn.conf.py", *options]
+        )
 
     def start_beat(self) -> None:
         schedule = str(self.var_dir / "celerybeat-schedule")
@@ -187,12 +192,12 @@ class Stack:
         started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, content, answer_headers = response.status, response.read(), dict(response.headers)
+                status, content, answer_headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            status, content, answer_headers = error.code, error.read(), dict(error.headers)
+            status, content, answer_headers = error.code, error.read(), error.headers
         except OSError:
             status, content, answer_headers = 599, b"", {}
-        return Response(status, content, answer_headers, time.monotonic() - started)
+        return Response(status, content, CaseInsensitiveMapping(dict(answer_headers)), time.monotonic() - started)
 
     def wait_for(self, predicate, *, what: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

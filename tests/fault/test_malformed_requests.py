@@ -210,7 +210,7 @@ def test_five_hundred_malformed_requests_get_no_5xx_and_write_nothing(running_st
     server_errors = [(status, requests[n][:120]) for n, status in enumerate(statuses) if status and status >= 500]
     assert len(requests) >= 500
     assert server_errors == []
-    # Only requests gunicorn itself refuses mid-body may go unanswered (it closes the connection); all else answers.
+    # Only requests the web server itself refuses mid-body may go unanswered (it closes the connection); all else does.
     assert len(answered) >= len(requests) - 5, f"{len(requests) - len(answered)} unanswered"
     assert fault.stack.get("/healthz").status_code == 200
     assert all(process.poll() is None for process in fault.stack.processes.values())
