@@ -49,6 +49,16 @@ class WebsocketCommunicator(ApplicationCommunicator):
             return False, response.get("code", 1000)
         return True, response.get("subprotocol")
 
+    async def receive_or_none(self, timeout: float) -> dict | None:
+        """The application's next message, or None after `timeout` — unlike receive_output(), waiting in vain does
+        not cancel the application (a quiet console is not a dead one)."""
+        if self.future.done():
+            self.future.result()  # raises what ended the application
+        try:
+            return await asyncio.wait_for(self.output_queue.get(), timeout)
+        except TimeoutError:
+            return None
+
     async def send_to(self, *, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is not None:
             await self.send_input({"type": "websocket.receive", "text": text_data})
