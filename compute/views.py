@@ -218,6 +218,14 @@ class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
     partial_template_name = "compute/partials/instance_table.html"
     context_object_name = "instances"
     paginate_by = 20
+    max_paginate_by = 200  # the API's DEFAULT_PER_PAGE and MAX_PER_PAGE
+
+    def get_paginate_by(self, queryset) -> int:
+        """`?per_page=` as in the API, 1 to 200; anything else gives the default page."""
+        raw = self.request.GET.get("per_page", "")
+        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_paginate_by:
+            return int(raw)
+        return self.paginate_by
 
     def live_instances(self):
         # Scoped to the tenant by the mixin; deleted instances stay out of the list (their detail page stays).
