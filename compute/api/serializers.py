@@ -75,6 +75,27 @@ class InstanceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Instance) -> dict:
+        """The declared fields' output, built directly: a 200-row page spent most of its time in DRF's per-field
+        dispatch. Formatting still goes through the declared fields (tests/api compare both ways)."""
+        fields = self.fields
+        iso = fields["created_at"].to_representation
+        return {
+            "id": str(instance.id),
+            "name": instance.name,
+            "state": instance.state,
+            "power_state": instance.power_state,
+            "flavor": str(instance.flavor_id),
+            "image": str(instance.image_id),
+            "resize_flavor": None if instance.resize_flavor_id is None else str(instance.resize_flavor_id),
+            "private_ip": instance.private_ip,
+            "ssh_keys": [{"name": str(k["name"]), "fingerprint": str(k["fingerprint"])} for k in instance.ssh_keys],
+            "error_reason": instance.error_reason,
+            "allowed_actions": instance.allowed_actions,
+            "created_at": iso(instance.created_at),
+            "updated_at": iso(instance.updated_at),
+        }
+
 
 def _uuid_key():
     return serializers.UUIDField(format="hex_verbose")

@@ -117,7 +117,8 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     ),
 )
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
-    queryset = Instance.objects.select_related("flavor", "image").order_by("-created_at", "id")
+    # Neither flavor nor image rows are loaded: the serializer shows their ids, which the instance row holds.
+    queryset = Instance.objects.order_by("-created_at", "id")
     serializer_class = s.InstanceSerializer
     filterset_class = InstanceFilter
 
