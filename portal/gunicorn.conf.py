@@ -1,5 +1,6 @@
 """gunicorn settings for production; every value can be overridden with GUNICORN_* environment variables."""
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -64,6 +65,19 @@ class QuietAccessLogger(Logger):
         if resp.status_code is not None and resp.status_code < 400 and req.path.startswith(self.QUIET_PREFIXES):
             return
         super().access(resp, req, environ, request_time)
+
+
+def post_worker_init(worker):
+    """Loads every URL, view and serializer module now, then freezes what is loaded.
+
+    These objects live as long as the worker; frozen, the collector never walks them again, so a full collection
+    (which a long page's throw-away objects trigger now and then) costs what the request allocated, not ~50 ms.
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (imports the URL conf and, through it, every view)
+    gc.collect()
+    gc.freeze()
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
