@@ -29,6 +29,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("SSH keys", "compute:sshkey-list", Permission.VIEW_RESOURCES, sections=("sshkey-list",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
+    NavItem("Activity", "activity", Permission.VIEW_ACTIVITY, sections=("activity",)),
     NavItem("Billing", "billing:overview", Permission.VIEW_BILLING, sections=("billing",)),
     NavItem("API tokens", "api-tokens", Permission.VIEW_RESOURCES, sections=("api-tokens", "api-token-revoke")),
 ]

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal",
     "tenants",
     "compute",
@@ -56,14 +59,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
+    "tenants.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "tenants.middleware.SessionActivityMiddleware",
     "portal.middleware.LoginRequiredMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "tenants.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -152,9 +159,13 @@ AXES_USERNAME_FORM_FIELD = "username"  # the log-in form posts the e-mail addres
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "tenants/accounts/locked_out.html"
 AXES_VERBOSE = False
+# Two-factor log-in (django-otp): the name authenticator apps show next to the account.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Hangar")
+EMAIL_VERIFICATION_TTL = timedelta(days=env_int("EMAIL_VERIFICATION_TTL_DAYS", 3, minimum=1))
 
 # --- Tenancy ---------------------------------------------------------------------------------------------------
 INVITATION_TTL = timedelta(days=env_int("INVITATION_TTL_DAYS", 7, minimum=1))
+ACTIVITY_RETENTION_DAYS = env_int("ACTIVITY_RETENTION_DAYS", 400, minimum=1)
 DEFAULT_QUOTA = {
     "instances": env_int("QUOTA_INSTANCES", 10, minimum=0),
     "vcpus": env_int("QUOTA_VCPUS", 32, minimum=0),
@@ -293,6 +304,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
+    "activity-purge": {"task": "tenants.tasks.activity_purge", "schedule": crontab(hour=3, minute=30)},
+    "sessions-purge": {"task": "tenants.tasks.sessions_purge", "schedule": crontab(hour=3, minute=45)},
     "billing-meter": {"task": "billing.tasks.meter", "schedule": 300.0},
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},

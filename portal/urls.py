@@ -10,6 +10,8 @@ admin.site.index_title = "Hosts, catalog, tenants and billing"
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Operators log in through the same two steps as everyone (password, then two-factor), not the admin's own form.
+    path("admin/login/", views.admin_login),
     path("admin/", admin.site.urls),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),

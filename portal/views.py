@@ -2,9 +2,13 @@ import logging
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
@@ -13,6 +17,16 @@ from portal.celery import app as celery_app
 from portal.tasks import HEARTBEAT_KEY, HEARTBEAT_STALE_AFTER
 
 logger = logging.getLogger(__name__)
+
+
+@login_not_required
+def admin_login(request):
+    """The admin's log-in page sends operators to the site's own, which has the second step."""
+    if request.user.is_authenticated:
+        if request.user.is_staff:
+            return redirect("admin:index")
+        raise PermissionDenied("The operator admin is for Hangar's operators.")
+    return redirect_to_login(request.GET.get("next") or reverse("admin:index"))
 
 
 class HomeView(TemplateView):

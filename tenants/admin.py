@@ -1,10 +1,19 @@
+import json
+
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
 from portal.admin_actions import ReadOnlyAdminMixin, confirmed, is_response, run_service_action
-from tenants.models import ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
-from tenants.services import api_tokens_revoke_by_operator, tenant_hold, tenant_resume, tenant_suspend
+from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
+from tenants.services import (
+    activity_record,
+    api_tokens_revoke_by_operator,
+    tenant_hold,
+    tenant_resume,
+    tenant_suspend,
+)
 
 
 @admin.register(User)
@@ -83,6 +92,24 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("memberships"))
+
+    def log_change(self, request, obj, message):
+        """Edits here (name, quota, memberships) go into the organisation's activity log, as the operator."""
+        logged = super().log_change(request, obj, message)
+        if message:
+            activity_record(
+                tenant_id=obj.pk,
+                resource_type=ActivityEntry.ResourceType.ORGANISATION,
+                resource_id=obj.pk,
+                resource_name=obj.name,
+                action="operator_edit",
+                action_label="Changed by an operator",
+                actor=request.user,
+                message=LogEntry(
+                    change_message=json.dumps(message) if isinstance(message, list) else message
+                ).get_change_message(),
+            )
+        return logged
 
     @admin.display(description="members", ordering="_members")
     def member_count(self, obj) -> int:

@@ -97,3 +97,31 @@ class RoleForm(forms.Form):
 
 class TenantSwitchForm(forms.Form):
     tenant = forms.UUIDField()
+
+
+class TwoFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code",
+        max_length=20,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True, "spellcheck": "false"}
+        ),
+    )
+
+
+class TwoFactorEnrolForm(forms.Form):
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=10,
+        help_text="After scanning, type the six digits the app shows.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
+
+
+class TwoFactorRequirementForm(forms.Form):
+    required = forms.BooleanField(
+        label="Require two-factor log-in of every member",
+        required=False,
+        help_text="Members without it are asked to turn it on before they can do anything else, and their API "
+        "tokens are refused until they have.",
+    )

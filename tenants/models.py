@@ -1,6 +1,7 @@
 """Organisations, the people in them, and the abstract base every tenant-owned model inherits."""
 
 import hashlib
+import ipaddress
 import secrets
 import uuid
 
@@ -31,6 +32,7 @@ class UserManager(BaseUserManager):
 
     def create_superuser(self, email: str, password: str | None = None, **fields):
         fields.update(is_staff=True, is_superuser=True)
+        fields.setdefault("email_verified_at", timezone.now())
         return self._create(email, password, **fields)
 
 
@@ -42,6 +44,8 @@ class User(AbstractUser):
     last_name = None
     email = models.EmailField("e-mail address", unique=True)
     full_name = models.CharField(max_length=150, blank=True)
+    # Set when the owner of the address followed the link e-mailed at sign-up (or was invited to it).
+    email_verified_at = models.DateTimeField("e-mail verified", null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -62,6 +66,10 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         return self.display_name
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class Tenant(models.Model):
@@ -84,6 +92,8 @@ class Tenant(models.Model):
     status_reason = models.CharField(max_length=16, choices=StatusReason.choices, default="", blank=True)
     hold_since = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Set by an owner (tenants.services.tenant_require_two_factor): members without it are led to enrol first.
+    two_factor_required = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -269,6 +279,8 @@ class TenantEvent(Event):
         INVITE_REVOKE = "invite_revoke", "Invitation withdrawn"
         TOKEN_CREATE = "token_create", "API token created"
         TOKEN_REVOKE = "token_revoke", "API token revoked"
+        TOKEN_REFUSED = "token_refused", "API token refused"
+        TWO_FACTOR = "two_factor", "Two-factor requirement changed"
         HOLD = "hold", "Put on hold"
         SUSPEND = "suspend", "Suspended"
         RESUME = "resume", "Resumed"
@@ -306,7 +318,10 @@ class ApiToken(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # CIDR strings such as "203.0.113.0/24"; empty: any address may use the token.
+    allowed_networks = models.JSONField(default=list, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_ip = models.GenericIPAddressField("last used from", null=True, blank=True, editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -348,6 +363,16 @@ class ApiToken(TenantOwned):
     def allows_writes(self) -> bool:
         return self.scope == self.Scope.READ_WRITE
 
+    def allows_address(self, address: str | None) -> bool:
+        """True when the token has no network list, or `address` lies in one of its networks."""
+        if not self.allowed_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(network) for network in self.allowed_networks)
+
 
 class IdempotencyKey(models.Model):
     """The first response to a POST sent with an Idempotency-Key, replayed to retries for 24 hours."""
@@ -370,3 +395,116 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} · {self.key}"
+
+
+class ActivityEntry(TenantOwned):
+    """One line of an organisation's activity log: who (member, token, operator or the system) changed what, when,
+    from where and with what outcome. Written only by tenants.services.activity_record."""
+
+    class Channel(models.TextChoices):
+        DASHBOARD = "dashboard", "Dashboard"
+        API = "api", "API"
+        ADMIN = "admin", "Operator admin"
+        SYSTEM = "system", "System"
+
+    class ResourceType(models.TextChoices):
+        ORGANISATION = "organisation", "Organisation"
+        MEMBER = "member", "Member"
+        INVITATION = "invitation", "Invitation"
+        API_TOKEN = "api_token", "API token"
+        INSTANCE = "instance", "Instance"
+        SSH_KEY = "ssh_key", "SSH key"
+        BILLING = "billing", "Billing settings"
+        INVOICE = "invoice", "Invoice"
+
+    Outcome = EventResult
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The actor's address when it happened: the entry still says who after the account is gone.
+    actor_email = models.CharField(max_length=254, blank=True)
+    token_id = models.UUIDField(null=True, blank=True)
+    token_name = models.CharField(max_length=100, blank=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    resource_type = models.CharField(max_length=32, choices=ResourceType.choices)
+    resource_id = models.CharField(max_length=64, blank=True)
+    resource_name = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=32)
+    action_label = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=16, choices=EventResult.choices)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "activity entries"
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="activity_tenant_time"),
+            models.Index(fields=["tenant", "resource_type", "resource_id"], name="activity_tenant_resource"),
+            models.Index(fields=["created_at"], name="activity_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label}: {self.action_label} {self.resource_label}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.token_name:
+            return f"{self.actor_email} (token “{self.token_name}”)"
+        return self.actor_email or "Hangar"
+
+    @property
+    def resource_label(self) -> str:
+        kind = self.get_resource_type_display()
+        return f"{kind} {self.resource_name}" if self.resource_name else kind
+
+
+class UserSession(models.Model):
+    """A signed-in browser session of a user: device, address, last seen. Keyed by the session store's key, which
+    never leaves the server: pages name a session by its `id`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session_key = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="browser_sessions")
+    user_agent = models.CharField(max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.device}"
+
+    @property
+    def device(self) -> str:
+        from tenants.devices import describe_user_agent
+
+        return describe_user_agent(self.user_agent)
+
+
+class KnownDevice(models.Model):
+    """A browser a user has logged in from (a long-lived cookie names it): a log-in from any other is e-mailed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="known_devices")
+    # sha256 of the cookie's random value: the cookie alone does not reveal which row it is.
+    key_hash = models.CharField(max_length=64)
+    user_agent = models.CharField(max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["user", "key_hash"], name="knowndevice_unique_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.user_agent[:40]}"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return _hash_token(key)

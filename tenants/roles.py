@@ -18,14 +18,17 @@ class Permission(models.TextChoices):
     MANAGE_MEMBERS = "members.manage", "Invite, remove and change the roles of members"
     VIEW_BILLING = "billing.view", "See costs, invoices and credits"
     MANAGE_BILLING = "billing.manage", "Set budgets and billing details"
-    MANAGE_TENANT = "tenant.manage", "Rename the organisation"
+    MANAGE_TENANT = "tenant.manage", "Rename the organisation and set its security rules"
+    VIEW_ACTIVITY = "activity.view", "See the organisation's activity log"
 
 
 _ALL_VIEW = {Permission.VIEW_RESOURCES, Permission.VIEW_MEMBERS}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(Permission.values),
-    Role.ADMIN: frozenset(_ALL_VIEW | {Permission.CHANGE_RESOURCES, Permission.MANAGE_MEMBERS}),
+    Role.ADMIN: frozenset(
+        _ALL_VIEW | {Permission.CHANGE_RESOURCES, Permission.MANAGE_MEMBERS, Permission.VIEW_ACTIVITY}
+    ),
     Role.MEMBER: frozenset(_ALL_VIEW | {Permission.CHANGE_RESOURCES}),
     Role.BILLING: frozenset(_ALL_VIEW | {Permission.VIEW_BILLING, Permission.MANAGE_BILLING}),
     Role.VIEWER: frozenset(_ALL_VIEW),

@@ -1,9 +1,12 @@
 """Reads of tenants, members, invitations and API tokens that pages and the API show."""
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from tenants.models import ApiToken, Invitation, Membership, Tenant, TenantEvent
+from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Tenant, TenantEvent, UserSession
 from tenants.roles import Permission
+
+User = get_user_model()
 
 
 def tenant_members(*, tenant: Tenant) -> QuerySet[Membership]:
@@ -40,3 +43,47 @@ def api_token_find(*, token: str) -> ApiToken | None:
     if api_token is None or not api_token.is_active or not api_token.user.is_active:
         return None
     return api_token
+
+
+# --- two-factor log-in ---------------------------------------------------------------------------------------------
+
+
+def user_has_two_factor(*, user) -> bool:
+    """True when the user logs in with an authenticator app (recovery codes alone do not count)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def user_recovery_codes_left(*, user) -> int:
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def user_tenants_requiring_two_factor(*, user) -> list[Tenant]:
+    return list(Tenant.objects.filter(memberships__user=user, two_factor_required=True).order_by("name", "pk"))
+
+
+def tenant_members_without_two_factor(*, tenant: Tenant) -> QuerySet[Membership]:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    enrolled = TOTPDevice.objects.filter(confirmed=True).values("user_id")
+    return tenant_members(tenant=tenant).exclude(user__in=enrolled)
+
+
+# --- activity log and sessions -------------------------------------------------------------------------------------
+
+
+def activity_entries(*, tenant: Tenant) -> QuerySet[ActivityEntry]:
+    """The organisation's activity log, newest first (filters narrow it further)."""
+    return ActivityEntry.objects.for_tenant(tenant).order_by("-created_at", "-id")
+
+
+def activity_actors(*, tenant: Tenant) -> QuerySet:
+    """Everyone who appears in the organisation's activity log (members, former members, operators)."""
+    return User.objects.filter(pk__in=ActivityEntry.objects.for_tenant(tenant).values("actor_id")).order_by("email")
+
+
+def user_sessions(*, user) -> QuerySet[UserSession]:
+    return UserSession.objects.filter(user=user).order_by("-last_seen_at", "pk")

@@ -1,6 +1,5 @@
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -14,26 +13,25 @@ from tenants import services
 from tenants.forms import (
     InvitationForm,
     InvitationSignUpForm,
-    LoginForm,
     ProfileForm,
     RoleForm,
     SignUpForm,
     TenantForm,
     TenantSwitchForm,
+    TwoFactorRequirementForm,
 )
 from tenants.middleware import SESSION_KEY
 from tenants.models import Invitation, Membership
 from tenants.roles import Permission
 from tenants.scoping import TenantScopedMixin
-from tenants.selectors import tenant_events, tenant_pending_invitations
+from tenants.selectors import (
+    tenant_events,
+    tenant_members_without_two_factor,
+    tenant_pending_invitations,
+    user_has_two_factor,
+)
 
 # --- Accounts ---------------------------------------------------------------------------------------------------
-
-
-class LoginView(auth_views.LoginView):
-    form_class = LoginForm
-    template_name = "tenants/accounts/login.html"
-    redirect_authenticated_user = True
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -47,6 +45,7 @@ class SignUpView(FormView):
     def form_valid(self, form):
         user = services.user_sign_up(**form.cleaned_data)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        # The banner above every page asks to confirm the address (tenants/partials/verify_banner.html).
         messages.success(self.request, f"Welcome to Hangar, {user.display_name}.")
         return HttpResponseRedirect(safe_next(self.request, reverse("home")))
 
@@ -60,17 +59,12 @@ class ProfileView(UpdateView):
         return self.request.user
 
     def form_valid(self, form):
-        messages.success(self.request, "Your profile was saved.")
-        return super().form_valid(form)
-
-
-class PasswordChangeView(auth_views.PasswordChangeView):
-    template_name = "tenants/accounts/password_change.html"
-    success_url = reverse_lazy("profile")
-
-    def form_valid(self, form):
-        messages.success(self.request, "Your password was changed.")
-        return super().form_valid(form)
+        user = services.user_profile_update(user=self.request.user, **form.cleaned_data)
+        if user.email_verified:
+            messages.success(self.request, "Your profile was saved.")
+        else:
+            messages.success(self.request, f"Your profile was saved. We e-mailed a link to {user.email} to confirm it.")
+        return redirect("profile")
 
 
 # --- Organisations ----------------------------------------------------------------------------------------------
@@ -113,7 +107,15 @@ class TenantSettingsView(TenantScopedMixin, FormView):
         return {"name": self.request.tenant.name}
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(quota=getattr(self.request.tenant, "quota", None), **kwargs)
+        tenant = self.request.tenant
+        manages = self.request.membership.has(Permission.MANAGE_TENANT)
+        return super().get_context_data(
+            quota=getattr(tenant, "quota", None),
+            two_factor_form=TwoFactorRequirementForm(initial={"required": tenant.two_factor_required}),
+            members_without_two_factor=tenant_members_without_two_factor(tenant=tenant) if manages else None,
+            owner_has_two_factor=manages and user_has_two_factor(user=self.request.user),
+            **kwargs,
+        )
 
     def form_valid(self, form):
         services.tenant_rename(

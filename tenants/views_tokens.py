@@ -14,6 +14,7 @@ from django.views.generic import ListView
 from portal.errors import ServiceError
 from portal.viewmixins import TenantObjectActionView
 from tenants.models import ApiToken
+from tenants.networks import parse_networks
 from tenants.roles import Permission
 from tenants.scoping import TenantScopedMixin
 from tenants.selectors import api_tokens_visible
@@ -36,6 +37,20 @@ class ApiTokenForm(forms.Form):
         help_text="Either way the token can never do more than your role allows.",
     )
     expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, required=False, label="Expires")
+    allowed_networks = forms.CharField(
+        label="Allowed networks",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "short", "placeholder": "203.0.113.0/24, 2001:db8::/48"}),
+        help_text="Optional: addresses or CIDR networks the token may be used from, separated by commas or new "
+        "lines. Leave empty to allow any address.",
+    )
+
+    def clean_allowed_networks(self):
+        try:
+            return parse_networks(self.cleaned_data.get("allowed_networks", ""))
+        except ServiceError as error:
+            raise forms.ValidationError(error.details.get("allowed_networks") or error.message) from None
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -77,6 +92,7 @@ class ApiTokenListView(TenantScopedMixin, ListView):
                     name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
                     expires_at=form.expires_at(),
+                    allowed_networks=form.cleaned_data["allowed_networks"],
                 )
             except ServiceError as error:
                 form.add_error(None, error.message)

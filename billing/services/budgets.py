@@ -101,6 +101,7 @@ def _alert(*, tenant, budget: Budget, usage: MonthUsage, basis: str, threshold: 
         message=f"Budget alert: {label} of {cents_to_decimal(spend_cents)} {settings.BILLING_CURRENCY} "
         f"reached {threshold} % of the {budget.amount} budget for {usage.period_start:%B %Y}.",
         email_subject=f"{threshold} % of your budget ({label})",
+        activity=False,
     )
     return alert
 

@@ -21,6 +21,7 @@ from billing.models import (
 from billing.pricing import cents_to_decimal, month_bounds, month_start, tax_cents, to_cents
 from billing.services.accounts import account_check
 from billing.services.events import account_event as _event
+from billing.services.events import account_event_activity
 from billing.services.metering import invoices_refresh, lock_month
 from portal.errors import Conflict, InvalidRequest
 
@@ -153,6 +154,9 @@ def _finalize_locked(*, invoices: list[Invoice], now: datetime, actor=None) -> N
     _issue_rows(invoices=invoices, now=now)
     CreditEntry.objects.bulk_create(entries, batch_size=1000)
     events = AccountEvent.objects.bulk_create(events, batch_size=1000)
+    if actor is not None:  # an operator issued them; the monthly run is the system's own routine
+        for event in events:
+            account_event_activity(event)
     from billing.tasks import render_invoice_documents, send_account_email
 
     notices = [

@@ -16,7 +16,8 @@ ACTIONS = {
 
 def _on_standing_changed(*, tenant: Tenant, previous: str, actor, note: str, **_) -> None:
     action, subject = ACTIONS[tenant.status]
-    account_event(tenant=tenant, action=action, message=note, actor=actor, email_subject=subject)
+    # The organisation's own log (tenants) has this change in its activity already.
+    account_event(tenant=tenant, action=action, message=note, actor=actor, email_subject=subject, activity=False)
     if tenant.status == Tenant.Status.ACTIVE:
         # When an operator lifts it, a credit limit that is still exceeded puts the tenant on hold again (after a
         # credit resume the check finds nothing to do).

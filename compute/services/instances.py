@@ -35,10 +35,12 @@ from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import instance_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
-from tenants.models import EventResult, Quota, Tenant
+from tenants.models import ActivityEntry, EventResult, Quota, Tenant
+from tenants.services import activity_from_event, user_check_verified
 
 logger = logging.getLogger(__name__)
 
+INSTANCE_RESOURCE = ActivityEntry.ResourceType.INSTANCE
 TASK_FIELDS = ["task", "task_params", "task_enqueued_at", "task_progress_at", "task_deadline", "task_requeues"]
 
 # The event action each task reports under.
@@ -55,7 +57,7 @@ TASK_ACTIONS = {
 
 
 def _event(instance: Instance, action: str, result: str, *, user=None, message: str = "", at=None) -> InstanceEvent:
-    return InstanceEvent.objects.create(
+    event = InstanceEvent.objects.create(
         tenant_id=instance.tenant_id,
         instance=instance,
         action=action,
@@ -64,6 +66,12 @@ def _event(instance: Instance, action: str, result: str, *, user=None, message: 
         message=message,
         created_at=at or timezone.now(),
     )
+    # The activity log gets what someone asked for (or was refused); workers' outcomes stay in the machine's log.
+    if user is not None or (result in (EventResult.REQUESTED, EventResult.REFUSED) and action != EventAction.RECONCILE):
+        activity_from_event(
+            event, resource_type=INSTANCE_RESOURCE, resource_id=instance.pk, resource_name=instance.name
+        )
+    return event
 
 
 def _dispatch(instance_id: str, task: str) -> None:
@@ -218,6 +226,7 @@ def instance_launch(
     *, tenant: Tenant, user, name: str, flavor: Flavor, image: Image, keys: Iterable[SSHKey] = ()
 ) -> Instance:
     """Reserves quota and a host for a new instance and enqueues its build; it starts `pending`."""
+    user_check_verified(user=user, verb="launch a machine")
     _check_accepts_new_resources(tenant, "launched")
     name = _clean_name(name)
     if not isinstance(flavor, Flavor) or not flavor.active:

@@ -2,9 +2,11 @@
 
 from rest_framework import authentication, exceptions
 
+from portal.errors import ServiceError
+from tenants import requestcontext
 from tenants.models import Membership
 from tenants.selectors import api_token_find
-from tenants.services import api_token_touch
+from tenants.services import api_token_check_use, api_token_touch
 
 
 def _bind_membership(request, membership) -> None:
@@ -41,7 +43,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         )
         if membership is None:
             raise exceptions.AuthenticationFailed("The token's user is no longer a member of its organisation.")
-        api_token_touch(api_token=api_token)
+        ip_address = requestcontext.client_ip(getattr(request, "_request", request))
+        requestcontext.set_api_token(api_token)
+        try:
+            api_token_check_use(api_token=api_token, membership=membership, ip_address=ip_address)
+        except ServiceError as error:
+            raise _refused(error) from None
+        api_token_touch(api_token=api_token, ip_address=ip_address)
         _bind_membership(request, membership)
         django_request = getattr(request, "_request", request)
         django_request.api_token = api_token
@@ -52,11 +60,24 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
-    """The browser's session; TenantMiddleware has already chosen request.membership from the session."""
+    """The browser's session; TenantMiddleware has already chosen request.membership from the session. While the
+    organisation requires two-factor log-in, only a session that passed it may use the API."""
 
     def authenticate(self, request):
         result = super().authenticate(request)
         if result is not None:
             django_request = request._request
             django_request.api_token = None
+            tenant = getattr(django_request, "tenant", None)
+            verified = getattr(django_request.user, "is_verified", lambda: False)()
+            if tenant is not None and tenant.two_factor_required and not verified:
+                raise exceptions.PermissionDenied(
+                    f"{tenant.name} requires two-factor log-in: complete it on the dashboard first.",
+                    code="two_factor_required",
+                )
         return result
+
+
+def _refused(error: ServiceError) -> exceptions.PermissionDenied:
+    """A token that is valid but may not be used here: 403 with the service's code (the API's error shape)."""
+    return exceptions.PermissionDenied(error.message, code=error.code)

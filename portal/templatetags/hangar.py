@@ -1,9 +1,12 @@
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from uuid import UUID
 
 from django import template
 from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -52,3 +55,13 @@ def money(value, places: int = 2) -> str:
         return ""
     amount = Decimal(value).quantize(Decimal(1).scaleb(-int(places)))
     return f"{amount:,}"
+
+
+@register.filter
+def ago(value) -> str:
+    """'just now' within the first minute (timesince would say '0 minutes'), else '5 minutes ago'."""
+    if not value:
+        return "never"
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value).split(',')[0]} ago"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from tenants.models import Tenant
+from tenants.models import ActivityEntry, Tenant
 from tenants.roles import Role
 
 
@@ -29,3 +29,32 @@ class QuotasSerializer(serializers.Serializer):
     ram_mib = QuotaItemSerializer()
     volume_gb = QuotaItemSerializer()
     public_ips = QuotaItemSerializer()
+
+
+class ActivityEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(
+        source="actor_email", read_only=True, help_text="The e-mail address of who acted; empty: Hangar itself."
+    )
+    actor_id = serializers.IntegerField(read_only=True, allow_null=True)
+    token_id = serializers.UUIDField(read_only=True, allow_null=True, help_text="The API token used, if any.")
+
+    class Meta:
+        model = ActivityEntry
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_id",
+            "token_id",
+            "token_name",
+            "channel",
+            "ip_address",
+            "resource_type",
+            "resource_id",
+            "resource_name",
+            "action",
+            "action_label",
+            "outcome",
+            "message",
+        ]
+        read_only_fields = fields

@@ -2,7 +2,9 @@ from django.urls import path
 
 from tenants.api import views
 
-routes: list = []
+routes = [
+    ("activity", views.ActivityViewSet, "activity"),
+]
 
 urlpatterns = [
     path("tenant/", views.TenantView.as_view(), name="tenant"),

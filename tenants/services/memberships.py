@@ -11,6 +11,7 @@ from django.utils import timezone
 from portal.errors import Conflict, Forbidden, InvalidRequest
 from tenants.models import Invitation, Membership, Quota, Tenant, TenantEvent
 from tenants.roles import GRANTABLE_ROLES, Permission, Role
+from tenants.services.accounts import email_verification_send, user_check_verified, user_mark_email_verified
 from tenants.services.events import tenant_event
 
 User = get_user_model()
@@ -26,10 +27,11 @@ def tenant_create(*, name: str, owner) -> Tenant:
 
 
 def user_sign_up(*, email: str, password: str, full_name: str, organisation: str):
-    """Creates the user and their own tenant, in which they are the owner."""
+    """Creates the user and their own tenant, in which they are the owner, and e-mails the verification link."""
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=password, full_name=full_name.strip())
         tenant_create(name=organisation or f"{full_name or email}'s organisation", owner=user)
+        email_verification_send(user=user)
     return user
 
 
@@ -65,6 +67,7 @@ def invitation_create(*, tenant: Tenant, invited_by_membership: Membership, emai
     """Records an invitation and e-mails its single-use link; the token itself is never stored."""
     if not invited_by_membership.has(Permission.MANAGE_MEMBERS):
         raise Forbidden("Only owners and admins can invite people.")
+    user_check_verified(user=invited_by_membership.user, verb="invite people")
     _check_can_grant(invited_by_membership, role)
     email = User.objects.normalize_email(email).lower()
     if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
@@ -96,6 +99,8 @@ def invitation_create(*, tenant: Tenant, invited_by_membership: Membership, emai
             action=TenantEvent.Action.INVITE,
             actor=invited_by_membership.user,
             message=f"Invited {email} as {_role_label(role)}.",
+            resource_id=invitation.pk,
+            resource_name=email,
         )
         link = settings.SITE_URL + reverse("invitation-accept", args=[token])
         context = {"invitation": invitation, "link": link, "inviter": invited_by_membership.user}
@@ -134,6 +139,8 @@ def _join(invitation: Invitation, user) -> Membership:
     if Membership.objects.filter(tenant=invitation.tenant, user=user).exists():
         raise Conflict(f"You are already a member of {invitation.tenant}.", code="already_member")
     membership = Membership.objects.create(user=user, tenant=invitation.tenant, role=invitation.role)
+    # The invitation reached this address: that proves it as well as the sign-up link would.
+    user_mark_email_verified(user=user)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
@@ -142,6 +149,8 @@ def _join(invitation: Invitation, user) -> Membership:
         action=TenantEvent.Action.INVITE_ACCEPT,
         actor=user,
         message=f"{user.email} accepted the invitation and joined as {_role_label(invitation.role)}.",
+        resource_id=membership.pk,
+        resource_name=user.email,
     )
     return membership
 
@@ -198,6 +207,8 @@ def invitation_revoke(*, invitation: Invitation, actor_membership: Membership) -
             action=TenantEvent.Action.INVITE_REVOKE,
             actor=actor_membership.user,
             message=f"Withdrew the invitation to {invitation.email} ({_role_label(invitation.role)}).",
+            resource_id=invitation.pk,
+            resource_name=invitation.email,
         )
 
 
@@ -236,6 +247,8 @@ def membership_change_role(*, membership: Membership, role: str, actor_membershi
             action=TenantEvent.Action.ROLE_CHANGE,
             actor=actor_membership.user,
             message=f"{membership.user.email}: {_role_label(old_role)} → {_role_label(role)}.",
+            resource_id=membership.pk,
+            resource_name=membership.user.email,
         )
     return membership
 
@@ -250,6 +263,7 @@ def membership_remove(*, membership: Membership, actor_membership: Membership) -
             _check_manages(actor_membership, membership)
         if membership.role == Role.OWNER and _other_owners(membership) == 0:
             raise Conflict("The last owner cannot be removed; make someone else an owner first.", code="last_owner")
+        membership_id = membership.pk
         membership.delete()
         member = f"{membership.user.email} ({_role_label(membership.role)})"
         tenant_event(
@@ -257,4 +271,6 @@ def membership_remove(*, membership: Membership, actor_membership: Membership) -
             action=TenantEvent.Action.MEMBER_REMOVE,
             actor=actor_membership.user,
             message=f"{member} left the organisation." if leaving else f"Removed {member}.",
+            resource_id=membership_id,
+            resource_name=membership.user.email,
         )

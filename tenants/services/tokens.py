@@ -5,15 +5,19 @@ owners and admins (the roles that manage members) also see and may revoke every 
 never carries more than its user's *current* role: the API resolves the membership on every request.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from portal.errors import Forbidden, InvalidRequest
-from tenants.models import ApiToken, IdempotencyKey, Membership, TenantEvent
+from tenants.models import ApiToken, EventResult, IdempotencyKey, Membership, TenantEvent
+from tenants.networks import parse_networks
 from tenants.roles import Permission
+from tenants.selectors import user_has_two_factor
 from tenants.services.events import tenant_event
 
 # last_used_at is written at most this often per token, so a busy script does not cause a write per request.
@@ -21,9 +25,17 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def api_token_create(
-    *, membership: Membership, name: str, scope: str, expires_at: datetime | None = None
+    *,
+    membership: Membership,
+    name: str,
+    scope: str,
+    expires_at: datetime | None = None,
+    allowed_networks: str | Iterable[str] = (),
 ) -> tuple[ApiToken, str]:
-    """A new token for the membership's user in its tenant; returns the row and the secret, shown only once."""
+    """A new token for the membership's user in its tenant; returns the row and the secret, shown only once.
+
+    `allowed_networks` (CIDRs) limits where it may be used from; empty: anywhere.
+    """
     name = name.strip()
     if not name:
         raise InvalidRequest("Give the token a name.", code="invalid_name")
@@ -31,6 +43,7 @@ def api_token_create(
         raise InvalidRequest(f"{scope!r} is not a token scope.", code="invalid_scope")
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
+    networks = parse_networks(allowed_networks)
     token, prefix, secret_hash = ApiToken.new_secret()
     with transaction.atomic():
         api_token = ApiToken.objects.create(
@@ -39,15 +52,20 @@ def api_token_create(
             name=name,
             scope=scope,
             expires_at=expires_at,
+            allowed_networks=networks,
             prefix=prefix,
             secret_hash=secret_hash,
         )
         expiry = f"expires {expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if expires_at else "never expires"
+        if networks:
+            expiry += f", only from {', '.join(networks)}"
         tenant_event(
             tenant=membership.tenant,
             action=TenantEvent.Action.TOKEN_CREATE,
             actor=membership.user,
             message=f"Created the token {_describe(api_token)}: {api_token.get_scope_display().lower()}, {expiry}.",
+            resource_id=api_token.pk,
+            resource_name=api_token.name,
         )
     return api_token, token
 
@@ -60,7 +78,14 @@ def _revoke_locked(api_token: ApiToken, *, actor, message: str) -> None:
     """Revokes a token the caller has locked, with its tenant and user loaded, and logs who did it."""
     api_token.revoked_at = timezone.now()
     api_token.save(update_fields=["revoked_at"])
-    tenant_event(tenant=api_token.tenant, action=TenantEvent.Action.TOKEN_REVOKE, actor=actor, message=message)
+    tenant_event(
+        tenant=api_token.tenant,
+        action=TenantEvent.Action.TOKEN_REVOKE,
+        actor=actor,
+        message=message,
+        resource_id=api_token.pk,
+        resource_name=api_token.name,
+    )
 
 
 def _lock_tokens():
@@ -106,12 +131,56 @@ def api_tokens_revoke_by_operator(*, tokens: QuerySet[ApiToken], actor) -> int:
     return len(locked)
 
 
-def api_token_touch(*, api_token: ApiToken, now: datetime | None = None) -> None:
-    """Records use, at most once per LAST_USED_RESOLUTION."""
+def api_token_touch(*, api_token: ApiToken, ip_address: str | None = None, now: datetime | None = None) -> None:
+    """Records use (time and address): at most once per LAST_USED_RESOLUTION, or at once from a new address."""
     now = now or timezone.now()
-    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
-        api_token.last_used_at = now
+    stale = api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION
+    if stale or (ip_address and ip_address != api_token.last_used_ip):
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now, last_used_ip=ip_address)
+        api_token.last_used_at, api_token.last_used_ip = now, ip_address
+
+
+def api_token_check_use(*, api_token: ApiToken, membership: Membership, ip_address: str | None) -> None:
+    """Refuses a request with a valid token that must not be used: from outside the token's networks, or while the
+    organisation requires two-factor log-in and the token's user has none. Refusals go into the activity log (at
+    most one a minute per token and reason, so a misconfigured script cannot flood it)."""
+    if not api_token.allows_address(ip_address):
+        _refuse_use(
+            api_token,
+            membership,
+            reason="network",
+            error=Forbidden(
+                f"This token may not be used from {ip_address or 'an unknown address'}: it is limited to "
+                f"{', '.join(api_token.allowed_networks)}.",
+                code="token_network_refused",
+                details={"ip_address": ip_address, "allowed_networks": api_token.allowed_networks},
+            ),
+        )
+    if membership.tenant.two_factor_required and not user_has_two_factor(user=membership.user):
+        _refuse_use(
+            api_token,
+            membership,
+            reason="two_factor",
+            error=Forbidden(
+                f"{membership.tenant.name} requires two-factor log-in: {membership.user.email} must turn it on "
+                "(dashboard → Security) before this token works again.",
+                code="two_factor_required",
+            ),
+        )
+
+
+def _refuse_use(api_token: ApiToken, membership: Membership, *, reason: str, error: Forbidden) -> None:
+    if cache.add(f"hangar:token-refused:{api_token.pk}:{reason}", 1, timeout=60):
+        tenant_event(
+            tenant=membership.tenant,
+            action=TenantEvent.Action.TOKEN_REFUSED,
+            actor=membership.user,
+            result=EventResult.REFUSED,
+            message=f"Refused the token {_describe(api_token)}: {error.message}",
+            resource_id=api_token.pk,
+            resource_name=api_token.name,
+        )
+    raise error
 
 
 def idempotency_keys_purge(*, now: datetime | None = None) -> int:

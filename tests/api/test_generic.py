@@ -45,7 +45,7 @@ def test_the_walk_finds_every_resource():
     expected = {
         "tenant", "quotas", "flavor-list", "flavor-detail", "image-list", "image-detail", "sshkey-list",
         "sshkey-detail", "instance-list", "instance-detail", "instance-actions", "instance-events",
-        "usage", "invoice-list", "invoice-detail", "invoice-pdf", "invoice-csv",
+        "usage", "invoice-list", "invoice-detail", "invoice-pdf", "invoice-csv", "activity-list",
     }  # fmt: skip
     assert expected <= names
     assert "post" in next(r for r in ROUTES if r.name == "instance-actions").methods

@@ -23,12 +23,15 @@ BIN = Path(sys.executable).parent
 
 SETUP = """
 from decimal import Decimal
+from django.utils import timezone
 from django.contrib.auth import get_user_model
 from compute.models import Flavor, Host, Image
 from compute.services import instance_launch
 from tenants.services import tenant_create
 
-user = get_user_model().objects.create_user(email="crash@example.com", password="not-used-here-1")
+user = get_user_model().objects.create_user(
+    email="crash@example.com", password="not-used-here-1", email_verified_at=timezone.now()
+)
 tenant = tenant_create(name="Crash test", owner=user)
 Host.objects.create(name="sim-crash", driver="simulated", vcpus=8, ram_mib=16384, disk_gib=200, boot_seconds=8)
 flavor = Flavor.objects.create(name="s1", vcpus=1, ram_mib=1024, disk_gib=10, monthly_price=Decimal("5.00"))

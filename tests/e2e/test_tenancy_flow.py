@@ -1,4 +1,5 @@
-"""Sign up → own tenant → invite a colleague → they sign up from the link and see the tenant with the invited role."""
+"""Sign up → own tenant → confirm the address → invite a colleague → they sign up from the link and see the tenant
+with the invited role."""
 
 import re
 
@@ -32,6 +33,12 @@ def test_sign_up_invite_and_accept_in_the_browser(new_page):
     assert owner.locator("h1").inner_text() == "Orbital Labs"
     assert "Owner" in owner.locator(".tenant-switch").inner_text()
     screenshot(owner, "home")
+
+    # Inviting people waits until the address is confirmed: the link from the sign-up e-mail.
+    verify = re.search(r"https?://\S+(/accounts/verify-email/\S+/)", mail.outbox[-1].body).group(1)
+    owner.goto(verify)
+    owner.wait_for_selector("text=olivia@example.com is confirmed")
+    assert owner.locator(".verify-banner").count() == 0
 
     owner.get_by_role("navigation").get_by_role("link", name="Team", exact=True).click()
     owner.fill("#id_email", "victor@example.com")

@@ -10,6 +10,7 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
@@ -33,7 +34,9 @@ class Command(BaseCommand):
                 User.objects.create_superuser(email=OPERATOR_EMAIL, password=operator_password, full_name="Operator")
             demo = User.objects.filter(email=DEMO_EMAIL).first()
             if demo is None:
-                demo = User.objects.create_user(email=DEMO_EMAIL, password=demo_password, full_name="Dana Demo")
+                demo = User.objects.create_user(
+                    email=DEMO_EMAIL, password=demo_password, full_name="Dana Demo", email_verified_at=timezone.now()
+                )
             tenant = Tenant.objects.filter(name=DEMO_TENANT, memberships__user=demo).first()
             if tenant is None:
                 tenant = tenant_create(name=DEMO_TENANT, owner=demo)
