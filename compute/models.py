@@ -74,6 +74,8 @@ class Host(models.Model):
         default=0, help_text="Simulated driver: make the next N creates fail (failure injection)."
     )
     failure_kind = models.CharField(max_length=16, choices=FailureKind.choices, default=FailureKind.TRANSIENT)
+    # Bumped by every claim of room on the host (compute.scheduler): a launch that read an older value looks again.
+    claim_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

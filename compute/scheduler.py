@@ -1,23 +1,36 @@
 """Places instances on hosts: enabled, non-draining hosts with room after overcommit, least loaded first.
 
-Claims are made under row locks on the candidate hosts, taken in primary-key order (so two schedulers never
-deadlock), inside the caller's transaction: the instance row that records the claim is written before the
-locks are released, so two launches cannot take the last slot twice.
+Hosts are read without locks; only the chosen host is claimed, inside the caller's transaction, by a conditional
+UPDATE of its `claim_version` from the value read: it holds that one row's lock until the instance row that records
+the claim is committed, and it fails if another launch (or resize) claimed the host since it was read, in which
+case the reading is stale and the scheduler reads again. So two launches cannot take the last slot twice, and
+launches onto different hosts, or a worker building on a host, never wait for each other.
 """
 
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Sum, Value
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from compute.models import Flavor, Host, Instance, InstanceState
 from portal.errors import Unprocessable
 
-# An instance holds the larger of its flavor and the one a pending resize moves it to.
-HELD_VCPUS = Greatest(F("flavor__vcpus"), Coalesce(F("resize_flavor__vcpus"), F("flavor__vcpus")))
-HELD_RAM_MIB = Greatest(F("flavor__ram_mib"), Coalesce(F("resize_flavor__ram_mib"), F("flavor__ram_mib")))
-HELD_DISK_GIB = Greatest(F("flavor__disk_gib"), Coalesce(F("resize_flavor__disk_gib"), F("flavor__disk_gib")))
+# How many times a launch reads the hosts again after losing the host it chose to another claim, before it waits
+# for the chosen host's lock instead (and checks its room under the lock), so it always makes progress.
+OPTIMISTIC_ATTEMPTS = 3
+MAX_ATTEMPTS = 50
+
+
+def _held(resource: str, prefix: str = ""):
+    """What an instance holds of `resource`: the larger of its flavor and the one a pending resize moves it to."""
+    current = F(f"{prefix}flavor__{resource}")
+    return Greatest(current, Coalesce(F(f"{prefix}resize_flavor__{resource}"), current))
+
+
+HELD_VCPUS = _held("vcpus")
+HELD_RAM_MIB = _held("ram_mib")
+HELD_DISK_GIB = _held("disk_gib")
 
 
 @dataclass(frozen=True)
@@ -55,38 +68,30 @@ class HostUsage:
 
 
 def host_usages(hosts) -> list[HostUsage]:
-    """Usage of each host in one query: every instance that is not deleted holds its resources."""
-    hosts = list(hosts)
-    totals = {
-        row["host_id"]: row
-        for row in Instance.objects.filter(host__in=[h.pk for h in hosts])
-        .exclude(state=InstanceState.DELETED)
-        .values("host_id")
-        .annotate(
-            vcpus=Coalesce(Sum(HELD_VCPUS), Value(0)),
-            ram_mib=Coalesce(Sum(HELD_RAM_MIB), Value(0)),
-            disk_gib=Coalesce(Sum(HELD_DISK_GIB), Value(0)),
-            count=Coalesce(Sum(Value(1)), Value(0)),
+    """Usage of each host (a queryset, or hosts) in one query: every instance not deleted holds its resources."""
+    if not isinstance(hosts, QuerySet):
+        hosts = Host.objects.filter(pk__in=[host.pk for host in hosts]).order_by("name")
+    live = ~Q(instances__state=InstanceState.DELETED)
+    annotated = hosts.annotate(
+        vcpus_used=Coalesce(Sum(_held("vcpus", "instances__"), filter=live), Value(0)),
+        ram_mib_used=Coalesce(Sum(_held("ram_mib", "instances__"), filter=live), Value(0)),
+        disk_gib_used=Coalesce(Sum(_held("disk_gib", "instances__"), filter=live), Value(0)),
+        instance_count=Count("instances", filter=live),
+    )
+    return [
+        HostUsage(
+            host=host,
+            vcpus_used=int(host.vcpus_used),
+            ram_mib_used=int(host.ram_mib_used),
+            disk_gib_used=int(host.disk_gib_used),
+            instances=int(host.instance_count),
         )
-        .order_by()
-    }
-    usages = []
-    for host in hosts:
-        row = totals.get(host.pk, {})
-        usages.append(
-            HostUsage(
-                host=host,
-                vcpus_used=int(row.get("vcpus", 0)),
-                ram_mib_used=int(row.get("ram_mib", 0)),
-                disk_gib_used=int(row.get("disk_gib", 0)),
-                instances=int(row.get("count", 0)),
-            )
-        )
-    return usages
+        for host in annotated
+    ]
 
 
 def host_usage(host: Host) -> HostUsage:
-    return host_usages([host])[0]
+    return host_usages(Host.objects.filter(pk=host.pk))[0]
 
 
 def no_capacity(flavor: Flavor) -> Unprocessable:
@@ -97,24 +102,43 @@ def no_capacity(flavor: Flavor) -> Unprocessable:
     )
 
 
+def _claim(host: Host, *, read_version: int | None = None) -> bool:
+    """Claims the host for this transaction: bumps its claim_version, holding its row lock until the commit.
+
+    With `read_version`, only if nobody claimed it since it was read (False: the reading is stale); without, waits
+    for whoever holds it.
+    """
+    hosts = Host.objects.filter(pk=host.pk)
+    if read_version is not None:
+        hosts = hosts.filter(claim_version=read_version)
+    return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
+
+
 def schedule(*, flavor: Flavor) -> Host:
-    """Chooses and locks the host for a new instance of `flavor`; call inside the transaction that creates it."""
+    """Chooses and claims the host for a new instance of `flavor`; call inside the transaction that creates it."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
-    candidates = Host.objects.select_for_update().filter(enabled=True, draining=False).order_by("pk")
+    candidates = Host.objects.filter(enabled=True, draining=False).order_by("pk")
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
-    fitting = [usage for usage in host_usages(candidates) if usage.fits(**request)]
-    if not fitting:
-        raise no_capacity(flavor)
-    best = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name))
-    return best.host
+    for attempt in range(MAX_ATTEMPTS):
+        fitting = [usage for usage in host_usages(candidates) if usage.fits(**request)]
+        if not fitting:
+            break
+        host = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name)).host
+        if attempt < OPTIMISTIC_ATTEMPTS:
+            if _claim(host, read_version=host.claim_version):
+                return host
+        elif _claim(host) and host_usage(host).fits(**request):
+            return host  # checked under the host's lock: nobody can claim it before this transaction ends
+    raise no_capacity(flavor)
 
 
 def claim_resize(*, instance: Instance, flavor: Flavor) -> None:
-    """Checks, under a lock on the instance's host, that it has room for the growth from the current flavor."""
+    """Checks, under a claim on the instance's host, that it has room for the growth from the current flavor."""
     if instance.host_id is None:
         return
-    host = Host.objects.select_for_update().get(pk=instance.host_id)
+    host = Host(pk=instance.host_id)
+    _claim(host)
     usage = host_usage(host)
     growth = {
         "vcpus": max(flavor.vcpus - instance.flavor.vcpus, 0),

@@ -5,6 +5,9 @@ worker killed half-way exactly as recoverable as with a real hypervisor. Boots a
 host's `boot_seconds` / `stop_seconds`: a domain is `booting` (or `stopping`) until its `settles_at` has passed,
 and settles lazily the next time anyone looks at it. `fail_next_creates` injects failures (transient or
 permanent) for tests and demos. Capacity is accounted for for real: a create that the host cannot hold fails.
+
+Creates and resizes on one host take the hypervisor's own lock (a PostgreSQL advisory lock, as libvirtd has its
+own), never the host's row: that row is what the scheduler claims, and builds must not queue behind launches.
 """
 
 # write-ok-file: the simulated hypervisor's own state (its 'hardware'), shared by every process
@@ -12,10 +15,12 @@ permanent) for tests and demos. Capacity is accounted for for real: a create tha
 from __future__ import annotations
 
 import ipaddress
+import random
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compute.drivers.base import (
@@ -30,6 +35,8 @@ from compute.drivers.base import (
 )
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
+# PostgreSQL advisory-lock namespace of the simulated hypervisors (the second key comes from the host's uuid).
+HYPERVISOR_LOCK = 84022
 
 
 class SimulatedDriver(ComputeDriver):
@@ -44,9 +51,23 @@ class SimulatedDriver(ComputeDriver):
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
-    def _host(self, *, lock: bool = False):
-        queryset = self._hosts.select_for_update() if lock else self._hosts
-        return queryset.get(pk=self.host.pk)
+    def _host(self):
+        return self._hosts.get(pk=self.host.pk)
+
+    def _lock_hypervisor(self) -> None:
+        """Serialises this host's creates and resizes until the transaction ends (SQLite serialises every writer)."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [HYPERVISOR_LOCK, self.host.pk.int % 2**31])
+
+    def _host_with_usage(self, *, exclude=None):
+        """The host row (its knobs and size) and what its domains hold, in one query."""
+        domains = ~Q(simulated_domains__uuid=exclude) if exclude is not None else Q()
+        return self._hosts.annotate(
+            vcpus_held=Coalesce(Sum("simulated_domains__vcpus", filter=domains), 0),
+            ram_mib_held=Coalesce(Sum("simulated_domains__ram_mib", filter=domains), 0),
+            disk_gib_held=Coalesce(Sum("simulated_domains__disk_gib", filter=domains), 0),
+        ).get(pk=self.host.pk)
 
     def _settle(self, domain):
         """Finishes a boot or shutdown whose time has come (a conditional update: concurrent readers agree)."""
@@ -79,24 +100,23 @@ class SimulatedDriver(ComputeDriver):
         second_octet = self.host.pk.int % 250 + 1
         return ipaddress.IPv4Network(f"10.{second_octet}.0.0/16")
 
-    def _free_ip(self) -> str:
-        used = set(self._domains.filter(host_id=self.host.pk).values_list("private_ip", flat=True))
-        for address in self._subnet().hosts():
-            if address.packed[-1] in (0, 1, 255):
-                continue  # keep .0, .1 (gateway) and .255 of every /24 out of the way
-            if str(address) not in used:
-                return str(address)
-        raise PermanentDriverError(f"Host {self.host.name} has no free private address.")
+    def _address_candidates(self):
+        """Addresses of the host's /16 from a random point on (each /24's .0, .1 and .255 kept out of the way)."""
+        subnet = self._subnet()
+        base, size = int(subnet.network_address), subnet.num_addresses
+        start = random.randrange(size)
+        for step in range(size):
+            offset = (start + step) % size
+            if offset & 0xFF not in (0, 1, 255):
+                yield str(ipaddress.IPv4Address(base + offset))
 
-    def _check_room(self, host, *, vcpus: int, ram_mib: int, disk_gib: int, exclude=None) -> None:
-        domains = self._domains.filter(host_id=host.pk)
-        if exclude is not None:
-            domains = domains.exclude(uuid=exclude)
-        used = domains.aggregate(vcpus=Sum("vcpus"), ram_mib=Sum("ram_mib"), disk_gib=Sum("disk_gib"))
+    @staticmethod
+    def _check_room(host, *, vcpus: int, ram_mib: int, disk_gib: int) -> None:
+        """`host` comes from _host_with_usage()."""
         for resource, wanted, limit in (
-            ("vCPUs", vcpus + (used["vcpus"] or 0), host.vcpus_allocatable),
-            ("MiB of RAM", ram_mib + (used["ram_mib"] or 0), host.ram_mib_allocatable),
-            ("GiB of disk", disk_gib + (used["disk_gib"] or 0), host.disk_gib_allocatable),
+            ("vCPUs", vcpus + host.vcpus_held, host.vcpus_allocatable),
+            ("MiB of RAM", ram_mib + host.ram_mib_held, host.ram_mib_allocatable),
+            ("GiB of disk", disk_gib + host.disk_gib_held, host.disk_gib_allocatable),
         ):
             if wanted > limit:
                 raise PermanentDriverError(
@@ -115,19 +135,31 @@ class SimulatedDriver(ComputeDriver):
     def create(self, spec: DomainSpec) -> DomainInfo:
         injected = None
         with transaction.atomic():
-            # The host row serialises creates on this host: capacity, addresses and failure injection.
-            host = self._host(lock=True)
-            existing = self._domains.filter(uuid=spec.uuid).first()
-            if existing is not None:
-                if existing.host_id != host.pk:
-                    raise PermanentDriverError(f"Domain {spec.uuid} already exists on another host.")
-                return self._info(self._settle(existing))
+            self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
+            host = self._host_with_usage()
+            # One probe both finds a domain an earlier attempt made (create is idempotent on the uuid) and tells
+            # whether the first candidate address is taken; a taken one (rare in a /16) means probing on.
+            addresses = self._address_candidates()
+            address = next(addresses)
+            while True:
+                found = list(self._domains.filter(Q(uuid=spec.uuid) | Q(host_id=host.pk, private_ip=address)))
+                existing = next((domain for domain in found if str(domain.uuid) == str(spec.uuid)), None)
+                if existing is not None:
+                    if existing.host_id != host.pk:
+                        raise PermanentDriverError(f"Domain {spec.uuid} already exists on another host.")
+                    return self._info(self._settle(existing))
+                if not found:
+                    break
+                address = next(addresses, None)
+                if address is None:
+                    raise PermanentDriverError(f"Host {self.host.name} has no free private address.")
             if host.fail_next_creates > 0:
                 self._hosts.filter(pk=host.pk).update(fail_next_creates=F("fail_next_creates") - 1)
                 injected = host.failure_kind
             else:
                 self._check_room(host, vcpus=spec.vcpus, ram_mib=spec.ram_mib, disk_gib=spec.disk_gib)
                 image = spec.image.disk_path or spec.image.kernel_path
+                booted = host.boot_seconds <= 0
                 try:
                     with transaction.atomic():
                         domain = self._domains.create(
@@ -138,13 +170,13 @@ class SimulatedDriver(ComputeDriver):
                             ram_mib=spec.ram_mib,
                             disk_gib=spec.disk_gib,
                             image=image[:500],
-                            power=PowerState.BOOTING,
-                            private_ip=self._free_ip(),
+                            power=PowerState.RUNNING if booted else PowerState.BOOTING,
+                            settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
+                            private_ip=address,
                         )
                 except IntegrityError:
                     # Another process created it between our check and our insert: adopt theirs.
                     raise TransientDriverError(f"Domain {spec.uuid} is being created concurrently.") from None
-                self._transition(domain, PowerState.BOOTING, host.boot_seconds)
                 return self._info(domain)
         # Raised after the transaction so that the decremented failure counter is kept.
         if injected == "permanent":
@@ -181,13 +213,14 @@ class SimulatedDriver(ComputeDriver):
 
     def resize(self, uuid: str, *, vcpus: int, ram_mib: int, disk_gib: int) -> DomainInfo:
         with transaction.atomic():
-            host = self._host(lock=True)
+            self._lock_hypervisor()
             domain = self._get(uuid)
             if domain.power != PowerState.SHUTOFF:
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to be resized (it is {domain.power}).")
             if disk_gib < domain.disk_gib:
                 raise PermanentDriverError(f"Disks cannot shrink ({domain.disk_gib} GiB to {disk_gib} GiB).")
-            self._check_room(host, vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib, exclude=domain.uuid)
+            host = self._host_with_usage(exclude=domain.uuid)
+            self._check_room(host, vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib)
             domain.vcpus, domain.ram_mib, domain.disk_gib = vcpus, ram_mib, disk_gib
             domain.save(update_fields=["vcpus", "ram_mib", "disk_gib"])
             return self._info(domain)
