@@ -161,21 +161,21 @@ class SimulatedDriver(ComputeDriver):
                 image = spec.image.disk_path or spec.image.kernel_path
                 booted = host.boot_seconds <= 0
                 try:
-                    with transaction.atomic():
-                        domain = self._domains.create(
-                            uuid=spec.uuid,
-                            host=host,
-                            name=spec.name[:100],
-                            vcpus=spec.vcpus,
-                            ram_mib=spec.ram_mib,
-                            disk_gib=spec.disk_gib,
-                            image=image[:500],
-                            power=PowerState.RUNNING if booted else PowerState.BOOTING,
-                            settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
-                            private_ip=address,
-                        )
+                    domain = self._domains.create(
+                        uuid=spec.uuid,
+                        host=host,
+                        name=spec.name[:100],
+                        vcpus=spec.vcpus,
+                        ram_mib=spec.ram_mib,
+                        disk_gib=spec.disk_gib,
+                        image=image[:500],
+                        power=PowerState.RUNNING if booted else PowerState.BOOTING,
+                        settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
+                        private_ip=address,
+                    )
                 except IntegrityError:
-                    # Another process created it between our check and our insert: adopt theirs.
+                    # Another process created it (on another host) between our probe and our insert: the retry adopts
+                    # or refuses it. The error leaves this transaction, which rolls back.
                     raise TransientDriverError(f"Domain {spec.uuid} is being created concurrently.") from None
                 return self._info(domain)
         # Raised after the transaction so that the decremented failure counter is kept.
