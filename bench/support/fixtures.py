@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
+from django.utils import timezone
 
 from compute.models import Flavor, Host, Image
 from tenants.middleware import SESSION_KEY as TENANT_SESSION_KEY
@@ -70,7 +71,9 @@ def tenants(count: int, *, prefix: str = "bench") -> list[Tenant]:
 
 
 def member(tenant: Tenant, *, email: str, role: str = Role.OWNER) -> Member:
-    user = get_user_model().objects.create_user(email=email, password="bench-password-123")
+    user = get_user_model().objects.create_user(
+        email=email, password="bench-password-123", email_verified_at=timezone.now()
+    )
     membership = Membership.objects.create(user=user, tenant=tenant, role=role)
     _, token = api_token_create(membership=membership, name="bench", scope="read_write")
     session = SessionStore()
