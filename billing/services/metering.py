@@ -142,18 +142,31 @@ def invoices_refresh(
     )
     insert_lines = f"WITH {line_rows} INSERT INTO {line} ({columns}) SELECT {columns} FROM a"
     tax = tax_cents_sql(subtotal_cents="x.subtotal", tax_rate_percent="x.rate")
-    set_totals = f"""
-        UPDATE {invoice} SET subtotal_cents = x.subtotal, tax_rate = x.rate, tax_cents = {tax},
-            total_cents = x.subtotal + {tax}, metered_at = %(now)s
-        FROM (
-            SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, CAST(COALESCE({{subtotal}}, 0) AS BIGINT)
-                   AS subtotal
-            FROM {invoice} i LEFT JOIN {account} acc ON acc.tenant_id = i.tenant_id {{join}}
-            WHERE i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}
-        ) x
-        WHERE {invoice}.id = x.invoice_id
-    """
+    draft_i = f"i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}"
+    with_rate = f"{invoice} i LEFT JOIN {account} acc ON acc.tenant_id = i.tenant_id"
+
+    def set_totals(subtotals: str) -> str:
+        """Sets the totals of the drafts `subtotals` lists (invoice_id, rate, subtotal). The subtotal is cast back to
+        an integer: PostgreSQL's SUM of bigints is numeric, and the tax needs integer division."""
+        return f"""
+            UPDATE {invoice} SET subtotal_cents = x.subtotal, tax_rate = x.rate, tax_cents = {tax},
+                total_cents = x.subtotal + {tax}, metered_at = %(now)s
+            FROM ({subtotals}) x
+            WHERE {invoice}.id = x.invoice_id
+        """
+
+    totals_from_lines = set_totals(
+        "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, CAST(t.subtotal AS BIGINT) AS subtotal "
+        "FROM (SELECT invoice_id, SUM(amount_cents) AS subtotal FROM a GROUP BY invoice_id) t "
+        f"JOIN {with_rate} ON i.id = t.invoice_id"
+    )
+    totals_of_empty_drafts = set_totals(
+        f"SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, 0 AS subtotal FROM {with_rate} "
+        f"WHERE {draft_i} AND i.id NOT IN (SELECT a.invoice_id FROM a)"
+    )
     changed = " OR ".join(f"l.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in columns.split(", ")[2:])
+    # Every join below is driven from the computed rows into an index, and every "not among them" is a hashed NOT IN:
+    # the drafts this refresh may just have created are not in the planner's statistics yet.
     refresh_postgresql = f"""
         WITH {line_rows},
         written AS (
@@ -166,20 +179,13 @@ def invoices_refresh(
         gone AS (
             DELETE FROM {line} l USING {invoice}
             WHERE l.invoice_id = {invoice}.id AND {drafts}
-              AND NOT EXISTS (SELECT 1 FROM a WHERE a.invoice_id = l.invoice_id AND a.segment_id = l.segment_id)
+              AND (l.invoice_id, l.segment_id) NOT IN (SELECT a.invoice_id, a.segment_id FROM a)
             RETURNING 1
         ),
-        totals AS (
-            {
-        set_totals.format(
-            subtotal="t.subtotal",
-            join="LEFT JOIN (SELECT invoice_id, SUM(amount_cents) AS subtotal FROM a GROUP BY invoice_id) t "
-            "ON t.invoice_id = i.id",
-        )
-    }
-            RETURNING 1
-        )
-        SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM totals)
+        totals AS ({totals_from_lines} RETURNING 1),
+        emptied AS ({totals_of_empty_drafts} RETURNING 1)
+        SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM totals),
+               (SELECT COUNT(*) FROM emptied)
     """
     statements = [
         # New drafts for tenants that started using something this month.
@@ -200,10 +206,11 @@ def invoices_refresh(
         statements += [
             f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
             insert_lines,
-            # Drafts without lines get zero. The subtotal is cast back to an integer: PostgreSQL's SUM of bigints is
-            # numeric, and the tax needs integer division.
-            set_totals.format(
-                subtotal=f"(SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id)", join=""
+            # Drafts without lines get zero.
+            set_totals(
+                "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, "
+                f"CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT) "
+                f"AS subtotal FROM {with_rate} WHERE {draft_i}"
             ),
         ]
     with transaction.atomic(), connection.cursor() as cursor:
