@@ -128,6 +128,7 @@ def main() -> None:
     sample = rendered[: options.pdfs]
     with harness.Stack(environment) as stack:
         worker = stack.worker(concurrency=harness.os.cpu_count())
+        cpu_before = worker.cpu_seconds()
         started = time.perf_counter()
         for invoice_id in sample:
             tasks.render_invoice_documents.delay(invoice_id=invoice_id)
@@ -138,6 +139,8 @@ def main() -> None:
                 raise RuntimeError("the workers did not render every sampled invoice in 15 minutes")
             time.sleep(0.1)
         pdf_time = time.perf_counter() - started
+        time.sleep(0.3)  # the sampler's last look at the pool's CPU time
+        pdf_cpu = (worker.cpu_seconds() - cpu_before) / len(sample)
         worker_rss = worker.peak_rss_mib()
     pdf_rate = len(sample) / pdf_time
 
@@ -158,6 +161,12 @@ def main() -> None:
             f"{pdf_rate:.1f} invoices/s",
             f"{pdf_time:.2f} s",
             f"all {finalized:,}: {finalized / pdf_rate / 60:.1f} min",
+        ),
+        (
+            "worker CPU per invoice (PDF + CSV)",
+            f"{pdf_cpu * 1000:.0f} ms",
+            "",
+            f"{harness.os.cpu_count() / pdf_cpu:.1f} invoices/s if the {harness.os.cpu_count()} cores were free",
         ),
         ("peak RSS of a worker process", f"{worker_rss:.0f} MiB", "", ""),
     ]

@@ -1,3 +1,5 @@
+from django.utils import timezone
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from compute.models import Flavor, Image, Instance, InstanceEvent, SSHKey
@@ -74,12 +76,35 @@ class InstanceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+        # The instance columns those fields read (what the list loads).
+        columns = [
+            "id",
+            "name",
+            "state",
+            "power_state",
+            "flavor_id",
+            "image_id",
+            "resize_flavor_id",
+            "private_ip",
+            "ssh_keys",
+            "error_reason",
+            "created_at",
+            "updated_at",
+        ]
+
+    @cached_property
+    def _timezone(self):
+        return timezone.get_current_timezone()
+
+    def _datetime(self, value) -> str:
+        """What DRF's DateTimeField gives (ISO 8601 in the current time zone, UTC as Z), minus its per-call lookups."""
+        text = value.astimezone(self._timezone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
     def to_representation(self, instance: Instance) -> dict:
         """The declared fields' output, built directly: a 200-row page spent most of its time in DRF's per-field
-        dispatch. Formatting still goes through the declared fields (tests/api compare both ways)."""
-        fields = self.fields
-        iso = fields["created_at"].to_representation
+        dispatch (tests/perf compare both ways)."""
+        iso = self._datetime
         return {
             "id": str(instance.id),
             "name": instance.name,
