@@ -23,7 +23,8 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(INSTALLED)
-	@mkdir -p var
+	@# /metrics adds up the counts of every web and worker process through one folder, emptied at each start.
+	@rm -rf var/metrics && mkdir -p var/metrics
 	$(BIN)/python manage.py migrate --noinput
 	@# With DEBUG off, whitenoise serves only collected, compressed files.
 	@if [ "$${DEBUG:-1}" = "0" ]; then $(BIN)/python manage.py collectstatic --noinput --verbosity 0; fi
@@ -32,6 +33,7 @@ run: $(INSTALLED)
 	@logins="$$($(BIN)/python manage.py seed_demo)" && echo "$$logins" && echo "" && \
 	echo "  Hangar is starting on http://$(HOST):$(PORT)/  (Ctrl-C stops web, worker and beat)" && echo "" && \
 	DEBUG=$${DEBUG:-1} GUNICORN_BIND=$(HOST):$(PORT) GUNICORN_WORKERS=$${GUNICORN_WORKERS:-2} \
+		PROMETHEUS_MULTIPROC_DIR=$${PROMETHEUS_MULTIPROC_DIR:-$(CURDIR)/var/metrics} \
 		PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/python scripts/run-procfile \
 		--url http://$(HOST):$(PORT)/ --announce "$$(echo "$$logins" | grep 'log in as')"
 

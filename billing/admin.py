@@ -3,11 +3,14 @@
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 
-from billing import services
+from billing import selectors, services
 from billing.models import (
     AccountEvent,
     BillingAccount,
@@ -23,8 +26,16 @@ from billing.models import (
 )
 from billing.pricing import cents_to_decimal
 from compute.models import Flavor
-from portal.admin_actions import AppendOnlyMixin, ReadOnlyAdminMixin, run_service_action
+from portal.admin_actions import (
+    AppendOnlyMixin,
+    ReadOnlyAdminMixin,
+    confirmed,
+    extend_registered,
+    is_response,
+    run_service_action,
+)
 from portal.errors import ServiceError
+from tenants.models import Tenant
 
 
 class ServiceAddMixin:
@@ -347,3 +358,94 @@ class AccountEventAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
     search_fields = ["tenant__name", "message"]
     list_select_related = ["tenant", "actor"]
+
+
+# --- the organisation's page: billing details, credit, spend -----------------------------------------------------
+
+
+LEDGER_SHOWN = 20
+
+
+class TopUpAmountForm(forms.Form):
+    amount = forms.DecimalField(
+        label=f"Amount ({settings.BILLING_CURRENCY})", min_value=Decimal("0.01"), max_digits=12, decimal_places=2
+    )
+    note = forms.CharField(label="Description (e.g. the bank transfer's reference)", max_length=300, required=False)
+
+
+@admin.action(description="Record a credit top-up…", permissions=["change"])
+def record_topup(modeladmin, request, queryset):
+    confirmation = confirmed(
+        modeladmin,
+        request,
+        queryset[:1],
+        title="Record a credit top-up",
+        explanation="Credit the organisation received (a payment, a goodwill credit). It is added to its ledger, "
+        "shown in its billing log, and lifts a credit hold or suspension it settles.",
+        form_class=TopUpAmountForm,
+    )
+    if is_response(confirmation):
+        return confirmation
+    run_service_action(
+        modeladmin,
+        request,
+        queryset[:1],
+        call=lambda tenant: services.credit_topup(
+            tenant=tenant, amount=confirmation["amount"], description=confirmation["note"], actor=request.user
+        ),
+        done_label=f"Top-up of {confirmation['amount']} {settings.BILLING_CURRENCY} recorded",
+        note=confirmation["note"],
+    )
+    return None
+
+
+def _tenant_admin_with_billing(base):
+    class TenantAdmin(base):
+        actions = [*base.actions, record_topup]
+
+        def get_readonly_fields(self, request, obj=None):
+            return [*super().get_readonly_fields(request, obj), "billing_details", "credit", "spend", "ledger"]
+
+        def get_fieldsets(self, request, obj=None):
+            fieldsets = list(super().get_fieldsets(request, obj))
+            if obj is None:
+                return fieldsets
+            return [*fieldsets, ("Billing", {"fields": ["billing_details", "credit", "spend", "ledger"]})]
+
+        @admin.display(description="credit ledger")
+        def ledger(self, obj) -> str:
+            entries = list(selectors.credit_entries(tenant=obj).select_related("created_by")[:LEDGER_SHOWN])
+            return render_to_string("admin/billing/credit_ledger.html", {"entries": entries, "tenant": obj})
+
+        @admin.display(description="billing details")
+        def billing_details(self, obj) -> str:
+            account = selectors.billing_account(tenant=obj)
+            currency = settings.BILLING_CURRENCY
+            limit = "no limit" if account.credit_limit_cents is None else f"{account.credit_limit} {currency}"
+            if account._state.adding:
+                edit = reverse("admin:billing_billingaccount_add") + f"?tenant={obj.pk}"
+            else:
+                edit = reverse("admin:billing_billingaccount_change", args=[obj.pk])
+            return format_html(
+                '{}<br>{}<br>VAT id {} · tax {} % · credit limit {} · <a href="{}">edit</a>',
+                account.legal_name or obj.name,
+                account.address or "(no address)",
+                account.vat_id or "—",
+                account.tax_rate,
+                limit,
+                edit,
+            )
+
+        @admin.display(description="credit balance")
+        def credit(self, obj) -> str:
+            return f"{selectors.credit_balance(tenant=obj)} {settings.BILLING_CURRENCY}"
+
+        @admin.display(description="spend this month")
+        def spend(self, obj) -> str:
+            usage = selectors.tenant_month_usage(tenant=obj)
+            return f"{usage.cost} {settings.BILLING_CURRENCY} so far, {usage.forecast} forecast to the month's end"
+
+    return TenantAdmin
+
+
+extend_registered(Tenant, _tenant_admin_with_billing)

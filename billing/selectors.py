@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import (
@@ -204,3 +204,30 @@ def budget_alerts_current(*, tenant: Tenant, now: datetime | None = None) -> lis
     for alert in alerts.order_by("-threshold", "basis"):
         shown.setdefault(alert.basis, alert)
     return list(shown.values())
+
+
+@dataclass(frozen=True)
+class Revenue:
+    """For operators: this month's metered spend of every tenant so far, and what last month's invoices came to."""
+
+    month_to_date: Decimal
+    last_month_invoiced: Decimal
+    last_month_open: int  # last month's invoices not finalized yet (still drafts)
+
+
+def revenue_overview(*, now: datetime | None = None) -> Revenue:
+    """Sums of the invoices (drafts are refreshed from the segments by metering every few minutes)."""
+    now = now or timezone.now()
+    this_month = month_start(now)
+    last_month = month_start(this_month - timedelta(days=1))
+    current = Invoice.objects.filter(period_start=this_month).exclude(status=Invoice.Status.VOID)
+    previous = Invoice.objects.filter(period_start=last_month)
+    totals = previous.aggregate(
+        invoiced=Sum("total_cents", filter=Q(status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])),
+        open=Count("pk", filter=Q(status=Invoice.Status.DRAFT)),
+    )
+    return Revenue(
+        month_to_date=cents_to_decimal(current.aggregate(total=Sum("total_cents"))["total"] or 0),
+        last_month_invoiced=cents_to_decimal(totals["invoiced"] or 0),
+        last_month_open=totals["open"],
+    )

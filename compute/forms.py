@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from compute.models import validate_instance_name
 from compute.rules import image_fit_refusal
-from compute.selectors import flavor_list, image_list, sshkey_list
+from compute.selectors import flavor_list, image_list, region_list, sshkey_list
 from compute.sshkeys import parse_public_key
 from portal.errors import ServiceError
 from tenants.models import Tenant
@@ -61,6 +61,13 @@ class KeysChoiceField(forms.ModelMultipleChoiceField):
 
 class LaunchForm(forms.Form):
     name = InstanceNameField()
+    region = CatalogChoiceField(
+        queryset=None,
+        to_field_name="name",
+        required=False,  # left out: the default region
+        label="Region",
+        error_messages={"invalid_choice": "That region does not exist; pick another."},
+    )
     flavor = CatalogChoiceField(
         queryset=None,
         label="Size",
@@ -83,17 +90,23 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["region"].queryset = region_list()
+        self.fields["region"].initial = getattr(region_list().default(), "name", None)
         self.fields["flavor"].queryset = flavor_list()
         self.fields["image"].queryset = image_list()
         self.fields["keys"].queryset = sshkey_list(tenant=tenant)
 
     def clean(self):
         cleaned = super().clean()
-        flavor, image = cleaned.get("flavor"), cleaned.get("image")
+        if not cleaned.get("region") and "region" not in self.errors:
+            cleaned["region"] = region_list().default()
+        flavor, image, region = cleaned.get("flavor"), cleaned.get("image"), cleaned.get("region")
         if flavor is not None and image is not None:
             refusal = image_fit_refusal(image=image, flavor=flavor)
             if refusal is not None:
                 self.add_error("flavor", refusal.message)
+        if image is not None and region is not None and not image.available_in(region):
+            self.add_error("image", f"{image.name} is not available in {region.label}; pick another image or region.")
         return cleaned
 
 

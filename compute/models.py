@@ -28,6 +28,43 @@ def default_driver() -> str:
     return settings.HYPERVISOR_DRIVER
 
 
+class RegionQuerySet(models.QuerySet):
+    def default(self):
+        """The region a launch goes to unless the user picks another (None only before any region exists)."""
+        return self.filter(is_default=True).first() or self.order_by("name").first()
+
+
+class Region(models.Model):
+    """A place where hosts stand: users pick one at launch and the scheduler places only on its hosts.
+
+    Whatever must live next to the machines (hosts, images' base disks, networks, public-IP pools) names its region
+    with `region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name=...)`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(
+        max_length=32, unique=True, help_text="Short identifier users and the API see, e.g. fsn1 or eu-central."
+    )
+    label = models.CharField(max_length=100, help_text="How pages name it, e.g. Falkenstein, Germany.")
+    is_default = models.BooleanField(
+        "default", default=False, help_text="Preselected on the launch form and used by the API when none is named."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = RegionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="region_one_default"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class FailureKind(models.TextChoices):
     TRANSIENT = "transient", "Transient (the task retries)"
     PERMANENT = "permanent", "Permanent (the instance goes to error)"
@@ -38,6 +75,9 @@ class Host(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, unique=True)
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="hosts", blank=True, help_text="Empty: the default region."
+    )
     driver = models.CharField(
         max_length=32, choices=[(name, name) for name in DRIVERS], default=default_driver, help_text="How to reach it."
     )
@@ -46,6 +86,14 @@ class Host(models.Model):
         max_length=255,
         blank=True,
         help_text="For libvirt: qemu:///system or qemu+ssh://host/system. Unused by the simulated driver.",
+    )
+    storage_pool = models.SlugField(
+        "libvirt storage pool",
+        max_length=64,
+        default="hangar",
+        blank=True,
+        help_text="Where instance disks live on a libvirt host (empty: hangar). Hosts sharing one libvirt daemon need "
+        "different pools.",
     )
     vcpus = models.PositiveIntegerField("vCPUs", validators=[MinValueValidator(1)])
     ram_mib = models.PositiveIntegerField("RAM (MiB)", validators=[MinValueValidator(256)])
@@ -84,6 +132,18 @@ class Host(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if self.region_id is None:
+            # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one;
+            # the first host of an installation without any region brings the default region with it.
+            self.region = (
+                Region.objects.default()
+                or Region.objects.get_or_create(  # write-ok: the first region
+                    name="default", defaults={"label": "Default region", "is_default": True}
+                )[0]
+            )
+        super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
+
     def clean(self) -> None:
         if self.driver == "libvirt" and not self.uri:
             raise ValidationError({"uri": "A libvirt host needs its connection URI, e.g. qemu+ssh://host/system."})
@@ -108,6 +168,12 @@ class Host(models.Model):
 class CatalogQuerySet(models.QuerySet):
     def active(self):
         return self.filter(active=True)
+
+
+class ImageQuerySet(CatalogQuerySet):
+    def in_region(self, region: "Region"):
+        """Images whose files the region's hosts have: those limited to it, and those limited to no region."""
+        return self.filter(models.Q(regions=region) | models.Q(regions__isnull=True)).distinct()
 
 
 class Flavor(models.Model):
@@ -164,8 +230,14 @@ class Image(models.Model):
     initrd_path = models.CharField(max_length=500, blank=True)
     kernel_cmdline = models.CharField(max_length=500, blank=True)
     active = models.BooleanField(default=True, help_text="Inactive images cannot be launched; running ones stay.")
+    regions = models.ManyToManyField(
+        Region,
+        blank=True,
+        related_name="images",
+        help_text="The regions whose hosts have its files; none selected: every region.",
+    )
 
-    objects = CatalogQuerySet.as_manager()
+    objects = ImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["os", "-version", "name"]
@@ -178,6 +250,10 @@ class Image(models.Model):
             raise ValidationError("Give either a base disk path or a kernel path.")
         if self.initrd_path and not self.kernel_path:
             raise ValidationError({"initrd_path": "An initrd needs a kernel path."})
+
+    def available_in(self, region: "Region") -> bool:
+        regions = [r.pk for r in self.regions.all()]
+        return not regions or region.pk in regions
 
     @property
     def source(self) -> ImageSource:
@@ -244,6 +320,7 @@ class InstanceState(models.TextChoices):
     STARTING = "starting", "Starting"
     REBOOTING = "rebooting", "Rebooting"
     RESIZING = "resizing", "Resizing"
+    MIGRATING = "migrating", "Moving to another host"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
     ERROR = "error", "Error"
@@ -257,6 +334,7 @@ TRANSITIONAL_STATES = frozenset(
         InstanceState.STOPPING,
         InstanceState.REBOOTING,
         InstanceState.RESIZING,
+        InstanceState.MIGRATING,
         InstanceState.DELETING,
     }
 )
@@ -271,6 +349,7 @@ class InstanceTask(models.TextChoices):
     STOP = "stop", "stop"
     REBOOT = "reboot", "reboot"
     RESIZE = "resize", "resize"
+    MIGRATE = "migrate", "migrate"
     DELETE = "delete", "delete"
 
 
@@ -281,6 +360,8 @@ TASK_DEADLINES = {
     InstanceTask.STOP: timedelta(minutes=10),
     InstanceTask.REBOOT: timedelta(minutes=10),
     InstanceTask.RESIZE: timedelta(minutes=15),
+    # A cold migration copies the disk between hosts.
+    InstanceTask.MIGRATE: timedelta(minutes=60),
     InstanceTask.DELETE: timedelta(minutes=10),
 }
 
@@ -291,6 +372,8 @@ TASK_STATES = {
     InstanceTask.STOP: (InstanceState.STOPPING, InstanceState.STOPPED),
     InstanceTask.REBOOT: (InstanceState.REBOOTING, InstanceState.RUNNING),
     InstanceTask.RESIZE: (InstanceState.RESIZING, InstanceState.STOPPED),
+    # A migrated machine ends as it was (running or stopped): instance_migrate_succeeded decides.
+    InstanceTask.MIGRATE: (InstanceState.MIGRATING, InstanceState.STOPPED),
     InstanceTask.DELETE: (InstanceState.DELETING, InstanceState.DELETED),
 }
 
@@ -328,6 +411,15 @@ INSTANCE_ACTIONS = {
     "mark_error": Transition(
         frozenset(InstanceState.values) - {InstanceState.DELETED}, None, "a live", operator_only=True
     ),
+    # Cold migration to another host of the region (host evacuation): stop, move the disk, start again.
+    "migrate": Transition(
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPED}),
+        InstanceTask.MIGRATE,
+        "a running or stopped",
+        operator_only=True,
+    ),
+    # Build again an instance whose provisioning failed (it never ran, so nothing of it is billed).
+    "retry": Transition(frozenset({InstanceState.ERROR}), InstanceTask.BUILD, "a failed", operator_only=True),
 }
 
 
@@ -354,7 +446,12 @@ class Instance(TenantOwned):
     name = models.CharField(max_length=63, validators=[validate_instance_name])
     flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, related_name="instances")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="instances")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, null=True, blank=True, related_name="instances")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, null=True, blank=True, related_name="instances")
+    # The host a migration in progress moves it to; its capacity is held there too until the move finishes.
+    migration_host = models.ForeignKey(
+        Host, on_delete=models.PROTECT, null=True, blank=True, related_name="incoming_instances"
+    )
     state = models.CharField(max_length=16, choices=InstanceState.choices, default=InstanceState.PENDING)
     power_state = models.CharField(max_length=16, choices=[(s, s) for s in PowerState], default=PowerState.NOSTATE)
     private_ip = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
@@ -399,6 +496,11 @@ class Instance(TenantOwned):
             models.Index(fields=["tenant", "state"], name="instance_tenant_state"),
             models.Index(fields=["host", "state"], name="instance_host_state"),
             models.Index(fields=["state", "task_enqueued_at"], name="instance_state_enqueued"),
+        ]
+        # What support staff may do besides reading (the "support" group): operators have them too.
+        permissions = [
+            ("reconcile", "Can run the reconciler now"),
+            ("retry_instance", "Can retry a failed provisioning"),
         ]
 
     def __str__(self) -> str:
@@ -472,6 +574,8 @@ class EventAction(models.TextChoices):
     DELETE = "delete", "Delete"
     RENAME = "rename", "Rename"
     MARK_ERROR = "mark_error", "Mark as error"
+    MIGRATE = "migrate", "Move to another host"
+    RETRY = "retry", "Retry provisioning"
     RECONCILE = "reconcile", "Reconcile"
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from compute import services
 from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
+from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,9 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
 def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
     # Read the database before the hypervisor, so an instance that becomes running after this read cannot be
     # mistaken for one whose machine vanished (domains of instances launched since are re-checked below).
-    known = {str(pk): state for pk, state in Instance.objects.filter(host=host).live().values_list("pk", "state")}
+    # Machines moving here (a migration in progress) are known too: their domain may already be on this host.
+    on_host = Q(host=host) | Q(migration_host=host)
+    known = {str(pk): state for pk, state in Instance.objects.filter(on_host).live().values_list("pk", "state")}
     try:
         driver = driver_for(host)
         domains = {_canonical(info.uuid): info for info in driver.list_domains()}
@@ -114,9 +117,7 @@ def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
         # Instances launched after `known` was read may own some of these by now.
         unknown -= {
             str(pk)
-            for pk in Instance.objects.filter(host=host, pk__in=_valid_uuids(unknown))
-            .live()
-            .values_list("pk", flat=True)
+            for pk in Instance.objects.filter(on_host, pk__in=_valid_uuids(unknown)).live().values_list("pk", flat=True)
         }
     for domain_uuid in services.orphan_domains_record(host=host, domains=domains, unknown=unknown, now=now):
         logger.warning("Reconciler: host %s has a domain %s that no instance owns.", host.name, domain_uuid)
@@ -149,15 +150,20 @@ def _valid_uuids(values) -> list[uuid.UUID]:
     return valid
 
 
-def reconcile(*, grace: timedelta | None = None, now=None) -> ReconcileReport:
-    """One full pass; safe to run concurrently with workers, with itself and at any time."""
+def reconcile(*, grace: timedelta | None = None, now=None, hosts=None) -> ReconcileReport:
+    """One full pass (`hosts`: compare only these with the database); safe to run concurrently with workers, with
+    itself and at any time."""
     now = now or timezone.now()
     grace = grace if grace is not None else timedelta(seconds=settings.COMPUTE_TASK_GRACE_SECONDS)
     report = ReconcileReport()
     fail_overdue(now=now, report=report)
     requeue_lost(now=now, grace=grace, report=report)
-    for host in Host.objects.filter(enabled=True).order_by("name"):
+    compared = Host.objects.filter(enabled=True)
+    if hosts is not None:
+        compared = compared.filter(pk__in=[host.pk for host in hosts])
+    for host in compared.order_by("name"):
         compare_host(host, now=now, report=report)
     if any((report.overdue, report.requeued, report.vanished, report.power_synced, report.unreachable_hosts)):
         logger.info("Reconciler: %s", report.summary())
+    count_findings(report)
     return report

@@ -1,19 +1,20 @@
-"""Places instances on hosts: enabled, non-draining hosts with room after overcommit, least loaded first.
+"""Places instances on hosts of their region: enabled, non-draining hosts with room after overcommit, least loaded
+first.
 
 Hosts are read without locks; only the chosen host is claimed, inside the caller's transaction, by a conditional
 UPDATE of its `claim_version` from the value read: it holds that one row's lock until the instance row that records
-the claim is committed, and it fails if another launch (or resize) claimed the host since it was read, in which
-case the reading is stale and the scheduler reads again. So two launches cannot take the last slot twice, and
+the claim is committed, and it fails if another launch (or resize, or move) claimed the host since it was read, in
+which case the reading is stale and the scheduler reads again. So two launches cannot take the last slot twice, and
 launches onto different hosts, or a worker building on a host, never wait for each other.
 """
 
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from compute.models import Flavor, Host, Instance, InstanceState
+from compute.models import Flavor, Host, Instance, InstanceState, Region
 from portal.errors import Unprocessable
 
 # How many times a launch reads the hosts again after losing the host it chose to another claim, before it waits
@@ -21,16 +22,10 @@ from portal.errors import Unprocessable
 OPTIMISTIC_ATTEMPTS = 3
 MAX_ATTEMPTS = 50
 
-
-def _held(resource: str, prefix: str = ""):
-    """What an instance holds of `resource`: the larger of its flavor and the one a pending resize moves it to."""
-    current = F(f"{prefix}flavor__{resource}")
-    return Greatest(current, Coalesce(F(f"{prefix}resize_flavor__{resource}"), current))
-
-
-HELD_VCPUS = _held("vcpus")
-HELD_RAM_MIB = _held("ram_mib")
-HELD_DISK_GIB = _held("disk_gib")
+# An instance holds the larger of its flavor and the one a pending resize moves it to.
+HELD_VCPUS = Greatest(F("flavor__vcpus"), Coalesce(F("resize_flavor__vcpus"), F("flavor__vcpus")))
+HELD_RAM_MIB = Greatest(F("flavor__ram_mib"), Coalesce(F("resize_flavor__ram_mib"), F("flavor__ram_mib")))
+HELD_DISK_GIB = Greatest(F("flavor__disk_gib"), Coalesce(F("resize_flavor__disk_gib"), F("flavor__disk_gib")))
 
 
 @dataclass(frozen=True)
@@ -67,38 +62,67 @@ class HostUsage:
         )
 
 
-def host_usages(hosts) -> list[HostUsage]:
-    """Usage of each host (a queryset, or hosts) in one query: every instance not deleted holds its resources."""
-    if not isinstance(hosts, QuerySet):
-        hosts = Host.objects.filter(pk__in=[host.pk for host in hosts]).order_by("name")
-    live = ~Q(instances__state=InstanceState.DELETED)
-    annotated = hosts.annotate(
-        vcpus_used=Coalesce(Sum(_held("vcpus", "instances__"), filter=live), Value(0)),
-        ram_mib_used=Coalesce(Sum(_held("ram_mib", "instances__"), filter=live), Value(0)),
-        disk_gib_used=Coalesce(Sum(_held("disk_gib", "instances__"), filter=live), Value(0)),
-        instance_count=Count("instances", filter=live),
+def _held(resource, via: str):
+    """What the live instances placed on (`via="host"`) or moving to (`via="migration_host"`) a host hold."""
+    rows = (
+        Instance.objects.filter(**{via: OuterRef("pk")})
+        .exclude(state=InstanceState.DELETED)
+        .order_by()
+        .values(via)
+        .annotate(total=Sum(resource))
+        .values("total")
     )
-    return [
-        HostUsage(
-            host=host,
-            vcpus_used=int(host.vcpus_used),
-            ram_mib_used=int(host.ram_mib_used),
-            disk_gib_used=int(host.disk_gib_used),
-            instances=int(host.instance_count),
-        )
-        for host in annotated
-    ]
+    return Coalesce(Subquery(rows), Value(0))
+
+
+def usage_annotations() -> dict:
+    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it) and how
+    many live instances it has: the scheduler, the admin's host list and the operations overview read these."""
+    instances = (
+        Instance.objects.filter(host=OuterRef("pk"))
+        .exclude(state=InstanceState.DELETED)
+        .order_by()
+        .values("host")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return {
+        "used_vcpus": _held(HELD_VCPUS, "host") + _held(HELD_VCPUS, "migration_host"),
+        "used_ram_mib": _held(HELD_RAM_MIB, "host") + _held(HELD_RAM_MIB, "migration_host"),
+        "used_disk_gib": _held(HELD_DISK_GIB, "host") + _held(HELD_DISK_GIB, "migration_host"),
+        "live_instances": Coalesce(Subquery(instances), Value(0)),
+    }
+
+
+def usage_of(host) -> HostUsage:
+    """The usage of a host read from a queryset annotated with usage_annotations()."""
+    return HostUsage(
+        host=host,
+        vcpus_used=int(host.used_vcpus),
+        ram_mib_used=int(host.used_ram_mib),
+        disk_gib_used=int(host.used_disk_gib),
+        instances=int(host.live_instances),
+    )
+
+
+def host_usages(hosts) -> list[HostUsage]:
+    """Usage of each host, in one query and in the given order (the hosts may be locked rows: the sums are read
+    apart, since PostgreSQL locks no rows of a query with aggregates)."""
+    hosts = list(hosts)
+    annotated = Host.objects.filter(pk__in=[h.pk for h in hosts]).annotate(**usage_annotations()).in_bulk()
+    return [usage_of(annotated[host.pk]) for host in hosts]
 
 
 def host_usage(host: Host) -> HostUsage:
-    return host_usages(Host.objects.filter(pk=host.pk))[0]
+    return host_usages([host])[0]
 
 
-def no_capacity(flavor: Flavor) -> Unprocessable:
+def no_capacity(flavor: Flavor, region: Region) -> Unprocessable:
     return Unprocessable(
-        f"No host has room for a {flavor.size_label} machine right now; try a smaller size or later.",
+        f"No host in {region.label or region.name} has room for a {flavor.size_label} machine right now; "
+        "try a smaller size, another region or later.",
         code="no_capacity",
-        details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        details={"region": region.name, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
     )
 
 
@@ -114,14 +138,17 @@ def _claim(host: Host, *, read_version: int | None = None) -> bool:
     return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
 
 
-def schedule(*, flavor: Flavor) -> Host:
-    """Chooses and claims the host for a new instance of `flavor`; call inside the transaction that creates it."""
+def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> Host:
+    """Chooses and claims the host of `region` for an instance of `flavor` (a new one, or one moving away from
+    `exclude`); call inside the transaction that records the claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
-    candidates = Host.objects.filter(enabled=True, draining=False).order_by("pk")
+    candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
+    if exclude is not None:
+        candidates = candidates.exclude(pk=exclude.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
     for attempt in range(MAX_ATTEMPTS):
-        fitting = [usage for usage in host_usages(candidates) if usage.fits(**request)]
+        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
         if not fitting:
             break
         host = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name)).host
@@ -130,7 +157,7 @@ def schedule(*, flavor: Flavor) -> Host:
                 return host
         elif _claim(host) and host_usage(host).fits(**request):
             return host  # checked under the host's lock: nobody can claim it before this transaction ends
-    raise no_capacity(flavor)
+    raise no_capacity(flavor, region)
 
 
 def claim_resize(*, instance: Instance, flavor: Flavor) -> None:

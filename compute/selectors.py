@@ -3,8 +3,19 @@
 from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from compute.models import TRANSITIONAL_STATES, Flavor, Host, Image, Instance, InstanceEvent, InstanceState, SSHKey
-from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages
+from compute.models import (
+    TRANSITIONAL_STATES,
+    Flavor,
+    Host,
+    Image,
+    Instance,
+    InstanceEvent,
+    InstanceState,
+    OrphanDomain,
+    Region,
+    SSHKey,
+)
+from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages, usage_annotations, usage_of
 from tenants.models import Quota, Tenant
 
 QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
@@ -101,6 +112,27 @@ def flavor_list() -> QuerySet[Flavor]:
     return Flavor.objects.active().order_by("vcpus", "ram_mib", "disk_gib", "name")
 
 
+def region_list() -> QuerySet[Region]:
+    return Region.objects.order_by("name")
+
+
+def region_choices(*, flavors) -> list[dict]:
+    """Each region with the sizes its enabled hosts have room for now: {"region", "fits": set of flavor ids,
+    "hosts": how many take new machines}. A region where nothing fits says so on the launch form."""
+    hosts = Host.objects.filter(enabled=True, draining=False).annotate(**usage_annotations()).order_by("name")
+    usages = [usage_of(host) for host in hosts]
+    choices = []
+    for region in region_list():
+        in_region = [usage for usage in usages if usage.host.region_id == region.pk]
+        fits = {
+            flavor.pk
+            for flavor in flavors
+            if any(u.fits(vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, disk_gib=flavor.disk_gib) for u in in_region)
+        }
+        choices.append({"region": region, "fits": fits, "hosts": len(in_region)})
+    return choices
+
+
 def image_list() -> QuerySet[Image]:
     """Images a tenant may launch, grouped by OS (newest version first within an OS)."""
     return Image.objects.active().order_by("os", "-version", "name")
@@ -109,3 +141,42 @@ def image_list() -> QuerySet[Image]:
 def host_capacity_list() -> list[HostUsage]:
     """Every host with what it holds and what is free after overcommit (for operators)."""
     return host_usages(Host.objects.order_by("name"))
+
+
+# --- operators (the operations overview, metrics): across every tenant ------------------------------------------
+
+
+def hosts_by_region() -> list[tuple[Region, list[HostUsage]]]:
+    """Every region with its hosts' usage after overcommit, in one query (regions without hosts included)."""
+    hosts = Host.objects.select_related("region").annotate(**usage_annotations()).order_by("region__name", "name")
+    grouped: dict = {region.pk: (region, []) for region in region_list()}
+    for host in hosts:
+        grouped.setdefault(host.region_id, (host.region, []))[1].append(usage_of(host))
+    return list(grouped.values())
+
+
+def instance_state_counts() -> dict[str, int]:
+    """Live machines of every tenant by state (deleted ones left out), every state present with 0 if none."""
+    counts = dict.fromkeys((value for value in InstanceState.values if value != InstanceState.DELETED), 0)
+    for row in Instance.objects.live().order_by().values("state").annotate(count=Count("pk")):
+        counts[row["state"]] = row["count"]
+    return counts
+
+
+def instances_in_trouble(*, now, limit: int = 20) -> tuple[list[Instance], int]:
+    """Machines in error or whose work is past its deadline (the reconciler fails those within a minute), worst
+    first: the first `limit` and how many there are."""
+    trouble = Q(state=InstanceState.ERROR) | Q(state__in=TRANSITIONAL_STATES, task_deadline__lt=now)
+    queryset = Instance.objects.filter(trouble).select_related("tenant", "host").order_by("-updated_at", "pk")
+    return list(queryset[:limit]), queryset.count()
+
+
+def failed_events(*, since, limit: int = 10) -> tuple[list[InstanceEvent], int]:
+    """Work on machines that failed since `since` (builds, starts, stops, moves…), newest first, and the count."""
+    queryset = InstanceEvent.objects.filter(result="failed", created_at__gte=since)
+    rows = queryset.select_related("instance", "tenant").order_by("-created_at", "-id")
+    return list(rows[:limit]), queryset.count()
+
+
+def open_orphan_count() -> int:
+    return OrphanDomain.objects.filter(resolved_at__isnull=True).count()

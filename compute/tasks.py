@@ -83,6 +83,11 @@ def resize_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.RESIZE)
 
 
+@shared_task(name="compute.tasks.migrate_instance", **_OPTIONS)
+def migrate_instance(self, *, instance_id: str):
+    return _run(self, instance_id=instance_id, kind=InstanceTask.MIGRATE)
+
+
 @shared_task(name="compute.tasks.delete_instance", **_OPTIONS)
 def delete_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.DELETE)
@@ -94,6 +99,7 @@ TASKS = {
     InstanceTask.STOP: stop_instance,
     InstanceTask.REBOOT: reboot_instance,
     InstanceTask.RESIZE: resize_instance,
+    InstanceTask.MIGRATE: migrate_instance,
     InstanceTask.DELETE: delete_instance,
 }
 

@@ -31,7 +31,7 @@ from compute.forms import (
 from compute.models import Flavor, Image, Instance, InstanceState, SSHKey
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
 from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
-from compute.selectors import flavor_list, image_list, instance_events, quota_usage, sshkey_list
+from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
 from portal.api.pagination import MAX_PER_PAGE, CappedPaginator
 from portal.errors import Conflict, ServiceError
 from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
@@ -75,16 +75,25 @@ class LaunchView(TenantScopedMixin, FormView):
         tenant = self.request.tenant
         usage = quota_usage(tenant=tenant)
         selected_flavor = str(form["flavor"].value() or "")
+        catalog = list(flavor_list())
+        regions = region_choices(flavors=catalog)
+        selected_region = str(form["region"].value() or "")
+        for choice in regions:
+            choice["checked"] = choice["region"].name == selected_region
+        chosen_region = next((choice for choice in regions if choice["checked"]), None)
         flavors = []
-        for flavor in flavor_list():
+        for flavor in catalog:
             refusal = quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor))
+            message = refusal.message if refusal else ""
+            if not message and chosen_region is not None and flavor.pk not in chosen_region["fits"]:
+                message = f"No room for this size in {chosen_region['region'].label} right now."
             flavors.append(
                 {
                     "flavor": flavor,
                     "monthly": monthly_display(flavor.monthly_price),
                     "hourly": hourly_display(flavor.monthly_price),
-                    "refusal": refusal.message if refusal else "",
-                    "checked": not refusal and str(flavor.pk) == selected_flavor,
+                    "refusal": message,
+                    "checked": not message and str(flavor.pk) == selected_flavor,
                 }
             )
         selected_image = str(form["image"].value() or "")
@@ -103,6 +112,7 @@ class LaunchView(TenantScopedMixin, FormView):
         ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
+            regions=regions,
             flavors=flavors,
             images=images,
             chosen_flavor=chosen,
@@ -128,6 +138,7 @@ class LaunchView(TenantScopedMixin, FormView):
                 flavor=data["flavor"],
                 image=data["image"],
                 keys=data["keys"],
+                region=data["region"],
             )
         except ServiceError as error:
             add_service_error(form, error)

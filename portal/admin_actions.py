@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin import helpers
+from django.contrib.admin import ModelAdmin, helpers
+from django.contrib.admin import action as admin_action
 from django.template.response import TemplateResponse
 
 from portal.errors import ServiceError
@@ -31,19 +32,41 @@ class ReadOnlyAdminMixin(AppendOnlyMixin):
         return False
 
 
-def run_service_action(modeladmin, request, queryset, *, call: Callable, done_label: str) -> int:
-    """Calls `call(obj)` for each selected object; reports how many succeeded and every refusal by name."""
+def run_service_action(
+    modeladmin, request, queryset, *, call: Callable, done_label: str, note: str = "", report: Callable | None = None
+) -> int:
+    """Calls `call(obj)` for each selected object; reports how many succeeded and every refusal by name.
+
+    Each success is recorded in Django's admin log (who, what, on which object, with the note); the services record
+    it in the affected organisation's own log. `report(result)` may return a line to show for one result.
+    """
     done = 0
     for obj in queryset:
         try:
-            call(obj)
+            result = call(obj)
         except ServiceError as error:
             modeladmin.message_user(request, f"{obj}: {error.message}", messages.WARNING)
         else:
             done += 1
+            # Django's log only: the service has recorded it in the organisation's own logs already.
+            ModelAdmin.log_change(modeladmin, request, obj, f"{done_label}." + (f" {note}" if note else ""))
+            if report is not None and (line := report(result)):
+                modeladmin.message_user(request, line, messages.INFO)
     if done:
         modeladmin.message_user(request, f"{done_label}: {done} done.", messages.SUCCESS)
     return done
+
+
+def service_action(call: Callable, *, name: str, description: str, done_label: str, permission: str = "change"):
+    """An admin action that calls `call(obj, user)` (a service) on each selected object, through run_service_action."""
+
+    def action(modeladmin, request, queryset):
+        run_service_action(
+            modeladmin, request, queryset, call=lambda obj: call(obj, request.user), done_label=done_label
+        )
+
+    action.__name__ = name
+    return admin_action(description=description, permissions=[permission])(action)
 
 
 class NoteForm(forms.Form):
@@ -52,12 +75,19 @@ class NoteForm(forms.Form):
     )
 
 
-def confirmed(modeladmin, request, queryset, *, title: str, explanation: str):
-    """The confirmation step of an admin action: a page listing the objects, with an optional reason.
+class RequiredNoteForm(NoteForm):
+    note = forms.CharField(
+        label="Reason (shown to the organisation)", max_length=500, widget=forms.Textarea({"rows": 3})
+    )
+
+
+def confirmed(modeladmin, request, queryset, *, title: str, explanation: str, form_class=NoteForm):
+    """The confirmation step of an admin action: a page listing the objects, with a reason (or `form_class`'s
+    fields).
 
     Returns the cleaned form once the operator confirmed, or the page (a TemplateResponse) to show first.
     """
-    form = NoteForm(request.POST if request.POST.get("confirmed") else None)
+    form = form_class(request.POST if request.POST.get("confirmed") else None)
     if form.is_bound and form.is_valid():
         return form.cleaned_data
     context = {
@@ -76,3 +106,13 @@ def confirmed(modeladmin, request, queryset, *, title: str, explanation: str):
 
 def is_response(value) -> bool:
     return isinstance(value, TemplateResponse)
+
+
+def extend_registered(model, extend: Callable) -> None:
+    """Lets a higher app add to a lower app's admin page (compute and billing add their parts to the tenant's) without
+    the lower app importing it: `extend(base_admin_class)` returns the subclass to register instead."""
+    from django.contrib import admin
+
+    base = type(admin.site._registry[model])
+    admin.site.unregister(model)
+    admin.site.register(model, extend(base))

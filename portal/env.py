@@ -56,6 +56,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(name: str, default: list[str]) -> list:
+    """A comma-separated list of networks (CIDR, or single addresses); a malformed one stops start-up."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a network such as 10.0.0.0/8 or 192.0.2.7.") from None
+    return networks
+
+
 def env_bind_url(name: str, default: str) -> str:
     """The http:// URL that reaches a server bound to NAME, a `host:port` as gunicorn takes it.
 

@@ -92,3 +92,11 @@ accesslog = "-"
 errorlog = "-"
 logger_class = QuietAccessLogger
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker) -> None:
+    # prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR): a recycled worker's live gauges leave with it.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

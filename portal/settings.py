@@ -14,6 +14,7 @@ from portal.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     env_url_scheme,
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
     "tenants.middleware.RequestContextMiddleware",
@@ -91,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenancy",
                 "billing.context_processors.banners",
+                "portal.logging.request_id",
             ],
         },
     },
@@ -359,20 +362,37 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Metrics (portal/metrics.py) -------------------------------------------------------------------------------
+# /metrics answers to these networks, or to `Authorization: Bearer <METRICS_TOKEN>` from anywhere.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") if env_str("METRICS_TOKEN", "") or env_str("METRICS_TOKEN_FILE", "") else ""
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+
 # --- Logging ---------------------------------------------------------------------------------------------------
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # plain text, or one JSON object per line (portal/logging.py)
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"heartbeat_at_debug": {"()": "portal.tasks.HeartbeatAtDebug"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "portal.logging.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "portal.logging.JsonFormatter"},
+    },
+    "filters": {
+        "heartbeat_at_debug": {"()": "portal.tasks.HeartbeatAtDebug"},
+        # Request id, tenant, user or token (and task) on every line.
+        "context": {"()": "portal.logging.ContextFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
         "axes": {"level": "WARNING"},
         # Where beat logs a task sent, and a worker one received and one done.
         **{
             name: {"filters": ["heartbeat_at_debug"]}
-            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace", "hangar.task")
         },
+        # portal.logging's line per request says it already; server errors still come with their traceback.
+        "django.request": {"level": "ERROR"},
     },
 }

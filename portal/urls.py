@@ -1,17 +1,21 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
+from portal import metrics, views, views_ops
 
 admin.site.site_header = "Hangar operations"
 admin.site.site_title = "Hangar operations"
 admin.site.index_title = "Hosts, catalog, tenants and billing"
+
+handler500 = "portal.views_ops.server_error"
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
     # Operators log in through the same two steps as everyone (password, then two-factor), not the admin's own form.
     path("admin/login/", views.admin_login),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("admin/overview/", admin.site.admin_view(views_ops.overview), name="ops-overview"),
     path("admin/", admin.site.urls),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),

@@ -11,9 +11,11 @@ from tenants.services import (
     activity_record,
     api_tokens_revoke_by_operator,
     tenant_hold,
+    tenant_quota_set,
     tenant_resume,
     tenant_suspend,
 )
+from tenants.services.quotas import QUOTA_FIELDS
 
 
 @admin.register(User)
@@ -31,15 +33,28 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Members and their roles; owners and admins change them on the organisation's team page."""
+
     model = Membership
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
     extra = 0
-    autocomplete_fields = ["user"]
+    verbose_name_plural = "members and roles"
+    classes = ["ops-inline"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
 
 
-class QuotaInline(admin.StackedInline):
+class QuotaInline(admin.TabularInline):
+    """Editable limits, saved through tenants.services (TenantAdmin.save_formset): the organisation's log shows it."""
+
     model = Quota
+    fields = list(QUOTA_FIELDS)
     can_delete = False
+    max_num = 1
+    classes = ["ops-inline"]
 
 
 def _standing_action(*, status: str, title: str, explanation: str, service):
@@ -53,6 +68,7 @@ def _standing_action(*, status: str, title: str, explanation: str, service):
             queryset,
             call=lambda tenant: service(tenant=tenant, actor=request.user, note=confirmation["note"]),
             done_label=Tenant.Status(status).label,
+            note=confirmation["note"],
         )
         return None
 
@@ -67,7 +83,12 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "status_reason", "created_at", "member_count"]
     list_filter = ["status", "status_reason"]
     search_fields = ["name", "id", "memberships__user__email"]
-    readonly_fields = ["id", "status", "status_reason", "hold_since", "suspended_at", "created_at"]
+    # The organisation names itself; its standing changes only through the actions below.
+    readonly_fields = ["name", "id", "status", "status_reason", "hold_since", "suspended_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "id", "created_at"]}),
+        ("Standing", {"fields": ["status", "status_reason", "hold_since", "suspended_at"]}),
+    ]
     inlines = [QuotaInline, MembershipInline]
     actions = [
         _standing_action(
@@ -90,8 +111,31 @@ class TenantAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # organisations are made by the people who sign up
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # their history (machines, invoices) is kept; suspend instead
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("memberships"))
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Every field of the organisation itself is read-only here: nothing to save."""
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not Quota:
+            return super().save_formset(request, form, formset, change)
+        # The service logs the change in the organisation's log; Django's log gets it here, so the change message
+        # (which log_change above would copy into the activity log a second time) leaves it out.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for quota_form in formset.forms:
+            if quota_form.has_changed():
+                limits = {name: quota_form.cleaned_data[name] for name in QUOTA_FIELDS}
+                tenant_quota_set(tenant=form.instance, actor=request.user, limits=limits)
+                changed = ", ".join(quota_form.changed_data)
+                admin.ModelAdmin.log_change(self, request, form.instance, f"Quota changed: {changed}.")
+        return None
 
     def log_change(self, request, obj, message):
         """Edits here (name, quota, memberships) go into the organisation's activity log, as the operator."""

@@ -284,6 +284,7 @@ class TenantEvent(Event):
         HOLD = "hold", "Put on hold"
         SUSPEND = "suspend", "Suspended"
         RESUME = "resume", "Resumed"
+        QUOTA_CHANGE = "quota_change", "Quota changed"
 
     action = models.CharField(max_length=32, choices=Action.choices)
 

@@ -114,3 +114,8 @@ def activity_actors(*, tenant: Tenant) -> QuerySet:
 
 def user_sessions(*, user) -> QuerySet[UserSession]:
     return UserSession.objects.filter(user=user).order_by("-last_seen_at", "pk")
+
+
+def tenants_not_active() -> QuerySet[Tenant]:
+    """For operators: organisations on hold or suspended, the longest-standing first."""
+    return Tenant.objects.exclude(status=Tenant.Status.ACTIVE).order_by("hold_since", "name", "pk")

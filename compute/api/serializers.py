@@ -2,7 +2,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from rest_framework import serializers
 
-from compute.models import Flavor, Image, Instance, InstanceEvent, SSHKey
+from compute.models import Flavor, Image, Instance, InstanceEvent, Region, SSHKey
 from compute.sshkeys import MAX_KEY_LENGTH
 from portal.api.fields import StrictCharField
 
@@ -15,6 +15,15 @@ class FlavorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Flavor
         fields = ["id", "name", "vcpus", "ram_mib", "disk_gib", "monthly_price", "hourly_price"]
+        read_only_fields = fields
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    default = serializers.BooleanField(source="is_default", read_only=True, help_text="Used when a launch names none.")
+
+    class Meta:
+        model = Region
+        fields = ["id", "name", "label", "default"]
         read_only_fields = fields
 
 
@@ -45,6 +54,7 @@ class InstanceKeySerializer(serializers.Serializer):
 
 
 class InstanceSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Where the machine runs.")
     flavor = serializers.UUIDField(source="flavor_id", read_only=True)
     image = serializers.UUIDField(source="image_id", read_only=True)
     resize_flavor = serializers.UUIDField(
@@ -65,6 +75,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "name",
             "state",
             "power_state",
+            "region",
             "flavor",
             "image",
             "resize_flavor",
@@ -76,12 +87,14 @@ class InstanceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
-        # The instance columns those fields read (what the list loads).
+        # The instance columns those fields read (what the list loads), and its region's name.
         columns = [
             "id",
             "name",
             "state",
             "power_state",
+            "region",
+            "region__name",
             "flavor_id",
             "image_id",
             "resize_flavor_id",
@@ -110,6 +123,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "name": instance.name,
             "state": instance.state,
             "power_state": instance.power_state,
+            "region": None if instance.region_id is None else instance.region.name,
             "flavor": str(instance.flavor_id),
             "image": str(instance.image_id),
             "resize_flavor": None if instance.resize_flavor_id is None else str(instance.resize_flavor_id),
@@ -128,6 +142,14 @@ def _uuid_key():
 
 class InstanceCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
+    region = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Region.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The region's name (see /regions/); the default region when left out.",
+    )
     flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
     image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
     ssh_keys = serializers.PrimaryKeyRelatedField(

@@ -24,6 +24,7 @@ EXAMPLE_INSTANCE = {
     "name": "web-1",
     "state": "pending",
     "power_state": "nostate",
+    "region": "default",
     "flavor": "9b2e6c1a-3d4f-4e5a-8b7c-6d5e4f3a2b1c",
     "image": "0e1d2c3b-4a59-4687-a5b4-c3d2e1f0a9b8",
     "resize_flavor": None,
@@ -51,6 +52,17 @@ class FlavorViewSet(CatalogViewSet):
 
     def get_queryset(self):
         return selectors.flavor_list().order_by("vcpus", "ram_mib", "disk_gib", "name", "pk")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the regions you can launch into", tags=["catalog"]),
+    retrieve=extend_schema(summary="One region", tags=["catalog"]),
+)
+class RegionViewSet(CatalogViewSet):
+    serializer_class = s.RegionSerializer
+
+    def get_queryset(self):
+        return selectors.region_list().order_by("name", "pk")
 
 
 @extend_schema_view(
@@ -118,7 +130,7 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
 )
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     # Neither flavor nor image rows are loaded: the serializer shows their ids, which the instance row holds.
-    queryset = Instance.objects.order_by("-created_at", "id")
+    queryset = Instance.objects.select_related("region").order_by("-created_at", "id")
     serializer_class = s.InstanceSerializer
     filterset_class = InstanceFilter
 
@@ -145,8 +157,9 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
 
     @extend_schema(
         summary="Launch an instance",
-        description="Checks quota and capacity at once, then builds in the background: the answer is the new "
-        "instance in `pending`; poll it until `running`.",
+        description="Checks quota and the region's capacity at once (a region without room refuses with 422 "
+        "`no_capacity` before anything is billed), then builds in the background: the answer is the new instance in "
+        "`pending`; poll it until `running`.",
         tags=["instances"],
         request=s.InstanceCreateSerializer,
         responses={202: ACCEPTED},
@@ -172,6 +185,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             flavor=data["flavor"],
             image=data["image"],
             keys=data["ssh_keys"],
+            region=data["region"],
         )
         return self.accepted(instance)
 

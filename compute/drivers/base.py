@@ -189,6 +189,12 @@ class ComputeDriver:
         """Raises DomainNotFound if the host has no such domain."""
         raise NotImplementedError
 
+    def migrate_to(self, uuid: str, target: ComputeDriver) -> DomainInfo:
+        """Cold migration: moves the shut-off domain, with its disk, to `target`'s host; it ends shut off there and
+        gone from here. Idempotent: a domain that is already on the target is left as it is there (and what is left
+        of it here is cleaned up); DomainNotFound if neither host has it."""
+        raise NotImplementedError
+
     def console_output(self, uuid: str, *, lines: int = 100) -> str:
         """The last lines of the domain's serial console; empty if the driver has none."""
         return ""

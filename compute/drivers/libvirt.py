@@ -197,6 +197,8 @@ class LibvirtDriver(ComputeDriver):
         super().__init__(host)
         self.uri = host.uri or "qemu:///system"
         self.shutdown_timeout = float(settings.LIBVIRT_SHUTDOWN_TIMEOUT)
+        # Hosts that share one libvirt daemon (tests, CI) tell their domains apart by the pool their disks are in.
+        self.pool_name = getattr(host, "storage_pool", "") or POOL_NAME
 
     # --- plumbing -------------------------------------------------------------------------------------------------
     def _call(self, action: str, operation: Callable[[libvirt.virConnect], T]) -> T:
@@ -237,18 +239,20 @@ class LibvirtDriver(ComputeDriver):
         return "test" if conn.getType().lower() == "test" else settings.LIBVIRT_DOMAIN_TYPE
 
     def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
-        """The `hangar` storage pool; defined (under HANGAR_IMAGE_DIR/instances), built and started if missing."""
+        """The host's storage pool (`hangar`, under HANGAR_IMAGE_DIR/instances; another name, under
+        HANGAR_IMAGE_DIR/pools/<name>); defined, built and started if missing."""
         try:
-            pool = conn.storagePoolLookupByName(POOL_NAME)
+            pool = conn.storagePoolLookupByName(self.pool_name)
         except libvirt.libvirtError as error:
             if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise
-            path = str(settings.HANGAR_IMAGE_DIR / "instances")
+            folder = "instances" if self.pool_name == POOL_NAME else f"pools/{self.pool_name}"
+            path = str(settings.HANGAR_IMAGE_DIR / folder)
             try:
-                pool = conn.storagePoolDefineXML(pool_xml(path=path), 0)
+                pool = conn.storagePoolDefineXML(pool_xml(path=path, name=self.pool_name), 0)
             except libvirt.libvirtError:
                 # Another worker defined it a moment ago.
-                pool = conn.storagePoolLookupByName(POOL_NAME)
+                pool = conn.storagePoolLookupByName(self.pool_name)
             else:
                 pool.setAutostart(1)
                 pool.build(0)  # mkdir -p on the host
@@ -358,7 +362,11 @@ class LibvirtDriver(ComputeDriver):
 
     def list_domains(self) -> list[DomainInfo]:
         def operation(conn):
-            return [self._info(domain) for domain in conn.listAllDomains(0) if domain.name().startswith(DOMAIN_PREFIX)]
+            return [
+                self._info(domain)
+                for domain in conn.listAllDomains(0)
+                if domain.name().startswith(DOMAIN_PREFIX) and self._belongs_here(conn, domain)
+            ]
 
         return self._call("list domains", operation)
 
@@ -452,7 +460,7 @@ class LibvirtDriver(ComputeDriver):
             pool = self._pool(conn)
             disk = self._volume(pool, f"{uuid}.qcow2")
             if disk is None:
-                raise PermanentDriverError(f"domain {uuid} has no disk {uuid}.qcow2 in pool {POOL_NAME}")
+                raise PermanentDriverError(f"domain {uuid} has no disk {uuid}.qcow2 in pool {self.pool_name}")
             wanted = disk_gib * GIB
             if disk.info()[1] < wanted:  # grow only: shrinking a disk under a file system destroys data
                 disk.resize(wanted, 0)
@@ -473,19 +481,7 @@ class LibvirtDriver(ComputeDriver):
                 except libvirt.libvirtError as error:
                     if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise
-            pool = self._pool(conn)
-            try:
-                pool.refresh(0)  # the console log was written by virtlogd, not through the pool
-            except libvirt.libvirtError:
-                logger.info("could not refresh pool %s on %s", POOL_NAME, self.uri)
-            for name in (f"{uuid}.qcow2", f"{uuid}.console.log"):
-                volume = self._volume(pool, name)
-                if volume is not None:
-                    try:
-                        volume.delete(0)
-                    except libvirt.libvirtError as error:
-                        if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                            raise
+            self._remove_volumes(self._pool(conn), uuid)
 
         self._call("destroy", operation)
 
@@ -528,6 +524,140 @@ class LibvirtDriver(ComputeDriver):
         stream.recvAll(lambda _stream, data, _opaque: chunks.append(data), None)
         stream.finish()
         return b"".join(chunks)
+
+    # --- cold migration -------------------------------------------------------------------------------------------
+    def _belongs_here(self, conn: libvirt.virConnect, domain: libvirt.virDomain) -> bool:
+        """Whether the domain is this host's: on a daemon shared by several hosts, the one whose pool holds its disk
+        (a disk in no pool belongs to the host with the default pool)."""
+        disk = self._disk_path(domain)
+        if not disk:
+            return self.pool_name == POOL_NAME
+        pools = {}
+        for pool in conn.listAllStoragePools(0):
+            path = ElementTree.fromstring(pool.XMLDesc(0)).findtext("target/path")
+            if path:
+                pools[os.path.normpath(path)] = pool.name()
+        return pools.get(os.path.dirname(os.path.normpath(disk)), POOL_NAME) == self.pool_name
+
+    @staticmethod
+    def _disk_path(domain: libvirt.virDomain) -> str:
+        root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        source = root.find("devices/disk[@device='disk']/source")
+        return source.get("file", "") if source is not None else ""
+
+    def migrate_to(self, uuid: str, target: ComputeDriver) -> DomainInfo:
+        """Moves the shut-off domain and its disk to `target`: on the same daemon (two pools of one host) the disk
+        is copied into the target's pool and the definition pointed at it; on another daemon the disk is streamed
+        over and the domain defined there and undefined here. The base image must be at the same path on both.
+        Idempotent: a domain already on the target stays there, and what is left of it here is removed."""
+        if not isinstance(target, LibvirtDriver):
+            raise PermanentDriverError(f"host {self.host} can only move machines to other libvirt hosts")
+        if target.uri == self.uri:
+            return self._call("move between pools", lambda conn: self._move_between_pools(conn, uuid, target))
+        return self._move_between_daemons(uuid, target)
+
+    def _move_between_pools(self, conn: libvirt.virConnect, uuid: str, target: LibvirtDriver) -> DomainInfo:
+        domain = self._require(conn, uuid)
+        source_pool, target_pool = self._pool(conn), target._pool(conn)
+        name = f"{uuid}.qcow2"
+        if self._belongs_here(conn, domain):
+            if domain.isActive():
+                raise PermanentDriverError(f"domain {uuid} must be shut off to be moved")
+            disk = self._volume(source_pool, name)
+            if disk is None:
+                raise PermanentDriverError(f"domain {uuid} has no disk {name} in pool {self.pool_name}")
+            copy = self._volume(target_pool, name) or self._copy_volume(conn, disk, target_pool)
+            root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            self._repoint(root, disk_path=copy.path(), console_dir=os.path.dirname(copy.path()), uuid=uuid)
+            domain = conn.defineXML(ElementTree.tostring(root, encoding="unicode"))
+        self._remove_volumes(source_pool, uuid)
+        return target._info(domain)
+
+    def _copy_volume(
+        self, conn: libvirt.virConnect, disk: libvirt.virStorageVol, pool: libvirt.virStoragePool
+    ) -> libvirt.virStorageVol:
+        """A copy of `disk` in `pool` on the same daemon (libvirt runs qemu-img convert on the host)."""
+        capacity_gib = max(1, -(-disk.info()[1] // GIB))
+        xml = disk_volume_xml(name=disk.name(), capacity_gib=capacity_gib)
+        if conn.getType().lower() == "test":
+            # libvirt's test driver keeps no data and cannot clone across pools: an empty volume stands in.
+            return pool.createXML(xml, 0)
+        return pool.createXMLFrom(xml, disk, 0)
+
+    @staticmethod
+    def _repoint(root: ElementTree.Element, *, disk_path: str, console_dir: str, uuid: str) -> None:
+        source = root.find("devices/disk[@device='disk']/source")
+        if source is not None:
+            source.set("file", disk_path)
+        log = root.find("devices/serial/log")
+        if log is not None:
+            log.set("file", os.path.join(console_dir, f"{uuid}.console.log"))
+
+    def _move_between_daemons(self, uuid: str, target: LibvirtDriver) -> DomainInfo:
+        name = f"{uuid}.qcow2"
+
+        def define_on_target(target_conn):
+            if target._lookup(target_conn, uuid) is not None:
+                return None  # moved already
+            source_conn = connection(self.uri)
+            domain = self._require(source_conn, uuid)
+            if domain.isActive():
+                raise PermanentDriverError(f"domain {uuid} must be shut off to be moved")
+            disk = self._volume(self._pool(source_conn), name)
+            if disk is None:
+                raise PermanentDriverError(f"domain {uuid} has no disk {name} in pool {self.pool_name}")
+            pool = target._pool(target_conn)
+            copy = self._volume(pool, name)
+            if copy is not None:
+                copy.delete(0)  # a copy an interrupted attempt left half-done
+            size = disk.info()[1]
+            copy = pool.createXML(disk_volume_xml(name=name, capacity_gib=max(1, -(-size // GIB))), 0)
+            _stream_volume(source_conn, disk, target_conn, copy)
+            root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            self._repoint(root, disk_path=copy.path(), console_dir=os.path.dirname(copy.path()), uuid=uuid)
+            target_conn.defineXML(ElementTree.tostring(root, encoding="unicode"))
+            return None
+
+        target._call("receive a moved domain", define_on_target)
+
+        def forget_here(conn):
+            domain = self._lookup(conn, uuid)
+            if domain is not None:
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            self._remove_volumes(self._pool(conn), uuid)
+
+        self._call("remove a moved domain", forget_here)
+        return target.state(uuid)
+
+    def _remove_volumes(self, pool: libvirt.virStoragePool, uuid: str) -> None:
+        """Deletes the domain's disk and console log from `pool`; those already gone are fine."""
+        try:
+            pool.refresh(0)  # the console log was written by virtlogd, not through the pool
+        except libvirt.libvirtError:
+            logger.info("could not refresh pool %s on %s", self.pool_name, self.uri)
+        for name in (f"{uuid}.qcow2", f"{uuid}.console.log"):
+            volume = self._volume(pool, name)
+            if volume is not None:
+                try:
+                    volume.delete(0)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                        raise
+
+
+def _stream_volume(
+    source_conn: libvirt.virConnect,
+    source: libvirt.virStorageVol,
+    target_conn: libvirt.virConnect,
+    target: libvirt.virStorageVol,
+) -> None:
+    """Copies a volume's bytes from one daemon to another (the qcow2 file as it is: its backing file path too)."""
+    download, upload = source_conn.newStream(0), target_conn.newStream(0)
+    source.download(download, 0, 0, 0)
+    target.upload(upload, 0, 0, 0)
+    upload.sendAll(lambda _stream, nbytes, _opaque: download.recv(nbytes), None)
+    download.finish()
+    upload.finish()
 
 
 def _last_lines(data: bytes, lines: int) -> str:

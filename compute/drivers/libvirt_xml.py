@@ -94,9 +94,9 @@ def disk_volume_xml(*, name: str, capacity_gib: int, base_path: str = "", base_f
     return ElementTree.tostring(volume, encoding="unicode")
 
 
-def pool_xml(*, path: str) -> str:
+def pool_xml(*, path: str, name: str = POOL_NAME) -> str:
     pool = ElementTree.Element("pool", type="dir")
-    ElementTree.SubElement(pool, "name").text = POOL_NAME
+    ElementTree.SubElement(pool, "name").text = name
     target = ElementTree.SubElement(pool, "target")
     ElementTree.SubElement(target, "path").text = path
     return ElementTree.tostring(pool, encoding="unicode")

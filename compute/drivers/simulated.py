@@ -110,6 +110,12 @@ class SimulatedDriver(ComputeDriver):
             if offset & 0xFF not in (0, 1, 255):
                 yield str(ipaddress.IPv4Address(base + offset))
 
+    def _free_address(self) -> str:
+        for address in self._address_candidates():
+            if not self._domains.filter(host_id=self.host.pk, private_ip=address).exists():
+                return address
+        raise PermanentDriverError(f"Host {self.host.name} has no free private address.")
+
     @staticmethod
     def _check_room(host, *, vcpus: int, ram_mib: int, disk_gib: int) -> None:
         """`host` comes from _host_with_usage()."""
@@ -224,6 +230,33 @@ class SimulatedDriver(ComputeDriver):
             domain.vcpus, domain.ram_mib, domain.disk_gib = vcpus, ram_mib, disk_gib
             domain.save(update_fields=["vcpus", "ram_mib", "disk_gib"])
             return self._info(domain)
+
+    def migrate_to(self, uuid: str, target: ComputeDriver) -> DomainInfo:
+        """Moves the shut-off domain's row to the target host: its "disk" goes with it, its address is kept if the
+        target has it free. The target must have room, as for a create."""
+        if not isinstance(target, SimulatedDriver):
+            raise PermanentDriverError(f"Host {self.host.name} can only move machines to other simulated hosts.")
+        with transaction.atomic():
+            # Both hypervisors, in primary-key order: two moves between the same hosts never deadlock.
+            for driver in sorted((self, target), key=lambda driver: driver.host.pk):
+                driver._lock_hypervisor()
+            domain = self._domains.select_for_update().filter(uuid=uuid).first()
+            if domain is None:
+                raise DomainNotFound(f"Neither {self.host.name} nor {target.host.name} has domain {uuid}.")
+            if domain.host_id == target.host.pk:
+                return self._info(self._settle(domain))  # moved already (a retry)
+            if domain.host_id != self.host.pk:
+                raise PermanentDriverError(f"Domain {uuid} is on another host, not on {self.host.name}.")
+            domain = self._settle(domain)
+            if domain.power != PowerState.SHUTOFF:
+                raise PermanentDriverError(f"Domain {uuid} must be shut off to be moved (it is {domain.power}).")
+            destination = target._host_with_usage()
+            target._check_room(destination, vcpus=domain.vcpus, ram_mib=domain.ram_mib, disk_gib=domain.disk_gib)
+            if self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
+                domain.private_ip = target._free_address()
+            domain.host = destination
+            domain.save(update_fields=["host", "private_ip"])
+        return self._info(domain)
 
     def destroy(self, uuid: str) -> None:
         self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()

@@ -6,6 +6,14 @@ outcome recorders (`instance_build_succeeded`, `instance_action_failed`, …), w
 instance has already moved on: a duplicate delivery records nothing twice.
 """
 
+from compute.services.hosts import (
+    Evacuation,
+    host_disable,
+    host_drain,
+    host_enable,
+    host_evacuate,
+    region_make_default,
+)
 from compute.services.instances import (
     instance_action_failed,
     instance_action_succeeded,
@@ -17,11 +25,13 @@ from compute.services.instances import (
     instance_reboot,
     instance_rename,
     instance_resize,
+    instance_retry,
     instance_start,
     instance_stop,
     instance_task_failed,
 )
 from compute.services.keys import sshkey_create, sshkey_delete
+from compute.services.migration import instance_migrate, instance_migrate_succeeded
 from compute.services.reconciliation import (
     instance_domain_vanished,
     instance_power_synced,
@@ -32,6 +42,11 @@ from compute.services.reconciliation import (
 )
 
 __all__ = [
+    "Evacuation",
+    "host_disable",
+    "host_drain",
+    "host_enable",
+    "host_evacuate",
     "instance_action_failed",
     "instance_action_succeeded",
     "instance_build_failed",
@@ -40,10 +55,13 @@ __all__ = [
     "instance_domain_vanished",
     "instance_launch",
     "instance_mark_error",
+    "instance_migrate",
+    "instance_migrate_succeeded",
     "instance_power_synced",
     "instance_reboot",
     "instance_rename",
     "instance_resize",
+    "instance_retry",
     "instance_start",
     "instance_stop",
     "instance_task_failed",
@@ -51,6 +69,7 @@ __all__ = [
     "instance_task_requeue",
     "orphan_domain_destroy",
     "orphan_domains_record",
+    "region_make_default",
     "sshkey_create",
     "sshkey_delete",
 ]

@@ -17,17 +17,20 @@ from django.utils import timezone
 
 from compute import lifecycle
 from compute.drivers.base import DomainInfo, PowerState
+from compute.metrics import PROVISIONING_SECONDS
 from compute.models import (
     INSTANCE_ACTIONS,
     TASK_DEADLINES,
     TASK_STATES,
     EventAction,
     Flavor,
+    Host,
     Image,
     Instance,
     InstanceEvent,
     InstanceState,
     InstanceTask,
+    Region,
     SSHKey,
     validate_instance_name,
 )
@@ -50,6 +53,7 @@ TASK_ACTIONS = {
     InstanceTask.STOP: EventAction.STOP,
     InstanceTask.REBOOT: EventAction.REBOOT,
     InstanceTask.RESIZE: EventAction.RESIZE,
+    InstanceTask.MIGRATE: EventAction.MIGRATE,
     InstanceTask.DELETE: EventAction.DELETE,
 }
 
@@ -124,9 +128,9 @@ def _refusal(instance: Instance, verb: str, allowed: str) -> Conflict:
 
 
 def _past(verb: str) -> str:
-    return {"stop": "stopped", "reboot": "rebooted", "resize": "resized", "delete": "deleted", "start": "started"}.get(
-        verb, verb + "ed"
-    )
+    past = {"stop": "stopped", "reboot": "rebooted", "resize": "resized", "delete": "deleted", "start": "started"}
+    past |= {"retry": "retried", "move": "moved"}
+    return past.get(verb, verb + "ed")
 
 
 def _refuse(instance: Instance, action: str, user, refusal: Conflict) -> None:
@@ -222,17 +226,42 @@ def _check_name_free(*, tenant: Tenant, name: str, exclude=None) -> None:
 # --- instance requests -----------------------------------------------------------------------------------------
 
 
+def _launch_region(region: Region | None) -> Region:
+    if region is None:
+        region = Region.objects.default()
+        if region is None:
+            raise Unprocessable("No region is open for launches yet.", code="no_region")
+    elif not isinstance(region, Region):
+        raise InvalidRequest("That region does not exist; pick another.", code="invalid_region")
+    return region
+
+
 def instance_launch(
-    *, tenant: Tenant, user, name: str, flavor: Flavor, image: Image, keys: Iterable[SSHKey] = ()
+    *,
+    tenant: Tenant,
+    user,
+    name: str,
+    flavor: Flavor,
+    image: Image,
+    keys: Iterable[SSHKey] = (),
+    region: Region | None = None,
 ) -> Instance:
-    """Reserves quota and a host for a new instance and enqueues its build; it starts `pending`."""
+    """Reserves quota and a host of `region` (the default one if None) for a new instance and enqueues its build;
+    it starts `pending`. No host with room in the region: refused here, before anything is billed."""
     user_check_verified(user=user, verb="launch a machine")
     _check_accepts_new_resources(tenant, "launched")
     name = _clean_name(name)
+    region = _launch_region(region)
     if not isinstance(flavor, Flavor) or not flavor.active:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
     if not isinstance(image, Image) or not image.active:
         raise InvalidRequest("That image is not available; pick another.", code="invalid_image")
+    if not image.available_in(region):
+        raise InvalidRequest(
+            f"{image.name} is not available in {region.label or region.name}; pick another image or region.",
+            code="invalid_image",
+            details={"field": "image"},
+        )
     if (refusal := image_fit_refusal(image=image, flavor=flavor)) is not None:
         raise refusal
     keys = list(keys)
@@ -243,10 +272,11 @@ def instance_launch(
     with transaction.atomic():
         quota = _lock_quota(tenant)
         _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor))
-        host = schedule(flavor=flavor)
+        host = schedule(flavor=flavor, region=region)
         now = timezone.now()
         instance = Instance(
             tenant=tenant,
+            region=region,
             name=name,
             flavor=flavor,
             image=image,
@@ -408,6 +438,34 @@ def instance_mark_error(*, instance: Instance, user, reason: str) -> Instance:
     return locked
 
 
+def instance_retry(*, instance: Instance, user) -> Instance:
+    """Operators and support: builds again an instance whose provisioning failed. It never ran, so nothing of it was
+    billed; it is placed again when its host takes no new machines now."""
+    _check_accepts_new_resources(Tenant.objects.get(pk=instance.tenant_id), "built")
+    with transaction.atomic():
+        locked = _lock(instance)
+        refusal = None if locked.can("retry") else _refusal(locked, "retry", INSTANCE_ACTIONS["retry"].allowed_label)
+        if refusal is None and locked.events.filter(action=EventAction.BUILD, result=EventResult.SUCCEEDED).exists():
+            refusal = Conflict(
+                f"{locked.name} ran before it failed: only a failed provisioning can be retried.",
+                code="not_a_failed_build",
+                details={"state": locked.state},
+            )
+        if refusal is None:
+            host = Host.objects.filter(pk=locked.host_id).first()
+            if host is None or not host.schedulable:
+                locked.host = schedule(flavor=locked.flavor, region=locked.region or host.region)
+            now = timezone.now()
+            locked.state = InstanceState.PENDING
+            locked.error_reason = ""
+            _set_task(locked, InstanceTask.BUILD, now=now)
+            locked.save(update_fields=["state", "host", "error_reason", "updated_at", *TASK_FIELDS])
+            _event(locked, EventAction.RETRY, EventResult.REQUESTED, user=user, message="Provisioning again.", at=now)
+    if refusal is not None:
+        _refuse(locked, EventAction.RETRY, user, refusal)
+    return locked
+
+
 # --- outcome recorders (called by the worker tasks and the reconciler) -------------------------------------------
 
 
@@ -415,8 +473,9 @@ def _fail(locked: Instance, reason: str) -> None:
     locked.state = InstanceState.ERROR
     locked.error_reason = reason[:2000]
     locked.resize_flavor = None
+    locked.migration_host = None
     _clear_task(locked)
-    locked.save(update_fields=["state", "error_reason", "resize_flavor", "updated_at", *TASK_FIELDS])
+    locked.save(update_fields=["state", "error_reason", "resize_flavor", "migration_host", "updated_at", *TASK_FIELDS])
 
 
 def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance | None:
@@ -440,6 +499,8 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             at=now,
         )
         lifecycle.announce_billable(resource=locked.billable(), at=now)
+        provisioning = (now - locked.created_at).total_seconds()
+        transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
     return locked
 
 

@@ -55,7 +55,9 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     )
     if not claimed:
         return None
-    return Instance.objects.select_related("host", "flavor", "image", "resize_flavor").get(pk=instance_id)
+    return Instance.objects.select_related("host", "migration_host", "flavor", "image", "resize_flavor").get(
+        pk=instance_id
+    )
 
 
 def instance_task_progress(*, instance_id: str, task: str) -> None:
@@ -94,9 +96,29 @@ def _wait_until(driver, *, instance_id: str, task: str, info: DomainInfo, target
     return info
 
 
+def _migrate(instance: Instance) -> DomainInfo:
+    """Cold migration: shut down on the old host, move the disk, start on the new one if it was running. Each step
+    is safe to repeat: a domain that an earlier attempt moved already is no longer on the old host to stop, and
+    migrate_to leaves a domain that is on the new host where it is."""
+    source, target = driver_for(instance.host), driver_for(instance.migration_host)
+    uuid, task = str(instance.pk), InstanceTask.MIGRATE
+    try:
+        info = source.stop(uuid)  # graceful: the guest shuts down cleanly (the driver forces it after its timeout)
+        _wait_until(source, instance_id=uuid, task=task, info=info, target=PowerState.SHUTOFF)
+    except DomainNotFound:
+        pass
+    info = source.migrate_to(uuid, target)
+    instance_task_progress(instance_id=uuid, task=task)
+    if instance.task_params.get("was_running"):
+        info = _wait_until(target, instance_id=uuid, task=task, info=target.start(uuid), target=PowerState.RUNNING)
+    return info
+
+
 def _drive(instance: Instance, task: str) -> DomainInfo | None:
     driver = driver_for(instance.host)
     uuid = str(instance.pk)
+    if task == InstanceTask.MIGRATE:
+        return _migrate(instance)
     if task == InstanceTask.BUILD:
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:
@@ -121,6 +143,9 @@ def instance_task_perform(*, instance_id: str, task: str) -> None:
     instance = instance_task_claim(instance_id=instance_id, task=task)
     if instance is None:
         return  # done already, overtaken by another request, or never ours: a duplicate delivery
+    if task == InstanceTask.MIGRATE and instance.migration_host is None:
+        services.instance_task_failed(instance_id=instance_id, task=task, reason="The move names no new host.")
+        return
     if instance.host is None:
         if task == InstanceTask.DELETE:
             services.instance_action_succeeded(instance_id=instance_id, task=task)
@@ -138,5 +163,7 @@ def instance_task_perform(*, instance_id: str, task: str) -> None:
         return
     if task == InstanceTask.BUILD:
         services.instance_build_succeeded(instance_id=instance_id, info=info)
+    elif task == InstanceTask.MIGRATE:
+        services.instance_migrate_succeeded(instance_id=instance_id, info=info)
     else:
         services.instance_action_succeeded(instance_id=instance_id, task=task, info=info)

@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from compute.drivers.base import DriverError, PowerState
@@ -90,7 +91,8 @@ def orphan_domain_destroy(*, orphan: OrphanDomain, user) -> None:
 
     with transaction.atomic():
         orphan = OrphanDomain.objects.select_for_update().select_related("host").get(pk=orphan.pk)
-        if Instance.objects.filter(pk=_uuid_or_none(orphan.uuid), host=orphan.host).live().exists():
+        owners = Instance.objects.filter(Q(host=orphan.host) | Q(migration_host=orphan.host))
+        if owners.filter(pk=_uuid_or_none(orphan.uuid)).live().exists():
             raise Conflict(f"{orphan.uuid} now belongs to a live instance on {orphan.host}; it was left alone.")
         try:
             driver_for(orphan.host).destroy(orphan.uuid)

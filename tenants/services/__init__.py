@@ -22,6 +22,7 @@ from tenants.services.memberships import (
     user_sign_up,
     user_sign_up_invited,
 )
+from tenants.services.quotas import tenant_quota_set
 from tenants.services.sessions import (
     user_device_logged_in,
     user_password_changed,
@@ -72,6 +73,7 @@ __all__ = [
     "tenant_create",
     "tenant_event",
     "tenant_hold",
+    "tenant_quota_set",
     "tenant_rename",
     "tenant_require_two_factor",
     "tenant_resume",

@@ -10,6 +10,7 @@ RESOURCE_OF_ACTION = {
     TenantEvent.Action.HOLD: Resource.ORGANISATION,
     TenantEvent.Action.SUSPEND: Resource.ORGANISATION,
     TenantEvent.Action.RESUME: Resource.ORGANISATION,
+    TenantEvent.Action.QUOTA_CHANGE: Resource.ORGANISATION,
     TenantEvent.Action.ROLE_CHANGE: Resource.MEMBER,
     TenantEvent.Action.MEMBER_REMOVE: Resource.MEMBER,
     TenantEvent.Action.INVITE_ACCEPT: Resource.MEMBER,

@@ -9,13 +9,13 @@ from datetime import date
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from billing.models import Invoice
-from compute.models import Flavor, Image
+from compute.models import Flavor, Image, Region
 from tenants.models import TenantOwned
 from tests.factories import FACTORIES
-from tests.factories.compute import FlavorFactory, ImageFactory
+from tests.factories.compute import FlavorFactory, ImageFactory, RegionFactory
 
 # The provider's catalog is not tenant-owned: any authenticated user reads it.
-CATALOG_FACTORIES = {Flavor: FlavorFactory, Image: ImageFactory}
+CATALOG_FACTORIES = {Flavor: FlavorFactory, Image: ImageFactory, Region: RegionFactory}
 WRITE_METHODS = ("post", "put", "patch", "delete")
 # Fields that must differ between several objects of one tenant (unique together with the tenant).
 DISTINCT = {Invoice: lambda n: {"period_start": date(2025, n % 12 + 1, 1)}}

@@ -54,10 +54,10 @@ def test_host_list_shows_used_and_free_capacity(operator_client, tenant):
 
     content = operator_client.get(reverse("admin:compute_host_changelist")).content.decode()
 
-    assert "2 used / 14 free (of 16)" in content
-    assert "4096 used / 12288 free (of 16384)" in content
+    assert "2 / 16 <span" in content and "· 14 free" in content
+    assert "4096 / 16384 MiB" in content and "· 12288 free" in content
     detail = operator_client.get(reverse("admin:compute_host_change", args=[host.pk])).content.decode()
-    assert "vCPUs 2 used, 14 free of 16" in detail
+    assert "2 / 16 vCPUs" in detail and "1 live machines" in detail
 
 
 def test_instance_list_filters_by_state_host_tenant_flavor(operator_client, tenant):
@@ -93,12 +93,16 @@ def test_force_stop_of_a_stopped_instance_is_reported_not_crashed(operator_clien
     assert "db-1 is stopped" in response.content.decode().lower()
 
 
-def test_mark_error_action(operator_client, tenant):
+def test_mark_error_action_asks_for_a_reason(operator_client, tenant):
     instance = InstanceFactory(tenant=tenant, state="rebooting", task="reboot")
-    _action(operator_client, "instance", "mark_error", [instance])
+    page = _action(operator_client, "instance", "mark_error", [instance], confirmed="yes", note="")
+    assert "This field is required" in page.content.decode()
+    _action(operator_client, "instance", "mark_error", [instance], confirmed="yes", note="Disk lost on hv-a")
     instance.refresh_from_db()
     assert instance.state == "error"
-    assert "operator@example.com" in instance.error_reason
+    assert instance.error_reason == "Disk lost on hv-a"
+    event = instance.events.get(action="mark_error")
+    assert (event.actor.email, event.message) == ("operator@example.com", "Disk lost on hv-a")
 
 
 def test_reconcile_now_action(operator_client, running):

@@ -141,7 +141,8 @@ def test_no_capacity_is_refused_before_anything_is_created(tenant, member, image
 
     assert caught.value.code == "no_capacity"
     assert caught.value.message == (
-        "No host has room for a 8 vCPU / 32 GiB machine right now; try a smaller size or later."
+        "No host in Default region has room for a 8 vCPU / 32 GiB machine right now; "
+        "try a smaller size, another region or later."
     )
     assert not Instance.objects.exists()
     assert not InstanceEvent.objects.exists()

@@ -416,3 +416,40 @@ def test_a_machine_without_libvirt_python_fails_libvirt_hosts_with_a_reason(monk
 
     with pytest.raises(PermanentDriverError, match=r"pip install -e '\.\[libvirt\]'"):
         driver_for(make_host())
+
+
+# --- cold migration: two hosts on one daemon, each with its own pool ------------------------------------------------
+def test_a_shut_off_domain_moves_to_another_pool_of_the_same_daemon():
+    source = driver_for(make_host())
+    target = driver_for(Host(name="kvm-2", driver="libvirt", uri=TEST_URI, storage_pool="hangar-b", vcpus=8,
+                             ram_mib=16384, disk_gib=500))  # fmt: skip
+    spec = make_spec()
+    source.create(spec)
+    with pytest.raises(PermanentDriverError, match="must be shut off"):
+        source.migrate_to(spec.uuid, target)
+    source.stop(spec.uuid, force=True)
+
+    info = source.migrate_to(spec.uuid, target)
+
+    assert info.state == PowerState.SHUTOFF
+    assert [d.uuid for d in target.list_domains()] == [spec.uuid]
+    assert source.list_domains() == []
+    conn = raw_connection()
+    assert f"{spec.uuid}.qcow2" not in conn.storagePoolLookupByName("hangar").listVolumes()
+    moved = conn.storagePoolLookupByName("hangar-b").storageVolLookupByName(f"{spec.uuid}.qcow2")
+    definition = ElementTree.fromstring(conn.lookupByUUIDString(spec.uuid).XMLDesc(0))
+    assert definition.find("devices/disk/source").get("file") == moved.path()
+    assert definition.find("devices/serial/log").get("file").startswith(str(libvirt_driver.settings.HANGAR_IMAGE_DIR))
+    # Asked again (a retry), it leaves the domain where it is; it runs and is destroyed on its new host.
+    assert source.migrate_to(spec.uuid, target).state == PowerState.SHUTOFF
+    assert target.start(spec.uuid).state == PowerState.RUNNING
+    target.destroy(spec.uuid)
+    assert conn.storagePoolLookupByName("hangar-b").listVolumes() == []
+
+
+def test_moving_a_domain_neither_host_has_is_not_found():
+    source = driver_for(make_host())
+    target = driver_for(Host(name="kvm-2", driver="libvirt", uri=TEST_URI, storage_pool="hangar-b", vcpus=8,
+                             ram_mib=16384, disk_gib=500))  # fmt: skip
+    with pytest.raises(DomainNotFound):
+        source.migrate_to(str(uuid.uuid4()), target)

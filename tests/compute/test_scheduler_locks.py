@@ -78,20 +78,19 @@ def test_a_launch_that_lost_its_host_to_another_claim_reads_again(tenant, member
     flavor, image = FlavorFactory(vcpus=2, ram_mib=1024, disk_gib=10), ImageFactory()
     roomy = HostFactory(name="a-roomy", vcpus=4, cpu_allocation_ratio=Decimal(1))
     HostFactory(name="b-tight", vcpus=2, cpu_allocation_ratio=Decimal(1))
-    reads = []
-    real_usages = scheduler.host_usages
+    claims = []
+    real_claim = scheduler._claim
 
-    def usages_then_a_rival_claims(hosts):
-        usages = real_usages(hosts)
-        reads.append(usages)
-        if len(reads) == 1:  # a rival launch claims the roomy host and fills it after our first reading
+    def a_rival_claims_first(host, **kwargs):
+        claims.append(host.name)
+        if len(claims) == 1:  # after our reading, a rival launch claims the roomy host and fills it
             InstanceFactory(host=roomy, flavor=FlavorFactory(name="rival", vcpus=4))
             Host.objects.filter(pk=roomy.pk).update(claim_version=roomy.claim_version + 1)
-        return usages
+        return real_claim(host, **kwargs)
 
-    monkeypatch.setattr(scheduler, "host_usages", usages_then_a_rival_claims)
+    monkeypatch.setattr(scheduler, "_claim", a_rival_claims_first)
     instance = instance_launch(tenant=tenant, user=member, name="vm", flavor=flavor, image=image, keys=[])
-    assert len(reads) == 2 and instance.host.name == "b-tight"
+    assert claims == ["a-roomy", "b-tight"] and instance.host.name == "b-tight"
     with pytest.raises(Unprocessable) as caught:
         instance_launch(tenant=tenant, user=member, name="vm-2", flavor=flavor, image=image, keys=[])
     assert caught.value.code == "no_capacity"

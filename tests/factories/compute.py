@@ -16,6 +16,7 @@ from compute.models import (
     InstanceEvent,
     InstanceState,
     OrphanDomain,
+    Region,
     SimulatedDomain,
     SSHKey,
 )
@@ -35,12 +36,25 @@ def new_public_key(comment: str = "test@example.com") -> str:
     return f"{raw} {comment}"
 
 
+class RegionFactory(factory.django.DjangoModelFactory):
+    """The default region unless named otherwise (migrations make it; a flushed test database needs it again)."""
+
+    class Meta:
+        model = Region
+        django_get_or_create = ["name"]
+
+    name = "default"
+    label = factory.LazyAttribute(lambda o: "Default region" if o.name == "default" else o.name.upper())
+    is_default = factory.LazyAttribute(lambda o: o.name == "default")
+
+
 class HostFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Host
         django_get_or_create = ["name"]
 
     name = factory.Sequence(lambda n: f"hv-{n:02d}")
+    region = factory.SubFactory(RegionFactory)
     driver = "simulated"
     vcpus = 32
     ram_mib = 131072
@@ -99,6 +113,7 @@ class InstanceFactory(factory.django.DjangoModelFactory):
     flavor = factory.SubFactory(FlavorFactory)
     image = factory.SubFactory(ImageFactory)
     host = factory.SubFactory(HostFactory)
+    region = factory.LazyAttribute(lambda o: o.host.region if o.host else None)
     state = InstanceState.RUNNING
     power_state = PowerState.RUNNING
     private_ip = factory.Sequence(lambda n: f"10.0.{n // 250}.{n % 250 + 2}")
@@ -160,6 +175,7 @@ __all__ = [
     "InstanceEventFactory",
     "InstanceFactory",
     "OrphanDomainFactory",
+    "RegionFactory",
     "SSHKeyFactory",
     "SimulatedDomainFactory",
     "new_public_key",
