@@ -24,8 +24,11 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def _counted(self) -> int:
-        # SELECT COUNT(*) FROM (… LIMIT cap + 1): at most cap + 1 rows are read, whatever the list's size.
-        return self.object_list[: self.count_cap + 1].count()
+        # SELECT COUNT(*) FROM (… LIMIT cap + 1): at most cap + 1 rows are read, whatever the list's size, in no
+        # particular order (sorting every row by the list's order would cost what counting them all does).
+        if not hasattr(self.object_list, "order_by"):
+            return len(self.object_list)
+        return self.object_list.order_by()[: self.count_cap + 1].count()
 
     @cached_property
     def count(self) -> int:
