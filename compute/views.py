@@ -231,7 +231,7 @@ class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
     partial_template_name = "compute/partials/instance_table.html"
     context_object_name = "instances"
     paginate_by = 20
-    paginator_class = CappedPaginator  # counts stop at 10,000: a large tenant's page costs what a small one's does
+    paginator_class = CappedPaginator  # counts stop at 1,000: a large tenant's page costs what a small one's does
 
     def get_paginate_by(self, queryset) -> int:
         """`?per_page=` as in the API, 1 to 200; anything else gives the default page."""
