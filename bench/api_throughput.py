@@ -120,7 +120,7 @@ def main() -> None:
         notes=[
             f"{options.rounds} interleaved rounds x {options.requests} requests per case over {options.threads} "
             f"keep-alive connections (cap {options.cap:.0f} s each), tenant with 1,000 machines; gunicorn "
-            f"{harness.WEB_WORKERS} workers x 2 threads; load generator on the same 2 cores. "
+            f"{harness.WEB_WORKERS} workers; load generator on the same 2 cores. "
             f"Peak RSS of a web process: {web_rss:.0f} MiB."
         ],
     )

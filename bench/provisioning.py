@@ -217,7 +217,7 @@ def main() -> None:
             f"launches by one tenant and {options.launches} by {len(members)} tenants, over {options.threads} "
             "connections; "
             "simulated driver, boot time 0, 4 hosts; gunicorn "
-            f"{harness.WEB_WORKERS} workers x 2 threads, Celery prefork concurrency {harness.WORKER_CONCURRENCY}."
+            f"{harness.WEB_WORKERS} workers, Celery prefork concurrency {harness.WORKER_CONCURRENCY}."
         ],
     )
     harness.cleanup(environment)

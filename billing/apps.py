@@ -7,10 +7,10 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Billing listens to compute (which never imports billing) and prices what compute shows.
-        from billing import pricing
         from billing.services import lifecycle, standing
+        from billing.services.prices import PriceBook
         from compute.prices import price_book_register
 
         lifecycle.subscribe()
         standing.subscribe()
-        price_book_register(pricing)
+        price_book_register(PriceBook())

@@ -28,9 +28,11 @@ CSV_HEADER = [
 
 
 def invoice_context(*, invoice: Invoice) -> dict:
+    lines = list(invoice.lines.all())
     return {
         "invoice": invoice,
-        "lines": list(invoice.lines.all()),
+        "lines": lines,
+        "has_traffic": any(line.is_traffic for line in lines),
         "credit_notes": list(invoice.credit_notes.all()),
         "currency": invoice.currency,
     }

@@ -20,6 +20,9 @@ class ResourceType(models.TextChoices):
     INSTANCE = "instance", "Machine"
     VOLUME = "volume", "Volume storage (per GiB)"
     IPV4 = "ipv4", "Public IPv4 address"
+    # Priced per GB sent above the tenant's pooled allowance (a usage line, not a segment): the Price row's
+    # monthly_price is the price of one GB.
+    TRAFFIC = "traffic", "Outbound traffic (per GB)"
 
 
 class Price(models.Model):
@@ -74,6 +77,9 @@ class Segment(TenantOwned):
     resource_name = models.CharField(max_length=100)
     plan_name = models.CharField(max_length=100, blank=True, help_text="Flavor name, or the size of a volume.")
     quantity = models.PositiveIntegerField(default=1, help_text="GiB for volumes, 1 otherwise.")
+    traffic_allowance_gb = models.PositiveIntegerField(
+        default=0, help_text="Machines: the outbound GB per month their flavor includes (pro rata by hours)."
+    )
     unit_monthly_price = models.DecimalField(max_digits=12, decimal_places=4)
     monthly_price = models.DecimalField(max_digits=14, decimal_places=4)
     hourly_rate = models.DecimalField(max_digits=18, decimal_places=10)
@@ -254,10 +260,14 @@ class Invoice(TenantOwned):
 
 
 class InvoiceLine(models.Model):
-    """One segment in one month on an invoice: started hours at the hourly rate, capped at the monthly price."""
+    """One segment in one month on an invoice: started hours at the hourly rate, capped at the monthly price.
+
+    Or the month's outbound traffic above the tenant's allowance (no segment): `quantity` GB at `hourly_rate` (the
+    price of one GB), `plan_name` saying how much was sent and included.
+    """
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
-    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="lines")
+    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, null=True, blank=True, related_name="lines")
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
     resource_id = models.UUIDField()
     resource_name = models.CharField(max_length=100)
@@ -272,7 +282,14 @@ class InvoiceLine(models.Model):
 
     class Meta:
         ordering = ["resource_type", "resource_name", "period_from", "id"]
-        constraints = [models.UniqueConstraint(fields=["invoice", "segment"], name="invoiceline_one_per_segment")]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "segment"], name="invoiceline_one_per_segment"),
+            models.CheckConstraint(
+                condition=models.Q(segment__isnull=True, resource_type="traffic")
+                | (models.Q(segment__isnull=False) & ~models.Q(resource_type="traffic")),
+                name="invoiceline_segment_unless_traffic",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.resource_name}: {self.hours} h = {self.amount}"
@@ -293,7 +310,11 @@ class InvoiceLine(models.Model):
 
     @property
     def capped(self) -> bool:
-        return self.hours * self.hourly_rate > self.monthly_price
+        return not self.is_traffic and self.hours * self.hourly_rate > self.monthly_price
+
+    @property
+    def is_traffic(self) -> bool:
+        return self.resource_type == ResourceType.TRAFFIC
 
 
 class DocumentSequence(models.Model):

@@ -144,3 +144,39 @@ def tax_cents_sql(*, subtotal_cents: str, tax_rate_percent: str) -> str:
     """SQL for tax_cents(): the rate is turned into integer basis points first, so rounding is exact."""
     basis_points = f"CAST(ROUND({tax_rate_percent} * 100) AS BIGINT)"
     return f"(({subtotal_cents} * {basis_points} + 5000) / 10000)"
+
+
+# --- outbound traffic --------------------------------------------------------------------------------------------
+# Each machine's flavor includes some outbound GB per month, pro rata by its started hours in the month (capped at
+# the 672 hours of a billing month), pooled per tenant. What the tenant's machines sent above the pool is billed per
+# started GB (1 GB = 10^9 bytes) at the price per GB in effect when the month began.
+
+GB = 10**9
+
+
+def allowance_bytes(*, allowance_gb: int, hours: int) -> int:
+    """What one segment's started hours in a month add to the tenant's pooled allowance, in bytes (rounded down)."""
+    return allowance_gb * GB * min(hours, HOURS_PER_BILLING_MONTH) // HOURS_PER_BILLING_MONTH
+
+
+def billable_gb(*, sent_bytes: int, allowance: int) -> int:
+    """Started GB above the allowance."""
+    over = sent_bytes - allowance
+    return 0 if over <= 0 else (over + GB - 1) // GB
+
+
+def traffic_cents(*, gb: int, price_per_gb: Decimal) -> int:
+    return to_cents(gb * Decimal(price_per_gb))
+
+
+def allowance_bytes_sql(*, allowance_gb: str, hours: str) -> str:
+    capped = f"(CASE WHEN {hours} < {HOURS_PER_BILLING_MONTH} THEN {hours} ELSE {HOURS_PER_BILLING_MONTH} END)"
+    return f"(CAST({allowance_gb} AS BIGINT) * {GB} * {capped} / {HOURS_PER_BILLING_MONTH})"
+
+
+def billable_gb_sql(*, sent: str, allowance: str) -> str:
+    return f"(CASE WHEN {sent} > {allowance} THEN ({sent} - {allowance} + {GB - 1}) / {GB} ELSE 0 END)"
+
+
+def traffic_cents_sql(*, gb: str, price_units: str) -> str:
+    return f"(({gb} * {price_units} + {RATE_SCALE // 200}) / {RATE_SCALE // 100})"

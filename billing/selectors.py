@@ -15,11 +15,42 @@ from billing.models import (
     BudgetAlert,
     CreditEntry,
     Invoice,
+    Price,
     ResourceType,
     Segment,
 )
-from billing.pricing import cents_to_decimal, line_cents, month_bounds, month_start, started_hours
+from billing.pricing import (
+    GB,
+    allowance_bytes,
+    billable_gb,
+    cents_to_decimal,
+    line_cents,
+    month_bounds,
+    month_start,
+    started_hours,
+    traffic_cents,
+)
+from compute.network.selectors import tenant_outbound_bytes
 from tenants.models import Tenant
+
+# Volumes, public addresses and outbound traffic (per GB) before an operator has priced them.
+DEFAULT_PRICES = {
+    ResourceType.VOLUME: Decimal("0.0500"),
+    ResourceType.IPV4: Decimal("1.0000"),
+    ResourceType.TRAFFIC: Decimal("0.0100"),
+}
+
+
+def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
+    """The monthly price of one GiB of volume or of one public IPv4 address, or the price of one GB of outbound
+    traffic, at `at`: the latest dated price (billing.services.prices adds them)."""
+    price = (
+        Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
+        .order_by("-effective_from")
+        .values_list("monthly_price", flat=True)
+        .first()
+    )
+    return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
 
 
 @dataclass
@@ -48,6 +79,41 @@ class ResourceUsage:
         return ResourceType(self.resource_type).label
 
 
+@dataclass(frozen=True)
+class TrafficSummary:
+    """A tenant's outbound traffic in one month against its pooled allowance, as the traffic line bills it."""
+
+    sent_bytes: int
+    allowance_bytes: int
+    full_allowance_bytes: int  # if every machine running now runs to the month's end
+    price_per_gb: Decimal
+    billable_gb: int
+    cost_cents: int
+
+    @property
+    def sent_gb(self) -> Decimal:
+        return (Decimal(self.sent_bytes) / GB).quantize(Decimal("0.01"))
+
+    @property
+    def allowance_gb(self) -> int:
+        return self.allowance_bytes // GB
+
+    @property
+    def full_allowance_gb(self) -> int:
+        return self.full_allowance_bytes // GB
+
+    @property
+    def cost(self) -> Decimal:
+        return cents_to_decimal(self.cost_cents)
+
+    @property
+    def percent(self) -> int:
+        """How much of the allowance earned so far has been used, 0 to 100."""
+        if not self.allowance_bytes:
+            return 100 if self.sent_bytes else 0
+        return min(100, self.sent_bytes * 100 // self.allowance_bytes)
+
+
 @dataclass
 class MonthUsage:
     """A tenant's spend in one month: month to date, forecast to month end, per resource, per type, per day."""
@@ -59,6 +125,7 @@ class MonthUsage:
     resources: list[ResourceUsage]
     by_type: list[tuple[str, int]]
     daily_cents: list[tuple[date, int]]
+    traffic: TrafficSummary | None = None
 
     @property
     def cost(self) -> Decimal:
@@ -102,9 +169,13 @@ def tenant_month_usage(
         days.append(day)
         day += timedelta(days=1)
     cumulative = [0] * len(days)
+    allowance = full_allowance = 0
     for segment in segments:
         hours, cents = _segment_cents(segment, start, end, as_of)
-        _, forecast = _segment_cents(segment, start, end, end)
+        full_hours, forecast = _segment_cents(segment, start, end, end)
+        if segment.resource_type == ResourceType.INSTANCE:
+            allowance += allowance_bytes(allowance_gb=segment.traffic_allowance_gb, hours=hours)
+            full_allowance += allowance_bytes(allowance_gb=segment.traffic_allowance_gb, hours=full_hours)
         usage = resources.setdefault(
             str(segment.resource_id),
             ResourceUsage(segment.resource_type, str(segment.resource_id), segment.resource_name),
@@ -129,6 +200,14 @@ def tenant_month_usage(
             break
         daily.append((day_start.date(), cumulative[index] - previous))
         previous = cumulative[index]
+    traffic = _traffic_summary(
+        tenant=tenant, start=start, end=end, as_of=as_of, allowance=allowance, full_allowance=full_allowance
+    )
+    if traffic.sent_bytes:
+        resources[ResourceType.TRAFFIC] = _traffic_usage(tenant, traffic, start=start, end=end, as_of=as_of)
+        if daily and traffic.cost_cents:
+            # A month's charge, not an hourly one: it shows on the latest day, so the days still add up.
+            daily[-1] = (daily[-1][0], daily[-1][1] + traffic.cost_cents)
     by_type: dict[str, int] = defaultdict(int)
     for usage in resources.values():
         by_type[usage.resource_type] += usage.cost_cents
@@ -141,6 +220,37 @@ def tenant_month_usage(
         resources=ordered,
         by_type=sorted(by_type.items(), key=lambda item: -item[1]),
         daily_cents=daily,
+        traffic=traffic,
+    )
+
+
+def _traffic_summary(*, tenant, start, end, as_of, allowance: int, full_allowance: int) -> TrafficSummary:
+    """The metering job's traffic line, in Python: bytes sent in the hours begun before `as_of`."""
+    sent = tenant_outbound_bytes(tenant=tenant, start=start, end=min(end, as_of))
+    price = resource_price_current(resource_type=ResourceType.TRAFFIC, at=start)
+    gb = billable_gb(sent_bytes=sent, allowance=allowance)
+    return TrafficSummary(
+        sent_bytes=sent,
+        allowance_bytes=allowance,
+        full_allowance_bytes=full_allowance,
+        price_per_gb=price,
+        billable_gb=gb,
+        cost_cents=traffic_cents(gb=gb, price_per_gb=price),
+    )
+
+
+def _traffic_usage(tenant, traffic: TrafficSummary, *, start, end, as_of) -> ResourceUsage:
+    # The forecast assumes the month goes on sending at the rate it has so far, against the full allowance.
+    elapsed = (min(as_of, end) - start).total_seconds()
+    projected = int(traffic.sent_bytes * (end - start).total_seconds() / elapsed) if elapsed > 0 else 0
+    projected_gb = billable_gb(sent_bytes=projected, allowance=traffic.full_allowance_bytes)
+    return ResourceUsage(
+        resource_type=ResourceType.TRAFFIC,
+        resource_id=str(tenant.pk),
+        resource_name="Outbound traffic",
+        plans=[f"{traffic.sent_bytes // GB} GB sent, {traffic.allowance_gb} GB included"],
+        cost_cents=traffic.cost_cents,
+        forecast_cents=max(traffic.cost_cents, traffic_cents(gb=projected_gb, price_per_gb=traffic.price_per_gb)),
     )
 
 

@@ -2,6 +2,7 @@
 
 import calendar
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -54,6 +55,7 @@ class OverviewView(BillingViewMixin, TemplateView):
             alerts=budget_alerts(tenant=tenant, period_start=month_start(now)),
             invoices=tenant_invoices(tenant=tenant)[:3],
             events=account_events(tenant=tenant)[:8],
+            currency=settings.BILLING_CURRENCY,
         )
         return context
 

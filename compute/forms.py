@@ -4,6 +4,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from compute.models import validate_instance_name
+from compute.network.cloudinit import clean_user_data
+from compute.network.selectors import firewall_list, network_list
 from compute.rules import image_fit_refusal
 from compute.selectors import flavor_list, image_list, region_list, sshkey_list
 from compute.sshkeys import parse_public_key
@@ -47,8 +49,8 @@ class CatalogChoiceField(forms.ModelChoiceField):
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice") from None
 
 
-class KeysChoiceField(forms.ModelMultipleChoiceField):
-    """The tenant's SSH keys by id; a malformed id gets the same message as another tenant's key."""
+class OwnedChoicesField(forms.ModelMultipleChoiceField):
+    """The tenant's SSH keys, networks or firewalls by id; a malformed id gets the same message as another tenant's."""
 
     def _check_values(self, value):
         try:
@@ -78,7 +80,7 @@ class LaunchForm(forms.Form):
         label="Image",
         error_messages={"required": "Choose an image.", "invalid_choice": "That image is not available; pick another."},
     )
-    keys = KeysChoiceField(
+    keys = OwnedChoicesField(
         queryset=None,
         required=False,
         label="SSH keys",
@@ -86,6 +88,35 @@ class LaunchForm(forms.Form):
             "invalid_choice": "One of the SSH keys is not one of yours.",
             "invalid_pk_value": "One of the SSH keys is not one of yours.",
         },
+    )
+    networks = OwnedChoicesField(
+        queryset=None,
+        required=False,
+        label="Networks",
+        error_messages={
+            "invalid_choice": "One of the networks is not one of yours.",
+            "invalid_pk_value": "One of the networks is not one of yours.",
+        },
+    )
+    firewalls = OwnedChoicesField(
+        queryset=None,
+        required=False,
+        label="Firewalls",
+        error_messages={
+            "invalid_choice": "One of the firewalls is not one of yours.",
+            "invalid_pk_value": "One of the firewalls is not one of yours.",
+        },
+    )
+    public_ip = forms.BooleanField(required=False, label="Assign a new public IPv4 address")
+    user_data = forms.CharField(
+        required=False,
+        label="User-data (cloud-init)",
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 6, "spellcheck": "false", "placeholder": "#cloud-config\npackages:\n  - nginx"}
+        ),
+        help_text="Optional, run on the first boot: a #cloud-config document, or a script starting with #! (at most "
+        "32 KiB).",
     )
 
     def __init__(self, *args, tenant: Tenant, **kwargs):
@@ -95,6 +126,8 @@ class LaunchForm(forms.Form):
         self.fields["flavor"].queryset = flavor_list()
         self.fields["image"].queryset = image_list()
         self.fields["keys"].queryset = sshkey_list(tenant=tenant)
+        self.fields["networks"].queryset = network_list(tenant=tenant)
+        self.fields["firewalls"].queryset = firewall_list(tenant=tenant)
 
     def clean(self):
         cleaned = super().clean()
@@ -107,6 +140,11 @@ class LaunchForm(forms.Form):
                 self.add_error("flavor", refusal.message)
         if image is not None and region is not None and not image.available_in(region):
             self.add_error("image", f"{image.name} is not available in {region.label}; pick another image or region.")
+        if "user_data" in cleaned:
+            try:
+                cleaned["user_data"] = clean_user_data(cleaned["user_data"])
+            except ServiceError as error:
+                self.add_error("user_data", error.message)
         return cleaned
 
 

@@ -19,6 +19,7 @@ from django.dispatch import Signal
 INSTANCE = "instance"
 VOLUME = "volume"
 IPV4 = "ipv4"
+TRAFFIC = "traffic"  # outbound traffic: never a segment, but it has a price (compute.prices.resource_price)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,16 @@ class RegionQuerySet(models.QuerySet):
         """The region a launch goes to unless the user picks another (None only before any region exists)."""
         return self.filter(is_default=True).first() or self.order_by("name").first()
 
+    def default_or_create(self):
+        """The default region; the first thing of an installation that needs one (a host, a network, a pool) brings
+        it with it."""
+        return (
+            self.default()
+            or self.get_or_create(  # write-ok: the first region
+                name="default", defaults={"label": "Default region", "is_default": True}
+            )[0]
+        )
+
 
 class Region(models.Model):
     """A place where hosts stand: users pick one at launch and the scheduler places only on its hosts.
@@ -122,6 +132,10 @@ class Host(models.Model):
         default=0, help_text="Simulated driver: make the next N creates fail (failure injection)."
     )
     failure_kind = models.CharField(max_length=16, choices=FailureKind.choices, default=FailureKind.TRANSIENT)
+    traffic_bytes_per_second = models.PositiveIntegerField(
+        default=20000,
+        help_text="Simulated driver: how much a running domain sends per second (it receives twice that).",
+    )
     # Bumped by every claim of room on the host (compute.scheduler): a launch that read an older value looks again.
     claim_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -136,12 +150,7 @@ class Host(models.Model):
         if self.region_id is None:
             # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one;
             # the first host of an installation without any region brings the default region with it.
-            self.region = (
-                Region.objects.default()
-                or Region.objects.get_or_create(  # write-ok: the first region
-                    name="default", defaults={"label": "Default region", "is_default": True}
-                )[0]
-            )
+            self.region = Region.objects.default_or_create()
         super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
 
     def clean(self) -> None:
@@ -185,6 +194,12 @@ class Flavor(models.Model):
     ram_mib = models.PositiveIntegerField("RAM (MiB)", validators=[MinValueValidator(128)])
     disk_gib = models.PositiveIntegerField("disk (GiB)", validators=[MinValueValidator(1)])
     monthly_price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
+    included_traffic_gb = models.PositiveIntegerField(
+        "included outbound traffic (GB)",
+        default=1000,
+        help_text="Outbound traffic a machine of this size includes per month (pro rata by hours, pooled per "
+        "organisation); billing charges per GB above the pool.",
+    )
     active = models.BooleanField(default=True, help_text="Inactive flavors cannot be launched; running ones stay.")
 
     objects = CatalogQuerySet.as_manager()
@@ -456,6 +471,9 @@ class Instance(TenantOwned):
     power_state = models.CharField(max_length=16, choices=[(s, s) for s in PowerState], default=PowerState.NOSTATE)
     private_ip = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ssh_keys = models.JSONField(default=list, blank=True, help_text="Keys copied at launch: name, fingerprint, key.")
+    user_data = models.TextField(
+        blank=True, help_text="The cloud-init user-data given at launch (cloud-config or script)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -607,14 +625,19 @@ class SimulatedDomain(models.Model):
     power = models.CharField(max_length=16, choices=[(s, s) for s in PowerState], default=PowerState.BOOTING)
     # When a booting domain becomes running, or a stopping one shuts off.
     settles_at = models.DateTimeField(null=True, blank=True)
+    # The primary NIC's address: isolated tenant networks may use the same range, so it is not unique on a host.
     private_ip = models.GenericIPAddressField(protocol="IPv4")
+    nics = models.JSONField(default=list, blank=True, help_text="The NICs it was created with: mac, network, ip.")
+    seed = models.JSONField(default=dict, blank=True, help_text="The cloud-init seed it was created with.")
+    firewall = models.JSONField(default=list, blank=True, help_text="The firewall rules on its interfaces.")
+    # Interface counters as of counters_at; they restart from zero when the domain (re)starts, like a real NIC's.
+    rx_bytes = models.BigIntegerField(default=0)
+    tx_bytes = models.BigIntegerField(default=0)
+    counters_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["host", "created_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["host", "private_ip"], name="simulateddomain_unique_ip_per_host"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.name} on {self.host}"

@@ -16,6 +16,11 @@ class PriceBook(Protocol):
 
     def round_money(self, amount: Decimal) -> Decimal: ...
 
+    def resource_price(self, resource_type: str) -> Decimal:
+        """The price that applies now to one unit of a compute.lifecycle resource type: an IPv4 address per month,
+        a GB of outbound traffic above the allowance."""
+        ...
+
 
 _book: PriceBook | None = None
 
@@ -43,3 +48,8 @@ def hourly_display(monthly_price: Decimal) -> Decimal:
 
 def monthly_display(monthly_price: Decimal) -> Decimal:
     return price_book().round_money(Decimal(monthly_price))
+
+
+def resource_price(resource_type: str) -> Decimal:
+    """What one public IPv4 address costs per month now (IPV4), or one GB of outbound traffic this month (TRAFFIC)."""
+    return price_book().resource_price(resource_type)

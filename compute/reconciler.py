@@ -1,8 +1,9 @@
 """The reconciler closes the loop so that nothing stays stuck (beat runs it every minute; operators from the admin).
 
 1. Work past its deadline fails, with a reason in the instance's event log.
-2. Work with no sign of progress for a grace period is re-enqueued: its message was lost (broker down when the
-   transaction committed, worker killed). Re-sending is safe because every task is idempotent.
+2. Work whose message is lost (broker down when the transaction committed, worker killed) is sent again; work
+   whose message is merely waiting behind a backlog is left alone (see `requeue_lost`). Re-sending is safe
+   because every task is idempotent.
 3. Each enabled host's domains are compared with the database: the machine of a running or stopped instance
    that has vanished puts it in `error`; a domain no live instance owns is logged and recorded as an
    OrphanDomain for operators; a machine powered off or on behind Hangar's back is followed.
@@ -25,10 +26,14 @@ from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
 from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
+from portal.queue import queue_depth, queue_of
 
 logger = logging.getLogger(__name__)
 
 STABLE_STATES = (InstanceState.RUNNING, InstanceState.STOPPED)
+# Work is recorded as enqueued inside its request's transaction and sent when that commits, so two pieces of work
+# may reach the queue in the other order than their enqueue times say, by about a transaction's length.
+SEND_ORDER_SLACK = timedelta(seconds=10)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class ReconcileReport:
 
     overdue: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
     power_synced: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
@@ -46,6 +52,7 @@ class ReconcileReport:
         parts = [
             f"{len(self.overdue)} overdue failed",
             f"{len(self.requeued)} re-enqueued",
+            f"{len(self.queued)} still queued",
             f"{len(self.vanished)} vanished",
             f"{len(self.power_synced)} power state synced",
             f"{len(self.orphans)} unknown domains",
@@ -65,21 +72,69 @@ def fail_overdue(*, now, report: ReconcileReport) -> None:
 
 
 def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
-    stale = (
+    """Sends work whose message is lost to the workers again; leaves work whose message is still waiting.
+
+    Work a worker has claimed (it stamps `task_progress_at` when it takes the message, then every few seconds)
+    and that has shown no progress for `grace` was lost with its worker. Work no worker has claimed for `grace`
+    is either lost or queued behind a backlog; it is lost when
+    - its queue holds no message at all (nothing waits, so neither does its message), or
+    - a worker has already claimed work sent to the same queue after it: queues hand out messages first in,
+      first out, so its message was passed over (taken by a worker that died before claiming it, or never sent).
+    Otherwise it is queued and left alone: re-sending would only put a second copy at the back of the queue (its
+    deadline still bounds the wait). When the broker cannot be asked, only the second rule applies.
+    """
+    stale = list(
         Instance.objects.transitional()
         .exclude(task="")
         .annotate(last_sign=Coalesce("task_progress_at", "task_enqueued_at"))
         .filter(Q(last_sign__lt=now - grace) | Q(last_sign__isnull=True))
         .filter(Q(task_deadline__isnull=True) | Q(task_deadline__gte=now))
-        .values_list("pk", "task_enqueued_at")
+        .values_list("pk", "task", "task_enqueued_at", "task_progress_at")
     )
-    for pk, enqueued_at in stale:
-        reason = (
-            f"No sign of progress for {int(grace.total_seconds())} s (lost message or worker stopped); "
-            "sent to the workers again."
-        )
+    if not stale:
+        return
+    seconds = int(grace.total_seconds())
+    claimed_up_to = _latest_claimed_by_queue()
+    waiting: dict[str, int | None] = {}  # queue → messages waiting, asked once per pass
+    for pk, task, enqueued_at, progress_at in stale:
+        queue = _queue_of_task(task)
+        if progress_at is not None:
+            reason = f"No sign of progress from its worker for {seconds} s (worker stopped)"
+        elif enqueued_at is None:
+            reason = "It was never sent to the workers"
+        elif claimed_up_to.get(queue) and claimed_up_to[queue] > enqueued_at + SEND_ORDER_SLACK:
+            reason = f"No worker took it up in {seconds} s while work sent after it has started (lost message)"
+        else:
+            if queue not in waiting:
+                waiting[queue] = queue_depth(queue)
+            if waiting[queue] != 0:
+                report.queued.append(str(pk))  # waiting behind other messages (or the broker cannot tell us)
+                continue
+            reason = f"No worker took it up in {seconds} s and nothing waits in its queue (lost message)"
+        reason += "; sent to the workers again."
         if services.instance_task_requeue(instance_id=str(pk), seen_enqueued_at=enqueued_at, reason=reason):
             report.requeued.append(str(pk))
+
+
+def _queue_of_task(task: str) -> str:
+    from compute.tasks import TASKS  # the tasks module imports this one
+
+    return queue_of(TASKS[task].name)
+
+
+def _latest_claimed_by_queue() -> dict:
+    """For each queue, the latest enqueue time of work in progress that a worker has claimed."""
+    latest: dict = {}
+    claimed = (
+        Instance.objects.transitional()
+        .exclude(task="")
+        .filter(task_progress_at__isnull=False, task_enqueued_at__isnull=False)
+        .values_list("task", "task_enqueued_at")
+    )
+    for task, enqueued_at in claimed:
+        queue = _queue_of_task(task)
+        latest[queue] = max(latest.get(queue, enqueued_at), enqueued_at)
+    return latest
 
 
 def compare_host(host: Host, *, now, report: ReconcileReport) -> None:
@@ -163,7 +218,9 @@ def reconcile(*, grace: timedelta | None = None, now=None, hosts=None) -> Reconc
         compared = compared.filter(pk__in=[host.pk for host in hosts])
     for host in compared.order_by("name"):
         compare_host(host, now=now, report=report)
-    if any((report.overdue, report.requeued, report.vanished, report.power_synced, report.unreachable_hosts)):
+    if any(
+        (report.overdue, report.requeued, report.queued, report.vanished, report.power_synced, report.unreachable_hosts)
+    ):
         logger.info("Reconciler: %s", report.summary())
     count_findings(report)
     return report

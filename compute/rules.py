@@ -6,8 +6,11 @@ size the launch form offers is one the service accepts, and a refusal reads the 
 
 from compute.models import Flavor, Image, Instance
 from portal.errors import InvalidRequest, Unprocessable
+from tenants.models import Tenant
 
-QUOTA_LABELS = {"instances": "instances", "vcpus": "vCPUs", "ram_mib": "RAM"}
+QUOTA_LABELS = {"instances": "instances", "vcpus": "vCPUs", "ram_mib": "RAM", "public_ips": "public IPv4 addresses"}
+# Quotas counted in whole things: a refusal says the quota is used up rather than how much is left.
+COUNTED = frozenset({"instances", "public_ips"})
 
 
 def size_label(mib: int) -> str:
@@ -22,7 +25,7 @@ def _amount(resource: str, amount: int) -> str:
 
 
 def quota_refusal(*, usage: dict[str, dict[str, int]], requested: dict[str, int]) -> Unprocessable | None:
-    """Why `requested` (extra instances, vCPUs, RAM MiB) does not fit the quota headroom in `usage`, or None.
+    """Why `requested` (more instances, vCPUs, RAM, public IPs) does not fit the quota headroom in `usage`, or None.
 
     `usage` has the shape of compute.selectors.quota_usage(): per resource its "used" and "limit".
     """
@@ -32,8 +35,8 @@ def quota_refusal(*, usage: dict[str, dict[str, int]], requested: dict[str, int]
         used, limit = usage[resource]["used"], usage[resource]["limit"]
         if used + amount > limit:
             free = max(limit - used, 0)
-            if resource == "instances":
-                message = f"Your quota of {limit} instances is used up."
+            if resource in COUNTED:
+                message = f"Your quota of {limit} {QUOTA_LABELS[resource]} is used up."
             else:
                 left = size_label(free) if resource == "ram_mib" else str(free)
                 message = f"Needs {_amount(resource, amount)}; {left} left in your quota."
@@ -78,11 +81,22 @@ def resize_refusal(*, instance: Instance, flavor: Flavor) -> InvalidRequest | No
     return None
 
 
-def launch_quota_request(*, flavor: Flavor) -> dict[str, int]:
-    """What launching one machine of `flavor` adds to the quota."""
-    return {"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib}
+def launch_quota_request(*, flavor: Flavor, public_ip: bool = False) -> dict[str, int]:
+    """What launching one machine of `flavor` (with a new public address or not) adds to the quota."""
+    return {"instances": 1, "vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "public_ips": int(public_ip)}
 
 
 def resize_quota_request(*, current: Flavor, flavor: Flavor) -> dict[str, int]:
     """What a resize adds to the quota: only growth counts."""
     return {"vcpus": flavor.vcpus - current.vcpus, "ram_mib": flavor.ram_mib - current.ram_mib}
+
+
+def standing_refusal(*, tenant: Tenant, what: str) -> Unprocessable | None:
+    """Why a tenant on hold or suspended may not take on new spending (`what`: "no machines can be launched")."""
+    if tenant.accepts_new_resources:
+        return None
+    return Unprocessable(
+        f"{tenant.name} is {tenant.get_status_display().lower()}: {what} until the account is settled.",
+        code="tenant_on_hold",
+        details={"status": tenant.status},
+    )

@@ -129,12 +129,14 @@ def no_capacity(flavor: Flavor, region: Region) -> Unprocessable:
 def _claim(host: Host, *, read_version: int | None = None) -> bool:
     """Claims the host for this transaction: bumps its claim_version, holding its row lock until the commit.
 
-    With `read_version`, only if nobody claimed it since it was read (False: the reading is stale); without, waits
-    for whoever holds it.
+    With `read_version`, only if nobody claimed it since it was read, and without waiting for a claim in progress
+    (False: the reading is stale, or about to be); without, waits for whoever holds it.
     """
     hosts = Host.objects.filter(pk=host.pk)
     if read_version is not None:
-        hosts = hosts.filter(claim_version=read_version)
+        unclaimed = hosts.filter(claim_version=read_version).select_for_update(no_key=True, skip_locked=True)
+        if not list(unclaimed.values_list("pk", flat=True)):
+            return False
     return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
 
 

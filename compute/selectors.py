@@ -15,6 +15,7 @@ from compute.models import (
     Region,
     SSHKey,
 )
+from compute.network.models import PublicIP
 from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages, usage_annotations, usage_of
 from tenants.models import Quota, Tenant
 
@@ -35,16 +36,21 @@ def instance_usage(*, tenant: Tenant) -> dict[str, int]:
     return {key: int(value) for key, value in totals.items()}
 
 
+def held_usage(*, tenant: Tenant) -> dict[str, int]:
+    """What the tenant holds against its quota: its instances' share, and the public addresses it holds."""
+    return {**instance_usage(tenant=tenant), "public_ips": PublicIP.objects.for_tenant(tenant).held().count()}
+
+
 def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
     """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down).
 
-    Volumes and public IPs are not offered yet, so they are always 0 used.
+    Volumes are not offered yet, so they are always 0 used.
     """
     quota = Quota.objects.filter(tenant=tenant).first()
     limits = (
         {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()
     )
-    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **instance_usage(tenant=tenant)}
+    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant)}
     result = {}
     for resource in QUOTA_RESOURCES:
         limit = limits[resource]
@@ -114,6 +120,11 @@ def flavor_list() -> QuerySet[Flavor]:
 
 def region_list() -> QuerySet[Region]:
     return Region.objects.order_by("name")
+
+
+def several_regions() -> bool:
+    """Whether pages need to say which region things are in."""
+    return Region.objects.count() > 1
 
 
 def region_choices(*, flavors) -> list[dict]:

@@ -16,6 +16,11 @@ urlpatterns = [
     path("instances/<uuid:pk>/resize/", views.InstanceResizeView.as_view(), name="instance-resize"),
     path("instances/<uuid:pk>/delete/", views.InstanceDeleteView.as_view(), name="instance-delete"),
     path("instances/<uuid:pk>/console/", views_console.InstanceConsoleView.as_view(), name="instance-console"),
+    path(
+        "instances/<uuid:pk>/console/ticket/",
+        views_console.InstanceConsoleTicketView.as_view(),
+        name="instance-console-ticket",
+    ),
     path("ssh-keys/", views.SSHKeyListView.as_view(), name="sshkey-list"),
     path("ssh-keys/<uuid:pk>/delete/", views.SSHKeyDeleteView.as_view(), name="sshkey-delete"),
 ]

@@ -28,8 +28,11 @@ from compute.forms import (
     SSHKeyForm,
     add_service_error,
 )
-from compute.models import Flavor, Image, Instance, InstanceState, SSHKey
-from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display
+from compute.lifecycle import IPV4
+from compute.models import Flavor, Image, Instance, InstanceState, Region, SSHKey
+from compute.network.forms import InstanceFirewallsForm
+from compute.network.selectors import firewall_list, instance_networking, network_list
+from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display, resource_price
 from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
 from portal.api.pagination import MAX_PER_PAGE, CappedPaginator
@@ -65,9 +68,22 @@ class LaunchView(TenantScopedMixin, FormView):
     def tenant_keys(self) -> list[SSHKey]:
         return list(sshkey_list(tenant=self.request.tenant))
 
+    @cached_property
+    def networking_choices(self) -> dict[str, list]:
+        tenant = self.request.tenant
+        return {"networks": list(network_list(tenant=tenant)), "firewalls": list(firewall_list(tenant=tenant))}
+
     def get_initial(self):
         # A tenant with exactly one key almost always wants it: a machine without a key cannot be logged in to.
-        return {"keys": [self.tenant_keys[0].pk]} if len(self.tenant_keys) == 1 else {}
+        initial = {"keys": [self.tenant_keys[0].pk]} if len(self.tenant_keys) == 1 else {}
+        # The defaults are ticked: a machine joins the default network (of the region preselected) behind the
+        # default firewall unless changed.
+        region = Region.objects.default()
+        initial["networks"] = [
+            n.pk for n in self.networking_choices["networks"] if n.is_default and region and n.region_id == region.pk
+        ]
+        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
+        return initial
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -122,8 +138,31 @@ class LaunchView(TenantScopedMixin, FormView):
                 keys=self.tenant_keys, checked=[str(pk) for pk in (form["keys"].value() or [])]
             ),
             quota_full=usage["instances"]["free"] < 1,
+            networking=self._networking_context(form, usage),
         )
         return context
+
+    def _networking_context(self, form, usage) -> dict:
+        def ticked(field: str) -> set[str]:
+            return {str(pk) for pk in (form[field].value() or [])}
+
+        networks, firewalls = ticked("networks"), ticked("firewalls")
+        region = str(form["region"].value() or "")
+        ipv4 = resource_price(IPV4)
+        return {
+            # Networks of other regions than the one chosen are hidden (launch.js follows the region choice).
+            "networks": [
+                {"network": n, "checked": str(n.pk) in networks, "hidden": bool(region) and n.region.name != region}
+                for n in self.networking_choices["networks"]
+            ],
+            "firewalls": [
+                {"firewall": f, "checked": str(f.pk) in firewalls} for f in self.networking_choices["firewalls"]
+            ],
+            "ipv4": {"monthly": monthly_display(ipv4), "hourly": hourly_display(ipv4)},
+            "public_ip_refusal": ""
+            if usage["public_ips"]["free"] > 0
+            else (f"Your quota of {usage['public_ips']['limit']} public IPv4 addresses is used up."),
+        }
 
     def form_invalid(self, form):
         return self.render_to_response(self.get_context_data(form=form), status=400)
@@ -139,6 +178,10 @@ class LaunchView(TenantScopedMixin, FormView):
                 image=data["image"],
                 keys=data["keys"],
                 region=data["region"],
+                networks=data["networks"],
+                firewalls=data["firewalls"],
+                user_data=data["user_data"],
+                public_ip=data["public_ip"],
             )
         except ServiceError as error:
             add_service_error(form, error)
@@ -336,13 +379,21 @@ class InstanceDetailView(HtmxPartialMixin, TenantScopedMixin, DetailView):
 
     def get_queryset(self):
         # Deleted instances stay readable here: their event log is the record of what happened.
-        return super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by")
+        return (
+            super().get_queryset().select_related("flavor", "image", "host", "resize_flavor", "created_by", "traffic")
+        )
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         instance = self.object
         instance.tenant = self.request.tenant  # the same row (the queryset is scoped to it): saves a query
         events = list(instance_events(instance=instance)[: EVENTS_SHOWN + 1])
+        context["networking"] = instance_networking(instance=instance)
+        if not self.request.htmx and not instance.is_deleted and self.request.membership.has(self.change_permission):
+            # The firewall picker's dialog sits outside the polled block: only the whole page needs it.
+            context["firewalls_form"] = InstanceFirewallsForm(
+                tenant=instance.tenant, initial={"firewalls": [f.pk for f in context["networking"].firewalls]}
+            )
         context.update(
             events=events[:EVENTS_SHOWN],
             more_events=len(events) > EVENTS_SHOWN,

@@ -1,8 +1,11 @@
 """The serial console panel of the instance detail page: an htmx partial that re-fetches itself every few seconds."""
 
-from django.views.generic import DetailView
+from django.http import JsonResponse
+from django.views.generic import DetailView, View
+from django.views.generic.detail import SingleObjectMixin
 
 from compute.console import MAX_CONSOLE_LINES, instance_console_output
+from compute.console.sessions import console_ticket
 from compute.drivers.base import DriverError
 from compute.models import Instance, InstanceState
 from tenants.scoping import TenantScopedMixin
@@ -45,3 +48,19 @@ class InstanceConsoleView(TenantScopedMixin, DetailView):
             refresh_seconds=FAST_REFRESH_SECONDS if active else SLOW_REFRESH_SECONDS,
         )
         return context
+
+
+class InstanceConsoleTicketView(TenantScopedMixin, SingleObjectMixin, View):
+    """POST: a one-minute ticket for the interactive console's WebSocket, for members who may act on the machine."""
+
+    model = Instance
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        instance = self.get_object()
+        return JsonResponse(
+            {
+                "url": f"/ws/instances/{instance.pk}/console/",
+                "ticket": console_ticket(instance=instance, user=request.user),
+            }
+        )

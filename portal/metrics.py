@@ -70,14 +70,14 @@ class QueueCollector:
     """The broker's queue depth and the worker heartbeat's age, read at scrape time."""
 
     def collect(self):
-        from portal.queue import queue_depth, worker_heartbeat
+        from portal.queue import queue_depth, worker_heartbeat_or_unknown
 
         depth = queue_depth()
         queue = GaugeMetricFamily("hangar_queue_depth", "Messages waiting in the Celery queue.", labels=["queue"])
         if depth is not None:
             queue.add_metric(["celery"], depth)
         yield queue
-        heartbeat = worker_heartbeat()
+        heartbeat = worker_heartbeat_or_unknown()
         age = GaugeMetricFamily(
             "hangar_worker_heartbeat_age_seconds", "Seconds since a worker last ran the heartbeat task."
         )

@@ -27,6 +27,18 @@ NAV_ITEMS: list[NavItem] = [
         sections=("instance-list", "instance-launch", "instance-detail", "instance-delete"),
     ),
     NavItem("SSH keys", "compute:sshkey-list", Permission.VIEW_RESOURCES, sections=("sshkey-list",)),
+    NavItem(
+        "Networks",
+        "network:network-list",
+        Permission.VIEW_RESOURCES,
+        heading="Networking",
+        sections=("network-list", "network-detail"),
+    ),
+    NavItem("Public IPs", "network:ip-list", Permission.VIEW_RESOURCES, sections=("ip-list",)),
+    NavItem(
+        "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
+    ),
+    NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
     NavItem("Activity", "activity", Permission.VIEW_ACTIVITY, sections=("activity",)),

@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlsplit
 from celery.schedules import crontab
 from django.contrib.messages import constants as message_constants
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from portal.env import (
     env_bind_url,
@@ -54,12 +55,15 @@ INSTALLED_APPS = [
     "portal",
     "tenants",
     "compute",
+    "compute.network",
+    "compute.monitoring",
     "billing",
 ]
 
 MIDDLEWARE = [
     "portal.logging.RequestLogMiddleware",  # first: the request id and the one log line cover everything
     "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.ApiErrorMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
     "tenants.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -80,6 +84,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
     {
@@ -185,6 +190,22 @@ if HYPERVISOR_DRIVER not in _DRIVERS:
     raise ImproperlyConfigured(f"HYPERVISOR_DRIVER={HYPERVISOR_DRIVER!r} must be one of: {', '.join(_DRIVERS)}.")
 # Transitional work with no sign of progress for this long is re-enqueued by the reconciler (lost message).
 COMPUTE_TASK_GRACE_SECONDS = env_int("COMPUTE_TASK_GRACE_SECONDS", 90, minimum=1)
+
+# --- The interactive console (compute/console) ------------------------------------------------------------------
+# The channel layer tells a console session that another one took the machine over. In memory under `make run` (one
+# machine; a takeover across web processes is still noticed within a second through the cache); Redis in production.
+CHANNEL_LAYER_URL = env_url_scheme("CHANNEL_LAYER_URL", "memory://", allowed=("memory", "redis", "rediss"))
+if CHANNEL_LAYER_URL.startswith("redis"):
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [CHANNEL_LAYER_URL]}}
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# A console session ends after this long without a key typed, and after this long in any case.
+CONSOLE_IDLE_TIMEOUT = timedelta(minutes=env_int("CONSOLE_IDLE_TIMEOUT_MINUTES", 15, minimum=1))
+CONSOLE_MAX_DURATION = timedelta(hours=env_int("CONSOLE_MAX_HOURS", 4, minimum=1))
+# Alert webhooks may not target loopback, private or link-local addresses unless this is on (compute/monitoring).
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Internationalisation --------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -305,7 +326,13 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
-    "compute-reconcile": {"task": "compute.tasks.reconcile", "schedule": 60.0},
+    # Every minute (COMPUTE_RECONCILE_SECONDS: the fault tests run it every few seconds).
+    "compute-reconcile": {
+        "task": "compute.tasks.reconcile",
+        "schedule": float(env_int("COMPUTE_RECONCILE_SECONDS", 60, minimum=1)),
+    },
+    "network-sample-traffic": {"task": "network.tasks.sample_traffic", "schedule": 60.0},
+    "network-sync-hosts": {"task": "network.tasks.sync_hosts", "schedule": 300.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "activity-purge": {"task": "tenants.tasks.activity_purge", "schedule": crontab(hour=3, minute=30)},
     "sessions-purge": {"task": "tenants.tasks.sessions_purge", "schedule": crontab(hour=3, minute=45)},
@@ -313,7 +340,16 @@ CELERY_BEAT_SCHEDULE = {
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
+    "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
+    "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
 }
+# Periodic tasks (heartbeat, reconciler, metering, …) have a queue of their own: a backlog of builds never holds up the
+# reconciler, nor makes a busy worker look dead. A worker consumes both queues unless told otherwise (-Q); where
+# builds are long, a small worker of its own for the control queue (`-Q control`) keeps it prompt.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CONTROL_QUEUE = "control"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, CONTROL_QUEUE)]
+CELERY_TASK_ROUTES = {entry["task"]: {"queue": CONTROL_QUEUE} for entry in CELERY_BEAT_SCHEDULE.values()}
 
 # --- REST API --------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -387,6 +423,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
         "axes": {"level": "WARNING"},
+        # At DEBUG these would print WebSocket frames, and so what people type in a console: never below INFO.
+        "websockets": {"level": "INFO"},
+        "uvicorn.protocols": {"level": "INFO"},
         # Where beat logs a task sent, and a worker one received and one done.
         **{
             name: {"filters": ["heartbeat_at_debug"]}

@@ -19,6 +19,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),
+    path("", include("compute.network.urls")),
+    path("", include("compute.monitoring.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]
+
+# Django's own error answers: JSON in the API's error shape under /api/, the usual pages elsewhere (handler500 too).
+handler400 = "portal.api.exceptions.bad_request"
+handler403 = "portal.api.exceptions.permission_denied"
+handler404 = "portal.api.exceptions.page_not_found"

@@ -3,18 +3,16 @@ from pathlib import Path
 
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from portal.celery import app as celery_app
-from portal.tasks import HEARTBEAT_KEY, HEARTBEAT_STALE_AFTER
+from portal.queue import worker_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -75,20 +73,34 @@ def _check_broker_folder() -> None:
     probe.unlink()
 
 
-def _check_worker() -> dict:
-    last_seen = cache.get(HEARTBEAT_KEY)
-    if last_seen is None:
-        return {"ok": False, "last_seen": None}
-    age = (timezone.now() - last_seen).total_seconds()
-    return {"ok": age <= HEARTBEAT_STALE_AFTER, "last_seen": last_seen.isoformat(), "age_seconds": round(age)}
+def _check_cache_and_worker() -> tuple[dict, dict]:
+    """The shared cache (rate-limit counters, the heartbeat), and the worker as its last heartbeat there says."""
+    try:
+        heartbeat = worker_heartbeat()
+    except Exception as error:  # any backend failure (Redis refused or timed out) means "down"
+        logger.warning("health check: cache unavailable: %s", error)
+        unknown = {"ok": False, "last_seen": None, "error": "unknown while the cache is unavailable"}
+        return {"ok": False, "error": type(error).__name__}, unknown
+    if heartbeat.last_seen is None:
+        return {"ok": True}, {"ok": False, "last_seen": None}
+    worker = {
+        "ok": heartbeat.ok,
+        "last_seen": heartbeat.last_seen.isoformat(),
+        "age_seconds": round(heartbeat.age_seconds),
+    }
+    return {"ok": True}, worker
+
+
+# Without these the portal cannot serve its users; the worker is reported, not required (work waits in the queue).
+REQUIRED = ("database", "broker", "cache")
 
 
 @never_cache
 @login_not_required
 def healthz(request):
-    """Database and broker status for load balancers: 503 if either is down. The worker is reported, not required."""
-    checks = {"database": _check_database(), "broker": _check_broker(), "worker": _check_worker()}
-    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503
-    )
+    """Database, broker and cache status for load balancers, always as JSON: 503 naming what is down."""
+    cache_check, worker_check = _check_cache_and_worker()
+    checks = {"database": _check_database(), "broker": _check_broker(), "cache": cache_check, "worker": worker_check}
+    down = [name for name in REQUIRED if not checks[name]["ok"]]
+    body = {"status": "unavailable" if down else "ok", "down": down, "checks": checks}
+    return JsonResponse(body, status=503 if down else 200)

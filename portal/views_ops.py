@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpResponseServerError
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.csrf import requires_csrf_token
@@ -20,8 +22,9 @@ from compute.selectors import (
     instances_in_trouble,
     open_orphan_count,
 )
+from portal.api.exceptions import server_error_answer
 from portal.logging import current_request_id
-from portal.queue import queue_depth, worker_heartbeat
+from portal.queue import queue_depth, worker_heartbeat_or_unknown
 from tenants.selectors import tenants_not_active
 
 # More waiting messages than this reads as a backlog.
@@ -35,7 +38,7 @@ def overview(request):
     failed, failed_count = failed_events(since=now - timedelta(hours=24))
     standing = list(tenants_not_active()[:20])
     depth = queue_depth()
-    heartbeat = worker_heartbeat()
+    heartbeat = worker_heartbeat_or_unknown()
     schedulable = sum(usage.host.schedulable for _, usages in regions for usage in usages)
     checks = [
         ("Hosts taking machines", schedulable, schedulable > 0),
@@ -70,6 +73,9 @@ def overview(request):
 
 @requires_csrf_token
 def server_error(request, template_name: str = "500.html"):
-    """handler500: Django's own renders without the request; this one shows its id, to quote to support."""
-    response = TemplateResponse(request, template_name, {"request_id": current_request_id()}, status=500)
-    return response.render()
+    """handler500: Django's own renders without the request; this one shows its id, to quote to support. Under /api/
+    the answer is the API's error shape."""
+    if (answer := server_error_answer(request)) is not None:
+        return answer
+    # Rendered without the request, so no context processor touches the database: the page works while it is away.
+    return HttpResponseServerError(render_to_string(template_name, {"request_id": current_request_id()}))

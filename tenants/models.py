@@ -417,6 +417,9 @@ class ActivityEntry(TenantOwned):
         SSH_KEY = "ssh_key", "SSH key"
         BILLING = "billing", "Billing settings"
         INVOICE = "invoice", "Invoice"
+        NETWORK = "network", "Network"
+        PUBLIC_IP = "public_ip", "Public IP"
+        FIREWALL = "firewall", "Firewall"
 
     Outcome = EventResult
 

@@ -274,7 +274,7 @@ class Stack:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "portal.wsgi",
+                "portal.asgi:application",
                 "-c",
                 "portal/gunicorn.conf.py",
                 "--access-logfile",
@@ -312,8 +312,7 @@ class Stack:
             "--include",
             "bench.support.tasks",
         ]
-        if queues:
-            command += ["--queues", queues]
+        command += ["--queues", queues or "celery,control"]
         service = self._start("worker", command)
         wait_for_worker(self.environment)
         return service

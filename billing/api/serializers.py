@@ -91,6 +91,16 @@ class TypeCostSerializer(serializers.Serializer):
     cost = serializers.DecimalField(**MONEY)
 
 
+class TrafficSerializer(serializers.Serializer):
+    sent_bytes = serializers.IntegerField(help_text="Outbound bytes of all your machines this month.")
+    allowance_bytes = serializers.IntegerField(
+        help_text="What your machines include so far: each flavor's allowance, pro rata by hours, pooled."
+    )
+    billable_gb = serializers.IntegerField(help_text="Started GB above the allowance.")
+    price_per_gb = serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True)
+    cost = serializers.DecimalField(**MONEY)
+
+
 class UsageSerializer(serializers.Serializer):
     period_start = serializers.DateField()
     as_of = serializers.DateTimeField()
@@ -99,3 +109,4 @@ class UsageSerializer(serializers.Serializer):
     forecast = serializers.DecimalField(**MONEY, help_text="Month-end estimate.")
     resources = ResourceUsageSerializer(many=True)
     by_type = TypeCostSerializer(many=True)
+    traffic = TrafficSerializer(help_text="Outbound traffic against the pooled allowance (included in `cost`).")

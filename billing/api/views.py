@@ -155,6 +155,13 @@ class UsageView(BillingPermissions, TenantApiView):
                         }
                     ],
                     "by_type": [{"resource_type": "instance", "cost": "10.71"}],
+                    "traffic": {
+                        "sent_bytes": 41200000000,
+                        "allowance_bytes": 892857142857,
+                        "billable_gb": 0,
+                        "price_per_gb": "0.0100",
+                        "cost": "0.00",
+                    },
                 },
             )
         ],
@@ -169,5 +176,6 @@ class UsageView(BillingPermissions, TenantApiView):
             "forecast": usage.forecast,
             "resources": usage.resources,
             "by_type": [{"resource_type": kind, "cost": cents_to_decimal(cents)} for kind, cents in usage.by_type],
+            "traffic": usage.traffic,
         }
         return Response(s.UsageSerializer(data).data)

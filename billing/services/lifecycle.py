@@ -20,21 +20,22 @@ RESOURCE_TYPES = {
     lifecycle.INSTANCE: ResourceType.INSTANCE,
     lifecycle.VOLUME: ResourceType.VOLUME,
     lifecycle.IPV4: ResourceType.IPV4,
+    lifecycle.TRAFFIC: ResourceType.TRAFFIC,
 }
 
 
-def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal]:
-    """The plan name and unit monthly price the resource is billed at from `at`."""
+def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal, int]:
+    """The plan name, unit monthly price and included outbound GB the resource is billed with from `at`."""
     resource_type = RESOURCE_TYPES[resource.resource_type]
     if resource_type == ResourceType.INSTANCE:
         return flavor_plan_at(flavor_id=resource.flavor_id, at=at)
     plan = f"{resource.quantity} GiB" if resource_type == ResourceType.VOLUME else "IPv4"
-    return plan, resource_price_current(resource_type=resource_type, at=at)
+    return plan, resource_price_current(resource_type=resource_type, at=at), 0
 
 
 def resource_billing_start(*, resource: BillableResource, at: datetime) -> Segment:
-    """Opens the resource's billable segment at its current price."""
-    plan_name, unit_monthly_price = _price(resource, at)
+    """Opens the resource's billable segment at its current price (with its flavor's traffic allowance)."""
+    plan_name, unit_monthly_price, allowance_gb = _price(resource, at)
     return segment_open(
         tenant_id=resource.tenant_id,
         resource_type=RESOURCE_TYPES[resource.resource_type],
@@ -43,6 +44,7 @@ def resource_billing_start(*, resource: BillableResource, at: datetime) -> Segme
         plan_name=plan_name,
         unit_monthly_price=unit_monthly_price,
         quantity=resource.quantity,
+        traffic_allowance_gb=allowance_gb,
         at=at,
     )
 

@@ -1,12 +1,15 @@
 """The metering job: recomputes month-to-date draft invoices from the billable segments, set-based in SQL.
 
-Charges are a pure function of the segments, so a refresh computes every draft line from them in SQL: running it
-twice, late, or concurrently gives the same invoices, and no segment row is ever loaded into Python. The arithmetic
-is billing.pricing's SQL twin of `started_hours()` and `line_cents()`.
+Charges are a pure function of the segments (and of the traffic compute recorded), so a refresh computes every
+draft line from them in SQL: running it twice, late, or concurrently gives the same invoices, and no segment row is
+ever loaded into Python. The arithmetic is billing.pricing's SQL twin of `started_hours()` and `line_cents()`, and
+for outbound traffic of `allowance_bytes()`, `billable_gb()` and `traffic_cents()`: the month's machine lines give
+the pooled allowance, compute.network's hourly traffic rows the bytes sent.
 
-On PostgreSQL one statement computes the lines once and, from them, upserts the lines that are new or changed
-(unchanged ones are not rewritten, so re-runs leave no dead rows behind), deletes the lines no segment accounts for
-any more, and sets every draft's totals. SQLite deletes the drafts' lines, inserts them again and adds them up.
+On PostgreSQL one statement computes the machine lines once and upserts those that are new or changed (unchanged
+ones are not rewritten, so re-runs leave no dead rows behind) and deletes those no segment accounts for any more;
+the traffic lines (which need the machine lines) and the totals follow. SQLite deletes the drafts' lines and inserts
+them again.
 """
 
 from collections.abc import Iterable
@@ -17,15 +20,22 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import BillingAccount, Invoice, InvoiceLine, Segment
+from billing.models import BillingAccount, Invoice, InvoiceLine, ResourceType, Segment
 from billing.pricing import (
+    GB,
+    RATE_SCALE,
+    allowance_bytes_sql,
+    billable_gb_sql,
     epoch_microseconds,
     epoch_sql,
     line_cents_sql,
     month_bounds,
     started_hours_sql,
     tax_cents_sql,
+    traffic_cents_sql,
 )
+from billing.services.prices import resource_price_current
+from compute.network.models import TrafficUsage
 
 # PostgreSQL advisory-lock namespace of the metering job (the second key is the month as YYYYMM).
 METERING_LOCK = 84021
@@ -87,6 +97,9 @@ def invoices_refresh(
     invoice = Invoice._meta.db_table
     line = InvoiceLine._meta.db_table
     account = BillingAccount._meta.db_table
+    traffic = TrafficUsage._meta.db_table
+    # The price per GB in effect when the month began: a new price applies from the next month on.
+    traffic_price = resource_price_current(resource_type=ResourceType.TRAFFIC, at=start)
 
     params = {
         "period": ops.adapt_datefield_value(period_start),
@@ -98,6 +111,11 @@ def invoices_refresh(
         "as_of_epoch": epoch_microseconds(as_of),
         "currency": settings.BILLING_CURRENCY,
         "now": ops.adapt_datetimefield_value(timezone.now()),
+        "traffic": ResourceType.TRAFFIC.value,
+        "instance": ResourceType.INSTANCE.value,
+        "traffic_name": "Outbound traffic",
+        "traffic_price": ops.adapt_decimalfield_value(traffic_price, 18, 10),
+        "traffic_price_units": int(traffic_price * RATE_SCALE),
     }
     segment_scope = _tenant_filter("s", tenant_ids, params)
     invoice_scope = _tenant_filter(invoice, tenant_ids, params)
@@ -141,6 +159,32 @@ def invoices_refresh(
         "period_to, hours, hourly_rate, monthly_price, amount_cents"
     )
     insert_lines = f"WITH {line_rows} INSERT INTO {line} ({columns}) SELECT {columns} FROM a"
+    allowance = allowance_bytes_sql(allowance_gb="s.traffic_allowance_gb", hours="l.hours")
+    billable = billable_gb_sql(sent="t.sent", allowance="t.allowance")
+    traffic_period_to = "CASE WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
+    # One line per draft: what its tenant's machines sent in the month beyond the allowance their lines earned.
+    insert_traffic = f"""
+        WITH t AS MATERIALIZED (
+            SELECT {invoice}.id AS invoice_id, {invoice}.tenant_id,
+                   CAST(COALESCE((SELECT SUM(u.tx_bytes) FROM {traffic} u
+                                  WHERE u.tenant_id = {invoice}.tenant_id AND u.hour >= %(start)s
+                                    AND u.hour < %(end)s AND u.hour < %(as_of_ts)s), 0) AS BIGINT) AS sent,
+                   CAST(COALESCE((SELECT SUM({allowance}) FROM {line} l JOIN {segment} s ON s.id = l.segment_id
+                                  WHERE l.invoice_id = {invoice}.id AND l.resource_type = %(instance)s), 0)
+                        AS BIGINT) AS allowance
+            FROM {invoice}
+            WHERE {drafts}
+        ),
+        g AS MATERIALIZED (SELECT t.*, {billable} AS gb FROM t)
+        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
+                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
+        SELECT g.invoice_id, NULL, %(traffic)s, g.tenant_id, %(traffic_name)s,
+               CAST(g.sent / {GB} AS TEXT) || ' GB sent, ' || CAST(g.allowance / {GB} AS TEXT) || ' GB included',
+               g.gb, %(start)s, {traffic_period_to}, 0, %(traffic_price)s, %(traffic_price)s,
+               {traffic_cents_sql(gb="g.gb", price_units="%(traffic_price_units)s")}
+        FROM g
+        WHERE g.gb > 0
+        """
     tax = tax_cents_sql(subtotal_cents="x.subtotal", tax_rate_percent="x.rate")
     draft_i = f"i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}"
     with_rate = f"{invoice} i LEFT JOIN {account} acc ON acc.tenant_id = i.tenant_id"
@@ -155,14 +199,11 @@ def invoices_refresh(
             WHERE {invoice}.id = x.invoice_id
         """
 
-    totals_from_lines = set_totals(
-        "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, CAST(t.subtotal AS BIGINT) AS subtotal "
-        "FROM (SELECT invoice_id, SUM(amount_cents) AS subtotal FROM a GROUP BY invoice_id) t "
-        f"JOIN {with_rate} ON i.id = t.invoice_id"
-    )
-    totals_of_empty_drafts = set_totals(
-        f"SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, 0 AS subtotal FROM {with_rate} "
-        f"WHERE {draft_i} AND i.id NOT IN (SELECT a.invoice_id FROM a)"
+    # Drafts without lines get zero.
+    set_totals_from_lines = set_totals(
+        "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, "
+        f"CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT) "
+        f"AS subtotal FROM {with_rate} WHERE {draft_i}"
     )
     changed = " OR ".join(f"l.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in columns.split(", ")[2:])
     # Every join below is driven from the computed rows into an index, and every "not among them" is a hashed NOT IN:
@@ -178,14 +219,11 @@ def invoices_refresh(
         ),
         gone AS (
             DELETE FROM {line} l USING {invoice}
-            WHERE l.invoice_id = {invoice}.id AND {drafts}
+            WHERE l.invoice_id = {invoice}.id AND {drafts} AND l.segment_id IS NOT NULL
               AND (l.invoice_id, l.segment_id) NOT IN (SELECT a.invoice_id, a.segment_id FROM a)
             RETURNING 1
-        ),
-        totals AS ({totals_from_lines} RETURNING 1),
-        emptied AS ({totals_of_empty_drafts} RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM totals),
-               (SELECT COUNT(*) FROM emptied)
+        )
+        SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM gone)
     """
     statements = [
         # New drafts for tenants that started using something this month.
@@ -200,19 +238,15 @@ def invoices_refresh(
         ON CONFLICT (tenant_id, period_start) DO NOTHING
         """,
     ]
+    draft_ids = f"SELECT {invoice}.id FROM {invoice} WHERE {drafts}"
     if vendor == "postgresql":
-        statements.append(refresh_postgresql)
-    else:
         statements += [
-            f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
-            insert_lines,
-            # Drafts without lines get zero.
-            set_totals(
-                "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, "
-                f"CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT) "
-                f"AS subtotal FROM {with_rate} WHERE {draft_i}"
-            ),
+            refresh_postgresql,
+            f"DELETE FROM {line} WHERE segment_id IS NULL AND invoice_id IN ({draft_ids})",
         ]
+    else:
+        statements += [f"DELETE FROM {line} WHERE invoice_id IN ({draft_ids})", insert_lines]
+    statements += [insert_traffic, set_totals_from_lines]
     with transaction.atomic(), connection.cursor() as cursor:
         lock_month(period_start)
         lines = 0

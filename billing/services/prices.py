@@ -4,19 +4,18 @@ Flavor.monthly_price (shown by the launch and resize forms) is the current price
 the same transaction as the dated Price row, so the two cannot disagree; operators see it read-only.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from billing import pricing
 from billing.models import Price, ResourceType
+from billing.selectors import DEFAULT_PRICES, resource_price_current
 from compute.models import Flavor
 from portal.errors import InvalidRequest
-
-# Volumes and public addresses before an operator has priced them.
-DEFAULT_PRICES = {ResourceType.VOLUME: Decimal("0.0500"), ResourceType.IPV4: Decimal("1.0000")}
 
 
 def _dated_flavor_prices(*, flavor, at: datetime):
@@ -32,24 +31,33 @@ def flavor_price_current(*, flavor, at: datetime) -> Decimal:
     return Decimal(flavor.monthly_price) if price is None else Decimal(price)
 
 
-def flavor_plan_at(*, flavor_id, at: datetime) -> tuple[str, Decimal]:
-    """The flavor's name and the monthly price a machine of it opened at `at` is billed at, in one query."""
+def flavor_plan_at(*, flavor_id, at: datetime) -> tuple[str, Decimal, int]:
+    """The flavor's name, the monthly price a machine of it opened at `at` is billed at, and its included outbound
+    GB, in one query."""
     dated = _dated_flavor_prices(flavor=OuterRef("pk"), at=at).values("monthly_price")[:1]
-    name, monthly_price, price = (
-        Flavor.objects.filter(pk=flavor_id).values_list("name", "monthly_price", Subquery(dated)).get()
+    name, monthly_price, price, included_traffic_gb = (
+        Flavor.objects.filter(pk=flavor_id)
+        .values_list("name", "monthly_price", Subquery(dated), "included_traffic_gb")
+        .get()
     )
-    return name, Decimal(monthly_price) if price is None else Decimal(price)
+    return name, Decimal(monthly_price) if price is None else Decimal(price), included_traffic_gb
 
 
-def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
-    """The monthly price of one GiB of volume, or of one public IPv4 address, at `at`."""
-    price = (
-        Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
-        .order_by("-effective_from")
-        .values_list("monthly_price", flat=True)
-        .first()
-    )
-    return DEFAULT_PRICES[resource_type] if price is None else Decimal(price)
+class PriceBook:
+    """What compute asks billing through compute.prices: the rules of billing.pricing and today's dated prices."""
+
+    hourly_rate = staticmethod(pricing.hourly_rate)
+    round_money = staticmethod(pricing.round_money)
+
+    @staticmethod
+    def resource_price(resource_type: str) -> Decimal:
+        from billing.services.lifecycle import RESOURCE_TYPES
+
+        kind = RESOURCE_TYPES[resource_type]
+        now = timezone.now()
+        # A traffic price applies from the first month that begins after it was set.
+        at = datetime(now.year, now.month, 1, tzinfo=UTC) if kind == ResourceType.TRAFFIC else now
+        return resource_price_current(resource_type=kind, at=at)
 
 
 def _check_amount(monthly_price: Decimal) -> Decimal:
@@ -86,9 +94,12 @@ def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_fr
 
 
 def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None) -> Price:
-    """Adds a dated price per GiB-month of volume or per public IPv4 address-month, effective now."""
+    """Adds a dated price per GiB-month of volume, per public IPv4 address-month or per GB of outbound traffic,
+    effective now (a traffic price applies from the first month that begins after it)."""
     if resource_type not in DEFAULT_PRICES:
-        raise InvalidRequest("Only volume storage and public IPv4 addresses have a price of their own.")
+        raise InvalidRequest(
+            "Only volume storage, public IPv4 addresses and outbound traffic have a price of their own."
+        )
     return Price.objects.create(
         resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor
     )

@@ -23,6 +23,7 @@ def segment_open(
     plan_name: str,
     unit_monthly_price: Decimal,
     quantity: int = 1,
+    traffic_allowance_gb: int = 0,
     at: datetime,
 ) -> Segment:
     """Opens the billable segment of a resource.
@@ -35,6 +36,7 @@ def segment_open(
         resource_id=resource_id,
         resource_name=resource_name,
         plan_name=plan_name,
+        traffic_allowance_gb=traffic_allowance_gb,
         started_at=at,
     )
     segment.set_price(unit_monthly_price=unit_monthly_price, quantity=quantity)

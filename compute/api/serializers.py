@@ -1,8 +1,12 @@
 from django.utils import timezone
 from django.utils.functional import cached_property
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compute.models import Flavor, Image, Instance, InstanceEvent, Region, SSHKey
+from compute.network.cloudinit import MAX_USER_DATA_BYTES
+from compute.network.models import Firewall, Network
+from compute.network.selectors import instance_ports, instance_public_address
 from compute.sshkeys import MAX_KEY_LENGTH
 from portal.api.fields import StrictCharField
 
@@ -53,6 +57,20 @@ class InstanceKeySerializer(serializers.Serializer):
     fingerprint = serializers.CharField()
 
 
+class InstanceAddressSerializer(serializers.Serializer):
+    interface = serializers.CharField(help_text="eth0 is the primary: its address is the one public IPs map onto.")
+    network = serializers.UUIDField(source="network_id")
+    ip = serializers.IPAddressField(source="address")
+    prefix = serializers.IntegerField(source="network.prefix")
+    mac = serializers.CharField()
+
+
+class InstanceTrafficSerializer(serializers.Serializer):
+    rx_bytes = serializers.IntegerField(source="rx_total", help_text="Received since launch, across restarts.")
+    tx_bytes = serializers.IntegerField(source="tx_total", help_text="Sent since launch: what billing meters.")
+    sampled_at = serializers.DateTimeField(allow_null=True, help_text="When the counters were last read.")
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True, help_text="Where the machine runs.")
     flavor = serializers.UUIDField(source="flavor_id", read_only=True)
@@ -61,7 +79,12 @@ class InstanceSerializer(serializers.ModelSerializer):
         source="resize_flavor_id", read_only=True, allow_null=True, help_text="The size a resize in progress moves to."
     )
     ssh_keys = InstanceKeySerializer(many=True, read_only=True, help_text="The keys copied in at launch.")
-    private_ip = serializers.IPAddressField(read_only=True, allow_null=True)
+    private_ip = serializers.IPAddressField(read_only=True, allow_null=True, help_text="The primary address.")
+    addresses = serializers.SerializerMethodField(help_text="One per network the machine is on, eth0 first.")
+    public_ip = serializers.SerializerMethodField(help_text="The public IPv4 address assigned to it, if any.")
+    firewalls = serializers.SerializerMethodField(help_text="Ids of the firewalls whose rules apply to it.")
+    traffic = serializers.SerializerMethodField(help_text="Bytes through its interfaces, as last sampled.")
+    user_data = serializers.CharField(read_only=True, help_text="The cloud-init user-data it was launched with.")
     allowed_actions = serializers.ListField(
         child=serializers.CharField(),
         read_only=True,
@@ -80,30 +103,18 @@ class InstanceSerializer(serializers.ModelSerializer):
             "image",
             "resize_flavor",
             "private_ip",
+            "addresses",
+            "public_ip",
+            "firewalls",
             "ssh_keys",
+            "user_data",
+            "traffic",
             "error_reason",
             "allowed_actions",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
-        # The instance columns those fields read (what the list loads), and its region's name.
-        columns = [
-            "id",
-            "name",
-            "state",
-            "power_state",
-            "region",
-            "region__name",
-            "flavor_id",
-            "image_id",
-            "resize_flavor_id",
-            "private_ip",
-            "ssh_keys",
-            "error_reason",
-            "created_at",
-            "updated_at",
-        ]
 
     @cached_property
     def _timezone(self):
@@ -128,19 +139,68 @@ class InstanceSerializer(serializers.ModelSerializer):
             "image": str(instance.image_id),
             "resize_flavor": None if instance.resize_flavor_id is None else str(instance.resize_flavor_id),
             "private_ip": instance.private_ip,
+            "addresses": self.get_addresses(instance),
+            "public_ip": self.get_public_ip(instance),
+            "firewalls": self.get_firewalls(instance),
             "ssh_keys": [{"name": str(k["name"]), "fingerprint": str(k["fingerprint"])} for k in instance.ssh_keys],
+            "user_data": instance.user_data,
+            "traffic": self.get_traffic(instance),
             "error_reason": instance.error_reason,
             "allowed_actions": instance.allowed_actions,
             "created_at": iso(instance.created_at),
             "updated_at": iso(instance.updated_at),
         }
 
+    # The list prefetches these (compute.api.views.InstanceViewSet); a single instance reads them directly.
+
+    @extend_schema_field(InstanceAddressSerializer(many=True))
+    def get_addresses(self, instance) -> list:
+        return InstanceAddressSerializer(instance_ports(instance), many=True).data
+
+    @extend_schema_field(serializers.IPAddressField(allow_null=True))
+    def get_public_ip(self, instance) -> str | None:
+        return instance_public_address(instance)
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_firewalls(self, instance) -> list[str]:
+        return [str(firewall.pk) for firewall in instance.firewalls.all()]
+
+    @extend_schema_field(InstanceTrafficSerializer(allow_null=True))
+    def get_traffic(self, instance) -> dict | None:
+        counter = getattr(instance, "traffic", None)
+        return InstanceTrafficSerializer(counter).data if counter is not None else None
+
 
 def _uuid_key():
     return serializers.UUIDField(format="hex_verbose")
 
 
-class InstanceCreateSerializer(serializers.Serializer):
+class OwnedObjectField(serializers.PrimaryKeyRelatedField):
+    """The id of one of the caller's own objects of `model` (many=True: a list of them): TenantOwnedMixin narrows
+    it to the tenant, so another tenant's id reads as "does not exist"."""
+
+    def __init__(self, model, **kwargs):
+        self.model = model
+        super().__init__(queryset=model.objects.none(), pk_field=_uuid_key(), **kwargs)
+
+
+class TenantOwnedMixin:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenant = self.context.get("tenant")
+        if tenant is None:
+            return
+        for field in self.fields.values():
+            relation = getattr(field, "child_relation", field)
+            if isinstance(relation, OwnedObjectField):
+                relation.queryset = relation.model.objects.for_tenant(tenant)
+
+
+def _owned_ids(model, **kwargs) -> serializers.ManyRelatedField:
+    return OwnedObjectField(model, many=True, required=False, **kwargs)
+
+
+class InstanceCreateSerializer(TenantOwnedMixin, serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
     region = serializers.SlugRelatedField(
         slug_field="name",
@@ -152,20 +212,40 @@ class InstanceCreateSerializer(serializers.Serializer):
     )
     flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
     image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
-    ssh_keys = serializers.PrimaryKeyRelatedField(
-        queryset=SSHKey.objects.none(), pk_field=_uuid_key(), many=True, required=False, default=list
+    ssh_keys = _owned_ids(SSHKey, default=list)
+    networks = _owned_ids(
+        Network,
+        default=list,
+        help_text="The networks it joins, the first as eth0 (its primary address); empty: your default network.",
+    )
+    firewalls = _owned_ids(
+        Firewall,
+        default=list,
+        help_text="Their rules apply to it; empty: your default firewall (SSH and ping in, everything out).",
+    )
+    public_ip = serializers.BooleanField(
+        required=False, default=False, help_text="Allocate a new public IPv4 address and assign it to the machine."
+    )
+    user_data = StrictCharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=8 * MAX_USER_DATA_BYTES,  # a guard only: the service measures bytes and says how many
+        trim_whitespace=False,
+        help_text="cloud-init user-data: a `#cloud-config` document or a script starting with `#!`, at most 32 KiB.",
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        tenant = self.context.get("tenant")
-        if tenant is not None:
-            # Only the caller's own keys resolve; another tenant's key id reads as "does not exist".
-            self.fields["ssh_keys"].child_relation.queryset = SSHKey.objects.for_tenant(tenant)
 
+class InstanceUpdateSerializer(TenantOwnedMixin, serializers.Serializer):
+    name = StrictCharField(max_length=63, required=False)
+    firewalls = _owned_ids(
+        Firewall, help_text="Replaces its firewalls (at least one); the host applies the new rules live."
+    )
 
-class InstanceUpdateSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=63)
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError({"non_field_errors": ["Give a new name, firewalls, or both."]})
+        return attrs
 
 
 class InstanceActionSerializer(serializers.Serializer):

@@ -15,6 +15,8 @@ from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.drivers.base import DriverError
 from compute.filters import FlavorFilter, ImageFilter, InstanceFilter
 from compute.models import Instance, SSHKey
+from compute.network.selectors import with_networking
+from compute.network.services import instance_firewalls_set
 from portal.api.schema import ErrorSerializer
 from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet
 from tenants.api.serializers import QuotasSerializer
@@ -28,8 +30,21 @@ EXAMPLE_INSTANCE = {
     "flavor": "9b2e6c1a-3d4f-4e5a-8b7c-6d5e4f3a2b1c",
     "image": "0e1d2c3b-4a59-4687-a5b4-c3d2e1f0a9b8",
     "resize_flavor": None,
-    "private_ip": None,
+    "private_ip": "10.1.0.2",
+    "addresses": [
+        {
+            "interface": "eth0",
+            "network": "7a1c0e52-9d3b-4f6e-8a21-5b4c3d2e1f00",
+            "ip": "10.1.0.2",
+            "prefix": 24,
+            "mac": "52:54:00:3f:a1:07",
+        }
+    ],
+    "public_ip": None,
+    "firewalls": ["1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9"],
     "ssh_keys": [{"name": "laptop", "fingerprint": "SHA256:7Qq2u7Qm1j3f1yqk0v8f0m4V6G7Y5c2Qh0xK3l9aBcd"}],
+    "user_data": "",
+    "traffic": None,
     "error_reason": "",
     "created_at": "2026-11-25T12:00:00Z",
     "updated_at": "2026-11-25T12:00:00Z",
@@ -123,22 +138,23 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         examples=[
             OpenApiExample(
                 "running",
-                value={**EXAMPLE_INSTANCE, "state": "running", "power_state": "running", "private_ip": "10.0.0.12"},
+                value={**EXAMPLE_INSTANCE, "state": "running", "power_state": "running"},
             )
         ],
     ),
 )
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     # Neither flavor nor image rows are loaded: the serializer shows their ids, which the instance row holds.
-    queryset = Instance.objects.select_related("region").order_by("-created_at", "id")
+    queryset = Instance.objects.select_related("region", "traffic").order_by("-created_at", "id")
     serializer_class = s.InstanceSerializer
     filterset_class = InstanceFilter
 
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "list":
-            # Only the columns the list shows: a page of 200 spent much of its time reading the rest.
-            queryset = queryset.live().only(*s.InstanceSerializer.Meta.columns)
+            queryset = queryset.live()
+        if self.action in ("list", "retrieve", "partial_update"):
+            queryset = with_networking(queryset)
         return queryset
 
     def filter_queryset(self, queryset):
@@ -173,7 +189,21 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
                     "image": EXAMPLE_INSTANCE["image"],
                     "ssh_keys": ["3c9d2b1a-0f8e-4d7c-b6a5-948372615a0b"],
                 },
-            )
+            ),
+            OpenApiExample(
+                "launch on a network, with a public address and user-data",
+                request_only=True,
+                value={
+                    "name": "web-2",
+                    "flavor": EXAMPLE_INSTANCE["flavor"],
+                    "image": EXAMPLE_INSTANCE["image"],
+                    "ssh_keys": ["3c9d2b1a-0f8e-4d7c-b6a5-948372615a0b"],
+                    "networks": ["7a1c0e52-9d3b-4f6e-8a21-5b4c3d2e1f00"],
+                    "firewalls": ["1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9"],
+                    "public_ip": True,
+                    "user_data": "#cloud-config\npackages: [nginx]\n",
+                },
+            ),
         ],
     )
     def create(self, request):
@@ -186,12 +216,17 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             image=data["image"],
             keys=data["ssh_keys"],
             region=data["region"],
+            networks=data["networks"],
+            firewalls=data["firewalls"],
+            user_data=data["user_data"],
+            public_ip=data["public_ip"],
         )
         return self.accepted(instance)
 
     @extend_schema(
-        summary="Rename an instance",
-        description="Changes the display name only; the guest's hostname was set at build.",
+        summary="Rename an instance or change its firewalls",
+        description="`name` changes the display name only (the guest's hostname was set at build); `firewalls` "
+        "replaces the machine's firewalls, applied live by its host.",
         tags=["instances"],
         request=s.InstanceUpdateSerializer,
         responses={200: s.InstanceSerializer},
@@ -199,8 +234,11 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
     def partial_update(self, request, pk=None):
         instance = self.get_object()
         data = self.validated(s.InstanceUpdateSerializer, request.data)
-        instance = services.instance_rename(instance=instance, user=request.user, name=data["name"])
-        return Response(s.InstanceSerializer(instance).data)
+        if "name" in data:
+            instance = services.instance_rename(instance=instance, user=request.user, name=data["name"])
+        if "firewalls" in data:
+            instance = instance_firewalls_set(instance=instance, firewalls=data["firewalls"], user=request.user)
+        return Response(s.InstanceSerializer(self.get_queryset().get(pk=instance.pk)).data)
 
     @extend_schema(
         summary="Delete an instance",

@@ -9,6 +9,8 @@ instance in `error` on the second.
 from __future__ import annotations
 
 import enum
+import queue
+import threading
 from dataclasses import dataclass, field
 
 
@@ -125,6 +127,63 @@ class InterfaceCounters:
 
 
 @dataclass(frozen=True)
+class DomainCounters:
+    """A running domain's cumulative counters at one instant (they reset when the domain restarts); the sampler turns
+    two readings into rates."""
+
+    vcpus: int
+    cpu_time_ns: int  # CPU time used by all its vCPUs together
+    disk_read_bytes: int
+    disk_write_bytes: int
+    net_rx_bytes: int  # received by the guest
+    net_tx_bytes: int  # sent by the guest
+
+
+class ConsoleSession:
+    """An open interactive serial console of one domain: bytes typed in, bytes the guest writes out.
+
+    Used from two threads: one blocks in read(), the other writes. Only one session per domain is open at a time;
+    opening another (`force`) ends this one, whose read() then returns None.
+    """
+
+    def read(self, timeout: float) -> bytes | None:
+        """What the guest wrote, waiting up to `timeout` seconds: b"" if nothing came, None once the console closed."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Idempotent; a read() blocked in another thread returns None."""
+        raise NotImplementedError
+
+
+class QueuedConsole(ConsoleSession):
+    """A console whose output arrives on another thread (a stream callback, a responder) and waits in a queue."""
+
+    def __init__(self) -> None:
+        self._output: queue.Queue[bytes | None] = queue.Queue()
+        self._closed = threading.Event()
+
+    def _received(self, data: bytes) -> None:
+        self._output.put(data)
+
+    def _finish(self) -> None:
+        """The console ended: read() returns what was left, then None."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._output.put(None)
+
+    def read(self, timeout: float) -> bytes | None:
+        if self._closed.is_set() and self._output.empty():
+            return None
+        try:
+            return self._output.get(timeout=timeout)
+        except queue.Empty:
+            return b""
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     """Everything a driver needs to create one domain."""
 
@@ -198,6 +257,14 @@ class ComputeDriver:
     def console_output(self, uuid: str, *, lines: int = 100) -> str:
         """The last lines of the domain's serial console; empty if the driver has none."""
         return ""
+
+    def console_open(self, uuid: str) -> ConsoleSession:
+        """The running domain's serial console, interactive; taken over from whoever had it open."""
+        raise PermanentDriverError(f"the {self.name} driver has no interactive console")
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        """Counters of those of `uuids` that run on this host, in one call (a domain that is off is left out)."""
+        raise NotImplementedError
 
     # --- networking: every call states the whole desired state, so repeating one is harmless ---
 

@@ -7,7 +7,15 @@ Each instance is one persistent domain named `hangar-<uuid>` (the uuid is the in
 - direct kernel boot when the image names a kernel (+ initrd, cmdline);
 - a serial console logged (by virtlogd) to `<uuid>.console.log` in the same pool, which is how the portal reads it
   back, locally or remotely;
-- ACPI, and a NIC on a libvirt network the host has (else user-mode networking).
+- ACPI, and virtio NICs with the MACs Hangar chose on Hangar's networks (or, for a spec without NICs, one NIC on a
+  libvirt network the host has, else user-mode networking);
+- a NoCloud seed: an ISO labelled `cidata` (genisoimage) uploaded to the pool as `<uuid>.seed.iso` and attached as
+  a CD-ROM;
+- an nwfilter `hangar-fw-<uuid>` on each of its NICs: the firewall, redefined live by firewall_apply.
+
+Each Hangar network is an isolated libvirt network `hangar-net-<id>` (no <forward>: nothing leaves the host) whose
+DHCP host entries are updated live. The 1:1 NAT of public addresses is the nftables table `ip hangar`, replaced as a
+whole by nat_apply in the network namespace of the host's libvirtd (locally) or over SSH (qemu+ssh:// hosts).
 
 Connections are opened once per host URI and process and reused; a connection that broke (libvirtd restarted) is
 dropped and reopened on the next call. libvirt errors are classified: connection trouble and timeouts are
@@ -22,6 +30,9 @@ import contextlib
 import logging
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +43,19 @@ from xml.etree import ElementTree
 from django.conf import settings
 
 from compute.drivers.base import (
+    CloudInitSeed,
     ComputeDriver,
+    ConsoleSession,
+    DomainCounters,
     DomainInfo,
     DomainNotFound,
     DomainSpec,
     DriverError,
+    FirewallRuleSpec,
     HostCapacity,
+    InterfaceCounters,
+    NatMapping,
+    NetworkSpec,
     PermanentDriverError,
     PowerState,
     TransientDriverError,
@@ -55,15 +73,29 @@ except ImportError as missing:
 from compute.drivers.libvirt_xml import (
     DOMAIN_PREFIX,
     POOL_NAME,
+    Nic,
+    dhcp_host_xml,
+    dhcp_hosts_of,
     disk_volume_xml,
     domain_xml,
+    hangar_nics,
+    nat_ruleset,
+    network_name,
+    network_xml,
+    nwfilter_name,
+    nwfilter_xml,
     pool_xml,
+    raw_volume_xml,
+    seed_volume_name,
 )
 
 logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 CONSOLE_TAIL_BYTES = 64 * 1024
+COMMAND_TIMEOUT = 60  # seconds for genisoimage and nft
+# The daemon that runs a local host's networks: its network namespace is where the bridges, and so the NAT, live.
+NETWORK_DAEMON_PIDFILES = ("/run/libvirtd.pid", "/run/virtnetworkd.pid")
 ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 STATE_MAP = {
@@ -185,6 +217,16 @@ def power_state(libvirt_state: int) -> PowerState:
 T = TypeVar("T")
 
 
+def _or_none(lookup: Callable[[], T], missing_code: int) -> T | None:
+    """What `lookup` finds, or None when libvirt answers that there is no such object (`missing_code`)."""
+    try:
+        return lookup()
+    except libvirt.libvirtError as error:
+        if error.get_error_code() == missing_code:
+            return None
+        raise
+
+
 class LibvirtDriver(ComputeDriver):
     """A QEMU/KVM host reached through libvirt at host.uri (qemu:///system, qemu+ssh://user@host/system)."""
 
@@ -221,12 +263,7 @@ class LibvirtDriver(ComputeDriver):
 
     @staticmethod
     def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
-        try:
-            return conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError as error:
-            if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
+        return _or_none(lambda: conn.lookupByUUIDString(uuid), libvirt.VIR_ERR_NO_DOMAIN)
 
     def _require(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
         domain = self._lookup(conn, uuid)
@@ -268,12 +305,7 @@ class LibvirtDriver(ComputeDriver):
 
     @staticmethod
     def _volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-        try:
-            return pool.storageVolLookupByName(name)
-        except libvirt.libvirtError as error:
-            if error.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                return None
-            raise
+        return _or_none(lambda: pool.storageVolLookupByName(name), libvirt.VIR_ERR_NO_STORAGE_VOL)
 
     def _network(self, conn: libvirt.virConnect) -> str:
         """A running libvirt network of the host ("default" if it runs), or "" for user-mode networking."""
@@ -298,6 +330,16 @@ class LibvirtDriver(ComputeDriver):
 
     @staticmethod
     def _private_ip(domain: libvirt.virDomain) -> str:
+        """The fixed DHCP address of the domain's first NIC on a Hangar network (known before the guest boots, and
+        whether or not it asks for a lease), else the address of a DHCP lease."""
+        nics = hangar_nics(domain.XMLDesc(0))
+        if nics:
+            network = _or_none(
+                lambda: domain.connect().networkLookupByName(nics[0].network), libvirt.VIR_ERR_NO_NETWORK
+            )
+            entry = dhcp_hosts_of(network.XMLDesc(0)).get(nics[0].mac) if network is not None else None
+            if entry:
+                return ElementTree.fromstring(entry).get("ip", "")
         try:
             addresses = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
         except libvirt.libvirtError:
@@ -375,6 +417,8 @@ class LibvirtDriver(ComputeDriver):
             domain = self._lookup(conn, spec.uuid)
             if domain is None:
                 self._check_image(spec)
+                # Networks first: a host that lacks one fails the create before anything is made.
+                nics = tuple(Nic(network=self._active_network(conn, nic.network_id), mac=nic.mac) for nic in spec.nics)
                 pool = self._pool(conn)
                 disk = self._volume(pool, f"{spec.uuid}.qcow2")
                 if disk is None:
@@ -388,12 +432,18 @@ class LibvirtDriver(ComputeDriver):
                         0,
                     )
                 console_path = os.path.join(os.path.dirname(disk.path()), f"{spec.uuid}.console.log")
+                if nics:
+                    self._define_filter(conn, spec.uuid, spec.firewall)
+                seed_path = self._upload_seed(conn, pool, spec.uuid, spec.seed) if spec.seed else ""
                 xml = domain_xml(
                     spec,
                     domain_type=self._domain_type(conn),
                     disk_path=disk.path(),
                     console_path=console_path,
-                    network=self._network(conn),
+                    network="" if nics else self._network(conn),
+                    nics=nics,
+                    firewall=nwfilter_name(spec.uuid) if nics else "",
+                    seed_path=seed_path,
                 )
                 domain = conn.defineXML(xml)
             if not domain.isActive():
@@ -482,11 +532,198 @@ class LibvirtDriver(ComputeDriver):
                     if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise
             self._remove_volumes(self._pool(conn), uuid)
+            # Undefined only now: a domain that still referenced it would keep it in use.
+            self._undefine_filter(conn, nwfilter_name(uuid))
 
         self._call("destroy", operation)
 
     def state(self, uuid: str) -> DomainInfo:
         return self._call("state", lambda conn: self._info(self._require(conn, uuid)))
+
+    # --- networking -----------------------------------------------------------------------------------------------
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Defines and starts the isolated network if missing, then makes its DHCP host entries exactly the spec's.
+
+        Entries change live (networkUpdate) on the running network and in its persistent definition, so guests that
+        are already on it keep their links.
+        """
+        try:
+            definition = network_xml(spec)
+        except ValueError as error:
+            raise PermanentDriverError(f"network {spec.id}: {error}") from error
+
+        def operation(conn):
+            name = network_name(spec.id)
+            network = self._lookup_network(conn, name)
+            if network is None:
+                try:
+                    network = conn.networkDefineXML(definition)
+                except libvirt.libvirtError:
+                    network = self._lookup_network(conn, name)  # another worker defined it a moment ago
+                    if network is None:
+                        raise
+            if not network.isActive():
+                network.create()
+            if not network.autostart():
+                network.setAutostart(1)
+            current = dhcp_hosts_of(network.XMLDesc(0))
+            wanted = {host.mac.lower(): dhcp_host_xml(host) for host in spec.dhcp_hosts}
+            flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+            section = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST
+            for mac, entry in current.items():
+                if mac not in wanted or not _same_host(entry, wanted[mac]):
+                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, -1, entry, flags)
+            for mac, entry in wanted.items():
+                if mac not in current or not _same_host(current[mac], entry):
+                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, entry, flags)
+
+        self._call("network ensure", operation)
+
+    def network_remove(self, network_id: str) -> None:
+        def operation(conn):
+            network = self._lookup_network(conn, network_name(network_id))
+            if network is None:
+                return
+            if network.isActive():
+                network.destroy()
+            try:
+                network.undefine()
+            except libvirt.libvirtError as error:
+                if error.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                    raise
+
+        self._call("network remove", operation)
+
+    def firewall_apply(self, uuid: str, rules: tuple[FirewallRuleSpec, ...]) -> None:
+        """Redefines the domain's nwfilter; libvirt rebuilds the rules of every running interface that uses it."""
+
+        def operation(conn):
+            self._require(conn, uuid)
+            self._define_filter(conn, uuid, rules)
+
+        self._call("firewall", operation)
+
+    def nat_apply(self, mappings: tuple[NatMapping, ...]) -> None:
+        """Replaces the host's nftables table `ip hangar` with exactly `mappings` (one nft transaction)."""
+        try:
+            ruleset = nat_ruleset(mappings)
+        except ValueError as error:
+            raise PermanentDriverError(f"1:1 NAT: {error}") from error
+        command = self._nft_command()
+        if command is None:
+            return
+        try:
+            result = subprocess.run(
+                command, input=ruleset, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+            )
+        except FileNotFoundError as error:
+            raise PermanentDriverError(f"1:1 NAT needs {command[0]} on this machine: {error}") from error
+        except subprocess.TimeoutExpired as error:
+            raise TransientDriverError(f"1:1 NAT: {' '.join(command)} did not finish") from error
+        if result.returncode != 0:
+            message = f"1:1 NAT on {self.host}: {result.stderr.strip() or result.stdout.strip()}"
+            # ssh exits 255 when it cannot reach the host: worth retrying; nft rejecting the rule set is not.
+            raise (TransientDriverError if result.returncode == 255 else PermanentDriverError)(message)
+
+    def interface_counters(self, uuid: str) -> InterfaceCounters:
+        """Bytes through the domain's interfaces, as the guest sees them; zero while it is off (nothing counts)."""
+
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if not domain.isActive():
+                return InterfaceCounters(rx_bytes=0, tx_bytes=0)
+            root = ElementTree.fromstring(domain.XMLDesc(0))
+            rx = tx = 0
+            for target in root.findall("devices/interface/target"):
+                # libvirt reports a tap device from the guest's side: rx is what the guest received.
+                stats = domain.interfaceStats(target.get("dev"))
+                rx += stats[0]
+                tx += stats[4]
+            return InterfaceCounters(rx_bytes=rx, tx_bytes=tx)
+
+        return self._call("interface counters", operation)
+
+    # --- networking plumbing --------------------------------------------------------------------------------------
+    @staticmethod
+    def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+        return _or_none(lambda: conn.networkLookupByName(name), libvirt.VIR_ERR_NO_NETWORK)
+
+    def _active_network(self, conn: libvirt.virConnect, network_id: str) -> str:
+        """The libvirt network of a NIC, started if it is down (e.g. after a host reboot without autostart)."""
+        name = network_name(network_id)
+        network = self._lookup_network(conn, name)
+        if network is None:
+            raise PermanentDriverError(f"host {self.host} has no network {name}: network_ensure must come first")
+        if not network.isActive():
+            network.create()
+        return name
+
+    def _define_filter(self, conn: libvirt.virConnect, uuid: str, rules: tuple[FirewallRuleSpec, ...]) -> None:
+        existing = _or_none(lambda: conn.nwfilterLookupByName(nwfilter_name(uuid)), libvirt.VIR_ERR_NO_NWFILTER)
+        try:
+            # Redefining under the same name and uuid updates the filter in place (and on running interfaces).
+            definition = nwfilter_xml(uuid, rules, filter_uuid=existing.UUIDString() if existing else "")
+        except ValueError as error:
+            raise PermanentDriverError(f"firewall of {uuid}: {error}") from error
+        conn.nwfilterDefineXML(definition)
+
+    @staticmethod
+    def _undefine_filter(conn: libvirt.virConnect, name: str) -> None:
+        try:
+            conn.nwfilterLookupByName(name).undefine()
+        except libvirt.libvirtError as error:
+            if error.get_error_code() not in (libvirt.VIR_ERR_NO_NWFILTER, libvirt.VIR_ERR_NO_SUPPORT):
+                raise
+
+    def _upload_seed(
+        self, conn: libvirt.virConnect, pool: libvirt.virStoragePool, uuid: str, seed: CloudInitSeed
+    ) -> str:
+        """Builds the `cidata` ISO here and uploads it into the host's pool (so remote hosts work alike)."""
+        image = build_seed_iso(seed)
+        name = seed_volume_name(uuid)
+        self._delete_volume(pool, name)  # a retried create may bring a different seed
+        volume = pool.createXML(raw_volume_xml(name=name, size_bytes=len(image)), 0)
+        self._upload(conn, volume, image)
+        return volume.path()
+
+    @staticmethod
+    def _upload(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: bytes) -> None:
+        stream = conn.newStream(0)
+        volume.upload(stream, 0, len(data), 0)
+        try:
+            for offset in range(0, len(data), 256 * 1024):
+                stream.send(data[offset : offset + 256 * 1024])
+            stream.finish()
+        except libvirt.libvirtError:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
+
+    def _delete_volume(self, pool: libvirt.virStoragePool, name: str) -> None:
+        volume = self._volume(pool, name)
+        if volume is not None:
+            try:
+                volume.delete(0)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    raise
+
+    def _nft_command(self) -> list[str] | None:
+        """`nft -f -` where the host's bridges are: over SSH for a remote host, else in the namespace of the local
+        network daemon (CI runs libvirtd inside a network namespace of its own). None for libvirt's in-process test
+        driver, whose "host" has no network stack to apply rules to."""
+        parts = urlsplit(self.uri)
+        if parts.scheme == "test":
+            return None
+        if not is_local_uri(self.uri):
+            target = f"{parts.username}@{parts.hostname}" if parts.username else str(parts.hostname)
+            port = ["-p", str(parts.port)] if parts.port else []
+            return ["ssh", "-o", "BatchMode=yes", *port, target, "sudo", "-n", "nft", "-f", "-"]
+        command = ["nft", "-f", "-"]
+        namespace = _network_daemon_namespace()
+        if namespace:
+            command = ["nsenter", f"--net={namespace}", *command]
+        return command if os.geteuid() == 0 else ["sudo", "-n", *command]
 
     def console_output(self, uuid: str, *, lines: int = 100) -> str:
         """The last `lines` lines of the serial console log ("" if the domain never started or is gone)."""
@@ -504,6 +741,31 @@ class LibvirtDriver(ComputeDriver):
 
         data = self._call("console", operation)
         return _last_lines(data, lines)
+
+    def console_open(self, uuid: str) -> ConsoleSession:
+        from compute.drivers.libvirt_console import LibvirtConsole
+
+        return LibvirtConsole(uri=self.uri, uuid=uuid)
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        """One getAllDomainStats call for the host's running domains; those not in `uuids` are left out."""
+        wanted = set(uuids)
+        stats = (
+            libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+            | libvirt.VIR_DOMAIN_STATS_VCPU
+            | libvirt.VIR_DOMAIN_STATS_BLOCK
+            | libvirt.VIR_DOMAIN_STATS_INTERFACE
+        )
+
+        def operation(conn):
+            readings = {}
+            for domain, values in conn.getAllDomainStats(stats, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE):
+                uuid = domain.UUIDString()
+                if uuid in wanted:
+                    readings[uuid] = _counters(values)
+            return readings
+
+        return self._call("domain stats", operation)
 
     def _tail(self, conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> bytes:
         path = volume.path()
@@ -567,28 +829,44 @@ class LibvirtDriver(ComputeDriver):
             if disk is None:
                 raise PermanentDriverError(f"domain {uuid} has no disk {name} in pool {self.pool_name}")
             copy = self._volume(target_pool, name) or self._copy_volume(conn, disk, target_pool)
+            seed = self._volume(source_pool, seed_volume_name(uuid))
+            if seed is not None:
+                seed = self._volume(target_pool, seed.name()) or self._copy_volume(
+                    conn, seed, target_pool, xml=raw_volume_xml(name=seed.name(), size_bytes=seed.info()[1])
+                )
             root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            self._repoint(root, disk_path=copy.path(), console_dir=os.path.dirname(copy.path()), uuid=uuid)
+            self._repoint(
+                root,
+                disk_path=copy.path(),
+                console_dir=os.path.dirname(copy.path()),
+                uuid=uuid,
+                seed_path=seed.path() if seed is not None else "",
+            )
             domain = conn.defineXML(ElementTree.tostring(root, encoding="unicode"))
         self._remove_volumes(source_pool, uuid)
         return target._info(domain)
 
     def _copy_volume(
-        self, conn: libvirt.virConnect, disk: libvirt.virStorageVol, pool: libvirt.virStoragePool
+        self, conn: libvirt.virConnect, disk: libvirt.virStorageVol, pool: libvirt.virStoragePool, *, xml: str = ""
     ) -> libvirt.virStorageVol:
-        """A copy of `disk` in `pool` on the same daemon (libvirt runs qemu-img convert on the host)."""
-        capacity_gib = max(1, -(-disk.info()[1] // GIB))
-        xml = disk_volume_xml(name=disk.name(), capacity_gib=capacity_gib)
+        """A copy of `disk` (a qcow2 disk unless `xml` describes the copy) in `pool` on the same daemon (libvirt runs
+        qemu-img convert on the host)."""
+        xml = xml or disk_volume_xml(name=disk.name(), capacity_gib=max(1, -(-disk.info()[1] // GIB)))
         if conn.getType().lower() == "test":
             # libvirt's test driver keeps no data and cannot clone across pools: an empty volume stands in.
             return pool.createXML(xml, 0)
         return pool.createXMLFrom(xml, disk, 0)
 
     @staticmethod
-    def _repoint(root: ElementTree.Element, *, disk_path: str, console_dir: str, uuid: str) -> None:
+    def _repoint(
+        root: ElementTree.Element, *, disk_path: str, console_dir: str, uuid: str, seed_path: str = ""
+    ) -> None:
         source = root.find("devices/disk[@device='disk']/source")
         if source is not None:
             source.set("file", disk_path)
+        seed = root.find("devices/disk[@device='cdrom']/source")
+        if seed is not None and seed_path:
+            seed.set("file", seed_path)
         log = root.find("devices/serial/log")
         if log is not None:
             log.set("file", os.path.join(console_dir, f"{uuid}.console.log"))
@@ -613,8 +891,25 @@ class LibvirtDriver(ComputeDriver):
             size = disk.info()[1]
             copy = pool.createXML(disk_volume_xml(name=name, capacity_gib=max(1, -(-size // GIB))), 0)
             _stream_volume(source_conn, disk, target_conn, copy)
+            seed, seed_path = self._volume(self._pool(source_conn), seed_volume_name(uuid)), ""
+            if seed is not None:
+                target._delete_volume(pool, seed.name())
+                seed_copy = pool.createXML(raw_volume_xml(name=seed.name(), size_bytes=seed.info()[1]), 0)
+                _stream_volume(source_conn, seed, target_conn, seed_copy)
+                seed_path = seed_copy.path()
+            firewall = _or_none(
+                lambda: source_conn.nwfilterLookupByName(nwfilter_name(uuid)), libvirt.VIR_ERR_NO_NWFILTER
+            )
+            if firewall is not None:
+                target_conn.nwfilterDefineXML(firewall.XMLDesc(0))  # the domain's NICs refer to it
             root = ElementTree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            self._repoint(root, disk_path=copy.path(), console_dir=os.path.dirname(copy.path()), uuid=uuid)
+            self._repoint(
+                root,
+                disk_path=copy.path(),
+                console_dir=os.path.dirname(copy.path()),
+                uuid=uuid,
+                seed_path=seed_path,
+            )
             target_conn.defineXML(ElementTree.tostring(root, encoding="unicode"))
             return None
 
@@ -625,24 +920,19 @@ class LibvirtDriver(ComputeDriver):
             if domain is not None:
                 domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
             self._remove_volumes(self._pool(conn), uuid)
+            self._undefine_filter(conn, nwfilter_name(uuid))
 
         self._call("remove a moved domain", forget_here)
         return target.state(uuid)
 
     def _remove_volumes(self, pool: libvirt.virStoragePool, uuid: str) -> None:
-        """Deletes the domain's disk and console log from `pool`; those already gone are fine."""
+        """Deletes the domain's disk, console log and seed from `pool`; those already gone are fine."""
         try:
             pool.refresh(0)  # the console log was written by virtlogd, not through the pool
         except libvirt.libvirtError:
             logger.info("could not refresh pool %s on %s", self.pool_name, self.uri)
-        for name in (f"{uuid}.qcow2", f"{uuid}.console.log"):
-            volume = self._volume(pool, name)
-            if volume is not None:
-                try:
-                    volume.delete(0)
-                except libvirt.libvirtError as error:
-                    if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                        raise
+        for name in (f"{uuid}.qcow2", f"{uuid}.console.log", seed_volume_name(uuid)):
+            self._delete_volume(pool, name)
 
 
 def _stream_volume(
@@ -658,6 +948,68 @@ def _stream_volume(
     upload.sendAll(lambda _stream, nbytes, _opaque: download.recv(nbytes), None)
     download.finish()
     upload.finish()
+
+
+def _same_host(first: str, second: str) -> bool:
+    parse = ElementTree.fromstring
+    return parse(first).attrib == parse(second).attrib
+
+
+def _network_daemon_namespace() -> str:
+    """/proc/<pid>/ns/net of the local libvirt network daemon if it runs in another network namespace, else ""."""
+    for pidfile in NETWORK_DAEMON_PIDFILES:
+        try:
+            with open(pidfile) as handle:
+                pid = int(handle.read().strip())
+            theirs = f"/proc/{pid}/ns/net"
+            if os.stat(theirs).st_ino != os.stat("/proc/self/ns/net").st_ino:
+                return theirs
+            return ""
+        except (OSError, ValueError):
+            continue
+    return ""
+
+
+def build_seed_iso(seed: CloudInitSeed) -> bytes:
+    """A NoCloud seed: an ISO 9660 image labelled `cidata` holding meta-data, user-data and network-config."""
+    tool = shutil.which("genisoimage") or shutil.which("mkisofs") or shutil.which("xorrisofs")
+    if tool is None:
+        raise PermanentDriverError("cloud-init seeds need genisoimage on the workers: apt-get install genisoimage")
+    with tempfile.TemporaryDirectory(prefix="hangar-seed-") as folder:
+        names = []
+        for name, text in (
+            ("meta-data", seed.meta_data),
+            ("user-data", seed.user_data),
+            ("network-config", seed.network_config),
+        ):
+            if name == "network-config" and not text:
+                continue  # no network-config: cloud-init falls back to DHCP
+            with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
+                handle.write(text)
+            names.append(name)
+        output = os.path.join(folder, "seed.iso")
+        command = [tool, "-quiet", "-output", output, "-volid", "cidata", "-joliet", "-rock", *names]
+        result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        if result.returncode != 0:
+            raise PermanentDriverError(f"{os.path.basename(tool)} failed: {result.stderr.strip()}")
+        with open(output, "rb") as handle:
+            return handle.read()
+
+
+def _counters(values: dict) -> DomainCounters:
+    """getAllDomainStats' flat record (cpu.time, block.N.rd.bytes, net.N.rx.bytes, …) as one domain's counters."""
+
+    def total(prefix: str, count_key: str, suffix: str) -> int:
+        return sum(int(values.get(f"{prefix}.{index}.{suffix}", 0)) for index in range(int(values.get(count_key, 0))))
+
+    return DomainCounters(
+        vcpus=int(values.get("vcpu.current", 0)) or 1,
+        cpu_time_ns=int(values.get("cpu.time", 0)),
+        disk_read_bytes=total("block", "block.count", "rd.bytes"),
+        disk_write_bytes=total("block", "block.count", "wr.bytes"),
+        net_rx_bytes=total("net", "net.count", "rx.bytes"),
+        net_tx_bytes=total("net", "net.count", "tx.bytes"),
+    )
 
 
 def _last_lines(data: bytes, lines: int) -> str:

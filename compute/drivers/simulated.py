@@ -1,10 +1,17 @@
-"""A simulated hypervisor whose "hardware" is the SimulatedDomain table.
+"""A simulated hypervisor whose "hardware" is the SimulatedDomain table (and, for networking, SimulatedNetwork and
+SimulatedNat).
 
 Keeping the state in the database lets the web, worker and beat processes see the same domains, and makes a
 worker killed half-way exactly as recoverable as with a real hypervisor. Boots and graceful shutdowns take the
 host's `boot_seconds` / `stop_seconds`: a domain is `booting` (or `stopping`) until its `settles_at` has passed,
 and settles lazily the next time anyone looks at it. `fail_next_creates` injects failures (transient or
 permanent) for tests and demos. Capacity is accounted for for real: a create that the host cannot hold fails.
+
+Networking is recorded like a real host's: networks with their DHCP leases, each domain's NICs, cloud-init seed
+and firewall rules, and the host's 1:1 NAT. The firewall is enforced by the model: `connection_allowed()` answers
+whether a new connection to an address (public or private) reaches a domain. Interface counters grow with the
+host's `traffic_bytes_per_second` while a domain runs (plus whatever `send()` adds) and restart from zero when
+the domain is started again, as a real NIC's do.
 
 Creates and resizes on one host take the hypervisor's own lock (a PostgreSQL advisory lock, as libvirtd has its
 own), never the host's row: that row is what the scheduler claims, and builds must not queue behind launches.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from dataclasses import asdict
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
@@ -25,18 +33,27 @@ from django.utils import timezone
 
 from compute.drivers.base import (
     ComputeDriver,
+    ConsoleSession,
+    DomainCounters,
     DomainInfo,
     DomainNotFound,
     DomainSpec,
+    FirewallRuleSpec,
     HostCapacity,
+    InterfaceCounters,
+    NatMapping,
+    NetworkSpec,
     PermanentDriverError,
     PowerState,
     TransientDriverError,
 )
+from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
 # PostgreSQL advisory-lock namespace of the simulated hypervisors (the second key comes from the host's uuid).
 HYPERVISOR_LOCK = 84022
+# Power states in which a domain's NICs exist (and count traffic).
+NIC_UP = frozenset({PowerState.BOOTING, PowerState.RUNNING, PowerState.STOPPING})
 
 
 class SimulatedDriver(ComputeDriver):
@@ -45,9 +62,12 @@ class SimulatedDriver(ComputeDriver):
     def __init__(self, host) -> None:
         super().__init__(host)
         from compute.models import Host, SimulatedDomain
+        from compute.network.models import SimulatedNat, SimulatedNetwork
 
         self._hosts = Host.objects
         self._domains = SimulatedDomain.objects
+        self._networks = SimulatedNetwork.objects
+        self._nat = SimulatedNat.objects
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -143,22 +163,11 @@ class SimulatedDriver(ComputeDriver):
         with transaction.atomic():
             self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
             host = self._host_with_usage()
-            # One probe both finds a domain an earlier attempt made (create is idempotent on the uuid) and tells
-            # whether the first candidate address is taken; a taken one (rare in a /16) means probing on.
-            addresses = self._address_candidates()
-            address = next(addresses)
-            while True:
-                found = list(self._domains.filter(Q(uuid=spec.uuid) | Q(host_id=host.pk, private_ip=address)))
-                existing = next((domain for domain in found if str(domain.uuid) == str(spec.uuid)), None)
-                if existing is not None:
-                    if existing.host_id != host.pk:
-                        raise PermanentDriverError(f"Domain {spec.uuid} already exists on another host.")
-                    return self._info(self._settle(existing))
-                if not found:
-                    break
-                address = next(addresses, None)
-                if address is None:
-                    raise PermanentDriverError(f"Host {self.host.name} has no free private address.")
+            existing = self._domains.filter(uuid=spec.uuid).first()
+            if existing is not None:  # create is idempotent on the uuid: adopt what an earlier attempt made
+                if existing.host_id != host.pk:
+                    raise PermanentDriverError(f"Domain {spec.uuid} already exists on another host.")
+                return self._info(self._settle(existing))
             if host.fail_next_creates > 0:
                 self._hosts.filter(pk=host.pk).update(fail_next_creates=F("fail_next_creates") - 1)
                 injected = host.failure_kind
@@ -177,7 +186,11 @@ class SimulatedDriver(ComputeDriver):
                         image=image[:500],
                         power=PowerState.RUNNING if booted else PowerState.BOOTING,
                         settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
-                        private_ip=address,
+                        private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
+                        nics=[asdict(nic) for nic in spec.nics],
+                        seed=asdict(spec.seed) if spec.seed is not None else {},
+                        firewall=[asdict(rule) for rule in spec.firewall],
+                        counters_at=timezone.now(),
                     )
                 except IntegrityError:
                     # Another process created it (on another host) between our probe and our insert: the retry adopts
@@ -195,6 +208,9 @@ class SimulatedDriver(ComputeDriver):
             if domain.power == PowerState.STOPPING:
                 raise TransientDriverError(f"Domain {uuid} is still shutting down.")
             if domain.power in (PowerState.SHUTOFF, PowerState.CRASHED, PowerState.NOSTATE, PowerState.PAUSED):
+                # A new NIC: its counters start from zero.
+                domain.rx_bytes, domain.tx_bytes, domain.counters_at = 0, 0, timezone.now()
+                domain.save(update_fields=["rx_bytes", "tx_bytes", "counters_at"])
                 self._transition(domain, PowerState.BOOTING, self._host().boot_seconds)
             return self._info(domain)
 
@@ -203,6 +219,7 @@ class SimulatedDriver(ComputeDriver):
             domain = self._get(uuid)
             if domain.power == PowerState.SHUTOFF:
                 return self._info(domain)
+            self._count(domain, until=timezone.now())
             if force:
                 self._transition(domain, PowerState.SHUTOFF, 0)
             elif domain.power != PowerState.STOPPING:
@@ -252,7 +269,9 @@ class SimulatedDriver(ComputeDriver):
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to be moved (it is {domain.power}).")
             destination = target._host_with_usage()
             target._check_room(destination, vcpus=domain.vcpus, ram_mib=domain.ram_mib, disk_gib=domain.disk_gib)
-            if self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
+            # A Hangar-allocated address (NICs) belongs to its network, wherever the machine runs; only a host-local
+            # one may clash on the new host.
+            if not domain.nics and self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
                 domain.private_ip = target._free_address()
             domain.host = destination
             domain.save(update_fields=["host", "private_ip"])
@@ -276,3 +295,103 @@ class SimulatedDriver(ComputeDriver):
         elif domain.power == PowerState.SHUTOFF:
             log.append("[   42.000000] reboot: Power down")
         return "\n".join(log[-lines:])
+
+    # --- networking -------------------------------------------------------------------------------------------
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        self._networks.update_or_create(
+            host_id=self.host.pk,
+            network_id=spec.id,
+            defaults={
+                "name": spec.name[:100],
+                "cidr": spec.cidr,
+                "gateway_ip": spec.gateway_ip,
+                "dhcp_hosts": [asdict(lease) for lease in spec.dhcp_hosts],
+                "updated_at": timezone.now(),
+            },
+        )
+
+    def network_remove(self, network_id: str) -> None:
+        self._networks.filter(host_id=self.host.pk, network_id=network_id).delete()
+
+    def firewall_apply(self, uuid: str, rules: tuple[FirewallRuleSpec, ...]) -> None:
+        updated = self._domains.filter(uuid=uuid, host_id=self.host.pk).update(firewall=[asdict(r) for r in rules])
+        if not updated:
+            raise DomainNotFound(f"Host {self.host.name} has no domain {uuid}.")
+
+    def nat_apply(self, mappings: tuple[NatMapping, ...]) -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()  # one writer of the host's NAT set at a time
+            self._nat.filter(host_id=self.host.pk).delete()
+            self._nat.bulk_create(
+                self._nat.model(host_id=self.host.pk, public_ip=m.public_ip, private_ip=m.private_ip) for m in mappings
+            )
+
+    def _count(self, domain, *, until) -> None:
+        """Adds the synthetic traffic of the time since counters_at (a conditional update: readers agree)."""
+        if domain.power not in NIC_UP or domain.counters_at is None or until <= domain.counters_at:
+            return
+        rate = self._host().traffic_bytes_per_second
+        seconds = (until - domain.counters_at).total_seconds()
+        sent = int(rate * seconds)
+        received = 2 * sent
+        moved = self._domains.filter(uuid=domain.uuid, counters_at=domain.counters_at).update(
+            tx_bytes=F("tx_bytes") + sent, rx_bytes=F("rx_bytes") + received, counters_at=until
+        )
+        if moved:
+            domain.tx_bytes, domain.rx_bytes, domain.counters_at = (
+                domain.tx_bytes + sent,
+                domain.rx_bytes + received,
+                until,
+            )
+        else:
+            domain.refresh_from_db(fields=["tx_bytes", "rx_bytes", "counters_at"])
+
+    def interface_counters(self, uuid: str) -> InterfaceCounters:
+        domain = self._get(uuid)
+        if domain.power not in NIC_UP:
+            raise PermanentDriverError(f"Domain {uuid} is not running; its interfaces have no counters.")
+        self._count(domain, until=timezone.now())
+        return InterfaceCounters(rx_bytes=domain.rx_bytes, tx_bytes=domain.tx_bytes)
+
+    # --- the simulated world (tests and demos) ----------------------------------------------------------------
+
+    def send(self, uuid: str, *, tx_bytes: int = 0, rx_bytes: int = 0) -> None:
+        """The guest sends (and receives) this much on top of the synthetic traffic."""
+        domain = self._get(uuid)
+        if domain.power not in NIC_UP:
+            raise PermanentDriverError(f"Domain {uuid} is not running.")
+        self._domains.filter(uuid=uuid).update(tx_bytes=F("tx_bytes") + tx_bytes, rx_bytes=F("rx_bytes") + rx_bytes)
+
+    def connection_allowed(self, address: str, *, port: int | None, protocol: str = "tcp", source: str) -> bool:
+        """Whether a new connection from `source` to `address` (a domain's private address, or a public address this
+        host maps onto one) reaches a running domain of this host through its firewall."""
+        from compute.network.rulesets import allows
+
+        mapping = self._nat.filter(host_id=self.host.pk, public_ip=address).first()
+        private_ip = mapping.private_ip if mapping is not None else address
+        for domain in self._domains.filter(host_id=self.host.pk):
+            if not any(nic.get("ip") == private_ip for nic in domain.nics) and domain.private_ip != private_ip:
+                continue
+            if self._settle(domain).power != PowerState.RUNNING:
+                return False
+            rules = tuple(FirewallRuleSpec(**rule) for rule in domain.firewall)
+            return allows(rules, direction="in", protocol=protocol, port=port, peer=source)
+        return False
+
+    def console_open(self, uuid: str) -> ConsoleSession:
+        domain = self._get(uuid)
+        if domain.power != PowerState.RUNNING:
+            raise PermanentDriverError(f"Domain {uuid} is not running ({domain.power}).")
+        return SimulatedConsole(
+            name=domain.name, private_ip=domain.private_ip, vcpus=domain.vcpus, ram_mib=domain.ram_mib
+        )
+
+    def domain_stats(self, uuids: list[str]) -> dict[str, DomainCounters]:
+        now = timezone.now()
+        domains = self._domains.filter(host_id=self.host.pk, uuid__in=uuids)
+        return {
+            str(domain.uuid): synthetic_counters(uuid=str(domain.uuid), vcpus=domain.vcpus, at=now)
+            for domain in map(self._settle, domains)
+            if domain.power == PowerState.RUNNING
+        }

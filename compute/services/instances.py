@@ -34,12 +34,22 @@ from compute.models import (
     SSHKey,
     validate_instance_name,
 )
-from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
+from compute.network import services as network_services
+from compute.network.cloudinit import clean_user_data
+from compute.network.models import Firewall, Network
+from compute.rules import (
+    image_fit_refusal,
+    launch_quota_request,
+    quota_refusal,
+    resize_quota_request,
+    resize_refusal,
+    standing_refusal,
+)
 from compute.scheduler import claim_resize, schedule
-from compute.selectors import instance_usage
+from compute.selectors import held_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
-from tenants.services import activity_from_event, user_check_verified
+from tenants.services import activity_from_event, quota_lock, user_check_verified
 
 logger = logging.getLogger(__name__)
 
@@ -170,20 +180,11 @@ def _request_transition(
 
 
 def _check_quota(*, tenant: Tenant, quota: Quota, requested: dict[str, int]) -> None:
-    used = instance_usage(tenant=tenant)
+    used = held_usage(tenant=tenant)
     usage = {resource: {"used": used[resource], "limit": getattr(quota, resource)} for resource in used}
     refusal = quota_refusal(usage=usage, requested=requested)
     if refusal is not None:
         raise refusal
-
-
-def _lock_quota(tenant: Tenant) -> Quota:
-    # The quota row is the tenant's launch lock: concurrent launches and resizes of one tenant queue here.
-    quota = Quota.objects.select_for_update().filter(tenant=tenant).first()
-    if quota is None:
-        Quota.objects.get_or_create(tenant=tenant, defaults=Quota.defaults())
-        quota = Quota.objects.select_for_update().get(tenant=tenant)
-    return quota
 
 
 def _clean_name(name: str) -> str:
@@ -202,13 +203,8 @@ def _clean_name(name: str) -> str:
 
 
 def _check_accepts_new_resources(tenant: Tenant, verb: str) -> None:
-    if not tenant.accepts_new_resources:
-        raise Unprocessable(
-            f"{tenant.name} is {tenant.get_status_display().lower()}: no machines can be {verb} until the account "
-            "is settled.",
-            code="tenant_on_hold",
-            details={"status": tenant.status},
-        )
+    if (refusal := standing_refusal(tenant=tenant, what=f"no machines can be {verb}")) is not None:
+        raise refusal
 
 
 def _check_name_free(*, tenant: Tenant, name: str, exclude=None) -> None:
@@ -244,14 +240,27 @@ def instance_launch(
     flavor: Flavor,
     image: Image,
     keys: Iterable[SSHKey] = (),
+    networks: Iterable[Network] = (),
+    firewalls: Iterable[Firewall] = (),
+    user_data: str = "",
+    public_ip: bool = False,
     region: Region | None = None,
 ) -> Instance:
-    """Reserves quota and a host of `region` (the default one if None) for a new instance and enqueues its build;
-    it starts `pending`. No host with room in the region: refused here, before anything is billed."""
+    """Reserves quota, a host of `region` (the default one if None) and the machine's addresses and enqueues its
+    build; it starts `pending`. No host with room in the region: refused here, before anything is billed.
+
+    Without `networks` it joins the tenant's default network of the region, without `firewalls` it gets the default
+    firewall; `user_data` is a cloud-config document or a script; `public_ip` allocates and assigns a new address.
+    """
     user_check_verified(user=user, verb="launch a machine")
     _check_accepts_new_resources(tenant, "launched")
     name = _clean_name(name)
     region = _launch_region(region)
+    user_data = clean_user_data(user_data)
+    networks = network_services.networks_check(tenant_id=tenant.pk, networks=networks, region=region)
+    firewalls = list(firewalls)
+    if firewalls:
+        firewalls = network_services.firewalls_check(tenant_id=tenant.pk, firewalls=firewalls)
     if not isinstance(flavor, Flavor) or not flavor.active:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
     if not isinstance(image, Image) or not image.active:
@@ -270,8 +279,8 @@ def instance_launch(
             raise InvalidRequest("One of the SSH keys is not one of yours.", code="invalid_key")
     snapshot = [key.snapshot() for key in sorted({key.pk: key for key in keys}.values(), key=lambda k: k.name)]
     with transaction.atomic():
-        quota = _lock_quota(tenant)
-        _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor))
+        quota = quota_lock(tenant)
+        _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor, public_ip=public_ip))
         host = schedule(flavor=flavor, region=region)
         now = timezone.now()
         instance = Instance(
@@ -283,6 +292,7 @@ def instance_launch(
             host=host,
             state=InstanceState.PENDING,
             ssh_keys=snapshot,
+            user_data=user_data,
             created_by=user,
             created_at=now,
         )
@@ -304,6 +314,9 @@ def instance_launch(
             user=user,
             message=f"{flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk) with {image.name}",
             at=now,
+        )
+        network_services.instance_networking_attach(
+            instance=instance, user=user, networks=networks, firewalls=firewalls, public_ip=public_ip
         )
     return instance
 
@@ -360,7 +373,7 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
     def prepare(locked: Instance, now) -> list[str]:
         if (refusal := resize_refusal(instance=locked, flavor=flavor)) is not None:
             raise refusal
-        quota = _lock_quota(locked.tenant)
+        quota = quota_lock(locked.tenant)
         _check_quota(
             tenant=locked.tenant, quota=quota, requested=resize_quota_request(current=locked.flavor, flavor=flavor)
         )
@@ -384,6 +397,7 @@ def instance_delete(*, instance: Instance, user) -> Instance:
 
     def prepare(locked: Instance, now) -> list[str]:
         lifecycle.announce_ended(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, at=now)
+        network_services.instance_networking_detach(instance=locked, user=user)
         return []
 
     return _request_transition(
@@ -487,7 +501,7 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
         now = timezone.now()
         locked.state = InstanceState.RUNNING
         locked.power_state = info.state
-        locked.private_ip = info.private_ip or None
+        locked.private_ip = info.private_ip or locked.private_ip
         locked.error_reason = ""
         _clear_task(locked)
         locked.save(update_fields=["state", "power_state", "private_ip", "error_reason", "updated_at", *TASK_FIELDS])
@@ -495,10 +509,11 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             locked,
             EventAction.BUILD,
             EventResult.SUCCEEDED,
-            message=f"Running, private IP {info.private_ip}" if info.private_ip else "Running",
+            message=f"Running, private IP {locked.private_ip}" if locked.private_ip else "Running",
             at=now,
         )
         lifecycle.announce_billable(resource=locked.billable(), at=now)
+        network_services.traffic_baseline_reset(instance_id=locked.pk)
         provisioning = (now - locked.created_at).total_seconds()
         transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
     return locked
@@ -534,6 +549,9 @@ def instance_action_succeeded(*, instance_id: str, task: str, info: DomainInfo |
             locked.deleted_at = now
             locked.private_ip = None
             fields += ["deleted_at", "private_ip"]
+            network_services.instance_networking_release(instance=locked)
+        if task == InstanceTask.START:
+            network_services.traffic_baseline_reset(instance_id=locked.pk)
         locked.state = done
         locked.power_state = info.state if info is not None else PowerState.NOSTATE
         _clear_task(locked)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from compute.drivers.base import DomainInfo, PowerState
 from compute.models import INSTANCE_ACTIONS, EventAction, Host, Instance, InstanceState, InstanceTask
+from compute.network import services as network_services
 from compute.scheduler import schedule
 from compute.services.instances import TASK_FIELDS, _clear_task, _event, _lock, _refusal, _refuse, _set_task
 from portal.errors import Conflict
@@ -54,6 +55,7 @@ def instance_migrate_succeeded(*, instance_id: str, info: DomainInfo) -> Instanc
         locked = _lock(instance_id)
         if locked.state != InstanceState.MIGRATING or locked.task != InstanceTask.MIGRATE:
             return None  # already recorded (duplicate delivery) or overtaken (marked as error)
+        old_host_id = locked.host_id
         locked.host_id = locked.migration_host_id
         locked.migration_host = None
         running = info.state == PowerState.RUNNING
@@ -66,4 +68,5 @@ def instance_migrate_succeeded(*, instance_id: str, info: DomainInfo) -> Instanc
         )
         message = "Moved to another host; running again." if running else "Moved to another host; still stopped."
         _event(locked, EventAction.MIGRATE, EventResult.SUCCEEDED, message=message)
+        network_services.instance_networking_moved(instance=locked, old_host_id=old_host_id)
     return locked

@@ -24,6 +24,10 @@ from compute.drivers.base import (
     TransientDriverError,
 )
 from compute.models import TASK_STATES, Instance, InstanceState, InstanceTask
+from compute.network.cloudinit import build_seed
+from compute.network.selectors import firewall_specs, instance_ports, nic_specs
+from compute.network.services.hosts import instance_networks_prepare
+from compute.network.services.traffic import traffic_sample_quietly
 
 # How long one task run waits for a domain to settle (boot, shut down) before handing over to a retry.
 SETTLE_WAIT = timedelta(seconds=120)
@@ -67,6 +71,9 @@ def instance_task_progress(*, instance_id: str, task: str) -> None:
 
 
 def domain_spec(instance: Instance) -> DomainSpec:
+    """Everything the host needs to create the machine: size, image, interfaces, cloud-init seed and firewall."""
+    ssh_keys = [key["public_key"] for key in instance.ssh_keys if key.get("public_key")]
+    nics = nic_specs(instance_ports(instance))
     return DomainSpec(
         uuid=str(instance.pk),
         name=instance.name,
@@ -74,8 +81,17 @@ def domain_spec(instance: Instance) -> DomainSpec:
         ram_mib=instance.flavor.ram_mib,
         disk_gib=instance.flavor.disk_gib,
         image=instance.image.source,
-        ssh_keys=tuple(key["public_key"] for key in instance.ssh_keys if key.get("public_key")),
+        ssh_keys=tuple(ssh_keys),
         metadata={"tenant": str(instance.tenant_id), "hostname": instance.name},
+        nics=nics,
+        seed=build_seed(
+            instance_id=str(instance.pk),
+            hostname=instance.name,
+            ssh_keys=ssh_keys,
+            text=instance.user_data,
+            nics=list(nics),
+        ),
+        firewall=firewall_specs(instance=instance),
     )
 
 
@@ -102,7 +118,10 @@ def _migrate(instance: Instance) -> DomainInfo:
     migrate_to leaves a domain that is on the new host where it is."""
     source, target = driver_for(instance.host), driver_for(instance.migration_host)
     uuid, task = str(instance.pk), InstanceTask.MIGRATE
+    # Its networks (with its lease) must be on the new host before the domain arrives there.
+    instance_networks_prepare(instance=instance, driver=target, host=instance.migration_host)
     try:
+        traffic_sample_quietly(instance=instance)  # the counters stay behind with the old NIC
         info = source.stop(uuid)  # graceful: the guest shuts down cleanly (the driver forces it after its timeout)
         _wait_until(source, instance_id=uuid, task=task, info=info, target=PowerState.SHUTOFF)
     except DomainNotFound:
@@ -120,10 +139,12 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
     if task == InstanceTask.MIGRATE:
         return _migrate(instance)
     if task == InstanceTask.BUILD:
+        instance_networks_prepare(instance=instance, driver=driver)
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:
         info = driver.start(uuid)
     elif task == InstanceTask.STOP:
+        traffic_sample_quietly(instance=instance)  # the counters go with the running NIC
         info = driver.stop(uuid, force=bool(instance.task_params.get("force")))
     elif task == InstanceTask.REBOOT:
         info = driver.reboot(uuid)
@@ -131,6 +152,7 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
         flavor = instance.resize_flavor or instance.flavor
         info = driver.resize(uuid, vcpus=flavor.vcpus, ram_mib=flavor.ram_mib, disk_gib=flavor.disk_gib)
     elif task == InstanceTask.DELETE:
+        traffic_sample_quietly(instance=instance)
         driver.destroy(uuid)
         return None
     else:  # pragma: no cover - TASK_STATES and this function list the same tasks

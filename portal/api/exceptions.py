@@ -1,11 +1,20 @@
-"""One error shape for every 4xx: {"error": {"code", "message", "details"}}.
+"""One error shape for every API error: {"error": {"code", "message", "details"}}.
 
 Service errors (portal.errors.ServiceError) carry their own code and status. Unexpected exceptions are left to
-Django on purpose: a bug must surface as a 500 and in the logs, not be disguised as a client error.
+Django on purpose: a bug must surface as a 500 and in the logs, not be disguised as a client error. What Django
+answers itself under /api/ (a body too large, a 500 once logged, an error raised outside DRF) goes through the
+handlers at the end of this module, so the API answers in its own shape there too; an unreachable database is a
+503 with Retry-After (portal.middleware.ApiErrorMiddleware answers it for the views).
 """
 
+import sys
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -48,6 +57,8 @@ def _code_of(exc: exceptions.APIException) -> str:
 def api_exception_handler(exc, context):
     if isinstance(exc, IdempotentReplay):
         return exc.response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(_too_large_body(), status=413)
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, Http404):
@@ -69,3 +80,57 @@ def api_exception_handler(exc, context):
 def not_found_view(request, *args, **kwargs):
     """Unknown URLs under /api/ answer in the API's error shape, never with an HTML page."""
     return JsonResponse(error_body("not_found", "No API endpoint at this address."), status=404)
+
+
+# --- what Django answers itself -------------------------------------------------------------------------------
+
+# The database is unreachable (restarting, failing over, too many connections): a client should come back shortly.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER = 5  # seconds
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def database_unavailable_response() -> JsonResponse:
+    body = error_body("service_unavailable", "The service is briefly unavailable; retry in a few seconds.")
+    return JsonResponse(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
+def _too_large_body() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_body("payload_too_large", f"The request body is too large: at most {limit} bytes.", {"limit": limit})
+
+
+def bad_request(request, exception):
+    """handler400: a request Django refused before any view (too large, malformed headers, a suspicious host)."""
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(_too_large_body(), status=413)
+    return JsonResponse(error_body("malformed_request", "The request could not be understood."), status=400)
+
+
+def permission_denied(request, exception):
+    """handler403."""
+    if not is_api_request(request):
+        return defaults.permission_denied(request, exception)
+    return JsonResponse(error_body("permission_denied", "You do not have permission to do that."), status=403)
+
+
+def page_not_found(request, exception):
+    """handler404 (under /api/ the catch-all route answers first; this covers a 404 raised outside it)."""
+    if not is_api_request(request):
+        return defaults.page_not_found(request, exception)
+    return not_found_view(request)
+
+
+def server_error_answer(request) -> JsonResponse | None:
+    """For handler500 (portal.views_ops.server_error), once Django has logged the exception: the API's answer under
+    /api/ (a 503 when the database is unreachable), None elsewhere (the page)."""
+    if not is_api_request(request):
+        return None
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return database_unavailable_response()
+    return JsonResponse(error_body("server_error", "Something went wrong on our side; it has been logged."), status=500)

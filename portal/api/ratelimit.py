@@ -3,14 +3,26 @@
 Each request counts against a sustained window (an hour) and a short burst window (a minute); creates and
 actions also count against a tighter pair. The window closest to running out is reported in the RateLimit-*
 headers of every response; a request over any limit is a 429 with Retry-After.
+
+The counters are a convenience, not a dependency: while the shared cache is unreachable (Redis down) each process
+counts in its own memory instead, with a logged warning, and tries the shared cache again a few seconds later. An
+outage of the cache loosens the limits for a while; it never turns API requests into errors.
 """
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.exceptions import APIException, Throttled
+
+logger = logging.getLogger(__name__)
+
+# After the shared cache fails, how long this process counts locally before it tries the shared cache again.
+SHARED_CACHE_RETRY_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -59,13 +71,45 @@ def client_identity(request) -> str:
     return f"ip:{request.META.get('REMOTE_ADDR', 'unknown')}"
 
 
-def _count(key: str, seconds: int) -> int:
+class _Counters:
+    """The shared cache while it answers; this process's memory for a while after it has failed."""
+
+    def __init__(self):
+        self.local = LocMemCache("hangar-ratelimit-fallback", {"MAX_ENTRIES": 10_000})
+        self._lock = threading.Lock()
+        self._shared_down_until = 0.0
+
+    def count(self, key: str, seconds: int) -> int:
+        if time.monotonic() >= self._shared_down_until:
+            try:
+                return _count_in(cache, key, seconds)
+            except Exception as error:  # any backend failure (Redis refused or timed out, a full disk) means "down"
+                self._shared_failed(error)
+        return _count_in(self.local, key, seconds)
+
+    def _shared_failed(self, error: Exception) -> None:
+        with self._lock:
+            if time.monotonic() < self._shared_down_until:
+                return  # another thread has already switched over and said so
+            self._shared_down_until = time.monotonic() + SHARED_CACHE_RETRY_SECONDS
+        logger.warning(
+            "Rate limits: the shared cache is unavailable (%s: %s); counting in this process for %d s.",
+            type(error).__name__,
+            error,
+            SHARED_CACHE_RETRY_SECONDS,
+        )
+
+
+_counters = _Counters()
+
+
+def _count_in(store, key: str, seconds: int) -> int:
     # add() is a no-op when the key exists, so the window's expiry is set once, by its first request.
-    cache.add(key, 0, timeout=seconds + 1)
+    store.add(key, 0, timeout=seconds + 1)
     try:
-        return cache.incr(key)
+        return store.incr(key)
     except ValueError:  # expired between add() and incr()
-        cache.add(key, 1, timeout=seconds + 1)
+        store.add(key, 1, timeout=seconds + 1)
         return 1
 
 
@@ -76,7 +120,7 @@ def hit(*, identity: str, write: bool, now: float | None = None) -> WindowState:
     exceeded = None
     for window in windows_for(write=write):
         started = int(now // window.seconds) * window.seconds
-        used = _count(f"hangar:ratelimit:{identity}:{window.name}:{started}", window.seconds)
+        used = _counters.count(f"hangar:ratelimit:{identity}:{window.name}:{started}", window.seconds)
         state = WindowState(window.limit, window.limit - used, max(int(started + window.seconds - now), 1))
         if used > window.limit and (exceeded is None or state.reset > exceeded.reset):
             exceeded = state

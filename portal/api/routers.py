@@ -8,7 +8,13 @@ from importlib import import_module
 
 from rest_framework.routers import SimpleRouter
 
-API_MODULES = ["tenants.api.urls", "compute.api.urls", "billing.api.urls"]
+API_MODULES = [
+    "tenants.api.urls",
+    "compute.api.urls",
+    "compute.network.api.urls",
+    "compute.monitoring.api.urls",
+    "billing.api.urls",
+]
 
 router = SimpleRouter(use_regex_path=False)
 

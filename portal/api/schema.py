@@ -12,10 +12,12 @@ ERROR_DESCRIPTIONS = {
     "404": "No such object in your organisation.",
     "409": "The object's state refuses the request (e.g. an action on a machine in a transitional state), or a "
     "request with the same Idempotency-Key is still being handled.",
+    "413": "The body is larger than the server accepts.",
     "415": "The body is not JSON.",
     "422": "Well-formed but refused: quota exceeded, no capacity, organisation on hold, or an Idempotency-Key "
     "reused with another body.",
     "429": "Rate limit exceeded: see the RateLimit-* and Retry-After headers.",
+    "503": "Briefly unavailable (the database is restarting): retry after the Retry-After header's seconds.",
 }
 ERROR_EXAMPLES = {
     "400": ("invalid", "The request is not valid; see details.", {"name": ["This field is required."]}),
@@ -23,9 +25,11 @@ ERROR_EXAMPLES = {
     "403": ("permission_denied", "Your role (viewer) does not allow this.", {}),
     "404": ("not_found", "Not found.", {}),
     "409": ("conflict", "The machine is stopping; wait until it has stopped.", {}),
+    "413": ("payload_too_large", "The request body is too large: at most 2621440 bytes.", {"limit": 2621440}),
     "415": ("unsupported_media_type", 'Unsupported media type "text/plain" in request.', {}),
     "422": ("quota_exceeded", "This would exceed your quota of 10 instances.", {"quota": "instances"}),
     "429": ("rate_limited", "Too many requests; try again in 42 seconds.", {}),
+    "503": ("service_unavailable", "The service is briefly unavailable; retry in a few seconds.", {}),
 }
 
 
@@ -40,11 +44,11 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def _statuses_for(method: str, *, has_object: bool, has_body: bool) -> list[str]:
-    statuses = ["400", "401", "403", "429"]
+    statuses = ["400", "401", "403", "429", "503"]
     if has_object:
         statuses.append("404")
     if has_body:
-        statuses.append("415")
+        statuses += ["413", "415"]
     if method in ("POST", "PATCH", "PUT", "DELETE"):
         statuses += ["409", "422"]
     return sorted(statuses)

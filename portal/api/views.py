@@ -3,7 +3,7 @@
 from django.urls import reverse
 from rest_framework import exceptions, generics, viewsets
 
-from portal.api import idempotency, ratelimit
+from portal.api import idempotency, parsers, ratelimit
 from portal.api.ratelimit import RateLimited
 from tenants.scoping import TenantScopedMixin
 
@@ -11,6 +11,7 @@ from tenants.scoping import TenantScopedMixin
 class HangarApiMixin:
     """Counts each request against its credential's rate limits and makes POSTs safe to retry."""
 
+    parser_classes = [parsers.JSONParser]
     rate_limit_state: ratelimit.WindowState | None = None
     idempotency_claim = None
 

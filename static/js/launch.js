@@ -1,6 +1,7 @@
-// The launch form: a live cost estimate of the chosen size, sizes too small for the chosen image greyed out, and
-// Enter inside "add a key" adding the key. Prices are computed on the server (billing/pricing.py) and carried on
-// each size card as data attributes, so this file only displays them and never does price arithmetic of its own.
+// The launch form: a live cost estimate of the chosen size (and a new public address), sizes too small for the
+// chosen image greyed out, and Enter inside "add a key" adding the key. Prices are computed on the server
+// (billing/pricing.py) and carried on each size card as data attributes, so this file only displays them and never
+// does price arithmetic of its own.
 // The server checks everything again; this only saves a round trip.
 (function () {
   "use strict";
@@ -28,6 +29,43 @@
     hourly.textContent = chosen.getAttribute("data-hourly");
     monthly.textContent = chosen.getAttribute("data-monthly");
     summary.textContent = chosen.getAttribute("data-summary");
+  }
+
+  // Only networks of the chosen region can be joined: the others are hidden and unticked, and the region's default
+  // network is ticked when none of its networks is.
+  function applyRegion() {
+    var form = launchForm();
+    var region = form && form.querySelector("input[name=region]:checked");
+    if (!region) {
+      return;
+    }
+    var choices = form.querySelectorAll("[data-network-region]");
+    var ticked = false;
+    Array.prototype.forEach.call(choices, function (label) {
+      var here = label.getAttribute("data-network-region") === region.value;
+      var box = label.querySelector("input");
+      label.hidden = !here;
+      if (!here) {
+        box.checked = false;
+      }
+      ticked = ticked || box.checked;
+    });
+    if (!ticked) {
+      Array.prototype.forEach.call(choices, function (label) {
+        if (!label.hidden && label.hasAttribute("data-default-network")) {
+          label.querySelector("input").checked = true;
+        }
+      });
+    }
+  }
+
+  // A new public address is priced on its own line, shown while its box is ticked.
+  function updateAddress() {
+    var line = document.querySelector("[data-cost-ipv4]");
+    var box = document.querySelector("input[data-public-ip]");
+    if (line && box) {
+      line.hidden = !box.checked;
+    }
   }
 
   // An image needs a minimum disk and RAM: the server lists the sizes below it (data-too-small), by its own rule.
@@ -65,6 +103,10 @@
       updateEstimate();
     } else if (event.target.name === "image") {
       applyImage();
+    } else if (event.target.name === "public_ip") {
+      updateAddress();
+    } else if (event.target.name === "region") {
+      applyRegion();
     }
   });
 

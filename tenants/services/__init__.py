@@ -22,7 +22,7 @@ from tenants.services.memberships import (
     user_sign_up,
     user_sign_up_invited,
 )
-from tenants.services.quotas import tenant_quota_set
+from tenants.services.quotas import quota_lock, tenant_quota_set
 from tenants.services.sessions import (
     user_device_logged_in,
     user_password_changed,
@@ -70,6 +70,7 @@ __all__ = [
     "invitation_revoke",
     "membership_change_role",
     "membership_remove",
+    "quota_lock",
     "tenant_create",
     "tenant_event",
     "tenant_hold",

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.errors import Conflict, Forbidden, InvalidRequest
+from tenants.lifecycle import announce_created
 from tenants.models import Invitation, Membership, Quota, Tenant, TenantEvent
 from tenants.roles import GRANTABLE_ROLES, Permission, Role
 from tenants.services.accounts import email_verification_send, user_check_verified, user_mark_email_verified
@@ -23,6 +24,7 @@ def tenant_create(*, name: str, owner) -> Tenant:
         tenant = Tenant.objects.create(name=name.strip())
         Quota.objects.create(tenant=tenant, **Quota.defaults())
         Membership.objects.create(user=owner, tenant=tenant, role=Role.OWNER)
+        announce_created(tenant=tenant, actor=owner)
     return tenant
 
 

@@ -1,4 +1,7 @@
-"""Quotas: the most an organisation may hold at once. Operators change them; the organisation's log says so."""
+"""Quotas: the most an organisation may hold at once. Operators change them; the organisation's log says so.
+
+The quota row doubles as the organisation's resource lock: every reservation of one tenant queues on it.
+"""
 
 from django.db import transaction
 
@@ -8,14 +11,27 @@ from tenants.services.events import tenant_event
 QUOTA_FIELDS = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
 
 
+def quota_lock(tenant: Tenant) -> Quota:
+    """Locks (creating it with the defaults if missing) the tenant's quota row until the transaction ends.
+
+    Launches, resizes, public address allocations and network changes of one tenant hold it while they check and
+    reserve, so two concurrent requests can never both take the last unit of a quota.
+    """
+    quota = Quota.objects.select_for_update().filter(tenant=tenant).first()
+    if quota is None:
+        Quota.objects.get_or_create(tenant=tenant, defaults=Quota.defaults())
+        quota = Quota.objects.select_for_update().get(tenant=tenant)
+    return quota
+
+
 def tenant_quota_set(*, tenant: Tenant, actor, limits: dict[str, int]) -> Quota:
     """Sets the limits given (the others stay); lowering a limit below what is held stops new resources only."""
     unknown = set(limits) - set(QUOTA_FIELDS)
     if unknown:
         raise ValueError(f"Not quota fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
-        # The quota row is also the launch lock (compute.services): a change waits for a launch in progress.
-        quota, _ = Quota.objects.select_for_update().get_or_create(tenant=tenant, defaults=Quota.defaults())
+        # The quota row is also the launch lock (quota_lock): a change waits for a launch in progress.
+        quota = quota_lock(tenant)
         changes = []
         for name, value in limits.items():
             if getattr(quota, name) != value:

@@ -46,6 +46,7 @@ def test_the_walk_finds_every_resource():
         "tenant", "quotas", "flavor-list", "flavor-detail", "image-list", "image-detail", "sshkey-list",
         "sshkey-detail", "instance-list", "instance-detail", "instance-actions", "instance-events",
         "usage", "invoice-list", "invoice-detail", "invoice-pdf", "invoice-csv", "activity-list",
+        "instance-metrics", "alertpolicy-list", "alertpolicy-detail", "alertpolicy-incidents",
     }  # fmt: skip
     assert expected <= names
     assert "post" in next(r for r in ROUTES if r.name == "instance-actions").methods
@@ -146,9 +147,10 @@ def test_every_operation_documents_its_errors():
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            assert {"401", "403", "429"} <= set(responses), f"{method.upper()} {path}"
+            assert {"401", "403", "429", "503"} <= set(responses), f"{method.upper()} {path}"
             if "{id}" in path:
                 assert "404" in responses, f"{method.upper()} {path}"
             if method == "post":
                 params = {p["name"] for p in operation.get("parameters", [])}
                 assert "Idempotency-Key" in params, f"POST {path}"
+                assert "413" in responses, f"POST {path}"

@@ -18,3 +18,13 @@ def test_seed_demo_adds_the_catalog_and_hosts_once(db):
     assert {"Debian", "Ubuntu", "Rocky Linux", "Alpine"} == set(Image.objects.values_list("os", flat=True))
     assert list(Host.objects.values_list("name", "driver")) == [("sim-a", "simulated"), ("sim-b", "simulated")]
     assert all(host.boot_seconds > 0 for host in Host.objects.all())
+
+
+def test_seed_demo_adds_a_public_pool_in_the_documentation_range_once(db):
+    from compute.network.models import Network, PublicIPPool
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    pool = PublicIPPool.objects.get()
+    assert (pool.cidr, pool.excluded) == ("203.0.113.0/24", "203.0.113.1")
+    assert Network.objects.filter(is_default=True).count() == 1  # the demo organisation's, made when it was created

@@ -1,14 +1,24 @@
-"""A real guest under qemu:///system, driven through the service layer and a real Celery worker subprocess.
+"""Real guests under qemu:///system, driven through the service layer or the API and a real Celery worker subprocess.
 
 The guest is the demo image (scripts/build-demo-image): a Debian kernel and a busybox initramfs that prints
-"HANGAR-DEMO-GUEST READY" on its serial console and powers off on ACPI. The test launches it, waits for that line,
+"HANGAR-DEMO-GUEST READY" on its serial console and powers off on ACPI. The first test launches it, waits for that line,
 stops it (ACPI), resizes it while stopped, starts it, kills libvirtd in the middle of a stop (the task must retry and
 finish once libvirtd is back), removes its domain behind Hangar's back (the reconciler must notice), and deletes it:
-afterwards libvirt knows nothing of it and its overlay disk is gone.
+afterwards libvirt knows nothing of it, its disk and seed are gone, and so is its network.
 
-Skipped when libvirt/QEMU are not installed here, unless HANGAR_REQUIRE_LIBVIRT=1 (CI), where that is a failure.
-The worker and this test share a private SQLite file and the embedded broker in a temporary HANGAR_VAR_DIR, whatever
-database the rest of the suite uses. Timings of each step are printed (pytest -s shows them).
+A second guest is driven through the API: launched with an SSH key and user-data that writes a file, it is logged in
+to over SSH with that key (the file and its hostname read back), given a public address (SSH to it through the
+host's 1:1 NAT), its firewall replaced by one without port 22 (SSH fails) and the rule added back (SSH works, live),
+made to send 2 MiB (the metered outbound bytes show them), and deleted: its addresses are free again and nothing of
+it is left on the host.
+
+libvirtd runs inside the network namespace $HANGAR_LIBVIRT_NETNS (scripts/ci-libvirt creates it and starts libvirtd
+there), so guest bridges and every packet to a guest stay in it; the test reaches guests with `ip netns exec … ssh`.
+Public addresses come from 203.0.113.0/24, routed only inside that namespace.
+
+Skipped when libvirt/QEMU or the namespace are not set up here, unless HANGAR_REQUIRE_LIBVIRT=1 (CI), where that is a
+failure. The worker and this test share a private SQLite file and the embedded broker in a temporary HANGAR_VAR_DIR,
+whatever database the rest of the suite uses. Timings of each step are printed (pytest -s shows them).
 """
 
 from __future__ import annotations
@@ -34,7 +44,10 @@ BIN = Path(sys.executable).parent
 URI = "qemu:///system"
 READY_LINE = "HANGAR-DEMO-GUEST READY"
 REQUIRED = os.environ.get("HANGAR_REQUIRE_LIBVIRT", "") == "1"
+NETNS = os.environ.get("HANGAR_LIBVIRT_NETNS", "")
+SETUP_COMMAND = "HANGAR_LIBVIRT_NETNS=hangar scripts/ci-libvirt, then run the tests with HANGAR_LIBVIRT_NETNS=hangar"
 LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
+PUBLIC_IP = "203.0.113.10"
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
@@ -48,13 +61,21 @@ def _unavailable() -> str:
         import libvirt
     except ImportError:
         return "libvirt-python is not installed (pip install -e '.[libvirt]')"
-    for program in ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img", "busybox", "cpio"):
+    programs = ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img", "busybox", "cpio", "dropbear", "genisoimage")
+    for program in (*programs, "dnsmasq", "nft", "ip", "ssh", "ssh-keygen"):
         if shutil.which(program) is None:
-            return f"{program} is not installed (scripts/ci-libvirt installs it)"
+            return f"{program} is not installed ({SETUP_COMMAND})"
+    if not NETNS:
+        return f"HANGAR_LIBVIRT_NETNS names no network namespace for the guests ({SETUP_COMMAND})"
+    if os.geteuid() != 0:
+        return "reaching guests inside a network namespace needs root"
     try:
         libvirt.open(URI).close()
     except libvirt.libvirtError as error:
-        return f"libvirtd does not answer at {URI} ({error}); scripts/ci-libvirt starts it"
+        return f"libvirtd does not answer at {URI} ({error}); {SETUP_COMMAND}"
+    pid = libvirtd_pid()
+    if pid is None or not in_namespace(pid):
+        return f"libvirtd does not run in network namespace {NETNS} ({SETUP_COMMAND})"
     return ""
 
 
@@ -128,6 +149,16 @@ class Worker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def wait_for(self, predicate, *, what: str, timeout: float) -> float:
+        """Seconds until `predicate()` holds; fails (with the worker's log) after `timeout` or if the worker died."""
+        started = time.monotonic()
+        while not predicate():
+            assert self.alive(), f"the worker exited:\n{self.output()[-4000:]}"
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"waited {timeout:.0f} s for {what}; worker log:\n{self.output()[-4000:]}")
+            time.sleep(0.25)
+        return time.monotonic() - started
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -200,6 +231,31 @@ def publishing_to(var_dir: Path, monkeypatch):
         app.conf.update(saved)
 
 
+def local_host(name: str = "local-qemu", **fields):
+    """This machine's libvirt as a Hangar host."""
+    from compute.models import Host
+
+    return Host.objects.create(name=name, driver="libvirt", uri=URI, vcpus=4, ram_mib=4096, disk_gib=50, **fields)
+
+
+def demo_image_registered(demo_image: Path):
+    """The demo image as an operator enters it in the admin."""
+    from compute.models import Image
+
+    return Image.objects.create(
+        name="Hangar demo guest",
+        os="BusyBox",
+        version="demo",
+        min_disk_gib=1,
+        min_ram_mib=128,
+        disk_path=str(demo_image / "disk.raw"),
+        disk_format="raw",
+        kernel_path=str(demo_image / "vmlinuz"),
+        initrd_path=str(demo_image / "initrd.img"),
+        kernel_cmdline="console=ttyS0 quiet",
+    )
+
+
 # --- libvirtd, killed and revived by the test ---------------------------------------------------------------------
 def libvirtd_pid() -> int | None:
     """The running libvirtd's pid; None if it is gone (a killed one may linger as a zombie until reaped)."""
@@ -221,9 +277,58 @@ def libvirtd_answers() -> bool:
     return True
 
 
+def in_namespace(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{NETNS}").st_ino
+    except OSError:
+        return False
+
+
 def start_libvirtd() -> None:
     if libvirtd_pid() is None:
-        subprocess.run(["libvirtd", "-d"], check=True, timeout=60)
+        subprocess.run(["ip", "netns", "exec", NETNS, "libvirtd", "-d"], check=True, timeout=60)
+
+
+# --- guests, reached from inside the namespace ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory) -> Path:
+    """A key made for this run; the guests get its public half through their seed."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    return key
+
+
+def ssh(key: Path, address: str, command: str, *, timeout: float = 20) -> subprocess.CompletedProcess:
+    """`command` on the guest as root; a connection that hangs (a firewall closing mid-handshake) counts as failed."""
+    options = (
+        *("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "LogLevel=ERROR"),
+        *("ConnectTimeout=3", "ServerAliveInterval=2", "ServerAliveCountMax=2"),
+    )
+    argv = [
+        *("ip", "netns", "exec", NETNS, "ssh", "-i", str(key)),
+        *(part for option in options for part in ("-o", option)),
+        f"root@{address}",
+        command,
+    ]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as expired:
+        return subprocess.CompletedProcess(argv, 124, stdout=expired.stdout or b"", stderr=expired.stderr or b"")
+
+
+def wait_for_ssh(key: Path, address: str, *, timeout: float) -> float:
+    started = time.monotonic()
+    while ssh(key, address, "true").returncode != 0:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"no SSH at {address} after {timeout:.0f} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def namespace(*command: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", NETNS, *command], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
 
 
 def virsh(*args: str) -> str:
@@ -238,23 +343,16 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
 
     from compute import reconciler, services
     from compute.console import instance_console_output
-    from compute.models import Flavor, Host, Image, Instance
+    from compute.models import Flavor, Instance
+    from compute.network.models import Network
     from tenants.roles import Role
     from tests.factories import MembershipFactory
 
     worker = Worker(tmp_path)
     timings: dict[str, float] = {}
     instance_id = None
+    network_ids: list[str] = []
     killed_libvirtd = False
-
-    def wait_for(predicate, *, what: str, timeout: float) -> float:
-        started = time.monotonic()
-        while not predicate():
-            assert worker.alive(), f"the worker exited:\n{worker.output()[-4000:]}"
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"waited {timeout:.0f} s for {what}; worker log:\n{worker.output()[-4000:]}")
-            time.sleep(0.25)
-        return time.monotonic() - started
 
     def current() -> Instance:
         return Instance.objects.select_related("host", "flavor").get(pk=instance_id)
@@ -270,21 +368,10 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
     worker.start()
     try:
         with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path, monkeypatch):
-            Host.objects.create(name="local-qemu", driver="libvirt", uri=URI, vcpus=4, ram_mib=4096, disk_gib=50)
+            local_host()
+            image = demo_image_registered(demo_image)
             tiny = Flavor.objects.create(name="it.tiny", vcpus=1, ram_mib=160, disk_gib=1, monthly_price=Decimal("1"))
             small = Flavor.objects.create(name="it.small", vcpus=2, ram_mib=192, disk_gib=2, monthly_price=Decimal("2"))
-            image = Image.objects.create(
-                name="Hangar demo guest",
-                os="BusyBox",
-                version="demo",
-                min_disk_gib=1,
-                min_ram_mib=128,
-                disk_path=str(demo_image / "disk.raw"),
-                disk_format="raw",
-                kernel_path=str(demo_image / "vmlinuz"),
-                initrd_path=str(demo_image / "initrd.img"),
-                kernel_cmdline="console=ttyS0 quiet",
-            )
             membership = MembershipFactory(role=Role.OWNER)
             tenant, user = membership.tenant, membership.user
 
@@ -294,8 +381,9 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
                 tenant=tenant, user=user, name="it-guest", flavor=tiny, image=image, keys=[]
             )
             instance_id = instance.pk
-            wait_for(in_state("running"), what="the build", timeout=180)
-            wait_for(lambda: READY_LINE in console(), what="the boot line on the serial console", timeout=180)
+            network_ids = [str(pk) for pk in Network.objects.filter(tenant=tenant).values_list("pk", flat=True)]
+            worker.wait_for(in_state("running"), what="the build", timeout=180)
+            worker.wait_for(lambda: READY_LINE in console(), what="the boot line on the serial console", timeout=180)
             timings["launch → boot line"] = time.monotonic() - launched_at
 
             conn = libvirt.open(URI)
@@ -308,13 +396,13 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
 
             # Stop: an ACPI shutdown the guest honours (not a forced power-off).
             services.instance_stop(instance=current(), user=user)
-            timings["stop (ACPI)"] = wait_for(in_state("stopped"), what="the stop", timeout=120)
+            timings["stop (ACPI)"] = worker.wait_for(in_state("stopped"), what="the stop", timeout=120)
             assert "ACPI power button" in console()
             assert not domain.isActive()
 
             # Resize while stopped: vCPUs, memory and a larger disk (qemu-img resize on the overlay).
             services.instance_resize(instance=current(), user=user, flavor=small)
-            timings["resize"] = wait_for(
+            timings["resize"] = worker.wait_for(
                 lambda: current().state == "stopped" and current().flavor_id == small.pk, what="the resize", timeout=120
             )
             definition = ElementTree.fromstring(conn.lookupByUUIDString(str(instance_id)).XMLDesc(0))
@@ -326,8 +414,8 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
             # Start again: a second boot line.
             services.instance_start(instance=current(), user=user)
             restarted_at = time.monotonic()
-            wait_for(in_state("running"), what="the start", timeout=120)
-            wait_for(lambda: console().count(READY_LINE) >= 2, what="the second boot line", timeout=180)
+            worker.wait_for(in_state("running"), what="the start", timeout=120)
+            worker.wait_for(lambda: console().count(READY_LINE) >= 2, what="the second boot line", timeout=180)
             timings["start → boot line"] = time.monotonic() - restarted_at
             conn.close()
 
@@ -339,18 +427,18 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
             services.instance_stop(instance=current(), user=user)
             os.kill(pid, signal.SIGKILL)
             killed_libvirtd = True
-            wait_for(lambda: libvirtd_pid() is None, what="libvirtd to die", timeout=30)
+            worker.wait_for(lambda: libvirtd_pid() is None, what="libvirtd to die", timeout=30)
             outage_started = time.monotonic()
-            wait_for(
+            worker.wait_for(
                 lambda: worker.output().count("retry: Retry in") > retries_before,
                 what="the stop task to retry",
                 timeout=60,
             )
             assert current().state == "stopping"
             start_libvirtd()
-            wait_for(libvirtd_answers, what="libvirtd to come back", timeout=60)
+            worker.wait_for(libvirtd_answers, what="libvirtd to come back", timeout=60)
             killed_libvirtd = False
-            wait_for(in_state("stopped"), what="the stop after libvirtd came back", timeout=180)
+            worker.wait_for(in_state("stopped"), what="the stop after libvirtd came back", timeout=180)
             timings["stop across a libvirtd restart"] = time.monotonic() - outage_started
 
             # A domain removed behind Hangar's back: the reconciler puts the instance in error.
@@ -361,16 +449,25 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
 
             # Delete: nothing of ours is left on the host.
             services.instance_delete(instance=current(), user=user)
-            timings["delete"] = wait_for(in_state("deleted"), what="the delete", timeout=120)
+            timings["delete"] = worker.wait_for(in_state("deleted"), what="the delete", timeout=120)
             assert f"hangar-{instance_id}" not in virsh("list", "--all", "--name").split()
             assert not overlay.exists()
             assert not (pool_path / f"{instance_id}.console.log").exists()
+            assert not (pool_path / f"{instance_id}.seed.iso").exists()
+            # Its network leaves the host with its last machine there.
+            worker.wait_for(
+                lambda: not [n for n in network_ids if f"hangar-net-{n}" in virsh("net-list", "--all", "--name")],
+                what="the network to leave the host",
+                timeout=60,
+            )
     finally:
         if killed_libvirtd:
             start_libvirtd()
         worker.stop()
         if instance_id is not None and libvirtd_answers():
             _remove_domain(str(instance_id))
+            for network_id in network_ids:
+                _remove_network(network_id)
         timings["total"] = time.monotonic() - started
         print("\nlibvirt integration timings: " + ", ".join(f"{step} {sec:.1f} s" for step, sec in timings.items()))
 
@@ -383,6 +480,175 @@ def _remove_domain(uuid: str) -> None:
     LibvirtDriver(Host(name="cleanup", driver="libvirt", uri=URI, vcpus=1, ram_mib=256, disk_gib=1)).destroy(uuid)
 
 
+# --- networking, through the API ----------------------------------------------------------------------------------
+USER_DATA = """#cloud-config
+write_files:
+  - path: /root/from-user-data.txt
+    content: |
+      written by user-data
+"""
+SSH_IN = {"direction": "in", "protocol": "tcp", "port_min": 22, "cidr": "0.0.0.0/0"}
+ICMP_IN = {"direction": "in", "protocol": "icmp", "cidr": "0.0.0.0/0"}
+ALL_OUT = {"direction": "out", "protocol": "any", "cidr": "0.0.0.0/0"}
+
+
+def test_through_the_api_a_real_guest_takes_its_key_and_user_data_answers_ssh_at_its_public_address_behind_its_firewall(
+    demo_image, ssh_key, tmp_path, django_db_blocker, monkeypatch
+):
+    import libvirt
+    from rest_framework.test import APIClient
+
+    from compute.drivers.libvirt_xml import bridge_name
+    from compute.models import Flavor
+    from compute.network.models import Network, PublicIP, PublicIPPool
+    from compute.network.tasks import sample_traffic
+    from tenants.models import ApiToken
+    from tenants.roles import Role
+    from tenants.services import api_token_create
+    from tests.factories import MembershipFactory
+
+    worker = Worker(tmp_path)
+    timings: dict[str, float] = {}
+    instance_id = None
+    network_ids: list[str] = []
+
+    def step(name: str, since: float) -> float:
+        timings[name] = time.monotonic() - since
+        return time.monotonic()
+
+    started = time.monotonic()
+    worker.migrate()
+    worker.start()
+    try:
+        with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path, monkeypatch):
+            local_host()
+            image = demo_image_registered(demo_image)
+            flavor = Flavor.objects.create(name="it.net", vcpus=1, ram_mib=160, disk_gib=1, monthly_price=Decimal("1"))
+            # The operator's pool: the documentation range, which exists only inside the namespace.
+            PublicIPPool.objects.create(name="it-public", cidr="203.0.113.8/29", excluded="203.0.113.9")
+            membership = MembershipFactory(role=Role.OWNER)
+            secret = api_token_create(membership=membership, name="it", scope=ApiToken.Scope.READ_WRITE)[1]
+            api = APIClient()
+            api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+            def call(method: str, url: str, body: dict | None = None, *, expect: int) -> dict:
+                response = getattr(api, method)(f"/api/v1/{url}", body, format="json")
+                assert response.status_code == expect, (method, url, response.status_code, response.content)
+                return response.json() if response.content else {}
+
+            def instance() -> dict:
+                return call("get", f"instances/{instance_id}/", expect=200)
+
+            # Launch with a key and user-data that writes a file; SSH in with the key, read the file and the name.
+            at = time.monotonic()
+            key = call(
+                "post", "ssh-keys/", {"name": "it", "public_key": ssh_key.with_suffix(".pub").read_text()}, expect=201
+            )
+            launched = call(
+                "post",
+                "instances/",
+                {
+                    "name": "it-net-guest",
+                    "flavor": str(flavor.pk),
+                    "image": str(image.pk),
+                    "ssh_keys": [key["id"]],
+                    "user_data": USER_DATA,
+                },
+                expect=202,
+            )
+            instance_id = launched["id"]
+            network_ids = list(Network.objects.filter(tenant=membership.tenant).values_list("pk", flat=True))
+            worker.wait_for(lambda: instance()["state"] == "running", what="the build", timeout=180)
+            private_ip = instance()["addresses"][0]["ip"]
+            wait_for_ssh(ssh_key, private_ip, timeout=120)
+            answer = ssh(ssh_key, private_ip, "cat /root/from-user-data.txt; hostname").stdout.decode()
+            assert answer.split("\n")[:2] == ["written by user-data", "it-net-guest"], answer
+            at = step("launch → SSH with the key, file and hostname read", at)
+
+            # A public address, allocated and assigned: SSH to it.
+            public = call("post", "ips/", {}, expect=201)
+            assert public["address"].startswith("203.0.113.")
+            call("post", f"ips/{public['id']}/actions/", {"type": "assign", "instance": instance_id}, expect=202)
+            assert instance()["public_ip"] == public["address"]
+            wait_for_ssh(ssh_key, public["address"], timeout=60)
+            assert ssh(ssh_key, public["address"], "hostname").stdout.decode().strip() == "it-net-guest"
+            at = step("public address allocated, assigned → SSH", at)
+
+            # Its firewall replaced by one without port 22: SSH fails. The rule added back: SSH works, live.
+            closed = call("post", "firewalls/", {"name": "no-ssh", "rules": [ICMP_IN, ALL_OUT]}, expect=201)
+            call("patch", f"instances/{instance_id}/", {"firewalls": [closed["id"]]}, expect=200)
+            worker.wait_for(
+                lambda: ssh(ssh_key, public["address"], "true", timeout=10).returncode != 0,
+                what="SSH to be refused",
+                timeout=60,
+            )
+            at = step("firewall without port 22 → SSH fails", at)
+            call("patch", f"firewalls/{closed['id']}/", {"rules": [SSH_IN, ICMP_IN, ALL_OUT]}, expect=200)
+            wait_for_ssh(ssh_key, public["address"], timeout=60)
+            at = step("port 22 added back → SSH works", at)
+
+            # 2 MiB sent by the guest: the metered outbound bytes show them.
+            sample_traffic.delay()
+            worker.wait_for(lambda: instance()["traffic"] is not None, what="a first traffic sample", timeout=60)
+            before = instance()["traffic"]["tx_bytes"]
+            sent = ssh(ssh_key, public["address"], "head -c 2097152 /dev/zero", timeout=60)
+            assert len(sent.stdout) == 2 * 1024**2
+
+            def metered() -> bool:
+                sample_traffic.delay()
+                time.sleep(1)
+                return instance()["traffic"]["tx_bytes"] - before >= 2 * 1024**2
+
+            worker.wait_for(metered, what="the 2 MiB in the metered traffic", timeout=60)
+            at = step("2 MiB sent → metered", at)
+
+            # Delete: the addresses are free again and nothing of the machine is left on the host.
+            call("delete", f"instances/{instance_id}/", expect=202)
+            worker.wait_for(lambda: instance()["state"] == "deleted", what="the delete", timeout=120)
+            assert call("get", f"ips/{public['id']}/", expect=200)["state"] == "allocated"  # unmapped, still ours
+            call("delete", f"ips/{public['id']}/", expect=204)
+            assert PublicIP.objects.get(pk=public["id"]).state == "released"
+            assert not Network.objects.filter(ports__instance_id=instance_id).exists()
+            conn = libvirt.open(URI)
+            try:
+                pool = conn.storagePoolLookupByName("hangar")
+
+                def host_clean() -> bool:
+                    pool.refresh(0)
+                    networks = virsh("net-list", "--all", "--name").split()
+                    return (
+                        not [name for name in pool.listVolumes() if instance_id in name]
+                        and f"hangar-fw-{instance_id}" not in virsh("nwfilter-list")
+                        and not [n for n in network_ids if f"hangar-net-{n}" in networks]
+                        and public["address"] not in namespace("nft", "list", "table", "ip", "hangar")
+                    )
+
+                worker.wait_for(host_clean, what="the host to forget the machine", timeout=60)
+            finally:
+                conn.close()
+            assert f"hangar-{instance_id}" not in virsh("list", "--all", "--name").split()
+            bridges = namespace("ip", "-br", "link")
+            assert not [n for n in network_ids if bridge_name(str(n)) in bridges]
+            step("delete → addresses free, nothing left on the host", at)
+    finally:
+        worker.stop()
+        if instance_id is not None and libvirtd_answers():
+            _remove_domain(str(instance_id))
+            for network_id in network_ids:
+                _remove_network(str(network_id))
+        timings["total"] = time.monotonic() - started
+        print("\nlibvirt networking timings: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in timings.items()))
+
+
+def _remove_network(network_id: str) -> None:
+    from compute.drivers.libvirt import LibvirtDriver
+    from compute.models import Host
+
+    LibvirtDriver(Host(name="cleanup", driver="libvirt", uri=URI, vcpus=1, ram_mib=256, disk_gib=1)).network_remove(
+        network_id
+    )
+
+
 def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
     demo_image, tmp_path, django_db_blocker, monkeypatch
 ):
@@ -392,21 +658,13 @@ def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
 
     from compute import services
     from compute.console import instance_console_output
-    from compute.models import Flavor, Host, Image, Instance
+    from compute.models import Flavor, Instance
     from tenants.roles import Role
     from tests.factories import MembershipFactory, UserFactory
 
     worker = Worker(tmp_path)
     instance_ids: list = []
     started = time.monotonic()
-
-    def wait_for(predicate, *, what: str, timeout: float) -> None:
-        begun = time.monotonic()
-        while not predicate():
-            assert worker.alive(), f"the worker exited:\n{worker.output()[-4000:]}"
-            if time.monotonic() - begun > timeout:
-                raise AssertionError(f"waited {timeout:.0f} s for {what}; worker log:\n{worker.output()[-4000:]}")
-            time.sleep(0.25)
 
     def state_of(pk) -> str:
         return Instance.objects.get(pk=pk).state
@@ -415,26 +673,10 @@ def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
     worker.start()
     try:
         with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path, monkeypatch):
-            source = Host.objects.create(
-                name="evac-a", driver="libvirt", uri=URI, storage_pool="hangar", vcpus=4, ram_mib=4096, disk_gib=50
-            )
-            target = Host.objects.create(
-                name="evac-b", driver="libvirt", uri=URI, storage_pool="hangar-evac", vcpus=4, ram_mib=4096,
-                disk_gib=50, enabled=False,
-            )  # fmt: skip
+            source = local_host("evac-a", storage_pool="hangar")
+            target = local_host("evac-b", storage_pool="hangar-evac", enabled=False)
             tiny = Flavor.objects.create(name="ev.tiny", vcpus=1, ram_mib=160, disk_gib=1, monthly_price=Decimal("1"))
-            image = Image.objects.create(
-                name="Hangar demo guest",
-                os="BusyBox",
-                version="demo",
-                min_disk_gib=1,
-                min_ram_mib=128,
-                disk_path=str(demo_image / "disk.raw"),
-                disk_format="raw",
-                kernel_path=str(demo_image / "vmlinuz"),
-                initrd_path=str(demo_image / "initrd.img"),
-                kernel_cmdline="console=ttyS0 quiet",
-            )
+            image = demo_image_registered(demo_image)
             membership = MembershipFactory(role=Role.OWNER)
             tenant, user = membership.tenant, membership.user
             operator = UserFactory(email="evacuating-operator@example.com", is_staff=True)
@@ -443,15 +685,17 @@ def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
             stopped = services.instance_launch(tenant=tenant, user=user, name="ev-off", flavor=tiny, image=image)
             instance_ids += [running.pk, stopped.pk]
             for pk in instance_ids:
-                wait_for(lambda pk=pk: state_of(pk) == "running", what="the builds", timeout=180)
+                worker.wait_for(lambda pk=pk: state_of(pk) == "running", what="the builds", timeout=180)
             services.instance_stop(instance=Instance.objects.get(pk=stopped.pk), user=user)
-            wait_for(lambda: state_of(stopped.pk) == "stopped", what="the stop", timeout=120)
+            worker.wait_for(lambda: state_of(stopped.pk) == "stopped", what="the stop", timeout=120)
             services.host_enable(host=target, actor=operator)
 
             evacuation = services.host_evacuate(host=source, actor=operator)
             assert len(evacuation.moving) == 2 and evacuation.left == [], evacuation.summary()
             for pk in instance_ids:
-                wait_for(lambda pk=pk: state_of(pk) in ("running", "stopped", "error"), what="the moves", timeout=300)
+                worker.wait_for(
+                    lambda pk=pk: state_of(pk) in ("running", "stopped", "error"), what="the moves", timeout=300
+                )
 
             moved_running, moved_stopped = (Instance.objects.get(pk=pk) for pk in instance_ids)
             assert (moved_running.state, moved_running.host_id) == ("running", target.pk), moved_running.error_reason
@@ -467,7 +711,7 @@ def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(
             assert not conn.lookupByUUIDString(str(moved_stopped.pk)).isActive()
             conn.close()
             # The moved guest boots from its copied disk: its console (now in the new pool) shows the boot line.
-            wait_for(
+            worker.wait_for(
                 lambda: READY_LINE in instance_console_output(instance=Instance.objects.get(pk=running.pk), lines=200),
                 what="the boot line on the new host",
                 timeout=180,
@@ -490,3 +734,91 @@ def _remove_moved_domain(uuid: str) -> None:
     for pool in ("hangar", "hangar-evac"):
         host = Host(name="cleanup", driver="libvirt", uri=URI, storage_pool=pool, vcpus=1, ram_mib=256, disk_gib=1)
         LibvirtDriver(host).destroy(uuid)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_line_typed_into_a_real_guests_console_gets_its_reply(demo_image):
+    """The interactive console end to end: the WebSocket consumer, the libvirt driver's console stream (opened with
+    virDomainOpenConsole) and the demo guest's shell on ttyS0, which evaluates what it is sent."""
+    import asyncio
+    import json
+
+    from channels.routing import URLRouter
+
+    from compute.console.routing import websocket_urlpatterns
+    from compute.console.sessions import console_ticket
+    from compute.drivers import driver_for
+    from compute.drivers.base import DomainSpec, ImageSource
+    from compute.models import Host, InstanceState
+    from tenants.roles import Role
+    from tests.factories import MembershipFactory
+    from tests.factories.compute import FlavorFactory, ImageFactory, InstanceFactory
+    from tests.websocket import WebsocketCommunicator, run_async
+
+    host = Host.objects.create(name="local-qemu-console", driver="libvirt", uri=URI, vcpus=2, ram_mib=2048, disk_gib=10)
+    membership = MembershipFactory(role=Role.MEMBER)
+    instance = InstanceFactory(
+        tenant=membership.tenant,
+        created_by=membership.user,
+        name="it-console",
+        flavor=FlavorFactory(name="it.console", vcpus=1, ram_mib=160, disk_gib=1),
+        image=ImageFactory(name="Hangar demo guest (console)"),
+        host=host,
+        state=InstanceState.RUNNING,
+    )
+    uuid = str(instance.pk)
+    driver = driver_for(host)
+    source = ImageSource(
+        disk_path=str(demo_image / "disk.raw"),
+        disk_format="raw",
+        kernel_path=str(demo_image / "vmlinuz"),
+        initrd_path=str(demo_image / "initrd.img"),
+        kernel_cmdline="console=ttyS0 quiet",
+    )
+    timings = {}
+    started = time.monotonic()
+    try:
+        driver.create(DomainSpec(uuid=uuid, name="it-console", vcpus=1, ram_mib=160, disk_gib=1, image=source))
+        deadline = time.monotonic() + 180
+        while READY_LINE not in driver.console_output(uuid, lines=200):
+            assert time.monotonic() < deadline, "the guest never printed its ready line"
+            time.sleep(0.5)
+        timings["boot"] = time.monotonic() - started
+
+        async def scenario() -> str:
+            communicator = WebsocketCommunicator(
+                URLRouter(websocket_urlpatterns),
+                f"/ws/instances/{uuid}/console/?ticket={console_ticket(instance=instance, user=membership.user)}",
+            )
+            communicator.scope["user"] = membership.user
+            connected, _ = await communicator.connect()
+            assert connected
+            screen = ""
+            sent = False
+            deadline = asyncio.get_running_loop().time() + 60
+            while "hangar-42" not in screen.replace("hangar-$((6*7))", ""):
+                remaining = deadline - asyncio.get_running_loop().time()
+                assert remaining > 0, f"no reply from the guest's shell; the console showed: {screen[-2000:]!r}"
+                try:
+                    message = await communicator.receive_output(timeout=min(remaining, 3))
+                except TimeoutError:
+                    message = None
+                if message is not None and message["type"] == "websocket.close":
+                    raise AssertionError(f"the console closed: {screen[-2000:]!r}")
+                if message is not None and message.get("text"):
+                    assert json.loads(message["text"])["final"] is False, message["text"]
+                elif message is not None and message.get("bytes"):
+                    screen += message["bytes"].decode(errors="replace")
+                if not sent or message is None:
+                    # The line the test types; the shell echoes it and prints the sum it asks for.
+                    await communicator.send_to(text_data="echo hangar-$((6*7))\r")
+                    sent = True
+            await communicator.disconnect()
+            return screen
+
+        screen = run_async(scenario)
+        timings["console reply"] = time.monotonic() - started - timings["boot"]
+        assert "hangar-42" in screen
+    finally:
+        _remove_domain(uuid)
+        print("\nlibvirt console timings: " + ", ".join(f"{step} {sec:.1f} s" for step, sec in timings.items()))

@@ -1,13 +1,16 @@
 """The reconciler: lost work re-enqueued, overdue work failed, hosts compared with the database."""
 
+import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from compute.drivers.base import PowerState
 from compute.models import Instance, OrphanDomain, SimulatedDomain
 from compute.reconciler import reconcile
 from compute.services import instance_stop
+from portal.celery import app as celery_app
 from tests.factories.compute import HostFactory, InstanceFactory, SimulatedDomainFactory
 
 NO_GRACE = timedelta(0)
@@ -225,3 +228,119 @@ def test_a_host_whose_driver_cannot_load_is_reported_and_the_others_are_still_co
     running.refresh_from_db()
     assert report.vanished == [str(running.pk)]
     assert running.state == "error"
+
+
+# --- queued or lost: the reconciler asks a real broker (a private filesystem one) ------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path, monkeypatch):
+    """A private embedded broker, with tasks sent to it rather than run inline; `broker.send(n)` queues n builds."""
+    folders = {name: tmp_path / name for name in ("queue", "control", "processed")}
+    for folder in folders.values():
+        folder.mkdir()
+    # The configuration before the environment (which Celery prefers), so monkeypatch restores the real URL.
+    monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
+    monkeypatch.setenv("CELERY_BROKER_URL", "filesystem://")
+    monkeypatch.setattr(
+        celery_app.conf,
+        "broker_transport_options",
+        {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+        },
+    )
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", False)
+
+    class Broker:
+        @staticmethod
+        def send(count: int) -> None:
+            with celery_app.connection_for_write() as connection:
+                for _ in range(count):
+                    kwargs = {"instance_id": str(uuid.uuid4())}
+                    celery_app.send_task("compute.tasks.build_instance", kwargs=kwargs, connection=connection)
+
+        @staticmethod
+        def purge() -> None:
+            for message in folders["queue"].iterdir():
+                message.unlink()
+
+    return Broker()
+
+
+def _waiting_build(tenant, *, enqueued_ago: timedelta, claimed: bool = False) -> Instance:
+    now = timezone.now()
+    return InstanceFactory(
+        tenant=tenant,
+        state="building" if claimed else "pending",
+        task="build",
+        task_enqueued_at=now - enqueued_ago,
+        task_progress_at=now if claimed else None,
+        task_deadline=now + timedelta(minutes=10),
+    )
+
+
+def test_work_waiting_behind_a_backlog_is_queued_not_lost(tenant, broker):
+    waiting = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    broker.send(3)  # the backlog it waits behind
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert report.requeued == []
+    assert report.queued == [str(waiting.pk)]
+    assert not waiting.events.filter(action="reconcile").exists()
+    assert "1 still queued" in report.summary()
+
+
+def test_unclaimed_work_is_lost_once_its_queue_is_empty(tenant, broker):
+    waiting = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    broker.send(3)
+    reconcile(grace=timedelta(seconds=90))
+    broker.purge()  # the backlog has been worked off, and its message was not among it
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert report.requeued == [str(waiting.pk)]
+    assert "nothing waits in its queue (lost message)" in waiting.events.get(action="reconcile").message
+
+
+def test_unclaimed_work_is_lost_once_work_sent_after_it_has_been_claimed(tenant, broker):
+    waiting = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    _waiting_build(tenant, enqueued_ago=timedelta(minutes=2), claimed=True)  # the queue passed it over
+    broker.send(3)
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert report.requeued == [str(waiting.pk)]
+    assert "work sent after it has started (lost message)" in waiting.events.get(action="reconcile").message
+
+
+def test_claimed_work_that_falls_silent_is_lost_whatever_waits(tenant, broker):
+    silent = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3), claimed=True)
+    Instance.objects.filter(pk=silent.pk).update(task_progress_at=timezone.now() - timedelta(minutes=2))
+    broker.send(3)
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert report.requeued == [str(silent.pk)]
+    assert "(worker stopped)" in silent.events.get(action="reconcile").message
+
+
+def test_unclaimed_work_is_left_alone_while_the_broker_cannot_be_asked(tenant, broker, monkeypatch):
+    waiting = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert report.queued == [str(waiting.pk)]
+    assert report.requeued == []
+
+
+def test_periodic_tasks_have_a_queue_of_their_own(settings):
+    from portal.queue import queue_of
+
+    assert {queue_of(entry["task"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {"control"}
+    assert queue_of("compute.tasks.build_instance") == "celery"
+    assert {queue.name for queue in celery_app.conf.task_queues} == {"celery", "control"}  # what workers consume

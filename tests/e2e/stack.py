@@ -2,9 +2,11 @@
 
 Used by tests that must prove work is done by a separate worker process, not inline. The stack gets its own
 var/ folder and its own database: a temporary SQLite file, or a fresh PostgreSQL database when the suite runs on
-PostgreSQL; the broker is the embedded one, or a private Redis database when the suite runs on Redis.
+PostgreSQL; the broker is the embedded one, or a private Redis database when the suite runs on Redis. The fault
+suite (tests/fault) gives it the URLs of servers it runs itself, and stops, kills and pauses its processes.
 """
 
+import json
 import os
 import signal
 import socket
@@ -15,8 +17,10 @@ import urllib.error
 import urllib.request
 import uuid
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from django.utils.datastructures import CaseInsensitiveMapping
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -33,24 +37,27 @@ def free_port() -> int:
 class Response:
     status_code: int
     body: bytes
+    # Looked up whatever the case: header names are case-insensitive, and uvicorn sends them in lower case.
+    headers: CaseInsensitiveMapping = field(default_factory=lambda: CaseInsensitiveMapping({}))
+    seconds: float = 0.0  # how long the answer took
 
     def json(self):
-        import json
-
         return json.loads(self.body)
 
 
 class Stack:
-    def __init__(self, var_dir: Path):
+    def __init__(self, var_dir: Path, *, urls: dict[str, str] | None = None, env: dict[str, str] | None = None):
+        """`urls` may name the servers to use (DATABASE_URL, CELERY_BROKER_URL, CACHE_URL), used as they are;
+        `env` adds settings for every process."""
         self.var_dir = var_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         self._pg_database = ""
-        self.env = self._environment()
+        self.env = {**self._environment(urls or {}), **(env or {})}
 
-    def _environment(self) -> dict:
+    def _environment(self, urls: dict[str, str]) -> dict:
         from django.conf import settings
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_ALLOW_ASYNC", "PYTEST"))}
@@ -61,6 +68,8 @@ class Stack:
             GUNICORN_BIND=f"127.0.0.1:{self.port}",
             GUNICORN_WORKERS="2",
         )
+        if urls:
+            return {**env, "CACHE_URL": f"file://{self.var_dir / 'cache'}", **urls}
         if settings.DATABASE_IS_SQLITE:
             env["DATABASE_URL"] = f"sqlite:///{self.var_dir / 'stack.sqlite3'}"
         else:
@@ -115,10 +124,11 @@ class Stack:
         return result.stdout
 
     def _spawn(self, name: str, command: list[str]) -> None:
+        """Starts a process in a session of its own; a restarted one appends to the same log."""
         log = self.var_dir / f"{name}.log"
         self.logs[name] = log
         self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env=self.env, stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def start(self) -> "Stack":
@@ -126,25 +136,19 @@ class Stack:
         self.manage("seed_demo")
         self.start_web()
         self.start_worker()
-        self._spawn(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "portal",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(self.var_dir / "celerybeat-schedule"),
-            ],
-        )
+        self.start_beat()
         self.wait_for(lambda: self.get("/healthz").status_code == 200, what="the web server")
         return self
 
     def start_web(self, *options: str) -> None:
         """gunicorn with portal/gunicorn.conf.py; `options` are command-line settings, which override the file's."""
-        self._spawn("web", [str(BIN / "gunicorn"), "portal.wsgi", "-c", "portal/gunicorn.conf.py", *options])
+        self._spawn(
+            "web", [str(BIN / "gunicorn"), "portal.asgi:application", "-c", "portal/gunicorn.conf.py", *options]
+        )
+
+    def start_beat(self) -> None:
+        schedule = str(self.var_dir / "celerybeat-schedule")
+        self._spawn("beat", [str(BIN / "celery"), "-A", "portal", "beat", "--loglevel", "INFO", "--schedule", schedule])
 
     def start_worker(self) -> None:
         self._spawn(
@@ -168,14 +172,32 @@ class Stack:
         os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
+    def pause(self, name: str) -> None:
+        """Freezes a process and its children (SIGSTOP): it holds its connections but does nothing."""
+        os.killpg(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.processes[name].pid, signal.SIGCONT)
+
     def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body=None, *, headers: dict | None = None, timeout=10.0) -> Response:
+        """One HTTP request; `body` is sent as JSON unless it is bytes. A connection failure is status 599."""
+        headers = dict(headers or {})
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
+        started = time.monotonic()
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return Response(response.status, response.read())
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, content, answer_headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            return Response(error.code, error.read())
+            status, content, answer_headers = error.code, error.read(), error.headers
         except OSError:
-            return Response(599, b"")
+            status, content, answer_headers = 599, b"", {}
+        return Response(status, content, CaseInsensitiveMapping(dict(answer_headers)), time.monotonic() - started)
 
     def wait_for(self, predicate, *, what: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -188,8 +210,18 @@ class Stack:
             time.sleep(0.5)
         raise TimeoutError(f"waited {timeout:.0f} s for {what}; logs:\n" + self.tail_logs())
 
-    def tail_logs(self) -> str:
-        return "\n".join(f"--- {name}\n{log.read_text()[-2000:]}" for name, log in self.logs.items() if log.exists())
+    def tail_logs(self, characters: int = 2000) -> str:
+        return "\n".join(
+            f"--- {name}{self._exit_status(name)}\n{log.read_text()[-characters:]}"
+            for name, log in self.logs.items()
+            if log.exists()
+        )
+
+    def _exit_status(self, name: str) -> str:
+        process = self.processes.get(name)
+        if process is None:
+            return " (stopped)"
+        return f" (exited with {process.returncode})" if process.poll() is not None else ""
 
     def stop(self) -> None:
         for process in self.processes.values():

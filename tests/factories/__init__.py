@@ -4,7 +4,7 @@ FACTORIES maps every model to its factory: the generic isolation tests build one
 names through it, so an app that adds a model with a URL must add its factory to its module's FACTORIES.
 """
 
-from tests.factories import api, billing, compute, tenants
+from tests.factories import api, billing, compute, monitoring, network, tenants
 from tests.factories.tenants import (
     InvitationFactory,
     MembershipFactory,
@@ -13,6 +13,13 @@ from tests.factories.tenants import (
     UserFactory,
 )
 
-FACTORIES = {**tenants.FACTORIES, **api.FACTORIES, **compute.FACTORIES, **billing.FACTORIES}
+FACTORIES = {
+    **tenants.FACTORIES,
+    **api.FACTORIES,
+    **compute.FACTORIES,
+    **network.FACTORIES,
+    **monitoring.FACTORIES,
+    **billing.FACTORIES,
+}
 
 __all__ = ["FACTORIES", "InvitationFactory", "MembershipFactory", "QuotaFactory", "TenantFactory", "UserFactory"]

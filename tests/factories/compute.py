@@ -61,6 +61,7 @@ class HostFactory(factory.django.DjangoModelFactory):
     disk_gib = 2000
     boot_seconds = 0
     stop_seconds = 0
+    traffic_bytes_per_second = 0
 
 
 class FlavorFactory(factory.django.DjangoModelFactory):

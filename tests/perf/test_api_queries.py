@@ -13,12 +13,15 @@ from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, In
 
 pytestmark = pytest.mark.django_db
 
-# The token with its membership (authentication), the capped count and the page.
-API_LIST_QUERIES = 3
+# The token with its membership (authentication), the capped count, the page, and the page's network interfaces and
+# firewalls (two prefetches for the whole page).
+API_LIST_QUERIES = 5
 # The token with its membership, the flavor and image of the body, the region (the default one) and the image's
-# regions, then the launch: the quota lock and usage, the hosts with their usage, the claim on the chosen host, the
-# instance, its event and the activity log's entry.
-LAUNCH_QUERIES = 12
+# regions, then the launch: the quota lock and usage (machines and public addresses), the hosts with their usage,
+# the claim on the chosen host (its row, then its version), the instance, its event and the activity log's entry (13);
+# then its networking (the default network and firewalls, its port and address) and the answer's networking and
+# traffic (14).
+LAUNCH_QUERIES = 27
 
 
 @pytest.fixture

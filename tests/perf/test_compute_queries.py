@@ -16,8 +16,13 @@ from tests.factories.compute import (
 # Session, user and memberships (middleware) are 3 of each; the rest are the page's own reads.
 LIST_QUERIES = 5  # the table alone (what an htmx poll fetches)
 LIST_PAGE_QUERIES = LIST_QUERIES + 2  # the whole page adds the filter bar's sizes and images in use
-DETAIL_QUERIES = 8
-LAUNCH_QUERIES = 11  # 8, and the regions: the list, the default one, what their hosts have room for
+# 8; + the public addresses counted in the quota headroom of the resize choices; + networking: interfaces, public
+# address, firewalls, and the firewall picker's choices with their rules
+DETAIL_QUERIES = 14
+# 8, and the regions: the list, the default one, what their hosts have room for; + the public addresses counted in
+# the quota headroom; + the networks, the firewalls with their rules, and the default region to tick the default
+# network of
+LAUNCH_QUERIES = 16
 KEYS_QUERIES = 4
 
 

@@ -29,9 +29,10 @@ def test_healthz_says_when_no_worker_has_been_seen(client):
 
 @pytest.mark.django_db
 def test_healthz_is_503_when_the_broker_is_down(client, monkeypatch):
-    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration, so point both at nothing.
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration, so point both at nothing;
+    # the configuration first, so that what monkeypatch restores afterwards is the real URL, not the broken one.
     monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(celery_app.conf, "broker_transport_options", {})
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
@@ -47,3 +48,19 @@ def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["ok"] is False
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_json_naming_the_cache_when_it_is_down(client, settings):
+    # Nothing listens on port 1: connecting is refused at once, as with a stopped Redis.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["down"] == ["cache"], body
+    assert body["checks"]["cache"] == {"ok": False, "error": "ConnectionError"}
+    assert body["checks"]["worker"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True

@@ -51,5 +51,6 @@ class Command(BaseCommand):
         """Each app's demo seeding, in dependency order."""
         from billing import demo as billing_demo
         from compute import demo as compute_demo
+        from compute.network import demo as network_demo
 
-        return [compute_demo.seed, billing_demo.seed]
+        return [compute_demo.seed, network_demo.seed, billing_demo.seed]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0004_instance_list_indexes'),
+        ('compute', '0005_instance_list_indexes'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compute', '0003_regions_and_migration'),
+        ('compute', '0004_networking_fields'),
         ('tenants', '0004_tenant_standing'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -1,0 +1,7 @@
+from compute.network.api import views
+
+routes = [
+    ("networks", views.NetworkViewSet, "network"),
+    ("ips", views.PublicIPViewSet, "publicip"),
+    ("firewalls", views.FirewallViewSet, "firewall"),
+]

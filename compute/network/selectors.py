@@ -1,0 +1,255 @@
+"""Reads for networking: what the pages and the API list, and what each host should have (the driver specs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from compute.drivers.base import DhcpHost, FirewallRuleSpec, NatMapping, NetworkSpec, NicSpec
+from compute.models import Host, Instance, InstanceState
+from compute.network.models import (
+    Firewall,
+    FirewallRule,
+    Network,
+    NetworkEvent,
+    Port,
+    PublicIP,
+    PublicIPPool,
+    PublicIPState,
+    TrafficUsage,
+)
+from tenants.models import Tenant
+
+LIVE = ~Q(instance__state=InstanceState.DELETED)
+
+
+# --- the tenant's view ------------------------------------------------------------------------------------------
+
+
+def network_list(*, tenant: Tenant) -> QuerySet[Network]:
+    """The tenant's networks, default first, with how many machines use each."""
+    return (
+        Network.objects.for_tenant(tenant)
+        .select_related("region")
+        .annotate(machine_count=Count("ports", distinct=True))
+        .order_by("-is_default", "name", "id")
+    )
+
+
+def network_ports(*, network: Network) -> QuerySet[Port]:
+    return Port.objects.filter(network=network).select_related("instance").order_by("address", "id")
+
+
+def public_ip_list(*, tenant: Tenant) -> QuerySet[PublicIP]:
+    """The addresses the tenant holds (released ones are history), newest first."""
+    return (
+        PublicIP.objects.for_tenant(tenant)
+        .held()
+        .select_related("instance", "pool__region")
+        .order_by("-allocated_at", "id")
+    )
+
+
+def firewall_list(*, tenant: Tenant) -> QuerySet[Firewall]:
+    """The tenant's firewalls, default first, with their rules and how many live machines each protects."""
+    return (
+        Firewall.objects.for_tenant(tenant)
+        .annotate(machine_count=Count("instances", filter=~Q(instances__state=InstanceState.DELETED), distinct=True))
+        .prefetch_related(Prefetch("rules", queryset=FirewallRule.objects.order_by("position", "id")))
+        .order_by("-is_default", "name", "id")
+    )
+
+
+def firewall_machines(*, firewall: Firewall) -> QuerySet[Instance]:
+    return firewall.instances.exclude(state=InstanceState.DELETED).order_by("name", "id")
+
+
+def network_events(*, tenant: Tenant, actions: tuple[str, ...] = ()) -> QuerySet[NetworkEvent]:
+    events = NetworkEvent.objects.for_tenant(tenant).select_related("actor")
+    if actions:
+        events = events.filter(action__in=actions)
+    return events.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class InstanceNetworking:
+    """What the instance page shows: its interfaces, its public address, its firewalls and how to log in."""
+
+    ports: list[Port]
+    public_ip: PublicIP | None
+    firewalls: list[Firewall]
+
+    @property
+    def ssh_address(self) -> str:
+        if self.public_ip is not None:
+            return self.public_ip.address
+        return self.ports[0].address if self.ports else ""
+
+
+def instance_networking(*, instance: Instance) -> InstanceNetworking:
+    firewalls = list(instance.firewalls.order_by("-is_default", "name"))
+    return InstanceNetworking(
+        ports=instance_ports(instance), public_ip=instance_public_ip(instance), firewalls=firewalls
+    )
+
+
+def assignable_instances(*, tenant: Tenant) -> QuerySet[Instance]:
+    """Machines a public address can be assigned to: live, with a private address and no public one yet."""
+    return (
+        Instance.objects.for_tenant(tenant)
+        .exclude(state__in=[InstanceState.DELETING, InstanceState.DELETED])
+        .filter(ports__index=0)
+        .exclude(public_ips__state=PublicIPState.ASSIGNED)
+        .order_by("name", "id")
+    )
+
+
+# --- traffic ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficTotals:
+    rx_bytes: int
+    tx_bytes: int
+
+
+def instance_traffic(*, instance: Instance, start: datetime, end: datetime) -> TrafficTotals:
+    """Bytes the machine received and sent in the hours that begin in [start, end)."""
+    totals = TrafficUsage.objects.filter(instance=instance, hour__gte=start, hour__lt=end).aggregate(
+        rx=Coalesce(Sum("rx_bytes"), 0), tx=Coalesce(Sum("tx_bytes"), 0)
+    )
+    return TrafficTotals(rx_bytes=int(totals["rx"]), tx_bytes=int(totals["tx"]))
+
+
+def tenant_outbound_bytes(*, tenant: Tenant, start: datetime, end: datetime) -> int:
+    """Everything the tenant's machines sent in the hours that begin in [start, end): what billing meters."""
+    total = (
+        TrafficUsage.objects.for_tenant(tenant)
+        .filter(hour__gte=start, hour__lt=end)
+        .aggregate(tx=Coalesce(Sum("tx_bytes"), 0))
+    )
+    return int(total["tx"])
+
+
+# --- what hosts should have (the driver specs) --------------------------------------------------------------------
+
+
+def with_networking(instances: QuerySet[Instance]) -> QuerySet[Instance]:
+    """Instances with what instance_ports(), instance_public_address() and their firewalls read: two queries for
+    the whole list, none per row."""
+    assigned = PublicIP.objects.filter(instance=OuterRef("pk"), state=PublicIPState.ASSIGNED).values("address")
+    return instances.annotate(public_address=Subquery(assigned[:1])).prefetch_related(
+        Prefetch("ports", queryset=Port.objects.select_related("network").order_by("index"), to_attr="port_list"),
+        "firewalls",
+    )
+
+
+def instance_ports(instance: Instance) -> list[Port]:
+    """The machine's interfaces, eth0 first (prefetched by with_networking(), or read now)."""
+    prefetched = getattr(instance, "port_list", None)
+    if prefetched is not None:
+        return prefetched
+    return list(Port.objects.filter(instance=instance).select_related("network").order_by("index"))
+
+
+def instance_public_ip(instance: Instance) -> PublicIP | None:
+    return PublicIP.objects.filter(instance=instance, state=PublicIPState.ASSIGNED).first()
+
+
+def instance_public_address(instance: Instance) -> str | None:
+    """The public address assigned to the machine (annotated by with_networking(), or read now)."""
+    if hasattr(instance, "public_address"):
+        return instance.public_address
+    public_ip = instance_public_ip(instance)
+    return public_ip.address if public_ip is not None else None
+
+
+def nic_specs(ports: list[Port]) -> tuple[NicSpec, ...]:
+    return tuple(
+        NicSpec(mac=port.mac, network_id=str(port.network_id), ip=port.address, prefix=port.network.prefix)
+        for port in ports
+    )
+
+
+def network_spec(*, network: Network, host: Host, arriving: Instance | None = None) -> NetworkSpec:
+    """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host (and
+    for `arriving`, a machine being moved there)."""
+    on_host = Q(instance__host=host) | Q(instance=arriving) if arriving is not None else Q(instance__host=host)
+    ports = (
+        Port.objects.filter(network=network)
+        .filter(on_host)
+        .filter(LIVE)
+        .select_related("instance")
+        .order_by("address", "id")
+    )
+    return NetworkSpec(
+        id=str(network.pk),
+        name=network.name,
+        cidr=network.cidr,
+        gateway_ip=network.gateway_ip,
+        dhcp_hosts=tuple(DhcpHost(mac=port.mac, ip=port.address, hostname=port.instance.name) for port in ports),
+    )
+
+
+def host_networks(*, host: Host) -> QuerySet[Network]:
+    """Networks that have a live machine on `host`."""
+    live = Port.objects.filter(instance__host=host).filter(LIVE)
+    return Network.objects.filter(pk__in=live.values("network_id"))
+
+
+def firewall_specs(*, instance: Instance) -> tuple[FirewallRuleSpec, ...]:
+    """The union of the machine's firewalls' rules, each once, in a stable order."""
+    rules = FirewallRule.objects.filter(firewall__instances=instance).order_by(
+        "firewall__name", "firewall_id", "position", "id"
+    )
+    return tuple(dict.fromkeys(rule.spec() for rule in rules))
+
+
+def nat_mappings(*, host: Host) -> tuple[NatMapping, ...]:
+    """Every public address assigned to a live machine on `host`, mapped onto that machine's primary address."""
+    assigned = (
+        PublicIP.objects.filter(state=PublicIPState.ASSIGNED, instance__host=host)
+        .exclude(instance__state=InstanceState.DELETED)
+        .order_by("address")
+        .values_list("address", "instance_id")
+    )
+    primary = dict(
+        Port.objects.filter(instance_id__in=[instance_id for _, instance_id in assigned], index=0).values_list(
+            "instance_id", "address"
+        )
+    )
+    return tuple(
+        NatMapping(public_ip=address, private_ip=primary[instance_id])
+        for address, instance_id in assigned
+        if instance_id in primary
+    )
+
+
+def instances_with_domains(*, host: Host) -> QuerySet[Instance]:
+    """Live machines on `host` whose domain exists (firewalls can be applied to them)."""
+    return Instance.objects.filter(host=host, state__in=[InstanceState.RUNNING, InstanceState.STOPPED]).order_by("pk")
+
+
+# --- operators ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    pool: PublicIPPool
+    size: int
+    held: int
+
+    @property
+    def free(self) -> int:
+        return max(self.size - self.held, 0)
+
+
+def pool_usages() -> list[PoolUsage]:
+    held = dict(PublicIP.objects.held().values("pool_id").annotate(count=Count("id")).values_list("pool_id", "count"))
+    return [
+        PoolUsage(pool=pool, size=len(pool.addresses()), held=held.get(pool.pk, 0))
+        for pool in PublicIPPool.objects.order_by("name")
+    ]

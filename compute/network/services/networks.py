@@ -1,0 +1,185 @@
+"""Private networks and their addresses (IP address management in the database).
+
+An address is unique per network by constraint (`port_unique_address_per_network`). Allocation locks the networks
+it draws from (in primary-key order, so two launches never deadlock), takes the lowest free address, and inserts
+under a savepoint: should the constraint refuse the insert anyway, it reads the used addresses again and takes the
+next one. Addresses are freed when the machine's deletion has finished, never before: a new machine could otherwise
+get the address of one that is still shutting down.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from compute.models import Instance, Region
+from compute.network import addressing
+from compute.network.models import Network, NetworkEventAction, Port
+from compute.network.services.common import after_commit, clean_name
+from compute.network.services.events import network_event
+from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.models import Tenant
+from tenants.services.quotas import quota_lock
+
+MAX_NETWORKS_PER_TENANT = 20
+# A MAC clash (24 random bits) or a concurrent insert of the same address: read again and retry this often.
+ALLOCATION_ATTEMPTS = 8
+
+
+def _name_taken(tenant_id, name: str, exclude=None) -> bool:
+    networks = Network.objects.filter(tenant_id=tenant_id, name__iexact=name)
+    if exclude is not None:
+        networks = networks.exclude(pk=exclude.pk)
+    return networks.exists()
+
+
+def _name_error(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"You already have a network called {name}; pick another name.", code="name_taken", details={"field": "name"}
+    )
+
+
+def network_create(*, tenant: Tenant, user, name: str, cidr: str, region: Region | None = None) -> Network:
+    """A new private network in `region` (the default one if None): an RFC 1918 range that overlaps none of the
+    tenant's other networks."""
+    name = clean_name(name, what="network")
+    network_range = addressing.parse_private_cidr(cidr)
+    if region is not None and not isinstance(region, Region):
+        raise InvalidRequest(
+            "That region does not exist; pick another.", code="invalid_region", details={"field": "region"}
+        )
+    region = region or Region.objects.default_or_create()
+    with transaction.atomic():
+        quota_lock(tenant)  # the overlap check and the insert must see the same set of networks
+        others = list(Network.objects.for_tenant(tenant).values_list("name", "cidr"))
+        if len(others) >= MAX_NETWORKS_PER_TENANT:
+            raise Unprocessable(
+                f"You can have at most {MAX_NETWORKS_PER_TENANT} networks; delete one you no longer use.",
+                code="quota_exceeded",
+                details={"resource": "networks", "limit": MAX_NETWORKS_PER_TENANT},
+            )
+        if (clash := addressing.overlapping(network_range, others)) is not None:
+            raise InvalidRequest(
+                f"{network_range} overlaps your network {clash}; pick a range that does not.",
+                code="cidr_overlap",
+                details={"field": "cidr"},
+            )
+        if _name_taken(tenant.pk, name):
+            raise _name_error(name)
+        try:
+            with transaction.atomic():
+                network = Network.objects.create(
+                    tenant=tenant, region=region, name=name, cidr=str(network_range), created_by=user
+                )
+        except IntegrityError:
+            raise _name_error(name) from None
+        network_event(
+            tenant_id=tenant.pk,
+            action=NetworkEventAction.NETWORK_CREATE,
+            subject=str(network),
+            resource_id=network.pk,
+            actor=user,
+            message=f"{network.capacity} addresses for machines; {network.gateway_ip} is the gateway.",
+        )
+    return network
+
+
+def network_rename(*, network: Network, user, name: str) -> Network:
+    name = clean_name(name, what="network")
+    with transaction.atomic():
+        locked = Network.objects.select_for_update().get(pk=network.pk)
+        old = locked.name
+        if old == name:
+            return locked
+        if _name_taken(locked.tenant_id, name, exclude=locked):
+            raise _name_error(name)
+        locked.name = name
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=["name"])
+        except IntegrityError:
+            raise _name_error(name) from None
+        network_event(
+            tenant_id=locked.tenant_id,
+            action=NetworkEventAction.NETWORK_RENAME,
+            subject=str(locked),
+            resource_id=locked.pk,
+            actor=user,
+            message=f"from {old} to {name}",
+        )
+    return locked
+
+
+def network_delete(*, network: Network, user) -> None:
+    """Only a network no machine uses; the default network stays (machines launched without a choice join it)."""
+    with transaction.atomic():
+        locked = Network.objects.select_for_update().get(pk=network.pk)
+        if locked.is_default:
+            raise Conflict(f"{locked.name} is your default network; it cannot be deleted.", code="default_network")
+        in_use = list(
+            Port.objects.filter(network=locked).select_related("instance").values_list("instance__name", flat=True)
+        )
+        if in_use:
+            names = ", ".join(sorted(in_use)[:5]) + (" …" if len(in_use) > 5 else "")
+            raise Conflict(
+                f"{locked.name} is in use by {len(in_use)} machine{'s' if len(in_use) != 1 else ''} ({names}); "
+                "delete them first.",
+                code="network_in_use",
+                details={"instances": len(in_use)},
+            )
+        subject = str(locked)
+        locked.delete()
+        network_event(
+            tenant_id=network.tenant_id,
+            action=NetworkEventAction.NETWORK_DELETE,
+            subject=subject,
+            resource_id=network.pk,
+            actor=user,
+        )
+
+
+# --- ports: a machine's interfaces and addresses ------------------------------------------------------------------
+
+
+def _allocate(instance: Instance, network: Network, index: int) -> Port:
+    for _attempt in range(ALLOCATION_ATTEMPTS):
+        used = set(Port.objects.filter(network=network).values_list("address", flat=True))
+        address = next((str(a) for a in addressing.usable_addresses(network.ip_network) if str(a) not in used), None)
+        if address is None:
+            raise Unprocessable(
+                f"The network {network.name} ({network.cidr}) has no free address left; pick another network.",
+                code="network_full",
+                details={"field": "networks", "network": str(network.pk)},
+            )
+        try:
+            with transaction.atomic():
+                return Port.objects.create(
+                    tenant_id=instance.tenant_id,
+                    network=network,
+                    instance=instance,
+                    address=address,
+                    mac=addressing.new_mac(),
+                    index=index,
+                )
+        except IntegrityError:
+            continue  # the address was taken concurrently, or the random MAC exists: read again, try again
+    raise Conflict("Addresses are being handed out concurrently; try again.", code="allocation_contended")
+
+
+def ports_allocate(*, instance: Instance, networks: list[Network]) -> list[Port]:
+    """One interface per network, in the given order (the first is eth0, the primary); call inside a transaction."""
+    locked = {
+        n.pk: n for n in Network.objects.select_for_update().filter(pk__in=[n.pk for n in networks]).order_by("pk")
+    }
+    return [_allocate(instance, locked[network.pk], index) for index, network in enumerate(networks)]
+
+
+def ports_release(*, instance: Instance) -> list[str]:
+    """Frees the machine's addresses (its deletion has finished); returns the networks that lost a port."""
+    ports = Port.objects.filter(instance=instance)
+    network_ids = sorted({str(pk) for pk in ports.values_list("network_id", flat=True)})
+    ports.delete()
+    if instance.host_id is not None:
+        host_id = str(instance.host_id)
+        for network_id in network_ids:
+            after_commit("sync_host_network", host_id=host_id, network_id=network_id)
+    return network_ids
