@@ -1,72 +1,37 @@
-"""Billing benchmark: metering refresh, finalization and PDF rendering throughput. Prints figures, asserts nothing.
+"""Billing: the metering refresh against a plain INSERT … SELECT of the same rows, finalization, and the rate at
+which real Celery workers render invoice PDFs and CSVs.
 
-Run against a PostgreSQL database of its own (it is migrated and filled here; existing billing rows are deleted):
+10,000 tenants x 10 segments (100,000 segments) in one month on a fresh PostgreSQL database. The refresh re-runs
+and the plain INSERT … SELECT (the same rows, no arithmetic, into a scratch table with the line table's indexes)
+alternate for several rounds; medians and their ratio are reported, with the dead line rows each re-run leaves.
+Then every draft is finalized, and the workers (all their processes) render the documents of a sample.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hangar_billing_bench .venv/bin/python bench/billing_metering.py \
-        [--tenants 10000] [--segments 10] [--pdfs 100]
+    python bench/billing_metering.py [--tenants 10000] [--segments 10] [--rounds 3] [--pdfs 300]
 """
 
 import argparse
-import os
-import resource
 import sys
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import django
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, connections, transaction  # noqa: E402
-
-from billing import services, tasks  # noqa: E402
-from billing.models import Invoice, ResourceType, Segment  # noqa: E402
-from billing.services.metering import invoices_refresh  # noqa: E402
-from tenants.models import Tenant  # noqa: E402
+from bench.support import harness
 
 MONTH = date(2026, 3, 1)
 
 
-def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def timed(label: str, function, *args, **kwargs):
-    started = time.perf_counter()
-    result = function(*args, **kwargs)
-    elapsed = time.perf_counter() - started
-    print(f"{label:<58} {elapsed:8.2f} s   (peak RSS {rss_mib():.0f} MiB)", flush=True)
-    return result, elapsed
-
-
-def reset() -> None:
-    with connection.cursor() as cursor:
-        # TRUNCATE does not fire the row triggers that protect issued documents: a bench database only.
-        cursor.execute(
-            "TRUNCATE billing_invoiceline, billing_creditentry, billing_creditnote, billing_accountevent, "
-            "billing_invoice, billing_segment, billing_documentsequence, billing_billingaccount, billing_budget, "
-            "billing_budgetalert CASCADE"
-        )
-        cursor.execute(
-            "DELETE FROM tenants_quota WHERE tenant_id IN (SELECT id FROM tenants_tenant WHERE name LIKE 'bench-%%')"
-        )
-        cursor.execute("DELETE FROM tenants_tenant WHERE name LIKE 'bench-%%'")
-
-
 def fill(tenant_count: int, per_tenant: int) -> None:
-    tenants = [Tenant(name=f"bench-{i:06d}") for i in range(tenant_count)]
-    Tenant.objects.bulk_create(tenants, batch_size=5000)
+    from bench.support import fixtures
+    from billing.models import ResourceType, Segment
+
+    everyone = fixtures.tenants(tenant_count)
     start = datetime(2026, 2, 20, tzinfo=UTC)
     batch = []
-    for index, tenant in enumerate(tenants):
+    for index, tenant in enumerate(everyone):
         for k in range(per_tenant):
             segment = Segment(
                 tenant=tenant,
@@ -83,10 +48,21 @@ def fill(tenant_count: int, per_tenant: int) -> None:
             Segment.objects.bulk_create(batch)
             batch = []
     Segment.objects.bulk_create(batch)
+    _sql("ANALYZE")
+
+
+def _sql(statement: str, params=None):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else None
 
 
 def plain_insert_select() -> None:
     """The lower bound: the same rows with no arithmetic, into a scratch table with the same indexes."""
+    from django.db import connection, transaction
+
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE bench_copy (LIKE billing_invoiceline INCLUDING DEFAULTS INCLUDING INDEXES) "
@@ -102,55 +78,105 @@ def plain_insert_select() -> None:
         )
 
 
+def timed(function, *args, **kwargs) -> tuple[object, float]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def line_table_stats() -> tuple[int, int]:
+    """(live rows, dead rows) of the invoice line table, from PostgreSQL's statistics."""
+    _sql("SELECT pg_stat_force_next_flush()")
+    rows = _sql("SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'billing_invoiceline'")
+    return rows[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=10000)
     parser.add_argument("--segments", type=int, default=10)
-    parser.add_argument("--pdfs", type=int, default=100)
-    parser.add_argument("--pdf-workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pdfs", type=int, default=300, help="invoices whose documents the workers render")
     options = parser.parse_args()
-    if connection.vendor != "postgresql":
-        print("Set DATABASE_URL to a PostgreSQL database of its own.")
-        return
-    call_command("migrate", verbosity=0)
-    reset()
-    count = options.tenants * options.segments
-    timed(f"fill {options.tenants} tenants x {options.segments} segments", fill, options.tenants, options.segments)
+
+    environment = harness.bench_environment("billing")
+    harness.setup_django(environment)
+    from billing import services, tasks
+    from billing.models import Invoice
+    from billing.services.metering import invoices_refresh
+
+    _sql("ALTER TABLE billing_invoiceline SET (autovacuum_enabled = false)")  # dead rows stay countable
+    _, fill_time = timed(fill, options.tenants, options.segments)
+    segments = options.tenants * options.segments
     as_of = datetime(2026, 3, 31, 12, tzinfo=UTC)
-    lines, _first = timed(
-        "refresh month-to-date drafts (first run, creates drafts)", invoices_refresh, period_start=MONTH, as_of=as_of
-    )
-    _, second = timed("refresh again (idempotent re-run)", invoices_refresh, period_start=MONTH, as_of=as_of)
-    _, plain = timed("plain INSERT ... SELECT of the same rows (the limit)", plain_insert_select)
-    print(
-        f"  lines: {lines}; refresh throughput {count / second:,.0f} segments/s; refresh / plain = {second / plain:.1f}"
-    )
+    lines, first = timed(invoices_refresh, period_start=MONTH, as_of=as_of)
+    _, dead_before = line_table_stats()
+    refresh, plain = [], []
+    for _ in range(options.rounds):
+        refresh.append(timed(invoices_refresh, period_start=MONTH, as_of=as_of)[1])
+        plain.append(timed(plain_insert_select)[1])
+    live, dead_after = line_table_stats()
+    dead_per_run = (dead_after - dead_before) / options.rounds
 
     rendered = []
     tasks.render_invoice_documents.delay = lambda **kwargs: rendered.append(kwargs["invoice_id"])
     tasks.send_account_email.delay = lambda **kwargs: None
-    finalized, elapsed = timed(
-        "finalize every draft (numbers, snapshots, totals, ledger)",
-        services.invoices_finalize_due,
-        now=datetime(2026, 4, 3, tzinfo=UTC),
-    )
-    print(f"  finalized {finalized}: {finalized / elapsed:,.0f} invoices/s")
+    finalized, finalize_time = timed(services.invoices_finalize_due, now=datetime(2026, 4, 3, tzinfo=UTC))
+
+    # The documents: the finalize task's own render tasks, sent to real workers (every process of the pool).
+    del tasks.render_invoice_documents.delay
     sample = rendered[: options.pdfs]
-    connections.close_all()  # each worker process opens its own connection
-    with ProcessPoolExecutor(max_workers=options.pdf_workers) as pool:
-        _, pdf_time = timed(
-            f"render PDF + CSV of {len(sample)} invoices ({options.pdf_workers} worker processes)",
-            lambda: list(pool.map(render_one, sample)),
-        )
-    if sample:
-        rate = len(sample) / pdf_time
-        print(
-            f"  {rate:.1f} invoices/s; all {len(rendered)} would take {len(rendered) / rate / 60:.1f} min", flush=True
-        )
+    with harness.Stack(environment) as stack:
+        worker = stack.worker(concurrency=harness.os.cpu_count())
+        cpu_before = worker.cpu_seconds()
+        started = time.perf_counter()
+        for invoice_id in sample:
+            tasks.render_invoice_documents.delay(invoice_id=invoice_id)
+        pending = Invoice.objects.filter(pk__in=sample, pdf="")
+        deadline = time.monotonic() + 900
+        while pending.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not render every sampled invoice in 15 minutes")
+            time.sleep(0.1)
+        pdf_time = time.perf_counter() - started
+        time.sleep(0.3)  # the sampler's last look at the pool's CPU time
+        pdf_cpu = (worker.cpu_seconds() - cpu_before) / len(sample)
+        worker_rss = worker.peak_rss_mib()
+    pdf_rate = len(sample) / pdf_time
 
-
-def render_one(invoice_id) -> None:
-    services.invoice_render_documents(invoice=Invoice(pk=invoice_id))
+    rows = [
+        ("fill (segments)", f"{segments:,}", f"{fill_time:.1f} s", ""),
+        ("refresh, first run (creates drafts)", f"{lines:,} lines", f"{first:.2f} s", ""),
+        (
+            "refresh, re-run (median)",
+            f"{segments / harness.median(refresh):,.0f} segments/s",
+            f"{harness.median(refresh):.2f} s",
+            f"{harness.median(refresh) / harness.median(plain):.1f}x plain",
+        ),
+        ("plain INSERT … SELECT of the same rows (median)", "", f"{harness.median(plain):.2f} s", "baseline"),
+        ("dead line rows left per re-run", f"{dead_per_run:,.0f}", f"{live:,} live", ""),
+        ("finalize every draft", f"{finalized / finalize_time:,.0f} invoices/s", f"{finalize_time:.2f} s", ""),
+        (
+            f"render PDF + CSV of {len(sample)} invoices (Celery, {harness.os.cpu_count()} processes)",
+            f"{pdf_rate:.1f} invoices/s",
+            f"{pdf_time:.2f} s",
+            f"all {finalized:,}: {finalized / pdf_rate / 60:.1f} min",
+        ),
+        (
+            "worker CPU per invoice (PDF + CSV)",
+            f"{pdf_cpu * 1000:.0f} ms",
+            "",
+            f"{harness.os.cpu_count() / pdf_cpu:.1f} invoices/s if the {harness.os.cpu_count()} cores were free",
+        ),
+        ("peak RSS of a worker process", f"{worker_rss:.0f} MiB", "", ""),
+    ]
+    harness.report(
+        "Billing (bench/billing_metering.py)",
+        rows,
+        ("step", "rate / size", "time", "ratio"),
+        notes=[f"{options.rounds} interleaved rounds of refresh re-run and plain INSERT … SELECT."],
+    )
+    harness.cleanup(environment)
 
 
 if __name__ == "__main__":

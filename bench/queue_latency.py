@@ -1,7 +1,8 @@
 """Time from `.delay()` to the task starting on a separate worker, for the configured broker.
 
 Usage: python bench/queue_latency.py [samples]   (CELERY_BROKER_URL picks the broker; default: the embedded one)
-Prints the median and 90th percentile in milliseconds. Starts its own worker with a private var/ folder.
+Prints the median and 90th percentile in milliseconds (and appends them to bench/RESULTS.md). Starts its own worker
+with a private var/ folder.
 """
 
 import os
@@ -69,7 +70,14 @@ def main(samples: int) -> None:
     broker = settings.CELERY_BROKER_URL.split("://")[0]
     latencies.sort()
     p90 = latencies[int(len(latencies) * 0.9) - 1]
-    print(f"broker={broker} samples={samples} median_ms={statistics.median(latencies):.1f} p90_ms={p90:.1f}")
+    from bench.support import harness
+
+    harness.report(
+        "Queue latency (bench/queue_latency.py)",
+        [(broker, samples, f"{statistics.median(latencies):.1f}", f"{p90:.1f}")],
+        ("broker", "samples", "median ms", "p90 ms"),
+        notes=["From `.delay()` to the task starting on a separate solo worker (CELERY_BROKER_URL picks the broker)."],
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from functools import cache
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -37,12 +38,22 @@ def invoice_context(*, invoice: Invoice) -> dict:
     }
 
 
-def invoice_pdf(*, invoice: Invoice) -> bytes:
-    from weasyprint import CSS, HTML
+@cache
+def _pdf_styles():
+    """The fonts and the invoice stylesheet, loaded once per process (a worker renders thousands of invoices)."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
 
+    fonts = FontConfiguration()
+    return fonts, CSS(filename=str(settings.BASE_DIR / "static" / "css" / "invoice.css"), font_config=fonts)
+
+
+def invoice_pdf(*, invoice: Invoice) -> bytes:
+    from weasyprint import HTML
+
+    fonts, stylesheet = _pdf_styles()
     html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice=invoice))
-    stylesheet = CSS(filename=str(settings.BASE_DIR / "static" / "css" / "invoice.css"))
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet])
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet], font_config=fonts)
 
 
 def invoice_csv(*, invoice: Invoice) -> str:

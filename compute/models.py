@@ -136,6 +136,8 @@ class Host(models.Model):
         default=20000,
         help_text="Simulated driver: how much a running domain sends per second (it receives twice that).",
     )
+    # Bumped by every claim of room on the host (compute.scheduler): a launch that read an older value looks again.
+    claim_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -436,6 +438,10 @@ INSTANCE_ACTIONS = {
 }
 
 
+# What InstanceQuerySet.live() selects, as the condition of the partial indexes that serve it.
+_LIVE_ROWS = ~models.Q(state=InstanceState.DELETED)
+
+
 class InstanceQuerySet(TenantQuerySet):
     def live(self):
         """Everything but deleted instances (which stay in the database for billing and the event log)."""
@@ -500,6 +506,11 @@ class Instance(TenantOwned):
             models.CheckConstraint(condition=models.Q(state__in=InstanceState.values), name="instance_state_valid"),
         ]
         indexes = [
+            # The tenant's live machines in the list's order: its first page is the index's first rows, whatever the
+            # tenant's size; the filter bar asks which sizes and images the tenant's live machines use.
+            models.Index(fields=["tenant", "-created_at", "id"], condition=_LIVE_ROWS, name="instance_live_newest"),
+            models.Index(fields=["tenant", "flavor"], condition=_LIVE_ROWS, name="instance_live_flavor"),
+            models.Index(fields=["tenant", "image"], condition=_LIVE_ROWS, name="instance_live_image"),
             models.Index(fields=["tenant", "state"], name="instance_tenant_state"),
             models.Index(fields=["host", "state"], name="instance_host_state"),
             models.Index(fields=["state", "task_enqueued_at"], name="instance_state_enqueued"),

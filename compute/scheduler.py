@@ -1,9 +1,11 @@
 """Places instances on hosts of their region: enabled, non-draining hosts with room after overcommit, least loaded
 first.
 
-Claims are made under row locks on the candidate hosts, taken in primary-key order (so two schedulers never
-deadlock), inside the caller's transaction: the instance row that records the claim is written before the
-locks are released, so two launches cannot take the last slot twice.
+Hosts are read without locks; only the chosen host is claimed, inside the caller's transaction, by a conditional
+UPDATE of its `claim_version` from the value read: it holds that one row's lock until the instance row that records
+the claim is committed, and it fails if another launch (or resize, or move) claimed the host since it was read, in
+which case the reading is stale and the scheduler reads again. So two launches cannot take the last slot twice, and
+launches onto different hosts, or a worker building on a host, never wait for each other.
 """
 
 from dataclasses import dataclass
@@ -14,6 +16,11 @@ from django.db.models.functions import Coalesce, Greatest
 
 from compute.models import Flavor, Host, Instance, InstanceState, Region
 from portal.errors import Unprocessable
+
+# How many times a launch reads the hosts again after losing the host it chose to another claim, before it waits
+# for the chosen host's lock instead (and checks its room under the lock), so it always makes progress.
+OPTIMISTIC_ATTEMPTS = 3
+MAX_ATTEMPTS = 50
 
 # An instance holds the larger of its flavor and the one a pending resize moves it to.
 HELD_VCPUS = Greatest(F("flavor__vcpus"), Coalesce(F("resize_flavor__vcpus"), F("flavor__vcpus")))
@@ -119,27 +126,48 @@ def no_capacity(flavor: Flavor, region: Region) -> Unprocessable:
     )
 
 
+def _claim(host: Host, *, read_version: int | None = None) -> bool:
+    """Claims the host for this transaction: bumps its claim_version, holding its row lock until the commit.
+
+    With `read_version`, only if nobody claimed it since it was read, and without waiting for a claim in progress
+    (False: the reading is stale, or about to be); without, waits for whoever holds it.
+    """
+    hosts = Host.objects.filter(pk=host.pk)
+    if read_version is not None:
+        unclaimed = hosts.filter(claim_version=read_version).select_for_update(no_key=True, skip_locked=True)
+        if not list(unclaimed.values_list("pk", flat=True)):
+            return False
+    return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
+
+
 def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> Host:
-    """Chooses and locks the host of `region` for an instance of `flavor` (a new one, or one moving away from
+    """Chooses and claims the host of `region` for an instance of `flavor` (a new one, or one moving away from
     `exclude`); call inside the transaction that records the claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
-    candidates = Host.objects.select_for_update().filter(enabled=True, draining=False, region=region).order_by("pk")
+    candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
-    fitting = [usage for usage in host_usages(candidates) if usage.fits(**request)]
-    if not fitting:
-        raise no_capacity(flavor, region)
-    best = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name))
-    return best.host
+    for attempt in range(MAX_ATTEMPTS):
+        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
+        if not fitting:
+            break
+        host = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name)).host
+        if attempt < OPTIMISTIC_ATTEMPTS:
+            if _claim(host, read_version=host.claim_version):
+                return host
+        elif _claim(host) and host_usage(host).fits(**request):
+            return host  # checked under the host's lock: nobody can claim it before this transaction ends
+    raise no_capacity(flavor, region)
 
 
 def claim_resize(*, instance: Instance, flavor: Flavor) -> None:
-    """Checks, under a lock on the instance's host, that it has room for the growth from the current flavor."""
+    """Checks, under a claim on the instance's host, that it has room for the growth from the current flavor."""
     if instance.host_id is None:
         return
-    host = Host.objects.select_for_update().get(pk=instance.host_id)
+    host = Host(pk=instance.host_id)
+    _claim(host)
     usage = host_usage(host)
     growth = {
         "vcpus": max(flavor.vcpus - instance.flavor.vcpus, 0),

@@ -5,6 +5,7 @@ recycled after max_requests without dropping a request (DrainingUvicornWorker).
 """
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -111,6 +112,19 @@ class QuietAccessFilter(logging.Filter):
         except (TypeError, ValueError):
             return True
         return not (isinstance(status, int) and status < 400 and str(path).startswith(self.QUIET_PREFIXES))
+
+
+def post_worker_init(worker):
+    """Loads every URL, view and serializer module now, then freezes what is loaded.
+
+    These objects live as long as the worker; frozen, the collector never walks them again, so a full collection
+    (which a long page's throw-away objects trigger now and then) costs what the request allocated, not ~50 ms.
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (imports the URL conf and, through it, every view)
+    gc.collect()
+    gc.freeze()
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")

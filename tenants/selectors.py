@@ -1,7 +1,7 @@
 """Reads of tenants, members, invitations and API tokens that pages and the API show."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Tenant, TenantEvent, UserSession
 from tenants.roles import Permission
@@ -35,13 +35,40 @@ def api_tokens_visible(*, membership: Membership, tokens: QuerySet[ApiToken] | N
     return tokens.order_by("-created_at", "id")
 
 
+_MEMBERSHIP_COLUMNS = ("id", "role", "created_at")
+
+
 def api_token_find(*, token: str) -> ApiToken | None:
-    """The active token with this secret, or None (unknown, revoked, expired, or its user deactivated)."""
+    """The active token with this secret, or None (unknown, revoked, expired, or its user deactivated).
+
+    Its `membership` (None once the user has left the token's tenant) comes in the same query: every API request
+    needs both, and reads the membership afresh, so a removed or demoted member's token loses its rights at once.
+    """
     if not token.startswith(ApiToken.PREFIX) or len(token) > 200:
         return None
-    api_token = ApiToken.objects.select_related("user", "tenant").filter(secret_hash=ApiToken.hash_token(token)).first()
+    membership = Membership.objects.filter(user=OuterRef("user"), tenant=OuterRef("tenant"))
+    api_token = (
+        ApiToken.objects.select_related("user", "tenant")
+        .annotate(**{f"membership_{name}": Subquery(membership.values(name)[:1]) for name in _MEMBERSHIP_COLUMNS})
+        .filter(secret_hash=ApiToken.hash_token(token))
+        .first()
+    )
     if api_token is None or not api_token.is_active or not api_token.user.is_active:
         return None
+    api_token.membership = None
+    if api_token.membership_id is not None:
+        api_token.membership = Membership.from_db(
+            api_token._state.db,
+            ["id", "user_id", "tenant_id", "role", "created_at"],
+            [
+                api_token.membership_id,
+                api_token.user_id,
+                api_token.tenant_id,
+                api_token.membership_role,
+                api_token.membership_created_at,
+            ],
+        )
+        api_token.membership.user, api_token.membership.tenant = api_token.user, api_token.tenant
     return api_token
 
 

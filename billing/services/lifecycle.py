@@ -10,11 +10,10 @@ from decimal import Decimal
 from uuid import UUID
 
 from billing.models import InvoiceLine, ResourceType, Segment
-from billing.services.prices import flavor_price_current, resource_price_current
+from billing.services.prices import flavor_plan_at, resource_price_current
 from billing.services.segments import segment_close, segment_open
 from compute import lifecycle
 from compute.lifecycle import BillableResource
-from compute.models import Flavor
 
 # Compute's resource types, as billing prices them.
 RESOURCE_TYPES = {
@@ -29,8 +28,7 @@ def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal, int]
     """The plan name, unit monthly price and included outbound GB the resource is billed with from `at`."""
     resource_type = RESOURCE_TYPES[resource.resource_type]
     if resource_type == ResourceType.INSTANCE:
-        flavor = Flavor.objects.get(pk=resource.flavor_id)
-        return flavor.name, flavor_price_current(flavor=flavor, at=at), flavor.included_traffic_gb
+        return flavor_plan_at(flavor_id=resource.flavor_id, at=at)
     plan = f"{resource.quantity} GiB" if resource_type == ResourceType.VOLUME else "IPv4"
     return plan, resource_price_current(resource_type=resource_type, at=at), 0
 

@@ -1,11 +1,15 @@
 """The metering job: recomputes month-to-date draft invoices from the billable segments, set-based in SQL.
 
-Charges are a pure function of the segments (and of the traffic compute recorded), so a refresh deletes a draft's
-lines and inserts them again from one INSERT … SELECT: running it twice, late, or concurrently gives the same
-invoices, and no segment row is ever loaded into Python. The arithmetic is billing.pricing's SQL twin of
-`started_hours()` and `line_cents()`, and for outbound traffic of `allowance_bytes()`, `billable_gb()` and
-`traffic_cents()`: the month's machine lines give the pooled allowance, compute.network's hourly traffic rows the
-bytes sent.
+Charges are a pure function of the segments (and of the traffic compute recorded), so a refresh computes every
+draft line from them in SQL: running it twice, late, or concurrently gives the same invoices, and no segment row is
+ever loaded into Python. The arithmetic is billing.pricing's SQL twin of `started_hours()` and `line_cents()`, and
+for outbound traffic of `allowance_bytes()`, `billable_gb()` and `traffic_cents()`: the month's machine lines give
+the pooled allowance, compute.network's hourly traffic rows the bytes sent.
+
+On PostgreSQL one statement computes the machine lines once and upserts those that are new or changed (unchanged
+ones are not rewritten, so re-runs leave no dead rows behind) and deletes those no segment accounts for any more;
+the traffic lines (which need the machine lines) and the totals follow. SQLite deletes the drafts' lines and inserts
+them again.
 """
 
 from collections.abc import Iterable
@@ -78,7 +82,8 @@ def lock_month(period_start: date) -> None:
 def invoices_refresh(
     *, period_start: date, as_of: datetime | None = None, tenant_ids: Iterable[UUID] | None = None
 ) -> int:
-    """Recomputes the draft invoices of one month (all tenants, or `tenant_ids`); returns how many lines it wrote.
+    """Recomputes the draft invoices of one month (all tenants, or `tenant_ids`); returns how many lines it wrote
+    (on PostgreSQL only new and changed lines are written).
 
     Drafts are created for tenants with a segment in the month; finalized invoices are never touched.
     """
@@ -134,7 +139,7 @@ def invoices_refresh(
         "WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
     )
     line_rows = f"""
-        WITH e AS MATERIALIZED (
+        e AS MATERIALIZED (
             SELECT {invoice}.id AS invoice_id, s.id AS segment_id, s.resource_type, s.resource_id, s.resource_name,
                    s.plan_name, s.quantity, s.hourly_rate, s.monthly_price,
                    s.hourly_rate_units AS rate_units, s.monthly_price_units AS price_units,
@@ -146,17 +151,14 @@ def invoices_refresh(
             JOIN {invoice} ON {invoice}.tenant_id = s.tenant_id
             WHERE {drafts} AND {overlaps}
         ),
-        h AS MATERIALIZED (SELECT e.*, {hours} AS hours FROM e)
+        h AS MATERIALIZED (SELECT e.*, {hours} AS hours FROM e),
+        a AS MATERIALIZED (SELECT h.*, {amount} AS amount_cents FROM h WHERE h.hours > 0)
     """
-    insert_lines = f"""
-        {line_rows}
-        INSERT INTO {line} (invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity,
-                            period_from, period_to, hours, hourly_rate, monthly_price, amount_cents)
-        SELECT h.invoice_id, h.segment_id, h.resource_type, h.resource_id, h.resource_name, h.plan_name, h.quantity,
-               h.period_from, h.period_to, h.hours, h.hourly_rate, h.monthly_price, {amount}
-        FROM h
-        WHERE h.hours > 0
-        """
+    columns = (
+        "invoice_id, segment_id, resource_type, resource_id, resource_name, plan_name, quantity, period_from, "
+        "period_to, hours, hourly_rate, monthly_price, amount_cents"
+    )
+    insert_lines = f"WITH {line_rows} INSERT INTO {line} ({columns}) SELECT {columns} FROM a"
     allowance = allowance_bytes_sql(allowance_gb="s.traffic_allowance_gb", hours="l.hours")
     billable = billable_gb_sql(sent="t.sent", allowance="t.allowance")
     traffic_period_to = "CASE WHEN %(as_of_ts)s < %(end)s THEN %(as_of_ts)s ELSE %(end)s END"
@@ -184,6 +186,45 @@ def invoices_refresh(
         WHERE g.gb > 0
         """
     tax = tax_cents_sql(subtotal_cents="x.subtotal", tax_rate_percent="x.rate")
+    draft_i = f"i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}"
+    with_rate = f"{invoice} i LEFT JOIN {account} acc ON acc.tenant_id = i.tenant_id"
+
+    def set_totals(subtotals: str) -> str:
+        """Sets the totals of the drafts `subtotals` lists (invoice_id, rate, subtotal). The subtotal is cast back to
+        an integer: PostgreSQL's SUM of bigints is numeric, and the tax needs integer division."""
+        return f"""
+            UPDATE {invoice} SET subtotal_cents = x.subtotal, tax_rate = x.rate, tax_cents = {tax},
+                total_cents = x.subtotal + {tax}, metered_at = %(now)s
+            FROM ({subtotals}) x
+            WHERE {invoice}.id = x.invoice_id
+        """
+
+    # Drafts without lines get zero.
+    set_totals_from_lines = set_totals(
+        "SELECT i.id AS invoice_id, COALESCE(acc.tax_rate, 0) AS rate, "
+        f"CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT) "
+        f"AS subtotal FROM {with_rate} WHERE {draft_i}"
+    )
+    changed = " OR ".join(f"l.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in columns.split(", ")[2:])
+    # Every join below is driven from the computed rows into an index, and every "not among them" is a hashed NOT IN:
+    # the drafts this refresh may just have created are not in the planner's statistics yet.
+    refresh_postgresql = f"""
+        WITH {line_rows},
+        written AS (
+            INSERT INTO {line} AS l ({columns}) SELECT {columns} FROM a
+            ON CONFLICT (invoice_id, segment_id) DO UPDATE SET
+                {", ".join(f"{name} = EXCLUDED.{name}" for name in columns.split(", ")[2:])}
+            WHERE {changed}
+            RETURNING 1
+        ),
+        gone AS (
+            DELETE FROM {line} l USING {invoice}
+            WHERE l.invoice_id = {invoice}.id AND {drafts} AND l.segment_id IS NOT NULL
+              AND (l.invoice_id, l.segment_id) NOT IN (SELECT a.invoice_id, a.segment_id FROM a)
+            RETURNING 1
+        )
+        SELECT (SELECT COUNT(*) FROM written), (SELECT COUNT(*) FROM gone)
+    """
     statements = [
         # New drafts for tenants that started using something this month.
         f"""
@@ -196,30 +237,24 @@ def invoices_refresh(
         WHERE NOT EXISTS (SELECT 1 FROM {invoice} i WHERE i.tenant_id = t.tenant_id AND i.period_start = %(period)s)
         ON CONFLICT (tenant_id, period_start) DO NOTHING
         """,
-        f"DELETE FROM {line} WHERE invoice_id IN (SELECT {invoice}.id FROM {invoice} WHERE {drafts})",
-        insert_lines,
-        insert_traffic,
-        # Totals of every draft in one pass (drafts without lines get zero). The subtotal is cast back to an integer:
-        # PostgreSQL's SUM of bigints is numeric, and the tax needs integer division.
-        f"""
-        UPDATE {invoice} SET subtotal_cents = x.subtotal, tax_rate = x.rate, tax_cents = {tax},
-            total_cents = x.subtotal + {tax}, metered_at = %(now)s
-        FROM (
-            SELECT i.id AS invoice_id, COALESCE(a.tax_rate, 0) AS rate,
-                   CAST(COALESCE((SELECT SUM(l.amount_cents) FROM {line} l WHERE l.invoice_id = i.id), 0) AS BIGINT)
-                   AS subtotal
-            FROM {invoice} i LEFT JOIN {account} a ON a.tenant_id = i.tenant_id
-            WHERE i.period_start = %(period)s AND i.status = 'draft'{invoice_scope_i}
-        ) x
-        WHERE {invoice}.id = x.invoice_id
-        """,
     ]
+    draft_ids = f"SELECT {invoice}.id FROM {invoice} WHERE {drafts}"
+    if vendor == "postgresql":
+        statements += [
+            refresh_postgresql,
+            f"DELETE FROM {line} WHERE segment_id IS NULL AND invoice_id IN ({draft_ids})",
+        ]
+    else:
+        statements += [f"DELETE FROM {line} WHERE invoice_id IN ({draft_ids})", insert_lines]
+    statements += [insert_traffic, set_totals_from_lines]
     with transaction.atomic(), connection.cursor() as cursor:
         lock_month(period_start)
         lines = 0
         for statement in statements:
             cursor.execute(statement, params)
-            if statement is insert_lines:
+            if statement is refresh_postgresql:
+                lines = cursor.fetchone()[0]
+            elif statement is insert_lines:
                 lines = cursor.rowcount
                 if lines < 0:  # sqlite3 reports no row count for a statement that starts with WITH
                     cursor.execute("SELECT changes()")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from billing import pricing
@@ -17,15 +18,29 @@ from compute.models import Flavor
 from portal.errors import InvalidRequest
 
 
+def _dated_flavor_prices(*, flavor, at: datetime):
+    """A flavor's dated prices in force at `at`, latest first (`flavor`: a Flavor, its id or an OuterRef)."""
+    return Price.objects.filter(resource_type=ResourceType.INSTANCE, flavor=flavor, effective_from__lte=at).order_by(
+        "-effective_from"
+    )
+
+
 def flavor_price_current(*, flavor, at: datetime) -> Decimal:
     """The monthly price a machine of `flavor` opened at `at` is billed at: its latest dated price."""
-    price = (
-        Price.objects.filter(resource_type=ResourceType.INSTANCE, flavor=flavor, effective_from__lte=at)
-        .order_by("-effective_from")
-        .values_list("monthly_price", flat=True)
-        .first()
-    )
+    price = _dated_flavor_prices(flavor=flavor, at=at).values_list("monthly_price", flat=True).first()
     return Decimal(flavor.monthly_price) if price is None else Decimal(price)
+
+
+def flavor_plan_at(*, flavor_id, at: datetime) -> tuple[str, Decimal, int]:
+    """The flavor's name, the monthly price a machine of it opened at `at` is billed at, and its included outbound
+    GB, in one query."""
+    dated = _dated_flavor_prices(flavor=OuterRef("pk"), at=at).values("monthly_price")[:1]
+    name, monthly_price, price, included_traffic_gb = (
+        Flavor.objects.filter(pk=flavor_id)
+        .values_list("name", "monthly_price", Subquery(dated), "included_traffic_gb")
+        .get()
+    )
+    return name, Decimal(monthly_price) if price is None else Decimal(price), included_traffic_gb
 
 
 class PriceBook:

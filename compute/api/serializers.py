@@ -1,3 +1,5 @@
+from django.utils import timezone
+from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -113,6 +115,41 @@ class InstanceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    @cached_property
+    def _timezone(self):
+        return timezone.get_current_timezone()
+
+    def _datetime(self, value) -> str:
+        """What DRF's DateTimeField gives (ISO 8601 in the current time zone, UTC as Z), minus its per-call lookups."""
+        text = value.astimezone(self._timezone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    def to_representation(self, instance: Instance) -> dict:
+        """The declared fields' output, built directly: a 200-row page spent most of its time in DRF's per-field
+        dispatch (tests/perf compare both ways)."""
+        iso = self._datetime
+        return {
+            "id": str(instance.id),
+            "name": instance.name,
+            "state": instance.state,
+            "power_state": instance.power_state,
+            "region": None if instance.region_id is None else instance.region.name,
+            "flavor": str(instance.flavor_id),
+            "image": str(instance.image_id),
+            "resize_flavor": None if instance.resize_flavor_id is None else str(instance.resize_flavor_id),
+            "private_ip": instance.private_ip,
+            "addresses": self.get_addresses(instance),
+            "public_ip": self.get_public_ip(instance),
+            "firewalls": self.get_firewalls(instance),
+            "ssh_keys": [{"name": str(k["name"]), "fingerprint": str(k["fingerprint"])} for k in instance.ssh_keys],
+            "user_data": instance.user_data,
+            "traffic": self.get_traffic(instance),
+            "error_reason": instance.error_reason,
+            "allowed_actions": instance.allowed_actions,
+            "created_at": iso(instance.created_at),
+            "updated_at": iso(instance.updated_at),
+        }
 
     # The list prefetches these (compute.api.views.InstanceViewSet); a single instance reads them directly.
 

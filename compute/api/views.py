@@ -144,7 +144,8 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     ),
 )
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
-    queryset = Instance.objects.select_related("region", "flavor", "image", "traffic").order_by("-created_at", "id")
+    # Neither flavor nor image rows are loaded: the serializer shows their ids, which the instance row holds.
+    queryset = Instance.objects.select_related("region", "traffic").order_by("-created_at", "id")
     serializer_class = s.InstanceSerializer
     filterset_class = InstanceFilter
 
@@ -157,8 +158,11 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         return queryset
 
     def filter_queryset(self, queryset):
-        # Only the list is filtered; an instance named in the URL is found whatever the query string says.
-        return super().filter_queryset(queryset) if self.action in ("list", None) else queryset
+        # Only the list is filtered; an instance named in the URL is found whatever the query string says. A list
+        # asked for without any filter is left as it is (building and validating the filter form costs a page).
+        if self.action not in ("list", None) or not set(self.request.query_params) & set(InstanceFilter.base_filters):
+            return queryset
+        return super().filter_queryset(queryset)
 
     def accepted(self, instance: Instance) -> Response:
         return Response(

@@ -12,6 +12,9 @@ and firewall rules, and the host's 1:1 NAT. The firewall is enforced by the mode
 whether a new connection to an address (public or private) reaches a domain. Interface counters grow with the
 host's `traffic_bytes_per_second` while a domain runs (plus whatever `send()` adds) and restart from zero when
 the domain is started again, as a real NIC's do.
+
+Creates and resizes on one host take the hypervisor's own lock (a PostgreSQL advisory lock, as libvirtd has its
+own), never the host's row: that row is what the scheduler claims, and builds must not queue behind launches.
 """
 
 # write-ok-file: the simulated hypervisor's own state (its 'hardware'), shared by every process
@@ -19,11 +22,13 @@ the domain is started again, as a real NIC's do.
 from __future__ import annotations
 
 import ipaddress
+import random
 from dataclasses import asdict
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compute.drivers.base import (
@@ -45,6 +50,8 @@ from compute.drivers.base import (
 from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
+# PostgreSQL advisory-lock namespace of the simulated hypervisors (the second key comes from the host's uuid).
+HYPERVISOR_LOCK = 84022
 # Power states in which a domain's NICs exist (and count traffic).
 NIC_UP = frozenset({PowerState.BOOTING, PowerState.RUNNING, PowerState.STOPPING})
 
@@ -64,9 +71,23 @@ class SimulatedDriver(ComputeDriver):
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
-    def _host(self, *, lock: bool = False):
-        queryset = self._hosts.select_for_update() if lock else self._hosts
-        return queryset.get(pk=self.host.pk)
+    def _host(self):
+        return self._hosts.get(pk=self.host.pk)
+
+    def _lock_hypervisor(self) -> None:
+        """Serialises this host's creates and resizes until the transaction ends (SQLite serialises every writer)."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [HYPERVISOR_LOCK, self.host.pk.int % 2**31])
+
+    def _host_with_usage(self, *, exclude=None):
+        """The host row (its knobs and size) and what its domains hold, in one query."""
+        domains = ~Q(simulated_domains__uuid=exclude) if exclude is not None else Q()
+        return self._hosts.annotate(
+            vcpus_held=Coalesce(Sum("simulated_domains__vcpus", filter=domains), 0),
+            ram_mib_held=Coalesce(Sum("simulated_domains__ram_mib", filter=domains), 0),
+            disk_gib_held=Coalesce(Sum("simulated_domains__disk_gib", filter=domains), 0),
+        ).get(pk=self.host.pk)
 
     def _settle(self, domain):
         """Finishes a boot or shutdown whose time has come (a conditional update: concurrent readers agree)."""
@@ -99,24 +120,29 @@ class SimulatedDriver(ComputeDriver):
         second_octet = self.host.pk.int % 250 + 1
         return ipaddress.IPv4Network(f"10.{second_octet}.0.0/16")
 
-    def _free_ip(self) -> str:
-        used = set(self._domains.filter(host_id=self.host.pk).values_list("private_ip", flat=True))
-        for address in self._subnet().hosts():
-            if address.packed[-1] in (0, 1, 255):
-                continue  # keep .0, .1 (gateway) and .255 of every /24 out of the way
-            if str(address) not in used:
-                return str(address)
+    def _address_candidates(self):
+        """Addresses of the host's /16 from a random point on (each /24's .0, .1 and .255 kept out of the way)."""
+        subnet = self._subnet()
+        base, size = int(subnet.network_address), subnet.num_addresses
+        start = random.randrange(size)
+        for step in range(size):
+            offset = (start + step) % size
+            if offset & 0xFF not in (0, 1, 255):
+                yield str(ipaddress.IPv4Address(base + offset))
+
+    def _free_address(self) -> str:
+        for address in self._address_candidates():
+            if not self._domains.filter(host_id=self.host.pk, private_ip=address).exists():
+                return address
         raise PermanentDriverError(f"Host {self.host.name} has no free private address.")
 
-    def _check_room(self, host, *, vcpus: int, ram_mib: int, disk_gib: int, exclude=None) -> None:
-        domains = self._domains.filter(host_id=host.pk)
-        if exclude is not None:
-            domains = domains.exclude(uuid=exclude)
-        used = domains.aggregate(vcpus=Sum("vcpus"), ram_mib=Sum("ram_mib"), disk_gib=Sum("disk_gib"))
+    @staticmethod
+    def _check_room(host, *, vcpus: int, ram_mib: int, disk_gib: int) -> None:
+        """`host` comes from _host_with_usage()."""
         for resource, wanted, limit in (
-            ("vCPUs", vcpus + (used["vcpus"] or 0), host.vcpus_allocatable),
-            ("MiB of RAM", ram_mib + (used["ram_mib"] or 0), host.ram_mib_allocatable),
-            ("GiB of disk", disk_gib + (used["disk_gib"] or 0), host.disk_gib_allocatable),
+            ("vCPUs", vcpus + host.vcpus_held, host.vcpus_allocatable),
+            ("MiB of RAM", ram_mib + host.ram_mib_held, host.ram_mib_allocatable),
+            ("GiB of disk", disk_gib + host.disk_gib_held, host.disk_gib_allocatable),
         ):
             if wanted > limit:
                 raise PermanentDriverError(
@@ -135,10 +161,10 @@ class SimulatedDriver(ComputeDriver):
     def create(self, spec: DomainSpec) -> DomainInfo:
         injected = None
         with transaction.atomic():
-            # The host row serialises creates on this host: capacity, addresses and failure injection.
-            host = self._host(lock=True)
+            self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
+            host = self._host_with_usage()
             existing = self._domains.filter(uuid=spec.uuid).first()
-            if existing is not None:
+            if existing is not None:  # create is idempotent on the uuid: adopt what an earlier attempt made
                 if existing.host_id != host.pk:
                     raise PermanentDriverError(f"Domain {spec.uuid} already exists on another host.")
                 return self._info(self._settle(existing))
@@ -148,27 +174,28 @@ class SimulatedDriver(ComputeDriver):
             else:
                 self._check_room(host, vcpus=spec.vcpus, ram_mib=spec.ram_mib, disk_gib=spec.disk_gib)
                 image = spec.image.disk_path or spec.image.kernel_path
+                booted = host.boot_seconds <= 0
                 try:
-                    with transaction.atomic():
-                        domain = self._domains.create(
-                            uuid=spec.uuid,
-                            host=host,
-                            name=spec.name[:100],
-                            vcpus=spec.vcpus,
-                            ram_mib=spec.ram_mib,
-                            disk_gib=spec.disk_gib,
-                            image=image[:500],
-                            power=PowerState.BOOTING,
-                            private_ip=spec.nics[0].ip if spec.nics else self._free_ip(),
-                            nics=[asdict(nic) for nic in spec.nics],
-                            seed=asdict(spec.seed) if spec.seed is not None else {},
-                            firewall=[asdict(rule) for rule in spec.firewall],
-                            counters_at=timezone.now(),
-                        )
+                    domain = self._domains.create(
+                        uuid=spec.uuid,
+                        host=host,
+                        name=spec.name[:100],
+                        vcpus=spec.vcpus,
+                        ram_mib=spec.ram_mib,
+                        disk_gib=spec.disk_gib,
+                        image=image[:500],
+                        power=PowerState.RUNNING if booted else PowerState.BOOTING,
+                        settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
+                        private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
+                        nics=[asdict(nic) for nic in spec.nics],
+                        seed=asdict(spec.seed) if spec.seed is not None else {},
+                        firewall=[asdict(rule) for rule in spec.firewall],
+                        counters_at=timezone.now(),
+                    )
                 except IntegrityError:
-                    # Another process created it between our check and our insert: adopt theirs.
+                    # Another process created it (on another host) between our probe and our insert: the retry adopts
+                    # or refuses it. The error leaves this transaction, which rolls back.
                     raise TransientDriverError(f"Domain {spec.uuid} is being created concurrently.") from None
-                self._transition(domain, PowerState.BOOTING, host.boot_seconds)
                 return self._info(domain)
         # Raised after the transaction so that the decremented failure counter is kept.
         if injected == "permanent":
@@ -209,13 +236,14 @@ class SimulatedDriver(ComputeDriver):
 
     def resize(self, uuid: str, *, vcpus: int, ram_mib: int, disk_gib: int) -> DomainInfo:
         with transaction.atomic():
-            host = self._host(lock=True)
+            self._lock_hypervisor()
             domain = self._get(uuid)
             if domain.power != PowerState.SHUTOFF:
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to be resized (it is {domain.power}).")
             if disk_gib < domain.disk_gib:
                 raise PermanentDriverError(f"Disks cannot shrink ({domain.disk_gib} GiB to {disk_gib} GiB).")
-            self._check_room(host, vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib, exclude=domain.uuid)
+            host = self._host_with_usage(exclude=domain.uuid)
+            self._check_room(host, vcpus=vcpus, ram_mib=ram_mib, disk_gib=disk_gib)
             domain.vcpus, domain.ram_mib, domain.disk_gib = vcpus, ram_mib, disk_gib
             domain.save(update_fields=["vcpus", "ram_mib", "disk_gib"])
             return self._info(domain)
@@ -226,11 +254,9 @@ class SimulatedDriver(ComputeDriver):
         if not isinstance(target, SimulatedDriver):
             raise PermanentDriverError(f"Host {self.host.name} can only move machines to other simulated hosts.")
         with transaction.atomic():
-            # Both host rows, in primary-key order: two moves between the same hosts never deadlock.
-            hosts = {
-                host.pk: host
-                for host in self._hosts.select_for_update().filter(pk__in=[self.host.pk, target.host.pk]).order_by("pk")
-            }
+            # Both hypervisors, in primary-key order: two moves between the same hosts never deadlock.
+            for driver in sorted((self, target), key=lambda driver: driver.host.pk):
+                driver._lock_hypervisor()
             domain = self._domains.select_for_update().filter(uuid=uuid).first()
             if domain is None:
                 raise DomainNotFound(f"Neither {self.host.name} nor {target.host.name} has domain {uuid}.")
@@ -241,12 +267,12 @@ class SimulatedDriver(ComputeDriver):
             domain = self._settle(domain)
             if domain.power != PowerState.SHUTOFF:
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to be moved (it is {domain.power}).")
-            destination = hosts[target.host.pk]
+            destination = target._host_with_usage()
             target._check_room(destination, vcpus=domain.vcpus, ram_mib=domain.ram_mib, disk_gib=domain.disk_gib)
             # A Hangar-allocated address (NICs) belongs to its network, wherever the machine runs; only a host-local
             # one may clash on the new host.
             if not domain.nics and self._domains.filter(host_id=destination.pk, private_ip=domain.private_ip).exists():
-                domain.private_ip = target._free_ip()
+                domain.private_ip = target._free_address()
             domain.host = destination
             domain.save(update_fields=["host", "private_ip"])
         return self._info(domain)
@@ -295,7 +321,7 @@ class SimulatedDriver(ComputeDriver):
 
     def nat_apply(self, mappings: tuple[NatMapping, ...]) -> None:
         with transaction.atomic():
-            self._host(lock=True)  # one writer of the host's NAT set at a time
+            self._lock_hypervisor()  # one writer of the host's NAT set at a time
             self._nat.filter(host_id=self.host.pk).delete()
             self._nat.bulk_create(
                 self._nat.model(host_id=self.host.pk, public_ip=m.public_ip, private_ip=m.private_ip) for m in mappings

@@ -281,7 +281,6 @@ def instance_launch(
     with transaction.atomic():
         quota = quota_lock(tenant)
         _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor, public_ip=public_ip))
-        _check_name_free(tenant=tenant, name=name)
         host = schedule(flavor=flavor, region=region)
         now = timezone.now()
         instance = Instance(
@@ -299,8 +298,9 @@ def instance_launch(
         )
         _set_task(instance, InstanceTask.BUILD, now=now)
         try:
-            with transaction.atomic():
-                instance.save(force_insert=True)
+            # The unique index on live names is the check: a taken name fails the insert, and the whole launch (with
+            # its claim on the host) rolls back.
+            instance.save(force_insert=True)
         except IntegrityError:
             raise InvalidRequest(
                 f"You already have an instance called {name}; pick another name.",

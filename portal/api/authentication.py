@@ -4,7 +4,6 @@ from rest_framework import authentication, exceptions
 
 from portal.errors import ServiceError
 from tenants import requestcontext
-from tenants.models import Membership
 from tenants.selectors import api_token_find
 from tenants.services import api_token_check_use, api_token_touch
 
@@ -36,11 +35,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         api_token = api_token_find(token=token)
         if api_token is None:
             raise exceptions.AuthenticationFailed("The token is not valid, has expired or was revoked.")
-        membership = (
-            Membership.objects.select_related("tenant", "user")
-            .filter(user_id=api_token.user_id, tenant_id=api_token.tenant_id)
-            .first()
-        )
+        membership = api_token.membership  # read with the token, afresh on every request
         if membership is None:
             raise exceptions.AuthenticationFailed("The token's user is no longer a member of its organisation.")
         ip_address = requestcontext.client_ip(getattr(request, "_request", request))

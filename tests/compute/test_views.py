@@ -255,6 +255,15 @@ def test_list_paginates(member_client, tenant):
     assert polled.status_code == 200 and "Page 2 of 2" in polled.content.decode()
 
 
+def test_list_takes_per_page_like_the_api(member_client, tenant):
+    for number in range(25):
+        InstanceFactory(tenant=tenant, name=f"node-{number:02d}")
+    assert member_client.get(LIST, {"per_page": 25}).content.decode().count('<tr id="instance-') == 25
+    assert "Page 1 of 3" in member_client.get(LIST, {"per_page": 10}).content.decode()
+    for bad in ("0", "201", "ten"):
+        assert "Page 1 of 2" in member_client.get(LIST, {"per_page": bad}).content.decode()
+
+
 def test_tenants_never_see_host_names_but_staff_do(member_client, member, tenant):
     instance = InstanceFactory(tenant=tenant, name="alpha")
     host_name = instance.host.name

@@ -1,0 +1,227 @@
+"""Provisioning end to end: launches through the API on the simulated driver at zero boot time, real workers.
+
+Each round sends a batch of no-op tasks (the baseline: the same broker and workers, nothing to do) and then
+`--launches` POST /api/v1/instances/ over several connections, and waits until every machine is `running`.
+Reports launches/s (first request to last `running`), request → `running` p50/p95, the POST's own latency, queries
+per launch POST, and worker CPU per machine against worker CPU per no-op task.
+
+    python bench/provisioning.py [--rounds 3] [--launches 500] [--threads 8]
+"""
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import harness
+
+
+def noop_batch(worker: harness.Service, count: int) -> tuple[float, float, list[float]]:
+    """(tasks/s, worker CPU seconds per task, single round trips in seconds)."""
+    from django.core.cache import cache
+
+    from bench.support.tasks import DONE_KEY, noop
+
+    round_trips = []
+    for _ in range(20):  # one at a time: the round trip of a lone task
+        cache.set(DONE_KEY, 0, timeout=3600)
+        started = time.perf_counter()
+        noop.delay()
+        while not cache.get(DONE_KEY):
+            time.sleep(0.0005)
+        round_trips.append(time.perf_counter() - started)
+    cache.set(DONE_KEY, 0, timeout=3600)
+    cpu_before = worker.cpu_seconds()
+    started = time.perf_counter()
+    for _ in range(count):
+        noop.delay()
+    while (cache.get(DONE_KEY) or 0) < count:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    time.sleep(0.3)  # let the sampler see the last CPU ticks
+    return count / elapsed, (worker.cpu_seconds() - cpu_before) / count, round_trips
+
+
+def launch_batch(port: int, members, body: dict, *, prefix: str, count: int, threads: int, worker, web):
+    """`count` launches over `threads` connections; connection i launches as members[i % len(members)]."""
+    from compute.models import Instance, InstanceEvent, InstanceState
+
+    sent: dict[str, float] = {}
+    post_latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    numbers = iter(range(count))
+
+    def run(member) -> None:
+        import json
+
+        client = harness.Client(port, member.api_headers())
+        while True:
+            with lock:
+                number = next(numbers, None)
+            if number is None:
+                break
+            at = time.time()
+            status, data, elapsed = client.request("POST", "/api/v1/instances/", {**body, "name": f"{prefix}-{number}"})
+            with lock:
+                statuses.append(status)
+                post_latencies.append(elapsed)
+                if status == 202:
+                    sent[json.loads(data)["id"]] = at
+        client.close()
+
+    cpu_before, web_cpu_before = worker.cpu_seconds(), web.cpu_seconds()
+    first = time.time()
+    workers = [threading.Thread(target=run, args=(members[n % len(members)],)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    posted = time.time()
+    harness.fail_if_errors("launch", statuses, ok=(202,))
+    deadline = time.monotonic() + 600
+    live = Instance.objects.filter(pk__in=list(sent))
+    while live.exclude(state=InstanceState.RUNNING).exists():
+        if live.filter(state=InstanceState.ERROR).exists() or time.monotonic() > deadline:
+            raise RuntimeError(f"launches did not all reach running: {dict(live.values_list('state', 'error_reason'))}")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    cpu = worker.cpu_seconds() - cpu_before
+    web_cpu = web.cpu_seconds() - web_cpu_before
+    running_at = dict(
+        InstanceEvent.objects.filter(instance_id__in=list(sent), action="build", result="succeeded").values_list(
+            "instance_id", "created_at"
+        )
+    )
+    to_running = [running_at[pk].timestamp() - sent[str(pk)] for pk in running_at]
+    last = max(at.timestamp() for at in running_at.values())
+    return {
+        "launches_per_s": count / (last - first),
+        "posts_per_s": count / (posted - first),
+        "post": post_latencies,
+        "to_running": to_running,
+        "cpu_per_machine": cpu / count,
+        "web_cpu_per_launch": web_cpu / count,
+    }
+
+
+def launch_queries(member, body: dict) -> int:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {member.token}")
+    client.post("/api/v1/instances/", {**body, "name": "warm-up"}, content_type="application/json")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/v1/instances/", {**body, "name": "counted"}, content_type="application/json")
+    if response.status_code != 202:
+        raise RuntimeError(f"launch: {response.status_code} {response.content[:300]}")
+    statements = [query["sql"] for query in captured.captured_queries]
+    if os.environ.get("BENCH_SHOW_QUERIES"):
+        print("\n".join(sql[:160] for sql in statements))
+    return len([sql for sql in statements if sql not in ("BEGIN", "COMMIT")])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--launches", type=int, default=500, help="launches per round and scenario")
+    parser.add_argument("--threads", type=int, default=8, help="client connections sending launches")
+    options = parser.parse_args()
+
+    environment = harness.bench_environment("provisioning", ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
+    harness.setup_django(environment)
+    from bench.support import fixtures
+    from tenants.models import Quota
+
+    flavors, images, _hosts = fixtures.catalog(hosts=4, boot_seconds=0)
+    everyone = fixtures.tenants(100)
+    members = [fixtures.member(tenant, email=f"owner-{n}@bench.example") for n, tenant in enumerate(everyone[:8])]
+    member = members[0]
+    Quota.objects.filter(tenant__in=everyone[:8]).update(instances=10**6, vcpus=10**7, ram_mib=10**9)
+    body = {"flavor": str(flavors[0].pk), "image": str(images[0].pk), "ssh_keys": []}
+    # One tenant's launches queue on its quota lock (by design); many tenants' launches run side by side.
+    scenarios = {"one tenant": [member], f"{len(members)} tenants": members}
+
+    rounds = []
+    with harness.Stack(environment) as stack:
+        web = stack.web()
+        worker = stack.worker()
+        queries = launch_queries(member, body)
+        for number in range(options.rounds):
+            noop_rate, noop_cpu, noop_trips = noop_batch(worker, options.launches)
+            measured = {"noop_rate": noop_rate, "noop_cpu": noop_cpu, "noop_trips": noop_trips}
+            for scenario, who in scenarios.items():
+                launched = launch_batch(
+                    stack.port,
+                    who,
+                    body,
+                    prefix=f"r{number}-{len(who)}",
+                    count=options.launches,
+                    threads=options.threads,
+                    worker=worker,
+                    web=web,
+                )
+                measured.update({f"{scenario}: {key}": value for key, value in launched.items()})
+            rounds.append(measured)
+        web_rss, worker_rss = web.peak_rss_mib(), worker.peak_rss_mib()
+
+    def med(key):
+        return harness.median([r[key] for r in rounds])
+
+    def pooled(key):
+        return [value for r in rounds for value in r[key]]
+
+    trips = pooled("noop_trips")
+    rows = []
+    for scenario in scenarios:
+        to_running, post = pooled(f"{scenario}: to_running"), pooled(f"{scenario}: post")
+        cpu = med(f"{scenario}: cpu_per_machine")
+        rows += [
+            (f"{scenario}: launches/s, first request to last running", f"{med(f'{scenario}: launches_per_s'):.1f}", ""),
+            (f"{scenario}: launch POSTs/s accepted", f"{med(f'{scenario}: posts_per_s'):.1f}", ""),
+            (
+                f"{scenario}: launch POST latency p50 / p95 ms",
+                f"{harness.ms(harness.median(post))} / {harness.ms(harness.percentile(post, 0.95))}",
+                "",
+            ),
+            (
+                f"{scenario}: request → running p50 / p95 ms",
+                f"{harness.ms(harness.median(to_running))} / {harness.ms(harness.percentile(to_running, 0.95))}",
+                "",
+            ),
+            (f"{scenario}: worker CPU per machine ms", harness.ms(cpu), f"{cpu / med('noop_cpu'):.1f}x no-op"),
+            (f"{scenario}: web CPU per launch ms", harness.ms(med(f"{scenario}: web_cpu_per_launch")), ""),
+        ]
+    rows += [
+        ("queries per launch POST (BEGIN and COMMIT left out)", queries, ""),
+        ("no-op task: worker CPU per task ms", harness.ms(med("noop_cpu")), "baseline"),
+        ("no-op task: tasks/s in a batch", f"{med('noop_rate'):.0f}", ""),
+        (
+            "no-op task: lone round trip p50 / p95 ms",
+            f"{harness.ms(harness.median(trips))} / {harness.ms(harness.percentile(trips, 0.95))}",
+            "",
+        ),
+        ("peak RSS web / worker process MiB", f"{web_rss:.0f} / {worker_rss:.0f}", ""),
+    ]
+    harness.report(
+        "Provisioning (bench/provisioning.py)",
+        rows,
+        ("figure", "value", "ratio"),
+        notes=[
+            f"{options.rounds} rounds, each a batch of {options.launches} no-op tasks, then {options.launches} "
+            f"launches by one tenant and {options.launches} by {len(members)} tenants, over {options.threads} "
+            "connections; "
+            "simulated driver, boot time 0, 4 hosts; gunicorn "
+            f"{harness.WEB_WORKERS} workers, Celery prefork concurrency {harness.WORKER_CONCURRENCY}."
+        ],
+    )
+    harness.cleanup(environment)
+
+
+if __name__ == "__main__":
+    main()
