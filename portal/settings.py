@@ -395,6 +395,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "EventResultEnum": "tenants.models.EventResult",
     },
 }
 
