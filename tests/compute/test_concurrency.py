@@ -1,44 +1,16 @@
 """Quotas and host capacity under real concurrency: threads with their own PostgreSQL connections."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from compute.models import Instance
 from compute.services import instance_launch
-from portal.errors import Unprocessable
+from tests.concurrency import race
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory
 from tests.factories.tenants import MembershipFactory, TenantFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(count: int, launch) -> list[str]:
-    """Starts `count` launches at the same moment; returns "ok" or the error code of each."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait()
-            launch(n)
-            outcome = "ok"
-        except Unprocessable as error:
-            outcome = error.code
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_ten_concurrent_launches_against_a_quota_of_three_make_exactly_three():
@@ -49,7 +21,7 @@ def test_ten_concurrent_launches_against_a_quota_of_three_make_exactly_three():
     flavor, image = FlavorFactory(), ImageFactory()
     HostFactory(name="roomy", vcpus=256)
 
-    results = _race(
+    results = race(
         10,
         lambda n: instance_launch(tenant=tenant, user=user, name=f"vm-{n}", flavor=flavor, image=image, keys=[]),
     )
@@ -64,7 +36,7 @@ def test_ten_concurrent_launches_cannot_take_the_last_slots_twice():
     tenants = [TenantFactory() for _ in range(10)]  # separate tenants: no shared quota lock serialises them
     users = [MembershipFactory(tenant=tenant).user for tenant in tenants]
 
-    results = _race(
+    results = race(
         10,
         lambda n: instance_launch(tenant=tenants[n], user=users[n], name="vm", flavor=flavor, image=image, keys=[]),
     )

@@ -1,43 +1,15 @@
 """Public address allocation under real concurrency: threads with their own PostgreSQL connections."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from compute.network.models import PublicIP, PublicIPPool
 from compute.network.services import public_ip_allocate
-from portal.errors import ServiceError
+from tests.concurrency import race
 from tests.factories.tenants import MembershipFactory, TenantFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(count: int, allocate) -> list[str]:
-    """Starts `count` allocations at the same moment; returns "ok" or the error code of each."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait()
-            allocate(n)
-            outcome = "ok"
-        except ServiceError as error:
-            outcome = error.code
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_fifty_requests_for_ten_addresses_grant_exactly_ten_and_none_twice():
@@ -46,7 +18,7 @@ def test_fifty_requests_for_ten_addresses_grant_exactly_ten_and_none_twice():
     tenants = [TenantFactory() for _ in range(50)]
     users = [MembershipFactory(tenant=tenant).user for tenant in tenants]
 
-    results = _race(50, lambda n: public_ip_allocate(tenant=tenants[n], user=users[n]))
+    results = race(50, lambda n: public_ip_allocate(tenant=tenants[n], user=users[n]))
 
     assert Counter(results) == {"ok": 10, "pool_exhausted": 40}
     addresses = list(PublicIP.objects.held().values_list("address", flat=True))
@@ -61,7 +33,7 @@ def test_twenty_requests_of_one_organisation_stop_at_its_quota():
     tenant.quota.save()
     user = MembershipFactory(tenant=tenant).user
 
-    results = _race(20, lambda n: public_ip_allocate(tenant=tenant, user=user))
+    results = race(20, lambda n: public_ip_allocate(tenant=tenant, user=user))
 
     assert Counter(results) == {"ok": 5, "quota_exceeded": 15}
     assert PublicIP.objects.filter(tenant=tenant).held().count() == 5
