@@ -127,6 +127,10 @@ def post_worker_init(worker):
     gc.freeze()
 
 
+prometheus_multiprocess = None
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    from prometheus_client import multiprocess as prometheus_multiprocess
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 worker_class = DrainingUvicornWorker
@@ -141,7 +145,7 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 
 def child_exit(server, worker) -> None:
     # prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR): a recycled worker's live gauges leave with it.
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+    # The module is imported when this file loads: importing it here, in a SIGCHLD handler, can interrupt an import
+    # of the same package in progress.
+    if prometheus_multiprocess is not None:
+        prometheus_multiprocess.mark_process_dead(worker.pid)
