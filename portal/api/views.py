@@ -1,7 +1,9 @@
 """Base classes of every API view: rate limits, idempotency and the RateLimit-* headers."""
 
+from django.core.exceptions import SuspiciousOperation
 from django.urls import reverse
 from rest_framework import exceptions, generics, viewsets
+from rest_framework.renderers import JSONRenderer
 
 from portal.api import idempotency, parsers, ratelimit
 from portal.api.ratelimit import RateLimited
@@ -14,6 +16,16 @@ class HangarApiMixin:
     parser_classes = [parsers.JSONParser]
     rate_limit_state: ratelimit.WindowState | None = None
     idempotency_claim = None
+
+    def perform_content_negotiation(self, request, force=False):
+        # Negotiation reads the query string first; one Django refuses (too many fields) is the client's error, and
+        # the error response itself must still be renderable, so it falls back to JSON.
+        try:
+            return super().perform_content_negotiation(request, force=force)
+        except SuspiciousOperation:
+            if force:
+                return (JSONRenderer(), JSONRenderer.media_type)
+            raise exceptions.ParseError("The query string has too many parameters.") from None
 
     def perform_authentication(self, request):
         try:
