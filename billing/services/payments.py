@@ -138,14 +138,19 @@ def payment_card_submit(
 
 
 def payment_card_confirm(*, payment: Payment, approve: bool) -> None:
-    """The 3-D-Secure-like step was answered: approved pays, denied fails (both through the webhook)."""
+    """The 3-D-Secure-like step was answered: the payment waits for the provider's word again, which pays it if
+    approved and fails it if denied (both through the webhook)."""
     _test_payment(payment)
-    if not Payment.objects.filter(pk=payment.pk, status=Payment.Status.REQUIRES_ACTION).exists():
-        raise Conflict("This payment is not waiting for a confirmation.")
-    if approve:
-        _deliver_later(payment, Notification.SUCCEEDED)
-    else:
-        _deliver_later(payment, Notification.FAILED, "The card's issuer could not confirm it was you (3-D Secure).")
+    with transaction.atomic():
+        answered = Payment.objects.filter(pk=payment.pk, status=Payment.Status.REQUIRES_ACTION).update(
+            status=Payment.Status.PENDING
+        )
+        if not answered:
+            raise Conflict("This payment is not waiting for a confirmation.")
+        if approve:
+            _deliver_later(payment, Notification.SUCCEEDED)
+        else:
+            _deliver_later(payment, Notification.FAILED, "The card's issuer could not confirm it was you (3-D Secure).")
 
 
 def payment_card_cancel(*, payment: Payment) -> None:
