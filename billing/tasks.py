@@ -59,3 +59,8 @@ def send_account_email(*, tenant_id: str, event_id: int, subject: str) -> None:
 def deliver_test_notification(*, payment_id: str, outcome: str, message: str = "") -> None:
     """The test provider's webhook delivery (a real provider posts to billing:payment-webhook instead)."""
     services.payment_notification_send(payment_id=payment_id, outcome=outcome, message=message)
+
+
+@shared_task(name="billing.tasks.payments_expire", ignore_result=True, acks_late=True)
+def payments_expire() -> int:
+    return services.payments_expire_abandoned()

@@ -367,6 +367,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
+    "billing-payments-expire": {"task": "billing.tasks.payments_expire", "schedule": 3600.0},
     "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
     "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
 }

@@ -35,6 +35,7 @@ from billing.services.payments import (
     payment_notification_send,
     payment_succeed,
     payment_topup_start,
+    payments_expire_abandoned,
 )
 from billing.services.prices import flavor_price_set, resource_price_set
 from billing.services.segments import segment_close, segment_open
@@ -69,6 +70,7 @@ __all__ = [
     "payment_notification_send",
     "payment_succeed",
     "payment_topup_start",
+    "payments_expire_abandoned",
     "resource_billing_rename",
     "resource_billing_reprice",
     "resource_billing_start",

@@ -8,7 +8,7 @@ that claim were bypassed.
 """
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -168,6 +168,22 @@ def payment_notification_send(*, payment_id, outcome: str, message: str = "") ->
         return None
     body = testmode.notification_body(payment=payment, outcome=outcome, message=message)
     return payment_notification_receive(provider=payment.provider, body=body, headers=testmode.sign(body))
+
+
+def payments_expire_abandoned(*, now: datetime | None = None) -> int:
+    """The test provider expires checkouts nobody finished within a day, as Stripe does (its `expired` event):
+    it reports them failed through its notification. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=testmode.CHECKOUT_MAX_AGE)
+    abandoned = Payment.objects.filter(
+        provider=Payment.Provider.TEST, status__in=Payment.OPEN_STATUSES, created_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    expired = 0
+    for payment_id in list(abandoned.order_by("created_at")[:500]):
+        if payment_notification_send(
+            payment_id=payment_id, outcome=Notification.FAILED, message="The checkout expired before it was paid."
+        ):
+            expired += 1
+    return expired
 
 
 # --- Settling: the webhook -------------------------------------------------------------------------------------

@@ -130,6 +130,20 @@ def test_cancel_on_the_card_page_fails_the_payment(owner_client, checkout, djang
     assert Payment.objects.get().failure_message == "You cancelled the payment."
 
 
+def test_checkouts_nobody_finished_expire_after_a_day(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = PaymentFactory(tenant=tenant, created_at=timezone.now() - timedelta(hours=25))
+    fresh = PaymentFactory(tenant=tenant)
+    assert services.payments_expire_abandoned() == 1
+    old.refresh_from_db(), fresh.refresh_from_db()
+    assert (old.status, old.failure_message) == ("failed", "The checkout expired before it was paid.")
+    assert fresh.status == "pending"
+    assert services.payments_expire_abandoned() == 0
+
+
 def test_a_forged_or_spent_checkout_link_is_404(client, db):
     assert client.get(reverse("billing:test-checkout", args=["not-a-token"])).status_code == 404
     stripe_payment = PaymentFactory(provider="stripe")
