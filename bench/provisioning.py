@@ -138,8 +138,9 @@ def main() -> None:
     from bench.support import fixtures
     from tenants.models import Quota
 
-    flavors, images, _hosts = fixtures.catalog(hosts=4, boot_seconds=0)
+    flavors, images, hosts = fixtures.catalog(hosts=4, boot_seconds=0)
     everyone = fixtures.tenants(100)
+    fixtures.large_default_networks(everyone[:8], region=hosts[0].region)
     members = [fixtures.member(tenant, email=f"owner-{n}@bench.example") for n, tenant in enumerate(everyone[:8])]
     member = members[0]
     Quota.objects.filter(tenant__in=everyone[:8]).update(instances=10**6, vcpus=10**7, ram_mib=10**9)

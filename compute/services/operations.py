@@ -139,6 +139,7 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
     if task == InstanceTask.MIGRATE:
         return _migrate(instance)
     if task == InstanceTask.BUILD:
+        instance.port_list = instance_ports(instance)  # what preparing its networks and its spec both read
         instance_networks_prepare(instance=instance, driver=driver)
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:
