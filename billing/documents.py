@@ -39,30 +39,21 @@ def invoice_context(*, invoice: Invoice) -> dict:
 
 
 @cache
-def _pdf_renderer():
-    """The fonts, the invoice stylesheet and the document class, made once per process (a worker renders thousands
-    of invoices): one FontConfiguration (fonts are found once), both stylesheets parsed once."""
-    from weasyprint import CSS, HTML
+def _pdf_styles():
+    """The fonts and the invoice stylesheet, loaded once per process (a worker renders thousands of invoices)."""
+    from weasyprint import CSS
     from weasyprint.text.fonts import FontConfiguration
 
     fonts = FontConfiguration()
-    folder = settings.BASE_DIR / "static" / "css"
-    defaults = CSS(filename=str(folder / "invoice-ua.css"), font_config=fonts)
-
-    class InvoiceHTML(HTML):
-        """Styled from the browser defaults the invoice needs only: every element is matched against every rule of
-        the default sheet on each render, and WeasyPrint's full HTML sheet is mostly rules for other elements."""
-
-        def _ua_stylesheets(self, forms=False):
-            return [defaults]
-
-    return fonts, CSS(filename=str(folder / "invoice.css"), font_config=fonts), InvoiceHTML
+    return fonts, CSS(filename=str(settings.BASE_DIR / "static" / "css" / "invoice.css"), font_config=fonts)
 
 
 def invoice_pdf(*, invoice: Invoice) -> bytes:
-    fonts, stylesheet, document = _pdf_renderer()
+    from weasyprint import HTML
+
+    fonts, stylesheet = _pdf_styles()
     html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice=invoice))
-    return document(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet], font_config=fonts)
+    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet], font_config=fonts)
 
 
 def invoice_csv(*, invoice: Invoice) -> str:

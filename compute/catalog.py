@@ -99,6 +99,15 @@ def default_region() -> Region | None:
     return current().default_region or Region.objects.default()
 
 
+def attach(instance):
+    """The instance with its flavor, image and resize flavor set from the catalog (no joins, no queries)."""
+    instance.flavor = flavor(instance.flavor_id)
+    instance.image = image(instance.image_id)
+    if instance.resize_flavor_id is not None:
+        instance.resize_flavor = flavor(instance.resize_flavor_id)
+    return instance
+
+
 def changed(*, added: bool = False) -> None:
     """A catalog row changed: every process reads the catalog again (now, and once the change is committed, so a
     process that read it in between does not keep the old rows). A row `added` needs no second time: a snapshot

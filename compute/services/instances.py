@@ -124,8 +124,8 @@ def _lock(instance: Instance | str) -> Instance:
     pk = instance.pk if isinstance(instance, Instance) else instance
     # Only the instance's row: locking its flavor's and image's rows too would make every launch of that size wait
     # (its insert checks the flavor key) for a worker recording an outcome, and the outcome waits for the launch's
-    # quota row.
-    return Instance.objects.select_for_update(of=("self",)).select_related("flavor", "image").get(pk=pk)
+    # quota row. Its flavor and image come from the catalog in memory.
+    return catalog.attach(Instance.objects.select_for_update().get(pk=pk))
 
 
 def _refusal(instance: Instance, verb: str, allowed: str) -> Conflict:
