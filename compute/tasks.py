@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from compute import reconciler, services
 from compute.drivers.base import TransientDriverError
 from compute.models import InstanceTask
-from compute.services import operations
+from compute.services import operations, usage
 
 MAX_RETRIES = 6
 # A hypervisor hiccup, or the database gone for a moment (a restart, a failover, SQLite's "database is locked").
@@ -113,3 +113,9 @@ def enqueue(*, instance_id: str, task: str) -> None:
 def reconcile() -> None:
     """Every minute (beat): re-enqueue lost work, fail overdue work, compare hosts with the database."""
     reconciler.reconcile()
+
+
+@shared_task(name="compute.tasks.usage_repair", acks_late=True, ignore_result=True)
+def usage_repair() -> None:
+    """Hourly (beat): recount what tenants and hosts hold and correct running totals that drifted (logged)."""
+    usage.usage_totals_repair()
