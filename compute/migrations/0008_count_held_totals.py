@@ -37,7 +37,7 @@ def count(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("compute", "0007_host_held_totals"),
-        ("tenants", "0009_quota_held_totals"),
+        ("tenants", "0010_quota_held_totals"),
     ]
 
     operations = [migrations.RunPython(count, migrations.RunPython.noop)]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0008_activity_networking'),
+        ('tenants', '0009_quota_volumes_storage_activity'),
     ]
 
     operations = [
