@@ -38,6 +38,8 @@ DEFAULT_PRICES = {
     ResourceType.VOLUME: Decimal("0.0500"),
     ResourceType.IPV4: Decimal("1.0000"),
     ResourceType.TRAFFIC: Decimal("0.0100"),
+    ResourceType.IMAGE: Decimal("0.0500"),
+    ResourceType.BACKUP: Decimal("20.0000"),  # percent of the machine's monthly price
 }
 
 

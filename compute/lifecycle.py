@@ -19,6 +19,8 @@ from django.dispatch import Signal
 INSTANCE = "instance"
 VOLUME = "volume"
 IPV4 = "ipv4"
+IMAGE = "image"  # a private image: per GiB-month
+BACKUP = "backup"  # a machine's backups (resource id: the machine's): a share of its flavor's price
 TRAFFIC = "traffic"  # outbound traffic: never a segment, but it has a price (compute.prices.resource_price)
 
 
