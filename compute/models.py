@@ -378,11 +378,12 @@ class Image(models.Model):
     @property
     def source(self) -> ImageSource:
         return ImageSource(
-            disk_path=self.disk_path,
-            disk_format=self.disk_format,
+            disk_path="" if self.is_private else self.disk_path,
+            disk_format=DiskFormat.QCOW2 if self.is_private else self.disk_format,
             kernel_path=self.kernel_path,
             initrd_path=self.initrd_path,
             kernel_cmdline=self.kernel_cmdline,
+            pool_file=self.driver_name if self.is_private else "",
         )
 
 

@@ -140,14 +140,17 @@ def _claim(host: Host, *, read_version: int | None = None) -> bool:
     return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
 
 
-def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> Host:
+def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None, only: Host | None = None) -> Host:
     """Chooses and claims the host of `region` for an instance of `flavor` (a new one, or one moving away from
-    `exclude`); call inside the transaction that records the claim."""
+    `exclude`; `only` that host, the one that keeps its disk's file); call inside the transaction that records the
+    claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
     candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
+    if only is not None:
+        candidates = candidates.filter(pk=only.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
     for attempt in range(MAX_ATTEMPTS):
         fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
@@ -159,6 +162,13 @@ def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> 
                 return host
         elif _claim(host) and host_usage(host).fits(**request):
             return host  # checked under the host's lock: nobody can claim it before this transaction ends
+    if only is not None:
+        raise Unprocessable(
+            f"The host that keeps the disk to start from has no room for a {flavor.size_label} machine right now "
+            "(or takes no new machines); try a smaller size or later.",
+            code="no_capacity",
+            details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        )
     raise no_capacity(flavor, region)
 
 

@@ -325,7 +325,7 @@ class LibvirtDriver(ComputeDriver):
         ):
             if path and not os.path.isfile(path):
                 raise PermanentDriverError(f"image {label} {path} does not exist on host {self.host}")
-        if not spec.image.disk_path and not spec.image.kernel_path:
+        if not spec.image.disk_path and not spec.image.kernel_path and not spec.image.pool_file:
             raise PermanentDriverError("the image names neither a base disk nor a kernel")
 
     @staticmethod
@@ -421,13 +421,26 @@ class LibvirtDriver(ComputeDriver):
                 nics = tuple(Nic(network=self._active_network(conn, nic.network_id), mac=nic.mac) for nic in spec.nics)
                 pool = self._pool(conn)
                 disk = self._volume(pool, f"{spec.uuid}.qcow2")
+                base_path, base_format = spec.image.disk_path, spec.image.disk_format or "raw"
+                if spec.image.pool_file:
+                    # A private image: a qcow2 file of this host's pool.
+                    base_path, base_format = self._require_file(pool, spec.image.pool_file).path(), "qcow2"
+                if disk is None and spec.disk_source:
+                    # Restored from a backup: a standalone copy of it, grown to the machine's size.
+                    disk = self._copy_volume(
+                        conn,
+                        self._require_file(pool, spec.disk_source),
+                        pool,
+                        xml=disk_volume_xml(name=f"{spec.uuid}.qcow2", capacity_gib=spec.disk_gib),
+                    )
+                    self._grow(disk, spec.disk_gib)
                 if disk is None:
                     disk = pool.createXML(
                         disk_volume_xml(
                             name=f"{spec.uuid}.qcow2",
                             capacity_gib=spec.disk_gib,
-                            base_path=spec.image.disk_path,
-                            base_format=spec.image.disk_format or "raw",
+                            base_path=base_path,
+                            base_format=base_format,
                         ),
                         0,
                     )
@@ -539,6 +552,39 @@ class LibvirtDriver(ComputeDriver):
 
     def state(self, uuid: str) -> DomainInfo:
         return self._call("state", lambda conn: self._info(self._require(conn, uuid)))
+
+    # --- boot disks restored from backups, private images ------------------------------------------------------
+    def _require_file(self, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:
+        volume = self._volume(pool, f"{name}.qcow2")
+        if volume is None:
+            pool.refresh(0)
+            volume = self._volume(pool, f"{name}.qcow2")
+        if volume is None:
+            raise PermanentDriverError(f"host {self.host} has no file {name}.qcow2 in pool {self.pool_name}")
+        return volume
+
+    @staticmethod
+    def _grow(volume: libvirt.virStorageVol, gib: int) -> None:
+        if volume.info()[1] < gib * GIB:  # grow only
+            volume.resize(gib * GIB, 0)
+
+    def disk_restore(self, uuid: str, *, source: str) -> None:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if domain.isActive():
+                raise PermanentDriverError(f"domain {uuid} must be shut off to have its disk replaced")
+            pool = self._pool(conn)
+            backup = self._require_file(pool, source)
+            name = f"{uuid}.qcow2"
+            disk = self._volume(pool, name)
+            size_gib = max(1, -(-(disk.info()[1] if disk is not None else backup.info()[1]) // GIB))
+            if disk is not None:
+                disk.delete(0)
+            # A retry after a crash here finds no disk and copies again.
+            copy = self._copy_volume(conn, backup, pool, xml=disk_volume_xml(name=name, capacity_gib=size_gib))
+            self._grow(copy, size_gib)
+
+        self._call("restore the disk", operation)
 
     # --- networking -----------------------------------------------------------------------------------------------
     def network_ensure(self, spec: NetworkSpec) -> None:
