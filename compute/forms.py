@@ -124,7 +124,7 @@ class LaunchForm(forms.Form):
         self.fields["region"].queryset = region_list()
         self.fields["region"].initial = getattr(region_list().default(), "name", None)
         self.fields["flavor"].queryset = flavor_list()
-        self.fields["image"].queryset = image_list()
+        self.fields["image"].queryset = image_list(tenant=tenant)
         self.fields["keys"].queryset = sshkey_list(tenant=tenant)
         self.fields["networks"].queryset = network_list(tenant=tenant)
         self.fields["firewalls"].queryset = firewall_list(tenant=tenant)

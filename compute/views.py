@@ -124,13 +124,14 @@ class LaunchView(TenantScopedMixin, FormView):
                     if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
                 ),
             }
-            for image in image_list()
+            for image in image_list(tenant=tenant)
         ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
             regions=regions,
             flavors=flavors,
-            images=images,
+            images=[option for option in images if not option["image"].is_private],
+            my_images=[option for option in images if option["image"].is_private],
             chosen_flavor=chosen,
             usage=usage,
             currency=settings.BILLING_CURRENCY,
