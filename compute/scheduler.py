@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Count, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from compute.models import Flavor, Host, Instance, InstanceState, Region
+from compute.models import Flavor, Host, Image, Instance, InstanceState, Region
 from portal.errors import Unprocessable
 
 # How many times a launch reads the hosts again after losing the host it chose to another claim, before it waits
@@ -75,9 +75,25 @@ def _held(resource, via: str):
     return Coalesce(Subquery(rows), Value(0))
 
 
+def _pool_held(model):
+    """The GiB that the live volumes or snapshots (`model`) kept in a host's storage pool hold."""
+    rows = (
+        model.objects.filter(host=OuterRef("pk"))
+        .exclude(state="deleted")
+        .order_by()
+        .values("host")
+        .annotate(total=Sum("size_gib"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows), Value(0))
+
+
 def usage_annotations() -> dict:
-    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it) and how
-    many live instances it has: the scheduler, the admin's host list and the operations overview read these."""
+    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it, and the
+    volumes and snapshots in its pool) and how many live instances it has: the scheduler, the admin's host list and
+    the operations overview read these."""
+    from compute.storage.models import Backup, Snapshot, Volume  # storage's models import this app's
+
     instances = (
         Instance.objects.filter(host=OuterRef("pk"))
         .exclude(state=InstanceState.DELETED)
@@ -89,7 +105,12 @@ def usage_annotations() -> dict:
     return {
         "used_vcpus": _held(HELD_VCPUS, "host") + _held(HELD_VCPUS, "migration_host"),
         "used_ram_mib": _held(HELD_RAM_MIB, "host") + _held(HELD_RAM_MIB, "migration_host"),
-        "used_disk_gib": _held(HELD_DISK_GIB, "host") + _held(HELD_DISK_GIB, "migration_host"),
+        "used_disk_gib": _held(HELD_DISK_GIB, "host")
+        + _held(HELD_DISK_GIB, "migration_host")
+        + _pool_held(Volume)
+        + _pool_held(Snapshot)
+        + _pool_held(Backup)
+        + _pool_held(Image),
         "live_instances": Coalesce(Subquery(instances), Value(0)),
     }
 
@@ -190,4 +211,44 @@ def claim_resize(*, instance: Instance, flavor: Flavor) -> None:
             "try a smaller size or later.",
             code="no_capacity",
             details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        )
+
+
+def no_pool_room(size_gib: int, region: Region) -> Unprocessable:
+    return Unprocessable(
+        f"No host in {region.label or region.name} has room for {size_gib} GiB of storage right now; "
+        "try a smaller size, another region or later.",
+        code="no_capacity",
+        details={"region": region.name, "disk_gib": size_gib},
+    )
+
+
+def place_storage(*, size_gib: int, region: Region, host: Host | None = None) -> Host:
+    """Chooses and claims the host whose storage pool keeps `size_gib` more GiB (a new volume or snapshot): `host`
+    if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` with the most room.
+    Call inside the transaction that records the claim; the room is checked under the host's claim."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("place_storage() must run inside the transaction that records the claim.")
+    request = {"vcpus": 0, "ram_mib": 0, "disk_gib": size_gib}
+    if host is None:
+        candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
+        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
+        ranked = sorted(fitting, key=lambda usage: (-usage.disk_gib_free, usage.host.name))
+    else:
+        ranked = [host_usage(host)]
+    for usage in ranked:
+        if _claim(usage.host) and host_usage(usage.host).fits(**request):
+            return usage.host
+    raise no_pool_room(size_gib, region)
+
+
+def claim_storage_growth(*, host: Host, growth_gib: int, what: str) -> None:
+    """Checks, under a claim on `host`, that its pool has room for `growth_gib` more GiB (a volume extended)."""
+    _claim(host)
+    if not host_usage(host).fits(vcpus=0, ram_mib=0, disk_gib=growth_gib):
+        raise Unprocessable(
+            f"The storage that keeps {what} has no room for {growth_gib} GiB more right now; try a smaller size or "
+            "later.",
+            code="no_capacity",
+            details={"disk_gib": growth_gib},
         )

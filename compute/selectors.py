@@ -17,9 +17,10 @@ from compute.models import (
 )
 from compute.network.models import PublicIP
 from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages, usage_annotations, usage_of
+from compute.storage.selectors import volume_usage
 from tenants.models import Quota, Tenant
 
-QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
+QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "volumes", "public_ips")
 
 
 def instance_usage(*, tenant: Tenant) -> dict[str, int]:
@@ -37,15 +38,17 @@ def instance_usage(*, tenant: Tenant) -> dict[str, int]:
 
 
 def held_usage(*, tenant: Tenant) -> dict[str, int]:
-    """What the tenant holds against its quota: its instances' share, and the public addresses it holds."""
-    return {**instance_usage(tenant=tenant), "public_ips": PublicIP.objects.for_tenant(tenant).held().count()}
+    """What the tenant holds against its quota: its instances' share, its volumes, and the public addresses it
+    holds."""
+    return {
+        **instance_usage(tenant=tenant),
+        **volume_usage(tenant=tenant),
+        "public_ips": PublicIP.objects.for_tenant(tenant).held().count(),
+    }
 
 
 def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
-    """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down).
-
-    Volumes are not offered yet, so they are always 0 used.
-    """
+    """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down)."""
     quota = Quota.objects.filter(tenant=tenant).first()
     limits = (
         {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()

@@ -20,12 +20,12 @@ from compute.lifecycle import BillableResource
 RESOURCE_TYPES = {
     lifecycle.INSTANCE: ResourceType.INSTANCE,
     lifecycle.VOLUME: ResourceType.VOLUME,
+    lifecycle.SNAPSHOT: ResourceType.SNAPSHOT,
     lifecycle.IPV4: ResourceType.IPV4,
     lifecycle.TRAFFIC: ResourceType.TRAFFIC,
     lifecycle.IMAGE: ResourceType.IMAGE,
     lifecycle.BACKUP: ResourceType.BACKUP,
 }
-PER_GIB = frozenset({ResourceType.VOLUME, ResourceType.IMAGE})
 PERCENT = Decimal("0.01")
 
 
@@ -43,6 +43,15 @@ def backups_name(machine_name: str) -> str:
     return f"Backups of {machine_name}"
 
 
+# What a line of each per-unit resource was for, on estimates and invoices.
+PLAN_NAMES = {
+    ResourceType.VOLUME: "Volume data ({quantity} GiB)",
+    ResourceType.SNAPSHOT: "Snapshot data ({quantity} GiB)",
+    ResourceType.IMAGE: "Private image ({quantity} GiB)",
+    ResourceType.IPV4: "IPv4",
+}
+
+
 def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal, int]:
     """The plan name, unit monthly price and included outbound GB the resource is billed with from `at`."""
     resource_type = RESOURCE_TYPES[resource.resource_type]
@@ -50,7 +59,7 @@ def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal, int]
         return flavor_plan_at(flavor_id=resource.flavor_id, at=at)
     if resource_type == ResourceType.BACKUP:
         return (*backup_price_at(flavor_id=resource.flavor_id, at=at), 0)
-    plan = f"{resource.quantity} GiB" if resource_type in PER_GIB else "IPv4"
+    plan = PLAN_NAMES[resource_type].format(quantity=resource.quantity)
     return plan, resource_price_current(resource_type=resource_type, at=at), 0
 
 

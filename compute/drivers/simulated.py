@@ -46,6 +46,7 @@ from compute.drivers.base import (
     PermanentDriverError,
     PowerState,
     TransientDriverError,
+    VolumeNotFound,
 )
 from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
 
@@ -68,6 +69,9 @@ class SimulatedDriver(ComputeDriver):
         self._domains = SimulatedDomain.objects
         self._networks = SimulatedNetwork.objects
         self._nat = SimulatedNat.objects
+        from compute.storage.models import SimulatedVolume
+
+        self._pool_files = SimulatedVolume.objects
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -176,10 +180,10 @@ class SimulatedDriver(ComputeDriver):
                 image = spec.image.disk_path or spec.image.kernel_path
                 if spec.disk_source:
                     # The new disk is a copy of a backup in this host's pool: it must be there.
-                    image = self._pool_file(spec.disk_source).name
+                    image = self._volume(spec.disk_source).name
                 elif spec.image.pool_file:
                     # A private image: its file must be in this host's pool.
-                    image = self._pool_file(spec.image.pool_file).name
+                    image = self._volume(spec.image.pool_file).name
                 booted = host.boot_seconds <= 0
                 try:
                     domain = self._domains.create(
@@ -284,7 +288,10 @@ class SimulatedDriver(ComputeDriver):
         return self._info(domain)
 
     def destroy(self, uuid: str) -> None:
-        self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()
+        with transaction.atomic():
+            # Volumes attached to it stay in the pool, detached, as libvirt's undefine leaves them.
+            self._volumes().filter(domain=uuid).update(domain="", device="")
+            self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()
 
     def state(self, uuid: str) -> DomainInfo:
         return self._info(self._get(uuid))
@@ -404,30 +411,98 @@ class SimulatedDriver(ComputeDriver):
 
     # --- boot disks restored from backups, private images (files of the host's pool) ------------------------------
 
-    def _files(self):
-        from compute.storage.models import SimulatedVolume
-
-        return SimulatedVolume.objects
-
-    def _pool_file(self, name: str):
-        found = self._files().filter(host_id=self.host.pk, name=name).first()
-        if found is None:
-            raise PermanentDriverError(f"Host {self.host.name} has no file {name} in its pool.")
-        return found
-
     def disk_snapshot(self, uuid: str, *, name: str) -> None:
-        domain = self._get(uuid)
-        # Written whole in one statement: a retry finds the copy done or not started.
-        self._files().get_or_create(
-            host_id=self.host.pk, name=name, defaults={"size_gib": domain.disk_gib, "source": f"disk of {uuid}"}
-        )
+        with transaction.atomic():
+            self._lock_hypervisor()
+            domain = self._get(uuid)
+            if self._volumes().filter(name=name).exists():
+                return  # made already (a retry)
+            self._check_pool_room(domain.disk_gib)
+            self._pool_files.create(host_id=self.host.pk, name=name, size_gib=domain.disk_gib, source=f"disk {uuid}")
 
     def disk_restore(self, uuid: str, *, source: str) -> None:
         with transaction.atomic():
             domain = self._get(uuid)
             if domain.power != PowerState.SHUTOFF:
                 raise PermanentDriverError(f"Domain {uuid} must be shut off to have its disk replaced.")
-            file = self._pool_file(source)
+            file = self._volume(source)
             domain.image = f"restored from {file.name}"[:500]
             domain.disk_gib = max(domain.disk_gib, file.size_gib)
             domain.save(update_fields=["image", "disk_gib"])
+
+    # --- storage: the pool's files are SimulatedVolume rows; the pool holds as much as the host's disk ---------------
+
+    def _volumes(self):
+        return self._pool_files.filter(host_id=self.host.pk)
+
+    def _volume(self, name: str):
+        volume = self._volumes().filter(name=name).first()
+        if volume is None:
+            raise VolumeNotFound(f"Host {self.host.name} has no volume {name}.")
+        return volume
+
+    def _check_pool_room(self, growth_gib: int) -> None:
+        """The pool shares the host's disk with the domains' disks: refuses what would overfill it."""
+        host = self._host_with_usage()
+        files = self._volumes().aggregate(total=Coalesce(Sum("size_gib"), 0))["total"]
+        wanted, limit = host.disk_gib_held + files + growth_gib, host.disk_gib_allocatable
+        if wanted > limit:
+            raise PermanentDriverError(
+                f"The storage pool of host {host.name} cannot hold it: {wanted} GiB needed, {limit} available."
+            )
+
+    def volume_create(self, name: str, *, size_gib: int, source: str = "") -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            if self._volumes().filter(name=name).exists():
+                return
+            if source:
+                size_gib = max(size_gib, self._volume(source).size_gib)
+            self._check_pool_room(size_gib)
+            self._pool_files.create(host_id=self.host.pk, name=name, size_gib=size_gib, source=source)
+
+    def volume_snapshot(self, name: str, *, source: str, domain: str = "", device: str = "") -> None:
+        self.volume_create(name, size_gib=self._volume(source).size_gib, source=source)
+
+    def volume_delete(self, name: str) -> None:
+        self._volumes().filter(name=name).delete()
+
+    def volume_exists(self, name: str) -> bool:
+        return self._volumes().filter(name=name).exists()
+
+    def volume_size_gib(self, name: str) -> int:
+        return self._volume(name).size_gib
+
+    def volume_attach(self, uuid: str, name: str, *, device: str) -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            self._get(uuid)  # DomainNotFound if it is gone
+            volume = self._volume(name)
+            if volume.domain == uuid and volume.device == device:
+                return
+            if volume.domain and volume.domain != uuid:
+                raise PermanentDriverError(f"Volume {name} is attached to another domain ({volume.domain}).")
+            if self._volumes().filter(domain=uuid, device=device).exclude(pk=volume.pk).exists():
+                raise PermanentDriverError(f"Domain {uuid} already has a disk {device}.")
+            volume.domain, volume.device = uuid, device
+            volume.save(update_fields=["domain", "device"])
+
+    def volume_detach(self, uuid: str, name: str) -> None:
+        self._volumes().filter(name=name, domain=uuid).update(domain="", device="")
+
+    def volume_extend(self, name: str, *, size_gib: int, uuid: str = "", device: str = "") -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            volume = self._volume(name)
+            if size_gib <= volume.size_gib:
+                return  # grown already (a retry), and never shrunk
+            self._check_pool_room(size_gib - volume.size_gib)
+            volume.size_gib = size_gib
+            volume.save(update_fields=["size_gib"])
+
+    def volumes_in_pool(self) -> list[str]:
+        return list(self._volumes().values_list("name", flat=True))
+
+    def volume_attachments(self, uuid: str) -> dict[str, str]:
+        """Simulated only (tests look inside the "hardware"): the domain's attached volumes by device."""
+        return dict(self._volumes().filter(domain=uuid).values_list("device", "name"))

@@ -47,6 +47,7 @@ from compute.rules import (
 )
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import held_usage
+from compute.storage import services as storage_services
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
 from tenants.services import activity_from_event, quota_lock, user_check_verified
@@ -408,13 +409,14 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
 
 
 def instance_delete(*, instance: Instance, user, delete_backups: bool = False) -> Instance:
-    """Stops billing at once and enqueues the destruction of the machine and its disk. Its backups are kept (and
-    stay billed) unless `delete_backups`; its schedule ends."""
+    """Stops billing at once and enqueues the destruction of the machine and its disk; its volumes are detached
+    and kept. Its backups are kept (and stay billed) unless `delete_backups`; its backup schedule ends."""
     from compute.storage.services.backups import backups_instance_deleting
 
     def prepare(locked: Instance, now) -> list[str]:
         lifecycle.announce_ended(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, at=now)
         network_services.instance_networking_detach(instance=locked, user=user)
+        storage_services.instance_volumes_detach(instance=locked, user=user)  # detached and kept
         backups_instance_deleting(instance=locked, user=user, delete_backups=delete_backups, at=now)
         return []
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, PermanentDriverError
 from compute.models import Image, ImageState
-from compute.storage.backup_models import BackupState
-from compute.storage.models import StorageTask
+from compute.storage.models import Snapshot, StorageTask
 from compute.storage.services import backups, images
 
 
@@ -52,7 +51,8 @@ def image_task_perform(*, image_id: str, task: str) -> None:
     driver = driver_for(image.host)
     try:
         if task == "create":
-            driver.volume_snapshot(image.driver_name, source=f"hangar-snap-{image.source_snapshot_id}")
+            # A snapshot deleted meanwhile leaves no file to copy: the image fails with the reason.
+            driver.volume_snapshot(image.driver_name, source=Snapshot(pk=image.source_snapshot_id).driver_name)
             size = driver.volume_size_gib(image.driver_name)
         else:
             driver.volume_delete(image.driver_name)
@@ -63,6 +63,3 @@ def image_task_perform(*, image_id: str, task: str) -> None:
         images.image_create_succeeded(image_id=image_id, size_gib=size)
     else:
         images.image_delete_succeeded(image_id=image_id)
-
-
-__all__ = ["BackupState", "backup_task_perform", "image_task_perform"]

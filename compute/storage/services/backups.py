@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from compute import lifecycle
 from compute.models import Flavor, Instance, InstanceState
+from compute.scheduler import place_storage
 from compute.storage.backup_models import (
     BACKUPS_KEPT,
     Backup,
@@ -28,10 +29,10 @@ from compute.storage.backup_models import (
     BackupState,
     backup_minute,
 )
-from compute.storage.models import STORAGE_TASK_DEADLINES, StorageEvent, StorageEventAction, StorageTask
-from portal.errors import Conflict, InvalidRequest
+from compute.storage.models import STORAGE_TASK_DEADLINES, StorageEventAction, StorageTask
+from compute.storage.services.events import storage_event
+from portal.errors import Conflict, InvalidRequest, ServiceError
 from tenants.models import ActivityEntry, EventResult
-from tenants.services import activity_from_event
 
 logger = logging.getLogger(__name__)
 
@@ -43,34 +44,6 @@ LIVE_BACKUP_STATES = (BackupState.CREATING, BackupState.AVAILABLE)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def storage_log(
-    *,
-    tenant_id,
-    action: str,
-    result: str,
-    subject: str,
-    resource_id="",
-    resource_type: str = BACKUP_RESOURCE,
-    user=None,
-    message: str = "",
-    at=None,
-) -> StorageEvent:
-    """Writes the storage log row of a backup, a schedule or a private image (and, for what people asked for or were
-    refused, the activity entry)."""
-    event = StorageEvent.objects.create(
-        tenant_id=tenant_id,
-        action=action,
-        result=result,
-        subject=subject[:120],
-        actor=user,
-        message=message,
-        created_at=at or timezone.now(),
-    )
-    if user is not None or result in (EventResult.REQUESTED, EventResult.REFUSED):
-        activity_from_event(event, resource_type=resource_type, resource_id=resource_id, resource_name=subject)
-    return event
 
 
 def _dispatch(task: str, backup_id: str) -> None:
@@ -166,25 +139,25 @@ def backups_enable(*, instance: Instance, user, hour: int) -> BackupPolicy:
             policy.next_run_at = policy.next_after(now)
             policy.save(update_fields=["enabled", "hour", "keep", "next_run_at", "updated_at"])
             message = f"{policy.schedule_label}, keeping the last {policy.keep}"
-            storage_log(
+            storage_event(
                 tenant_id=locked.tenant_id,
                 action=StorageEventAction.BACKUPS_ENABLE,
                 result=EventResult.SUCCEEDED,
-                subject=locked.name,
-                resource_id=locked.pk,
-                user=user,
+                other=locked,
+                other_type=BACKUP_RESOURCE,
+                actor=user,
                 message=f"Schedule changed: {message}" if was_enabled else message,
                 at=now,
             )
             _billing_sync(instance=locked, at=now)
     if refusal is not None:
-        storage_log(
+        storage_event(
             tenant_id=locked.tenant_id,
             action=StorageEventAction.BACKUPS_ENABLE,
             result=EventResult.REFUSED,
-            subject=locked.name,
-            resource_id=locked.pk,
-            user=user,
+            other=locked,
+            other_type=BACKUP_RESOURCE,
+            actor=user,
             message=refusal.message,
         )
         raise refusal
@@ -205,13 +178,13 @@ def backups_disable(*, instance: Instance, user, delete_backups: bool = False) -
         policy.enabled, policy.next_run_at = False, None
         policy.save(update_fields=["enabled", "next_run_at", "updated_at"])
         deleted = _delete_all(instance=locked, user=user) if delete_backups else 0
-        storage_log(
+        storage_event(
             tenant_id=locked.tenant_id,
             action=StorageEventAction.BACKUPS_DISABLE,
             result=EventResult.SUCCEEDED,
-            subject=locked.name,
-            resource_id=locked.pk,
-            user=user,
+            other=locked,
+            other_type=BACKUP_RESOURCE,
+            actor=user,
             message=f"{deleted} backups are being deleted." if delete_backups else "Its backups are kept.",
             at=now,
         )
@@ -223,7 +196,7 @@ def _delete_all(*, instance: Instance, user) -> int:
     backups = Backup.objects.filter(instance=instance, state__in=(BackupState.AVAILABLE, BackupState.ERROR))
     count = 0
     for backup in backups.order_by("pk"):
-        _request_delete(Backup.objects.select_for_update().get(pk=backup.pk), user=user, sync=False)
+        _request_delete(Backup.objects.select_for_update().get(pk=backup.pk), user=user)
         count += 1
     return count
 
@@ -264,6 +237,8 @@ def backup_create(*, instance: Instance, user, kind: str = BackupKind.MANUAL, no
             refusal = Conflict(f"A backup of {locked.name} is being made already.", code="backup_in_progress")
         if refusal is None:
             now = now or timezone.now()
+            # The copy lives in the machine's host pool: there must be room for it.
+            place_storage(size_gib=locked.flavor.disk_gib, region=locked.host.region, host=locked.host)
             backup = Backup(
                 tenant_id=locked.tenant_id,
                 name=f"{locked.name} {now:%Y-%m-%d %H:%M}",
@@ -281,25 +256,25 @@ def backup_create(*, instance: Instance, user, kind: str = BackupKind.MANUAL, no
             )
             _set_task(backup, StorageTask.CREATE, now=now)
             backup.save(force_insert=True)
-            storage_log(
+            storage_event(
                 tenant_id=locked.tenant_id,
                 action=StorageEventAction.BACKUP_CREATE,
                 result=EventResult.REQUESTED,
-                subject=backup.name,
-                resource_id=backup.pk,
-                user=user,
+                other=backup,
+                other_type=BACKUP_RESOURCE,
+                actor=user,
                 message="Crash-consistent: taken while the machine runs." if backup.crash_consistent else "",
                 at=now,
             )
     if refusal is not None:
         if user is not None:
-            storage_log(
+            storage_event(
                 tenant_id=locked.tenant_id,
                 action=StorageEventAction.BACKUP_CREATE,
                 result=EventResult.REFUSED,
-                subject=locked.name,
-                resource_id=locked.pk,
-                user=user,
+                other=locked,
+                other_type=BACKUP_RESOURCE,
+                actor=user,
                 message=refusal.message,
             )
         raise refusal
@@ -321,13 +296,13 @@ def backups_run_due(*, now: datetime | None = None) -> list[Backup]:
             continue  # another beat took it
         try:
             started.append(backup_create(instance=policy.instance, user=None, kind=BackupKind.SCHEDULED, now=now))
-        except Conflict as refusal:
-            storage_log(
+        except ServiceError as refusal:
+            storage_event(
                 tenant_id=policy.tenant_id,
                 action=StorageEventAction.BACKUP_CREATE,
                 result=EventResult.FAILED,
-                subject=policy.instance.name,
-                resource_id=policy.instance_id,
+                other=policy.instance,
+                other_type=BACKUP_RESOURCE,
                 message=f"Skipped today's backup: {refusal.message}",
                 at=now,
             )
@@ -356,12 +331,12 @@ def backup_create_succeeded(*, backup_id: str, size_gib: int) -> Backup | None:
         backup.completed_at = now
         _clear_task(backup)
         backup.save(update_fields=["state", "size_gib", "completed_at", "updated_at", "error_reason", *TASK_FIELDS])
-        storage_log(
+        storage_event(
             tenant_id=backup.tenant_id,
             action=StorageEventAction.BACKUP_CREATE,
             result=EventResult.SUCCEEDED,
-            subject=backup.name,
-            resource_id=backup.pk,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
             message=f"{backup.size_gib} GiB",
             at=now,
         )
@@ -369,7 +344,7 @@ def backup_create_succeeded(*, backup_id: str, size_gib: int) -> Backup | None:
         keep = policy.keep if policy is not None else BACKUPS_KEPT
         kept = Backup.objects.filter(instance_id=backup.instance_id, state=BackupState.AVAILABLE)
         for old in kept.order_by("-created_at", "-pk")[keep:]:
-            _request_delete(Backup.objects.select_for_update().get(pk=old.pk), user=None, sync=False)
+            _request_delete(Backup.objects.select_for_update().get(pk=old.pk), user=None)
     return backup
 
 
@@ -385,12 +360,12 @@ def backup_task_failed(*, backup_id: str, task: str, reason: str) -> Backup | No
         backup.error_reason = reason[:2000]
         _clear_task(backup)
         backup.save(update_fields=["state", "error_reason", "updated_at", *TASK_FIELDS])
-        storage_log(
+        storage_event(
             tenant_id=backup.tenant_id,
             action=StorageEventAction.BACKUP_ERROR,
             result=EventResult.FAILED,
-            subject=backup.name,
-            resource_id=backup.pk,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
             message=reason,
         )
     return backup
@@ -399,19 +374,19 @@ def backup_task_failed(*, backup_id: str, task: str, reason: str) -> Backup | No
 # --- deleting -------------------------------------------------------------------------------------------------------
 
 
-def _request_delete(backup: Backup, *, user, sync: bool = True) -> None:
+def _request_delete(backup: Backup, *, user) -> None:
     now = timezone.now()
     backup.state = BackupState.DELETING
     backup.error_reason = ""
     _set_task(backup, StorageTask.DELETE, now=now)
     backup.save(update_fields=["state", "error_reason", "updated_at", *TASK_FIELDS])
-    storage_log(
+    storage_event(
         tenant_id=backup.tenant_id,
         action=StorageEventAction.BACKUP_DELETE,
         result=EventResult.REQUESTED,
-        subject=backup.name,
-        resource_id=backup.pk,
-        user=user,
+        other=backup,
+        other_type=BACKUP_RESOURCE,
+        actor=user,
         at=now,
     )
 
@@ -431,13 +406,13 @@ def backup_delete(*, backup: Backup, user) -> Backup:
         else:
             _request_delete(locked, user=user)
     if refusal is not None:
-        storage_log(
+        storage_event(
             tenant_id=locked.tenant_id,
             action=StorageEventAction.BACKUP_DELETE,
             result=EventResult.REFUSED,
-            subject=locked.name,
-            resource_id=locked.pk,
-            user=user,
+            other=locked,
+            other_type=BACKUP_RESOURCE,
+            actor=user,
             message=refusal.message,
         )
         raise refusal
@@ -456,12 +431,12 @@ def backup_delete_succeeded(*, backup_id: str) -> Backup | None:
         backup.deleted_at = now
         _clear_task(backup)
         backup.save(update_fields=["state", "deleted_at", "updated_at", *TASK_FIELDS])
-        storage_log(
+        storage_event(
             tenant_id=backup.tenant_id,
             action=StorageEventAction.BACKUP_DELETE,
             result=EventResult.SUCCEEDED,
-            subject=backup.name,
-            resource_id=backup.pk,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
             at=now,
         )
         if backup.instance_id is not None:
@@ -503,13 +478,13 @@ def backup_restore(*, backup: Backup, user, confirm_name: str) -> Instance:
         )
     with transaction.atomic():
         restored = instance_restore(instance=instance, user=user, disk_file=backup.driver_name, label=backup.name)
-        storage_log(
+        storage_event(
             tenant_id=backup.tenant_id,
             action=StorageEventAction.BACKUP_RESTORE,
             result=EventResult.REQUESTED,
-            subject=backup.name,
-            resource_id=backup.pk,
-            user=user,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
+            actor=user,
             message=f"Overwriting the disk of {instance.name}",
         )
     return restored
@@ -551,13 +526,13 @@ def backup_restore_as_new(
                 "host": str(backup.host_id),
             },
         )
-        storage_log(
+        storage_event(
             tenant_id=backup.tenant_id,
             action=StorageEventAction.BACKUP_RESTORE,
             result=EventResult.REQUESTED,
-            subject=backup.name,
-            resource_id=backup.pk,
-            user=user,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
+            actor=user,
             message=f"As a new machine, {instance.name}",
         )
     return instance

@@ -1,6 +1,7 @@
 """Snapshots of a machine's boot disk: a stopped machine's disk as it is, a running one's as it was at one instant
 (crash-consistent: like after a power cut; the request says so and the snapshot keeps the flag). The snapshot is a
-standalone copy in the machine's host pool: it can make new volumes, or a private image."""
+standalone copy in the machine's host pool, made, billed, listed and deleted like any snapshot: it can make new
+volumes, or a private image."""
 
 from __future__ import annotations
 
@@ -8,92 +9,75 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute.models import Instance, InstanceState
-from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, SnapshotState, StorageEventAction, StorageTask
-from compute.storage.services.backups import BACKUP_FROM, storage_log
+from compute.scheduler import place_storage
+from compute.storage.models import Snapshot, StorageEventAction, StorageTask
+from compute.storage.services.common import check_accepts_new_spending, clean_labels, clean_name, name_taken, set_task
+from compute.storage.services.events import storage_event
 from portal.errors import Conflict, InvalidRequest
-from tenants.models import ActivityEntry, EventResult
+from tenants.models import EventResult
+from tenants.services import user_check_verified
 
-SNAPSHOT_RESOURCE = ActivityEntry.ResourceType.SNAPSHOT
 CRASH_CONSISTENT_WARNING = (
-    "The machine is running: the snapshot is crash-consistent, like the disk after a power cut. Data the guest has "
-    "not written out yet is not in it; stop the machine first for a clean copy."
+    "The machine is running: the snapshot is crash-consistent, like the disk after a power cut. What the guest has "
+    "not written to disk yet is not in it; stop the machine first for a clean copy."
 )
+SNAPSHOT_FROM = frozenset({InstanceState.RUNNING, InstanceState.STOPPED})
 
 
-def _dispatch(snapshot_id: str) -> None:
-    from compute.storage.backup_tasks import enqueue_boot_snapshot
-
-    try:
-        enqueue_boot_snapshot(snapshot_id=snapshot_id)
-    except Exception:  # the reconciler sends it again
-        import logging
-
-        logging.getLogger(__name__).exception("Could not enqueue the boot-disk snapshot %s", snapshot_id)
-
-
-def _name(name: str) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 63 or any(ord(char) < 32 for char in name):
-        raise InvalidRequest(
-            "Give the snapshot a name of 1 to 63 printable characters.", code="invalid_name", details={"field": "name"}
-        )
-    return name
-
-
-def instance_snapshot(*, instance: Instance, user, name: str) -> Snapshot:
-    """Starts a snapshot of the machine's boot disk; a running machine's is crash-consistent (see the warning)."""
-    name = _name(name)
+def instance_snapshot(*, instance: Instance, user, name: str, labels: dict | None = None) -> Snapshot:
+    """Starts a snapshot of the machine's boot disk in its host's pool; a running machine's is crash-consistent."""
+    user_check_verified(user=user, verb="take a snapshot")
+    check_accepts_new_spending(instance.tenant_id)
+    name = clean_name(name, what="snapshot")
+    labels = clean_labels(labels)
     with transaction.atomic():
         locked = Instance.objects.select_for_update().select_related("flavor", "host").get(pk=instance.pk)
-        if locked.state not in BACKUP_FROM or locked.host_id is None:
-            state = locked.get_state_display().lower()
-            refusal = Conflict(
-                f"{locked.name} is {state}; only a running or stopped machine's disk can be snapshotted.",
+        if locked.state not in SNAPSHOT_FROM or locked.host_id is None:
+            raise Conflict(
+                f"{locked.name} is {locked.get_state_display().lower()}; only a running or stopped machine's disk "
+                "can be snapshotted.",
                 code="instance_busy",
                 details={"state": locked.state},
             )
-        else:
-            refusal = None
-            now = timezone.now()
-            running = locked.state == InstanceState.RUNNING
-            snapshot = Snapshot(
-                tenant_id=locked.tenant_id,
-                name=name,
-                state=SnapshotState.CREATING,
-                size_gib=locked.flavor.disk_gib,
-                source_instance=locked,
-                source_name=locked.name,
-                crash_consistent=running,
-                region_id=locked.region_id or locked.host.region_id,
-                host_id=locked.host_id,
-                created_by=user,
-                created_at=now,
-                task=StorageTask.CREATE,
-                task_enqueued_at=now,
-                task_deadline=now + STORAGE_TASK_DEADLINES[StorageTask.CREATE],
-            )
-            try:
-                with transaction.atomic():
-                    snapshot.save(force_insert=True)
-            except IntegrityError:
-                raise InvalidRequest(
-                    f"You already have a snapshot called {name}; pick another name.",
-                    code="name_taken",
-                    details={"field": "name"},
-                ) from None
-            storage_log(
-                tenant_id=locked.tenant_id,
-                action=StorageEventAction.SNAPSHOT_CREATE,
-                result=EventResult.REQUESTED,
-                subject=name,
-                resource_id=snapshot.pk,
-                resource_type=SNAPSHOT_RESOURCE,
-                user=user,
-                message=f"Of the disk of {locked.name}. " + (CRASH_CONSISTENT_WARNING if running else ""),
-                at=now,
-            )
-            snapshot_id = str(snapshot.pk)
-            transaction.on_commit(lambda: _dispatch(snapshot_id))
-    if refusal is not None:
-        raise refusal
+        if (taken := name_taken(Snapshot, tenant_id=locked.tenant_id, name=name, what="snapshot")) is not None:
+            raise taken
+        region = locked.region or locked.host.region
+        host = place_storage(size_gib=locked.flavor.disk_gib, region=region, host=locked.host)
+        running = locked.state == InstanceState.RUNNING
+        now = timezone.now()
+        snapshot = Snapshot(
+            tenant_id=locked.tenant_id,
+            name=name,
+            size_gib=locked.flavor.disk_gib,
+            source_instance=locked,
+            source_name=locked.name,
+            crash_consistent=running,
+            region=region,
+            host=host,
+            labels=labels,
+            created_by=user,
+            created_at=now,
+        )
+        set_task(snapshot, StorageTask.CREATE, params={"boot_disk_of": str(locked.pk)}, now=now)
+        try:
+            with transaction.atomic():
+                snapshot.save(force_insert=True)
+        except IntegrityError:
+            raise InvalidRequest(
+                f"You already have a snapshot called {name}; pick another name.",
+                code="name_taken",
+                details={"field": "name"},
+            ) from None
+        message = f"of the disk of {locked.name} ({locked.flavor.disk_gib} GiB)"
+        if running:
+            message += f". {CRASH_CONSISTENT_WARNING}"
+        storage_event(
+            tenant_id=locked.tenant_id,
+            action=StorageEventAction.SNAPSHOT_CREATE,
+            snapshot=snapshot,
+            message=message,
+            actor=user,
+            result=EventResult.REQUESTED,
+            at=now,
+        )
     return snapshot

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from compute import lifecycle
 from compute.models import IMAGE_TASK_DEADLINE, DiskFormat, Image, ImageState, Instance
+from compute.scheduler import place_storage
 from compute.storage.models import Snapshot, SnapshotState, StorageEventAction
-from compute.storage.services.backups import storage_log
+from compute.storage.services.events import storage_event
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import ActivityEntry, EventResult
 
@@ -35,14 +36,13 @@ def _enqueue(image: Image, task: str, now) -> None:
 
 
 def _log(image: Image, action: str, result: str, *, user=None, message: str = "", at=None) -> None:
-    storage_log(
+    storage_event(
         tenant_id=image.tenant_id,
         action=action,
         result=result,
-        subject=image.name,
-        resource_id=image.pk,
-        resource_type=IMAGE_RESOURCE,
-        user=user,
+        other=image,
+        other_type=IMAGE_RESOURCE,
+        actor=user,
         message=message,
         at=at,
     )
@@ -72,6 +72,7 @@ def image_create(*, snapshot: Snapshot, user, name: str) -> Image:
                 code="snapshot_busy",
                 details={"state": locked.state},
             )
+        place_storage(size_gib=locked.size_gib, region=locked.region, host=locked.host)  # its copy's room
         origin = locked.source_instance.image if locked.source_instance_id else None
         now = timezone.now()
         image = Image(
