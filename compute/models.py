@@ -179,7 +179,7 @@ class CatalogQuerySet(models.QuerySet):
         return self.filter(active=True)
 
 
-class ImageQuerySet(CatalogQuerySet):
+class ImageQuerySet(TenantQuerySet, CatalogQuerySet):
     def in_region(self, region: "Region"):
         """Images whose files the region's hosts have: those limited to it, and those limited to no region."""
         return self.filter(models.Q(regions=region) | models.Q(regions__isnull=True)).distinct()
@@ -194,12 +194,6 @@ class ImageQuerySet(CatalogQuerySet):
     def visible_to(self, tenant):
         """What a tenant may see and launch from: the catalog and its own private images that are not deleted."""
         return self.filter(models.Q(tenant__isnull=True) | models.Q(tenant=tenant)).exclude(state=ImageState.DELETED)
-
-    def for_tenant(self, tenant):
-        """A tenant's own private images (the scoping mixin's hook: another tenant's image is a 404)."""
-        if tenant is None:
-            raise ValueError("Image was queried without a tenant.")
-        return self.filter(tenant=tenant)
 
 
 class Flavor(models.Model):

@@ -38,6 +38,8 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(
         "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
     ),
+    NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, heading="Storage", sections=("backup-list",)),
+    NavItem("My images", "backups:image-list", Permission.VIEW_RESOURCES, sections=("image-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),

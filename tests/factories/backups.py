@@ -2,8 +2,9 @@
 
 import factory
 
+from compute.models import Image
 from compute.storage.backup_models import Backup, BackupPolicy, BackupState
-from tests.factories.compute import InstanceFactory
+from tests.factories.compute import HostFactory, InstanceFactory
 from tests.factories.tenants import TenantFactory
 
 
@@ -34,4 +35,20 @@ class BackupFactory(factory.django.DjangoModelFactory):
     host = factory.LazyAttribute(lambda o: o.instance.host)
 
 
-FACTORIES = {Backup: BackupFactory}
+class PrivateImageFactory(factory.django.DjangoModelFactory):
+    """An available private image of a tenant, kept on a simulated host (no file behind it)."""
+
+    class Meta:
+        model = Image
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"golden-{n}")
+    os = "Debian"
+    version = "12"
+    min_disk_gib = 20
+    size_gib = 20
+    disk_format = "qcow2"
+    host = factory.SubFactory(HostFactory)
+
+
+FACTORIES = {Backup: BackupFactory, Image: PrivateImageFactory}
