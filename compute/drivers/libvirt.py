@@ -1126,7 +1126,11 @@ class LibvirtDriver(ComputeDriver):
             with contextlib.suppress(libvirt.libvirtError):
                 pool.refresh(0)
             names = [name.removesuffix(".qcow2") for name in pool.listVolumes()]
-            return sorted(name for name in names if name.startswith(("hangar-vol-", "hangar-snap-")))
+            return sorted(
+                name
+                for name in names
+                if name.startswith(("hangar-vol-", "hangar-snap-", "hangar-backup-", "hangar-image-"))
+            )
 
         return self._call("list volumes", operation)
 

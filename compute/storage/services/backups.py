@@ -536,3 +536,46 @@ def backup_restore_as_new(
             message=f"As a new machine, {instance.name}",
         )
     return instance
+
+
+# --- the reconciler's writes ------------------------------------------------------------------------------------
+
+
+def backup_task_requeue(*, backup_id: str, seen_enqueued_at) -> bool:
+    """Sends work that shows no sign of a worker again; False if someone else already did (or it moved on)."""
+    with transaction.atomic():
+        backup = Backup.objects.select_for_update().filter(pk=backup_id).first()
+        if (
+            backup is None
+            or not backup.is_transitional
+            or not backup.task
+            or backup.task_enqueued_at != seen_enqueued_at
+        ):
+            return False
+        now = timezone.now()
+        backup.task_enqueued_at, backup.task_progress_at = now, None
+        backup.task_requeues += 1
+        backup.save(update_fields=["task_enqueued_at", "task_progress_at", "task_requeues", "updated_at"])
+        task = backup.task
+        transaction.on_commit(lambda: _dispatch(task, backup_id))
+    return True
+
+
+def backup_vanished(*, backup_id: str, host_name: str) -> bool:
+    """An available backup whose file is gone from its host: `error`, with the reason (it can only be deleted)."""
+    with transaction.atomic():
+        backup = Backup.objects.select_for_update().filter(pk=backup_id, state=BackupState.AVAILABLE).first()
+        if backup is None:
+            return False
+        backup.state = BackupState.ERROR
+        backup.error_reason = f"Its copy is gone from host {host_name}."
+        backup.save(update_fields=["state", "error_reason", "updated_at"])
+        storage_event(
+            tenant_id=backup.tenant_id,
+            action=StorageEventAction.BACKUP_ERROR,
+            other=backup,
+            other_type=BACKUP_RESOURCE,
+            message=backup.error_reason,
+            result=EventResult.FAILED,
+        )
+    return True

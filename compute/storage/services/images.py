@@ -193,3 +193,33 @@ def image_delete_succeeded(*, image_id: str) -> Image | None:
         image.save(update_fields=["state", "deleted_at", "task_enqueued_at", "task_deadline"])
         _log(image, StorageEventAction.IMAGE_DELETE, EventResult.SUCCEEDED, at=now)
     return image
+
+
+# --- the reconciler's writes ------------------------------------------------------------------------------------
+
+
+def image_task_requeue(*, image_id: str, seen_enqueued_at) -> bool:
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or not image.is_transitional or image.task_enqueued_at != seen_enqueued_at:
+            return False
+        image.task_enqueued_at = timezone.now()
+        image.save(update_fields=["task_enqueued_at"])
+        task = "create" if image.state == ImageState.CREATING else "delete"
+        transaction.on_commit(lambda: _dispatch(task, image_id))
+    return True
+
+
+def image_vanished(*, image_id: str, host_name: str) -> bool:
+    """An available private image whose file is gone: `error` (it cannot be launched) and no longer billed."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id, state=ImageState.AVAILABLE).first()
+        if image is None:
+            return False
+        now = timezone.now()
+        lifecycle.announce_ended(resource_type=lifecycle.IMAGE, resource_id=image.pk, at=now)
+        image.state = ImageState.ERROR
+        image.error_reason = f"Its file is gone from host {host_name}."
+        image.save(update_fields=["state", "error_reason"])
+        _log(image, StorageEventAction.IMAGE_ERROR, EventResult.FAILED, message=image.error_reason, at=now)
+    return True
