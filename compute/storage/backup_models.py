@@ -15,7 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from compute.models import Host, Instance, Region
+from compute.models import Host, Image, Instance, Region
 from compute.storage.models import TaskFields
 from tenants.models import TenantOwned
 
@@ -142,3 +142,11 @@ class Backup(TenantOwned, TaskFields):
     def driver_name(self) -> str:
         """The backup's file in the host's pool (libvirt: `<name>.qcow2`)."""
         return f"hangar-backup-{self.pk}"
+
+
+class PrivateImage(Image):
+    """Organisations' own images, apart from the catalog, for operators' pages (a proxy: no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "private image"

@@ -359,4 +359,4 @@ class SimulatedVolume(models.Model):
 
 
 # Backups and their schedules (compute/storage/backup_models.py): imported here so Django registers them with the app.
-from compute.storage.backup_models import Backup, BackupPolicy  # noqa: E402,F401
+from compute.storage.backup_models import Backup, BackupPolicy, PrivateImage  # noqa: E402,F401
