@@ -223,17 +223,22 @@ def no_pool_room(size_gib: int, region: Region) -> Unprocessable:
     )
 
 
-def place_storage(*, size_gib: int, region: Region, host: Host | None = None) -> Host:
+def place_storage(*, size_gib: int, region: Region, host: Host | None = None, prefer=()) -> Host:
     """Chooses and claims the host whose storage pool keeps `size_gib` more GiB (a new volume or snapshot): `host`
-    if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` with the most room.
-    Call inside the transaction that records the claim; the room is checked under the host's claim."""
+    if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` that fits, those
+    of `prefer` (host ids, best first: where the tenant's machines run, so the volume can attach to them) first,
+    then the one with the most room. Call inside the transaction that records the claim; the room is checked under
+    the host's claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("place_storage() must run inside the transaction that records the claim.")
     request = {"vcpus": 0, "ram_mib": 0, "disk_gib": size_gib}
     if host is None:
         candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
         fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
-        ranked = sorted(fitting, key=lambda usage: (-usage.disk_gib_free, usage.host.name))
+        rank = {host_id: position for position, host_id in enumerate(prefer)}
+        ranked = sorted(
+            fitting, key=lambda usage: (rank.get(usage.host.pk, len(rank)), -usage.disk_gib_free, usage.host.name)
+        )
     else:
         ranked = [host_usage(host)]
     for usage in ranked:

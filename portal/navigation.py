@@ -38,7 +38,15 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(
         "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
     ),
-    NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, heading="Storage", sections=("backup-list",)),
+    NavItem(
+        "Volumes",
+        "storage:volume-list",
+        Permission.VIEW_RESOURCES,
+        heading="Storage",
+        sections=("volume-list", "volume-detail"),
+    ),
+    NavItem("Snapshots", "storage:snapshot-list", Permission.VIEW_RESOURCES, sections=("snapshot-list",)),
+    NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, sections=("backup-list",)),
     NavItem("My images", "backups:image-list", Permission.VIEW_RESOURCES, sections=("image-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),

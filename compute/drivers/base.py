@@ -335,6 +335,12 @@ class ComputeDriver:
         domain `uuid` (the guest sees the new size at once)."""
         raise NotImplementedError
 
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        """Moves the unattached volume's file to `target`'s pool (a volume attached to a machine of another host).
+        Idempotent: a file that is on the target already stays there, and what is left of it here is removed;
+        VolumeNotFound if neither pool has it."""
+        raise NotImplementedError
+
     def volumes_in_pool(self) -> list[str]:
         """The names of every volume and snapshot file Hangar keeps in this host's pool."""
         raise NotImplementedError

@@ -1120,6 +1120,38 @@ class LibvirtDriver(ComputeDriver):
 
         self._call("extend a volume", operation)
 
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        """On the same daemon the file is copied into the target's pool; on another it is streamed over."""
+        if not isinstance(target, LibvirtDriver):
+            raise PermanentDriverError(f"host {self.host} can only move volumes to other libvirt hosts")
+        file = self._file(name)
+
+        def copy(source_conn, target_conn):
+            source = self._volume(self._pool(source_conn), file)
+            target_pool = target._pool(target_conn)
+            if target._volume(target_pool, file) is not None:
+                if source is not None:
+                    self._delete_volume(self._pool(source_conn), file)
+                return
+            if source is None:
+                raise VolumeNotFound(f"neither host {self.host} nor host {target.host} has volume {name}")
+            xml = self._copy_xml(name, source)
+            try:
+                if source_conn is target_conn:
+                    self._copy_volume(source_conn, source, target_pool, xml=xml)
+                else:
+                    _stream_volume(source_conn, source, target_conn, target_pool.createXML(xml, 0))
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    target._delete_volume(target_pool, file)  # a half copy must not count as moved
+                raise
+            self._delete_volume(self._pool(source_conn), file)
+
+        if target.uri == self.uri:
+            self._call("move a volume", lambda conn: copy(conn, conn))
+        else:
+            self._call("move a volume", lambda conn: target._call("receive a volume", lambda other: copy(conn, other)))
+
     def volumes_in_pool(self) -> list[str]:
         def operation(conn):
             pool = self._pool(conn)

@@ -500,6 +500,20 @@ class SimulatedDriver(ComputeDriver):
             volume.size_gib = size_gib
             volume.save(update_fields=["size_gib"])
 
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        if not isinstance(target, SimulatedDriver):
+            raise PermanentDriverError(f"Host {self.host.name} can only move volumes to other simulated hosts.")
+        with transaction.atomic():
+            for driver in sorted((self, target), key=lambda driver: driver.host.pk):
+                driver._lock_hypervisor()
+            if target._volumes().filter(name=name).exists():
+                self._volumes().filter(name=name).delete()
+                return
+            volume = self._volume(name)
+            target._check_pool_room(volume.size_gib)
+            volume.host_id = target.host.pk
+            volume.save(update_fields=["host"])
+
     def volumes_in_pool(self) -> list[str]:
         return list(self._volumes().values_list("name", flat=True))
 

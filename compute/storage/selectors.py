@@ -70,19 +70,42 @@ def instance_volumes(*, instance: Instance) -> list[Volume]:
 
 
 def attachable_instances(*, volume: Volume) -> QuerySet[Instance]:
-    """The tenant's machines a volume can be attached to now: running or stopped, on the host that keeps it."""
+    """The tenant's machines a volume can be attached to now: running or stopped, in its region."""
     return (
         Instance.objects.for_tenant(volume.tenant_id)
-        .filter(state__in=(InstanceState.RUNNING, InstanceState.STOPPED), host_id=volume.host_id)
+        .filter(state__in=(InstanceState.RUNNING, InstanceState.STOPPED), host__region_id=volume.region_id)
         .order_by("name", "id")
     )
 
 
+def tenant_machines(*, tenant) -> QuerySet[Instance]:
+    """The tenant's machines volumes can be attached to now (running or stopped), by name, with their region."""
+    return (
+        Instance.objects.for_tenant(tenant)
+        .select_related("host")
+        .filter(state__in=(InstanceState.RUNNING, InstanceState.STOPPED))
+        .order_by("name", "id")
+    )
+
+
+def machine_hosts(*, tenant_id, region) -> list:
+    """The hosts of `region` where the tenant's live machines run, the one with the most of them first: a new volume
+    goes next to them, so it can attach to them."""
+    rows = (
+        Instance.objects.filter(tenant_id=tenant_id, region=region, host__isnull=False)
+        .exclude(state=InstanceState.DELETED)
+        .values("host")
+        .annotate(machines=Count("pk"))
+        .order_by("-machines", "host")
+    )
+    return [row["host"] for row in rows]
+
+
 def attachable_volumes(*, instance: Instance) -> QuerySet[Volume]:
-    """The tenant's volumes that can be attached to `instance` now (available, in its host's pool)."""
+    """The tenant's volumes that can be attached to `instance` now (available, in its region)."""
     return (
         Volume.objects.for_tenant(instance.tenant_id)
-        .filter(state=VolumeState.AVAILABLE, host_id=instance.host_id)
+        .filter(state=VolumeState.AVAILABLE, region__hosts=instance.host_id)
         .order_by("name", "id")
     )
 

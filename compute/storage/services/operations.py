@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, PermanentDriverError, VolumeNotFound
+from compute.models import Host
 from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, StorageTask, Volume
 from compute.storage.services import snapshots, volumes
 from compute.storage.services.common import MODELS, dispatch
@@ -49,6 +50,9 @@ def _drive_volume(volume: Volume, task: str) -> None:
         source = volume.source_snapshot.driver_name if volume.source_snapshot_id else ""
         driver.volume_create(name, size_gib=volume.size_gib, source=source)
     elif task == StorageTask.ATTACH:
+        if source_id := volume.task_params.get("move_from"):
+            driver_for(Host.objects.get(pk=source_id)).volume_move_to(name, driver)
+            volumes.volume_moved(volume_id=str(volume.pk))
         driver.volume_attach(machine, name, device=volume.device)
     elif task == StorageTask.DETACH:
         if machine:

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute import lifecycle
-from compute.models import Instance, InstanceState, Region
+from compute.models import Host, Instance, InstanceState, Region
 from compute.scheduler import claim_storage_growth, place_storage
 from compute.storage.models import (
     MAX_VOLUME_GIB,
@@ -28,7 +28,7 @@ from compute.storage.models import (
     Volume,
     VolumeState,
 )
-from compute.storage.selectors import free_device
+from compute.storage.selectors import free_device, machine_hosts
 from compute.storage.services.common import (
     TASK_FIELDS,
     busy,
@@ -166,7 +166,12 @@ def volume_create(
         check_volume_quota(tenant_id=tenant.pk, requested={"volumes": 1, "volume_gb": size_gib})
         if (taken := name_taken(Volume, tenant_id=tenant.pk, name=name, what="volume")) is not None:
             raise taken
-        host = place_storage(size_gib=size_gib, region=region, host=snapshot.host if snapshot is not None else None)
+        host = place_storage(
+            size_gib=size_gib,
+            region=region,
+            host=snapshot.host if snapshot is not None else None,
+            prefer=machine_hosts(tenant_id=tenant.pk, region=region),
+        )
         now = timezone.now()
         volume = Volume(
             tenant=tenant,
@@ -221,10 +226,9 @@ def volume_attach(*, volume: Volume, instance: Instance, user) -> Volume:
                 code="instance_busy",
                 details={"state": machine.state},
             )
-        elif machine.host_id != locked.host_id:
+        elif machine.host_id is None or Host.objects.get(pk=machine.host_id).region_id != locked.region_id:
             refusal = Unprocessable(
-                f"{locked.name} is kept on another host than {machine.name}; a volume attaches to machines of the "
-                "host that keeps it (make a snapshot and a new volume from it next to the machine).",
+                f"{locked.name} is in another region than {machine.name}; volumes attach to machines of their region.",
                 code="volume_elsewhere",
             )
         elif device is None:
@@ -235,6 +239,12 @@ def volume_attach(*, volume: Volume, instance: Instance, user) -> Volume:
                 details={"limit": MAX_VOLUMES_PER_INSTANCE},
             )
         else:
+            params = {}
+            if machine.host_id != locked.host_id:
+                # Kept on another host: its file moves to the machine's host first (room claimed there now).
+                claim_storage_growth(host=machine.host, growth_gib=locked.size_gib, what=machine.name)
+                params = {"move_from": str(locked.host_id)}
+                locked.host_id = machine.host_id
             locked.instance, locked.device = machine, device
             _start(
                 locked,
@@ -242,7 +252,8 @@ def volume_attach(*, volume: Volume, instance: Instance, user) -> Volume:
                 user=user,
                 action=A.VOLUME_ATTACH,
                 message=f"to {machine.name} as {device}",
-                fields=["instance", "device"],
+                params=params,
+                fields=["instance", "device", "host"],
             )
     if refusal is not None:
         _refuse(locked, A.VOLUME_ATTACH, user, refusal)
@@ -437,6 +448,17 @@ def _follow_machine(volume: Volume) -> None:
         volume.save(update_fields=["state", "updated_at", *TASK_FIELDS])
 
 
+def volume_moved(*, volume_id: str) -> bool:
+    """The worker moved the volume's file to the machine's host: a failure from here on leaves it there."""
+    with transaction.atomic():
+        volume = _pending(volume_id, StorageTask.ATTACH)
+        if volume is None or "move_from" not in volume.task_params:
+            return False
+        volume.task_params = {key: value for key, value in volume.task_params.items() if key != "move_from"}
+        volume.save(update_fields=["task_params", "updated_at"])
+    return True
+
+
 def volume_task_failed(*, volume_id: str, task: str, reason: str) -> Volume | None:
     """Records a failure: a create or delete leaves the volume in `error`; a failed attach, detach or extend puts it
     back as it was (unattached, attached, at its old size), with the reason in its log."""
@@ -450,6 +472,9 @@ def volume_task_failed(*, volume_id: str, task: str, reason: str) -> Volume | No
         elif task == StorageTask.ATTACH:
             volume.state, volume.instance, volume.device = VolumeState.AVAILABLE, None, ""
             fields += ["instance", "device"]
+            if volume.task_params.get("move_from"):  # its file never left the old host
+                volume.host_id = volume.task_params["move_from"]
+                fields.append("host")
         elif task == StorageTask.DETACH:
             volume.state = VolumeState.IN_USE
         elif task == StorageTask.EXTEND:

@@ -115,15 +115,29 @@ def test_a_machine_holds_at_most_16_volumes(running, make_volume, tenant, member
     assert refused.value.code == "too_many_volumes"
 
 
-def test_attach_to_a_machine_on_another_host_is_refused(volume, launch, committed, member, host):
+def test_attach_to_a_machine_on_another_host_moves_the_volume_there(volume, launch, committed, member, host):
     host.enabled = False
     host.save()
-    HostFactory(name="hv-2", boot_seconds=0, stop_seconds=0)
+    other = HostFactory(name="hv-2", boot_seconds=0, stop_seconds=0)
     with committed():
         elsewhere = launch(name="far")
     elsewhere.refresh_from_db()
-    with pytest.raises(Unprocessable, match="kept on another host"):
+    assert elsewhere.host == other
+    with committed():
         services.volume_attach(volume=volume, instance=elsewhere, user=member)
+    volume.refresh_from_db()
+    assert volume.state == "in-use" and volume.host == other and "move_from" not in volume.task_params
+    assert driver_for(other).volume_attachments(str(elsewhere.pk)) == {"vdb": volume.driver_name}
+    assert driver_for(host).volumes_in_pool() == []
+
+
+def test_attach_to_a_machine_of_another_region_is_refused(volume, member, flavor, image, tenant):
+    from tests.factories.compute import RegionFactory
+
+    far = HostFactory(name="hv-far", region=RegionFactory(name="north"))
+    machine = InstanceFactory(tenant=tenant, flavor=flavor, image=image, host=far, state="running")
+    with pytest.raises(Unprocessable, match="in another region"):
+        services.volume_attach(volume=volume, instance=machine, user=member)
 
 
 def test_detach_keeps_the_data_and_frees_the_device(attached, member, committed):
