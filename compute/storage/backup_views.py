@@ -92,7 +92,10 @@ class ImageListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         context["polling"] = any(image.is_transitional for image in context["images"])
         per_gib = resource_price(lifecycle.IMAGE)
         context.update(
-            snapshots=list(self.snapshots()),
+            snapshots=[
+                {"snapshot": snapshot, "monthly": monthly_display(per_gib * snapshot.size_gib)}
+                for snapshot in self.snapshots()
+            ],
             form=kwargs.get("form") or NameForm(),
             price={"monthly": monthly_display(per_gib), "hourly": hourly_display(per_gib)},
             currency=settings.BILLING_CURRENCY,
