@@ -92,14 +92,14 @@ def test_deleting_a_machine_can_take_its_backups_along(worker_api, machine):
     assert Backup.objects.get(pk=backup_id).state == "deleted"
 
 
-def test_private_images_from_a_snapshot_are_listed_launched_and_deleted(worker_api, machine, tenant):
-    from compute.models import Instance
-    from compute.storage.services.boot_snapshots import instance_snapshot
-
-    instance = Instance.objects.get(pk=machine["id"])
-    with worker_api.capture(execute=True):
-        snapshot = instance_snapshot(instance=instance, user=instance.created_by, name="snap")
-    made = worker_api.post("/api/v1/images/", {"name": "golden", "snapshot": str(snapshot.pk)}, format="json")
+def test_private_images_from_a_snapshot_of_the_disk_are_listed_launched_and_deleted(worker_api, machine, tenant):
+    taken = worker_api.post(f"/api/v1/instances/{machine['id']}/snapshot/", {"name": "snap"}, format="json")
+    assert taken.status_code == 202, taken.content
+    snapshot = worker_api.get(taken["Location"]).json()
+    assert (snapshot["state"], snapshot["crash_consistent"]) == ("available", True)
+    again = worker_api.post(f"/api/v1/instances/{machine['id']}/snapshot/", {"name": "SNAP"}, format="json")
+    assert_error(again, 400, "name_taken")
+    made = worker_api.post("/api/v1/images/", {"name": "golden", "snapshot": snapshot["id"]}, format="json")
     assert made.status_code == 202, made.content
     image = worker_api.get(made["Location"]).json()
     assert (image["visibility"], image["state"], image["size_gib"]) == ("private", "available", 20)
@@ -128,6 +128,9 @@ def test_another_organisations_backups_and_images_are_404(worker_api, member_api
     assert_error(member_api.get(f"/api/v1/backups/{theirs.pk}/"), 404, "not_found")
     assert_error(member_api.post(f"/api/v1/backups/{theirs.pk}/restore/", {"mode": "new", "name": "x"}), 404)
     assert_error(member_api.get(f"/api/v1/instances/{theirs.instance_id}/backup-policy/"), 404, "not_found")
+    assert_error(
+        member_api.post(f"/api/v1/instances/{theirs.instance_id}/snapshot/", {"name": "x"}, format="json"), 404
+    )
     image = Image.objects.create(
         name="theirs", os="Debian", version="12", tenant=theirs.tenant, host=theirs.host, size_gib=1
     )

@@ -11,8 +11,10 @@ from compute.api.serializers import InstanceSerializer, OwnedObjectField, Tenant
 from compute.models import Flavor, Instance, SSHKey
 from compute.network.models import Firewall
 from compute.storage import backup_selectors as selectors
+from compute.storage.api.serializers import SnapshotSerializer
 from compute.storage.backup_models import Backup, BackupState
 from compute.storage.services import backups as services
+from compute.storage.services.boot_snapshots import instance_snapshot
 from portal.api.fields import StrictCharField
 from portal.api.views import HangarApiMixin, TenantViewSet
 from tenants.scoping import TenantScopedMixin
@@ -225,9 +227,38 @@ class InstanceBackupPolicyView(HangarApiMixin, TenantScopedMixin, generics.Gener
         return self._answer(instance)
 
 
+class InstanceSnapshotCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=63)
+
+
+class InstanceSnapshotView(HangarApiMixin, TenantScopedMixin, generics.GenericAPIView):
+    """A snapshot of a machine's boot disk."""
+
+    queryset = Instance.objects.select_related("flavor", "host").order_by("pk")
+    serializer_class = SnapshotSerializer
+    filter_backends = []
+
+    @extend_schema(
+        summary="Snapshot a machine's boot disk",
+        description="A running or stopped machine; a running one's snapshot is crash-consistent (like the disk after "
+        "a power cut: `crash_consistent` is true). The snapshot makes volumes (`POST /snapshots/{id}/volumes/`) "
+        "or a private image (`POST /images/`). The answer is the snapshot in `creating`.",
+        tags=["snapshots"],
+        request=InstanceSnapshotCreateSerializer,
+        responses={202: SnapshotSerializer},
+    )
+    def post(self, request, pk):
+        instance = self.get_object()
+        data = self.validated(InstanceSnapshotCreateSerializer, request.data)
+        snapshot = instance_snapshot(instance=instance, user=request.user, name=data["name"])
+        url = request.build_absolute_uri(reverse("api:snapshot-detail", kwargs={"pk": snapshot.pk}))
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
 routes = [("backups", BackupViewSet, "backup")]
 urlpatterns = [
     path("instances/<uuid:pk>/backup-policy/", InstanceBackupPolicyView.as_view(), name="instance-backup-policy"),
+    path("instances/<uuid:pk>/snapshot/", InstanceSnapshotView.as_view(), name="instance-snapshot"),
 ]
 
 __all__ = ["routes", "urlpatterns"]
