@@ -74,7 +74,7 @@ def _clear_task(backup: Backup) -> None:
 
 
 def _lock_instance(instance: Instance) -> Instance:
-    return Instance.objects.select_for_update().select_related("flavor", "host").get(pk=instance.pk)
+    return Instance.objects.select_for_update(of=("self",)).select_related("flavor", "host").get(pk=instance.pk)
 
 
 def _billing_sync(*, instance: Instance, at: datetime) -> None:

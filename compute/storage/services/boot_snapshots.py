@@ -31,7 +31,7 @@ def instance_snapshot(*, instance: Instance, user, name: str, labels: dict | Non
     name = clean_name(name, what="snapshot")
     labels = clean_labels(labels)
     with transaction.atomic():
-        locked = Instance.objects.select_for_update().select_related("flavor", "host").get(pk=instance.pk)
+        locked = Instance.objects.select_for_update(of=("self",)).select_related("flavor", "host").get(pk=instance.pk)
         if locked.state not in SNAPSHOT_FROM or locked.host_id is None:
             raise Conflict(
                 f"{locked.name} is {locked.get_state_display().lower()}; only a running or stopped machine's disk "

@@ -64,7 +64,11 @@ def image_create(*, snapshot: Snapshot, user, name: str) -> Image:
     `creating` until the copy is made, then launchable (on that host) and billed per GiB-month."""
     name = _clean_name(name)
     with transaction.atomic():
-        locked = Snapshot.objects.select_for_update().select_related("source_instance__image").get(pk=snapshot.pk)
+        locked = (
+            Snapshot.objects.select_for_update(of=("self",))
+            .select_related("source_instance__image")
+            .get(pk=snapshot.pk)
+        )
         if locked.state != SnapshotState.AVAILABLE or locked.host_id is None:
             raise Conflict(
                 f"The snapshot {locked.name} is {locked.get_state_display().lower()}; only an available snapshot can "
