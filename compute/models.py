@@ -509,6 +509,7 @@ class Transition:
     # How a refusal names the states it is allowed from: "only a stopped instance can be resized".
     allowed_label: str
     operator_only: bool = False  # offered in the admin, not to tenants
+    listed: bool = True  # in `allowed_actions`; False: requested elsewhere (a restore, through one of its backups)
 
 
 _LIVE = frozenset(InstanceState.values) - {InstanceState.DELETING, InstanceState.DELETED}
@@ -542,7 +543,10 @@ INSTANCE_ACTIONS = {
     ),
     # Overwrite the boot disk with one of its backups (compute.storage): stop, replace the disk, start if it ran.
     "restore": Transition(
-        frozenset({InstanceState.RUNNING, InstanceState.STOPPED}), InstanceTask.RESTORE, "a running or stopped"
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPED}),
+        InstanceTask.RESTORE,
+        "a running or stopped",
+        listed=False,
     ),
     # Build again an instance whose provisioning failed (it never ran, so nothing of it is billed).
     "retry": Transition(frozenset({InstanceState.ERROR}), InstanceTask.BUILD, "a failed", operator_only=True),
@@ -682,7 +686,7 @@ class Instance(TenantOwned):
         return [
             action
             for action, transition in INSTANCE_ACTIONS.items()
-            if not transition.operator_only and self.state in transition.from_states
+            if not transition.operator_only and transition.listed and self.state in transition.from_states
         ]
 
     def billable(self) -> BillableResource:

@@ -95,9 +95,12 @@ class ImageViewSet(mixins.DestroyModelMixin, CatalogViewSet):
 
     def get_queryset(self):
         tenant = request_tenant(self.request)
-        images = Image.objects.visible_to(tenant) if tenant is not None else Image.objects.public()
+        images = Image.objects.public().filter(active=True)
+        if tenant is not None:
+            # A private image stays readable once deleted, so a client polling its deletion sees `deleted`.
+            images = images | Image.objects.for_tenant(tenant)
         if self.action == "list":
-            images = images.filter(active=True) | images.private()
+            images = images.exclude(state=Image.State.DELETED)
         return images.select_related("host__region").order_by("os", "-version", "name", "pk")
 
     def initial(self, request, *args, **kwargs):
