@@ -150,3 +150,15 @@ def test_a_snapshot_being_made_cannot_become_an_image(running, member):
     with pytest.raises(Conflict) as refused:
         image_create(snapshot=snapshot, user=member, name="too-early")
     assert refused.value.code == "snapshot_busy"
+
+
+def test_a_machine_on_a_private_image_cannot_be_moved_off_its_host(private_image, launch, committed, member):
+    from compute.services.migration import instance_migrate
+
+    HostFactory(name="hv-other")
+    with committed():
+        machine = launch(name="pinned", image=private_image)
+    machine.refresh_from_db()
+    with pytest.raises(Conflict) as refused:
+        instance_migrate(instance=machine, user=member)
+    assert refused.value.code == "private_image"
