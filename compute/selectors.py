@@ -37,14 +37,18 @@ def instance_usage(*, tenant: Tenant) -> dict[str, int]:
     return {key: int(value) for key, value in totals.items()}
 
 
-def held_usage(*, tenant: Tenant) -> dict[str, int]:
+def held_usage(*, tenant: Tenant, resources=None) -> dict[str, int]:
     """What the tenant holds against its quota: its instances' share, its volumes, and the public addresses it
-    holds."""
-    return {
-        **instance_usage(tenant=tenant),
-        **volume_usage(tenant=tenant),
-        "public_ips": PublicIP.objects.for_tenant(tenant).held().count(),
-    }
+    holds; only the groups `resources` (quota names) need when given, so a launch does not count volumes."""
+    wanted = set(QUOTA_RESOURCES if resources is None else resources)
+    held = {}
+    if wanted & {"instances", "vcpus", "ram_mib"}:
+        held |= instance_usage(tenant=tenant)
+    if wanted & {"volume_gb", "volumes"}:
+        held |= volume_usage(tenant=tenant)
+    if "public_ips" in wanted:
+        held["public_ips"] = PublicIP.objects.for_tenant(tenant).held().count()
+    return held
 
 
 def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:

@@ -182,7 +182,7 @@ def _request_transition(
 
 
 def _check_quota(*, tenant: Tenant, quota: Quota, requested: dict[str, int]) -> None:
-    used = held_usage(tenant=tenant)
+    used = held_usage(tenant=tenant, resources=requested)
     usage = {resource: {"used": used[resource], "limit": getattr(quota, resource)} for resource in used}
     refusal = quota_refusal(usage=usage, requested=requested)
     if refusal is not None:

@@ -118,8 +118,11 @@ def free_device(*, instance: Instance) -> str | None:
     return next((device for device in DEVICES if device not in taken), None)
 
 
-def storage_events(*, tenant: Tenant, volume: Volume | None = None, snapshot: Snapshot | None = None):
+def storage_events(*, tenant: Tenant, volume: Volume | None = None, snapshot: Snapshot | None = None, actions=None):
+    """The tenant's storage log, newest first: of one volume or snapshot, or of some `actions`."""
     events = StorageEvent.objects.for_tenant(tenant).select_related("actor")
+    if actions is not None:
+        events = events.filter(action__in=actions)
     if volume is not None:
         events = events.filter(volume=volume)
     if snapshot is not None:

@@ -18,11 +18,11 @@ from compute.forms import add_service_error
 from compute.lifecycle import SNAPSHOT, VOLUME
 from compute.models import Instance
 from compute.network.forms import RenameForm
-from compute.prices import hourly_display, monthly_display, resource_price
+from compute.prices import hourly_rate, monthly_display, resource_price
 from compute.selectors import quota_usage, several_regions
 from compute.storage import services
 from compute.storage.forms import AttachForm, ExtendForm, SnapshotForm, SnapshotVolumeForm, VolumeForm
-from compute.storage.models import Snapshot, Volume
+from compute.storage.models import Snapshot, StorageEventAction, Volume
 from compute.storage.selectors import (
     attachable_instances,
     snapshot_list,
@@ -36,6 +36,9 @@ from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 10
 EXAMPLE_GIB = 100
+PER_GIB_HOURLY = Decimal("0.000001")
+VOLUME_ACTIONS = [action for action in StorageEventAction.values if action.startswith("volume_")]
+SNAPSHOT_ACTIONS = [action for action in StorageEventAction.values if action.startswith("snapshot_")]
 
 
 def storage_prices() -> dict:
@@ -43,7 +46,8 @@ def storage_prices() -> dict:
     prices = {}
     for key, kind in (("volume", VOLUME), ("snapshot", SNAPSHOT)):
         monthly = resource_price(kind)
-        prices[key] = {"monthly": monthly_display(monthly), "hourly": hourly_display(monthly)}
+        # Per GiB an hour is a fraction of a cent: shown to 6 places (billing keeps 10).
+        prices[key] = {"monthly": monthly_display(monthly), "hourly": hourly_rate(monthly).quantize(PER_GIB_HOURLY)}
     example = (resource_price(VOLUME) * EXAMPLE_GIB).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return {**prices, "example_gib": EXAMPLE_GIB, "example": example, "currency": settings.BILLING_CURRENCY}
 
@@ -109,7 +113,7 @@ class VolumeListView(HtmxPartialMixin, TenantScopedMixin, ListView):
             form=kwargs.get("form") or VolumeForm(tenant=tenant, initial={"size_gib": EXAMPLE_GIB}),
             prices=storage_prices(),
             usage={"volume_gb": usage["volume_gb"], "volumes": usage["volumes"]},
-            events=storage_events(tenant=tenant)[:EVENTS_SHOWN],
+            events=storage_events(tenant=tenant, actions=VOLUME_ACTIONS)[:EVENTS_SHOWN],
         )
         machines = list(tenant_machines(tenant=tenant))  # every row's "attach to" choices, read once for the page
         for volume in volumes:
@@ -260,7 +264,8 @@ class SnapshotListView(HtmxPartialMixin, TenantScopedMixin, ListView):
             show_regions=several_regions(),
         )
         if not self.request.htmx:
-            context.update(prices=storage_prices(), events=storage_events(tenant=self.request.tenant)[:EVENTS_SHOWN])
+            events = storage_events(tenant=self.request.tenant, actions=SNAPSHOT_ACTIONS)[:EVENTS_SHOWN]
+            context.update(prices=storage_prices(), events=events)
         return context
 
 

@@ -137,3 +137,17 @@ def test_the_quota_shows_volumes(api, catalog):  # noqa: F811
     _volume(api)
     usage = api.get("/api/v1/quotas/").json()
     assert usage["volume_gb"]["used"] == 100 and usage["volumes"]["used"] == 1
+
+
+def test_the_lists_take_a_fixed_number_of_queries(api, catalog, tenant, django_assert_max_num_queries):  # noqa: F811
+    tenant.quota.volumes = 20
+    tenant.quota.save()
+    machine = _machine(api, catalog)
+    for number in range(5):
+        volume = _volume(api, name=f"v{number}", size_gib=1)
+        api.post(f"/api/v1/volumes/{volume['id']}/attach/", {"instance": machine["id"]}, format="json")
+        api.post("/api/v1/snapshots/", {"name": f"s{number}", "volume": volume["id"]}, format="json")
+    with django_assert_max_num_queries(12):
+        assert len(api.get("/api/v1/volumes/").json()["data"]) == 5
+    with django_assert_max_num_queries(12):
+        assert len(api.get("/api/v1/snapshots/").json()["data"]) == 5

@@ -119,7 +119,7 @@ def check_volume_quota(*, tenant_id, requested: dict[str, int]) -> None:
     """Locks the tenant's quota row (the lock launches take too) and checks `requested` against what it holds."""
     tenant = Tenant.objects.get(pk=tenant_id)
     quota = quota_lock(tenant)
-    used = held_usage(tenant=tenant)
+    used = held_usage(tenant=tenant, resources=requested)
     usage = {resource: {"used": used[resource], "limit": getattr(quota, resource)} for resource in requested}
     if (refusal := quota_refusal(usage=usage, requested=requested)) is not None:
         raise refusal

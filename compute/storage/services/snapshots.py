@@ -52,7 +52,7 @@ def snapshot_create(*, volume: Volume, user, name: str, labels: dict | None = No
     name = clean_name(name, what="snapshot")
     labels = clean_labels(labels)
     with transaction.atomic():
-        locked = Volume.objects.select_for_update().select_related("instance").get(pk=volume.pk)
+        locked = Volume.objects.select_for_update(of=("self",)).select_related("instance").get(pk=volume.pk)
         if not locked.can_snapshot():
             raise busy(locked, "snapshot", "an available or in-use")
         if (taken := name_taken(Snapshot, tenant_id=locked.tenant_id, name=name, what="snapshot")) is not None:

@@ -122,3 +122,22 @@ def test_the_list_polls_while_something_is_transitional(member_client, tenant, m
     assert 'hx-trigger="every 2s"' in page
     partial = member_client.get(VOLUMES, HTTP_HX_REQUEST="true").content.decode()
     assert partial.startswith("{% comment %}") is False and 'id="volume-table"' in partial
+
+
+def test_the_lists_take_a_fixed_number_of_queries(
+    member_client, make_volume, running, member, committed, tenant, django_assert_max_num_queries
+):
+    tenant.quota.volumes = 20
+    tenant.quota.save()
+    for number in range(6):
+        volume = make_volume(name=f"v{number}", size_gib=1)
+        with committed():
+            services.volume_attach(volume=volume, instance=running, user=member)
+        with committed():
+            services.snapshot_create(volume=volume, user=member, name=f"s{number}")
+    with django_assert_max_num_queries(30):
+        assert member_client.get(VOLUMES).status_code == 200
+    with django_assert_max_num_queries(25):
+        assert member_client.get(SNAPSHOTS).status_code == 200
+    with django_assert_max_num_queries(30):
+        assert member_client.get(reverse("compute:instance-detail", args=[running.pk])).status_code == 200
