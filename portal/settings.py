@@ -405,6 +405,8 @@ SPECTACULAR_SETTINGS = {
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "EventResultEnum": "tenants.models.EventResult",
+        # Snapshots, backups and private images go through the same states.
+        "CopyStateEnum": "compute.storage.models.SnapshotState",
     },
 }
 
