@@ -15,9 +15,9 @@ def backup_share_percent() -> Decimal:
     return resource_price(lifecycle.BACKUP)
 
 
-def backup_monthly_price(*, flavor) -> Decimal:
-    """What backups of a machine of `flavor` cost per month now."""
-    share = backup_share_percent()
+def backup_monthly_price(*, flavor, share: Decimal | None = None) -> Decimal:
+    """What backups of a machine of `flavor` cost per month now (at `share` percent, else today's)."""
+    share = backup_share_percent() if share is None else share
     return monthly_display((Decimal(flavor.monthly_price) * share / 100).quantize(Decimal("0.0001"), ROUND_HALF_UP))
 
 
@@ -32,9 +32,13 @@ def backup_list(*, tenant) -> QuerySet[Backup]:
 
 
 def instance_backups(*, instance: Instance) -> list[Backup]:
-    return list(
-        Backup.objects.filter(instance=instance).exclude(state=BackupState.DELETED).order_by("-created_at", "id")
-    )
+    """The machine's backups, newest first; read once per instance object (its page asks twice: the card and the
+    delete dialog)."""
+    if not hasattr(instance, "_backups"):
+        instance._backups = list(
+            Backup.objects.filter(instance=instance).exclude(state=BackupState.DELETED).order_by("-created_at", "id")
+        )
+    return instance._backups
 
 
 def backup_policy_of(*, instance: Instance) -> BackupPolicy | None:
@@ -45,14 +49,15 @@ def backup_policy_view(*, instance: Instance) -> dict:
     """A machine's schedule as the API and the instance page show it (off, with the price, if it never had one)."""
     policy = backup_policy_of(instance=instance)
     enabled = policy is not None and policy.enabled
+    share = backup_share_percent()
     return {
         "enabled": enabled,
         "hour": policy.hour if policy is not None else 3,
         "minute": policy.minute if policy is not None else backup_minute(instance.pk),
         "keep": policy.keep if policy is not None else 7,
         "next_run_at": policy.next_run_at if enabled else None,
-        "monthly_price": backup_monthly_price(flavor=instance.flavor),
-        "share_percent": backup_share_percent(),
+        "monthly_price": backup_monthly_price(flavor=instance.flavor, share=share),
+        "share_percent": share,
     }
 
 
