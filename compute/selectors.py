@@ -21,6 +21,8 @@ from compute.storage.selectors import volume_usage
 from tenants.models import Quota, Tenant
 
 QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "volumes", "public_ips")
+# What the launch and resize forms weigh a machine against.
+MACHINE_QUOTAS = ("instances", "vcpus", "ram_mib", "public_ips")
 
 
 def instance_usage(*, tenant: Tenant) -> dict[str, int]:
@@ -51,15 +53,16 @@ def held_usage(*, tenant: Tenant, resources=None) -> dict[str, int]:
     return held
 
 
-def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
-    """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down)."""
+def quota_usage(*, tenant: Tenant, resources=QUOTA_RESOURCES) -> dict[str, dict[str, int]]:
+    """Per quota resource (of `resources`: a page reads what it shows): {"used", "limit", "free", "percent"} (percent
+    of the limit, 0 to 100, rounded down)."""
     quota = Quota.objects.filter(tenant=tenant).first()
     limits = (
         {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()
     )
-    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant)}
+    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant, resources=resources)}
     result = {}
-    for resource in QUOTA_RESOURCES:
+    for resource in resources:
         limit = limits[resource]
         result[resource] = {
             "used": used[resource],

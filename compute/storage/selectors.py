@@ -63,10 +63,31 @@ def snapshot_list(*, tenant: Tenant) -> QuerySet[Snapshot]:
 
 
 def instance_volumes(*, instance: Instance) -> list[Volume]:
-    """The volumes attached (or being attached) to a machine, in device order."""
-    return list(
-        Volume.objects.filter(instance=instance).exclude(state=VolumeState.DELETED).order_by("device", "created_at")
+    """The volumes attached (or being attached) to a machine, in device order (read once per request: the page and
+    its delete confirmation both ask)."""
+    cached = getattr(instance, "_storage_volumes", None)
+    if cached is None:
+        cached = instance._storage_volumes = list(
+            Volume.objects.filter(instance=instance).exclude(state=VolumeState.DELETED).order_by("device", "created_at")
+        )
+    return cached
+
+
+def instance_disks(*, instance: Instance) -> tuple[list[Volume], list[Volume]]:
+    """In one query: the machine's volumes (device order) and the tenant's available volumes of its region that it
+    could take (by name)."""
+    rows = list(
+        Volume.objects.filter(
+            Q(instance=instance)
+            | Q(tenant_id=instance.tenant_id, state=VolumeState.AVAILABLE, region__hosts=instance.host_id)
+        )
+        .exclude(state=VolumeState.DELETED)
+        .distinct()
     )
+    attached = sorted((v for v in rows if v.instance_id == instance.pk), key=lambda v: (v.device, v.created_at))
+    instance._storage_volumes = attached
+    available = sorted((v for v in rows if v.instance_id != instance.pk), key=lambda v: (v.name, str(v.pk)))
+    return attached, available
 
 
 def attachable_instances(*, volume: Volume) -> QuerySet[Instance]:
@@ -99,15 +120,6 @@ def machine_hosts(*, tenant_id, region) -> list:
         .order_by("-machines", "host")
     )
     return [row["host"] for row in rows]
-
-
-def attachable_volumes(*, instance: Instance) -> QuerySet[Volume]:
-    """The tenant's volumes that can be attached to `instance` now (available, in its region)."""
-    return (
-        Volume.objects.for_tenant(instance.tenant_id)
-        .filter(state=VolumeState.AVAILABLE, region__hosts=instance.host_id)
-        .order_by("name", "id")
-    )
 
 
 def free_device(*, instance: Instance) -> str | None:

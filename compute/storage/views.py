@@ -108,7 +108,7 @@ class VolumeListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         if self.request.htmx:
             return context
         tenant = self.request.tenant
-        usage = quota_usage(tenant=tenant)
+        usage = quota_usage(tenant=tenant, resources=("volume_gb", "volumes"))
         context.update(
             form=kwargs.get("form") or VolumeForm(tenant=tenant, initial={"size_gib": EXAMPLE_GIB}),
             prices=storage_prices(),

@@ -2,8 +2,9 @@
 
 from django import template
 
+from compute.storage import selectors
 from compute.storage.models import MAX_VOLUMES_PER_INSTANCE
-from compute.storage.selectors import attachable_volumes, instance_volumes
+from compute.storage.selectors import instance_volumes
 
 register = template.Library()
 
@@ -12,19 +13,13 @@ register = template.Library()
 def instance_disks(context, instance):
     """The machine's disks: its boot disk, then its volumes in device order (with detach), and what can be
     attached to it."""
-    volumes = instance_volumes(instance=instance)
+    volumes, available = selectors.instance_disks(instance=instance)
     can = context.get("can", {})
-    attachable = []
-    if (
-        can.get("change_resources")
-        and instance.state in ("running", "stopped")
-        and len(volumes) < MAX_VOLUMES_PER_INSTANCE
-    ):
-        attachable = list(attachable_volumes(instance=instance))
+    takes_more = instance.state in ("running", "stopped") and len(volumes) < MAX_VOLUMES_PER_INSTANCE
     return {
         "instance": instance,
         "volumes": volumes,
-        "attachable": attachable,
+        "attachable": available if can.get("change_resources") and takes_more else [],
         "can": can,
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),
