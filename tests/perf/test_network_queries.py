@@ -11,9 +11,8 @@ from tests.factories.network import FirewallFactory, FirewallRuleFactory, Networ
 # Session, user and memberships (middleware) are part of every count; the rest are the page's own reads.
 PAGE_QUERIES = {
     "network:network-list": 7,  # networks with their machine counts, the regions to create one in, recent changes
-    # addresses with machines, machines to assign to, the regions, price, quota (4: with the volumes held), recent
-    # changes
-    "network:ip-list": 12,
+    # addresses with machines, machines to assign to, the regions, price, quota (3), recent changes
+    "network:ip-list": 11,
     "network:firewall-list": 7,  # firewalls with machine counts, their rules, recent changes
 }
 DETAIL_QUERIES = 6
