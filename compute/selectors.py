@@ -154,9 +154,12 @@ def region_choices(*, flavors) -> list[dict]:
     return choices
 
 
-def image_list() -> QuerySet[Image]:
-    """Images a tenant may launch, grouped by OS (newest version first within an OS)."""
-    return Image.objects.active().order_by("os", "-version", "name")
+def image_list(*, tenant=None) -> QuerySet[Image]:
+    """Catalog images anyone may launch, grouped by OS (newest version first within an OS); with `tenant`, its
+    private images that are ready too (the launch form shows them apart, as "My images")."""
+    images = Image.objects.active()
+    images = images.public() if tenant is None else images.visible_to(tenant).filter(state=Image.State.AVAILABLE)
+    return images.select_related("host__region").order_by("os", "-version", "name")
 
 
 def host_capacity_list() -> list[HostUsage]:

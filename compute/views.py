@@ -27,6 +27,7 @@ from compute.forms import (
     ResizeForm,
     SSHKeyForm,
     add_service_error,
+    uuid_list,
 )
 from compute.lifecycle import IPV4
 from compute.models import Flavor, Image, Instance, InstanceState, Region, SSHKey
@@ -87,10 +88,17 @@ class LaunchView(TenantScopedMixin, FormView):
         # The defaults are ticked: a machine joins the default network (of the region preselected) behind the
         # default firewall unless changed.
         region = Region.objects.default()
+        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
+        # "Launch" from an image's row (My images): that image, in the region that keeps it.
+        chosen = image_list(tenant=self.request.tenant).filter(pk__in=uuid_list(self.request.GET.get("image"))).first()
+        if chosen is not None:
+            initial["image"] = chosen.pk
+            if chosen.host_id is not None:
+                initial["region"] = chosen.host.region.name
+                region = chosen.host.region
         initial["networks"] = [
             n.pk for n in self.networking_choices["networks"] if n.is_default and region and n.region_id == region.pk
         ]
-        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
         return initial
 
     def get_context_data(self, **kwargs):
@@ -132,13 +140,14 @@ class LaunchView(TenantScopedMixin, FormView):
                     if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
                 ),
             }
-            for image in image_list()
+            for image in image_list(tenant=tenant)
         ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
             regions=regions,
             flavors=flavors,
-            images=images,
+            images=[option for option in images if not option["image"].is_private],
+            my_images=[option for option in images if option["image"].is_private],
             chosen_flavor=chosen,
             usage=usage,
             currency=settings.BILLING_CURRENCY,
@@ -571,7 +580,9 @@ class InstanceDeleteView(TenantScopedMixin, SingleObjectMixin, FormView):
     def form_valid(self, form):
         instance = self.object
         try:
-            services.instance_delete(instance=instance, user=self.request.user)
+            services.instance_delete(
+                instance=instance, user=self.request.user, delete_backups=form.cleaned_data["backups"] == "delete"
+            )
         except ServiceError as error:
             messages.error(self.request, error.message)
             return redirect("compute:instance-detail", pk=instance.pk)

@@ -46,6 +46,8 @@ NAV_ITEMS: list[NavItem] = [
         sections=("volume-list", "volume-detail"),
     ),
     NavItem("Snapshots", "storage:snapshot-list", Permission.VIEW_RESOURCES, sections=("snapshot-list",)),
+    NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, sections=("backup-list",)),
+    NavItem("My images", "backups:image-list", Permission.VIEW_RESOURCES, sections=("image-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("compute.network.urls")),
     path("", include("compute.monitoring.urls")),
     path("storage/", include("compute.storage.urls")),
+    path("storage/", include("compute.storage.backup_urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]

@@ -11,7 +11,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, django_db_blocker):
     with django_db_blocker.unblock():
-        running = Stack(tmp_path_factory.mktemp("stack"))
+        # Beat looks for backups that fell due every 2 s here (every minute by default).
+        running = Stack(tmp_path_factory.mktemp("stack"), env={"BACKUPS_DUE_SECONDS": "2"})
         try:
             yield running.start()
         finally:
@@ -128,3 +129,45 @@ def test_beat_sends_the_schedule_from_the_database(stack):
     for _ in range(2):
         seen = last_heartbeat()
         stack.wait_for(lambda seen=seen: last_heartbeat() != seen, what="a heartbeat sent by beat")
+
+
+LAUNCH_AND_ENABLE_BACKUPS = """
+from compute.models import Flavor, Image
+from compute.services import instance_launch
+from tenants.models import Membership
+m = Membership.objects.get(user__email='demo@hangar.local')
+flavor = Flavor.objects.filter(active=True).order_by('vcpus', 'ram_mib').first()
+image = Image.objects.public().filter(active=True).order_by('name').first()
+print(instance_launch(tenant=m.tenant, user=m.user, name='e2e-backed-up', flavor=flavor, image=image).pk)
+"""
+
+
+def test_beat_makes_the_backup_that_falls_due_on_the_worker(stack):
+    """A machine with backups enabled whose time has come: beat starts its backup, the worker makes the copy, the
+    schedule moves on to the next 03:xx."""
+    instance_id = stack.manage("shell", "-c", LAUNCH_AND_ENABLE_BACKUPS).strip().splitlines()[-1]
+    state = f"from compute.models import Instance; print(Instance.objects.get(pk='{instance_id}').state)"
+    stack.wait_for(lambda: stack.manage("shell", "-c", state).strip().endswith("running"), what="the machine built")
+    # Backups on, and the day's backup due now (as if its hour had just come).
+    stack.manage(
+        "shell",
+        "-c",
+        "from django.utils import timezone; from compute.models import Instance;"
+        "from compute.storage.services.backups import backups_enable;"
+        f"i = Instance.objects.get(pk='{instance_id}'); p = backups_enable(instance=i, user=None, hour=3);"
+        "type(p).objects.filter(pk=p.pk).update(next_run_at=timezone.now())",
+    )
+    made = (
+        "from compute.storage.backup_models import Backup;"
+        f"print(list(Backup.objects.filter(instance_id='{instance_id}').values_list('state', 'kind')))"
+    )
+    stack.wait_for(
+        lambda: "('available', 'scheduled')" in stack.manage("shell", "-c", made), what="the backup beat started"
+    )
+    schedule = (
+        "from django.utils import timezone; from compute.storage.backup_models import BackupPolicy;"
+        f"p = BackupPolicy.objects.get(instance_id='{instance_id}');"
+        "print(p.next_run_at > timezone.now() and p.next_run_at.hour == 3, p.last_run_at is not None)"
+    )
+    assert stack.manage("shell", "-c", schedule).strip().endswith("True True")
+    assert stack.manage("shell", "-c", made).count("available") == 1  # once, not once per beat

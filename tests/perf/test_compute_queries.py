@@ -17,8 +17,9 @@ from tests.factories.compute import (
 LIST_QUERIES = 5  # the table alone (what an htmx poll fetches)
 LIST_PAGE_QUERIES = LIST_QUERIES + 2  # the whole page adds the filter bar's sizes and images in use
 # 8; + the public addresses counted in the quota headroom of the resize choices; + networking: interfaces, public
-# address, firewalls, and the firewall picker's choices with their rules
-DETAIL_QUERIES = 14
+# address, firewalls, and the firewall picker's choices with their rules; + storage: the machine's disks; + backups:
+# its backups, its schedule, the backup share and the snapshot price
+DETAIL_QUERIES = 18
 # 8, and the regions: the list, the default one, what their hosts have room for; + the public addresses counted in
 # the quota headroom; + the networks, the firewalls with their rules, and the default region to tick the default
 # network of
