@@ -161,15 +161,54 @@
     button.addEventListener("click", function () {
       if (socket) {
         disconnect();
-      } else {
-        connect();
+        return;
       }
+      button.disabled = true;
+      say("Loading the console…");
+      loadTerminal(card)
+        .then(connect)
+        .catch(function () {
+          button.disabled = false;
+          say("The console could not be loaded; reload the page and try again.");
+        });
     });
+  }
+
+  // xterm.js is half a megabyte: it is fetched when someone connects, not with every instance page.
+  var loading = null;
+
+  function loadScript(url) {
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = url;
+      script.onload = resolve;
+      script.onerror = reject;
+      document.head.appendChild(script);
+    });
+  }
+
+  function loadTerminal(card) {
+    if (window.Terminal && window.FitAddon) {
+      return Promise.resolve();
+    }
+    if (!loading) {
+      var sheet = document.createElement("link");
+      sheet.rel = "stylesheet";
+      sheet.href = card.getAttribute("data-xterm-css");
+      document.head.appendChild(sheet);
+      loading = loadScript(card.getAttribute("data-xterm-js")).then(function () {
+        return loadScript(card.getAttribute("data-xterm-fit-js"));
+      });
+      loading.catch(function () {
+        loading = null;
+      });
+    }
+    return loading;
   }
 
   function start() {
     var card = document.getElementById("instance-terminal");
-    if (card && window.Terminal) {
+    if (card) {
       setUp(card);
     }
   }

@@ -1,1 +1,42 @@
-"""Browser tests: the fixtures live in tests/browser.py, shared with the apps' own browser tests."""
+"""Browser tests: the Chromium fixtures live in tests/browser.py, shared with the apps' own browser tests.
+
+Here: one whole stack (web, a separate worker and beat, as `make run` starts them) for the whole run, and pages
+on it. Flows that need a real worker use `stack_page`; flows that do not use `new_page` (the in-process live
+server, where Celery runs inline). Either way, `tests/e2e/pages.check_page` checks each page state.
+"""
+
+import pytest
+
+from tests.browser import CSP_RECORDER
+from tests.e2e.pages import DESKTOP
+from tests.e2e.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, django_db_blocker):
+    with django_db_blocker.unblock():
+        running = Stack(tmp_path_factory.mktemp("stack"))
+        try:
+            yield running.start()
+        finally:
+            running.stop()
+
+
+@pytest.fixture
+def stack_page(browser, stack):
+    """Pages on the stack in fresh browser contexts, each collecting the errors its console logs."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(base_url=stack.url, viewport=DESKTOP)
+        context.set_default_timeout(20_000)
+        context.add_init_script(CSP_RECORDER)
+        contexts.append(context)
+        page = context.new_page()
+        page.console_errors = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
