@@ -175,35 +175,11 @@
   }
 
   // xterm.js is half a megabyte: it is fetched when someone connects, not with every instance page.
-  var loading = null;
-
-  function loadScript(url) {
-    return new Promise(function (resolve, reject) {
-      var script = document.createElement("script");
-      script.src = url;
-      script.onload = resolve;
-      script.onerror = reject;
-      document.head.appendChild(script);
-    });
-  }
-
   function loadTerminal(card) {
-    if (window.Terminal && window.FitAddon) {
-      return Promise.resolve();
-    }
-    if (!loading) {
-      var sheet = document.createElement("link");
-      sheet.rel = "stylesheet";
-      sheet.href = card.getAttribute("data-xterm-css");
-      document.head.appendChild(sheet);
-      loading = loadScript(card.getAttribute("data-xterm-js")).then(function () {
-        return loadScript(card.getAttribute("data-xterm-fit-js"));
-      });
-      loading.catch(function () {
-        loading = null;
-      });
-    }
-    return loading;
+    return window.Hangar.load(
+      [card.getAttribute("data-xterm-js"), card.getAttribute("data-xterm-fit-js")],
+      [card.getAttribute("data-xterm-css")]
+    );
   }
 
   function start() {

@@ -2,6 +2,66 @@
 (function () {
   "use strict";
 
+  // Heavy libraries (xterm.js, uPlot) are fetched only when a page needs them: Hangar.load(scripts, styleSheets)
+  // adds the style sheets, then the scripts one after another, and resolves once all have loaded (once per URL).
+  var loaded = {};
+
+  function loadOne(url, isScript) {
+    if (!loaded[url]) {
+      loaded[url] = new Promise(function (resolve, reject) {
+        var node = document.createElement(isScript ? "script" : "link");
+        if (isScript) {
+          node.src = url;
+        } else {
+          node.rel = "stylesheet";
+          node.href = url;
+        }
+        node.onload = resolve;
+        node.onerror = function () {
+          delete loaded[url];
+          node.remove();
+          reject(new Error("could not load " + url));
+        };
+        document.head.appendChild(node);
+      });
+    }
+    return loaded[url];
+  }
+
+  window.Hangar = {
+    load: function (scripts, styleSheets) {
+      var sheets = Promise.all((styleSheets || []).map(function (url) { return loadOne(url, false); }));
+      return (scripts || []).reduce(function (previous, url) {
+        return previous.then(function () { return loadOne(url, true); });
+      }, sheets);
+    }
+  };
+
+  // On a phone, tables become stacked cards (hangar.css); each cell is labelled with its column's heading unless
+  // the template gave it a data-label. Run on load and after every htmx swap.
+  function labelCells(root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll("table.table"), function (table) {
+      var headings = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+        var column = 0;
+        Array.prototype.forEach.call(row.children, function (cell) {
+          if (!cell.hasAttribute("data-label") && headings[column] && cell.colSpan === 1 && column > 0) {
+            cell.setAttribute("data-label", headings[column]);
+          }
+          column += cell.colSpan || 1;
+        });
+      });
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { labelCells(document); });
+  } else {
+    labelCells(document);
+  }
+  document.addEventListener("htmx:afterSwap", function (event) { labelCells(event.target.parentNode || document); });
+
   // On a phone the navigation folds behind a Menu button (CSS shows it only once this script runs).
   document.documentElement.classList.add("js");
   document.addEventListener("click", function (event) {
