@@ -38,7 +38,6 @@ from compute.selectors import (
     flavor_list,
     image_list,
     instance_events,
-    instance_list,
     instance_list_version,
     quota_usage,
     region_choices,
@@ -97,8 +96,12 @@ class LaunchView(TenantScopedMixin, FormView):
         return initial
 
     @cached_property
+    def usage(self) -> dict:
+        return quota_usage(tenant=self.request.tenant)
+
+    @cached_property
     def first_launch(self) -> bool:
-        return not instance_list(tenant=self.request.tenant).exists()
+        return self.usage["instances"]["used"] == 0  # no machine held (the quota's count, read anyway)
 
     def _first_launch_choices(self, region) -> dict:
         """A first machine comes with sensible choices made: the region, the smallest size within the quota that some
@@ -106,7 +109,7 @@ class LaunchView(TenantScopedMixin, FormView):
         choices = {"name": "web-1"}
         if region is not None:
             choices["region"] = region.name
-        usage = quota_usage(tenant=self.request.tenant)
+        usage = self.usage
         images = list(image_list())
         for flavor in flavor_list():
             if quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor)) is not None:
@@ -119,8 +122,7 @@ class LaunchView(TenantScopedMixin, FormView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = context["form"]
-        tenant = self.request.tenant
-        usage = quota_usage(tenant=tenant)
+        usage = self.usage
         selected_flavor = str(form["flavor"].value() or "")
         catalog = list(flavor_list())
         regions = region_choices(flavors=catalog)
