@@ -70,7 +70,7 @@ def _plain_http_live_server():
 
 
 @pytest.fixture
-def new_page(browser, _plain_http_live_server, live_server):
+def new_page(browser, _plain_http_live_server, live_server, request):
     """Pages in fresh browser contexts (separate cookie jars, so two people can be logged in at once)."""
     contexts = []
 
@@ -86,6 +86,10 @@ def new_page(browser, _plain_http_live_server, live_server):
         return page
 
     yield make
+    if "e2e" in request.node.path.parts:  # the browser suite keeps each test's last page
+        from tests.e2e.pages import keep_last_pages
+
+        keep_last_pages(contexts, request.node.name)
     for context in contexts:
         context.close()
 

@@ -8,7 +8,7 @@ server, where Celery runs inline). Either way, `tests/e2e/pages.check_page` chec
 import pytest
 
 from tests.browser import CSP_RECORDER
-from tests.e2e.pages import DESKTOP
+from tests.e2e.pages import DESKTOP, keep_last_pages
 from tests.e2e.stack import Stack
 
 
@@ -23,7 +23,7 @@ def stack(tmp_path_factory, django_db_blocker):
 
 
 @pytest.fixture
-def stack_page(browser, stack):
+def stack_page(browser, stack, request):
     """Pages on the stack in fresh browser contexts, each collecting the errors its console logs."""
     contexts = []
 
@@ -38,6 +38,7 @@ def stack_page(browser, stack):
         return page
 
     yield make
+    keep_last_pages(contexts, request.node.name)
     for context in contexts:
         context.close()
 

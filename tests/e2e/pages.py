@@ -102,6 +102,22 @@ def check_page(page, name: str, *, axe: bool = True, phone: bool = True) -> None
         assert overflow <= 0, f"{name}: {overflow} px of sideways scroll at 390 px: {culprits}"
 
 
+def keep_last_pages(contexts, test_name: str) -> None:
+    """Each test of the suite keeps a screenshot of the last page each of its browsers showed, at desktop and
+    phone width (var/e2e-shots/last/), whether it passed or not: the first thing to look at when one fails."""
+    folder = SHOTS / "last"
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, context in enumerate(contexts, start=1):
+        name = shot_name(test_name) + (f"-{number}" if len(contexts) > 1 else "")
+        try:
+            for page in context.pages[-1:]:
+                for size, suffix in ((DESKTOP, ""), (PHONE, "-390")):
+                    page.set_viewport_size(size)
+                    page.screenshot(path=str(folder / f"{name}{suffix}.png"), full_page=True, timeout=10_000)
+        except Exception:  # a closed, crashed or hanging page: the test's own outcome says more
+            continue
+
+
 def sign_up(page, *, name: str, email: str, organisation: str, password: str = "a-good-long-passphrase") -> None:
     """Signs up through the form (checking the form page itself) and waits for the dashboard."""
     page.goto("/accounts/signup/")
