@@ -35,6 +35,8 @@ def _confirm_email(page, stack, email: str) -> None:
 
 
 def test_first_machine_from_sign_up_to_delete(stack, stack_page):
+    # Slow the simulated hosts' boot down a little, so the build is seen (and photographed) on the list and the page.
+    stack.manage("shell", "-c", "from compute.models import Host; Host.objects.update(boot_seconds=12)")
     page = stack_page()
     email = _email("fay")
     sign_up(page, name="Fay First", email=email, organisation="First Light")
@@ -67,11 +69,12 @@ def test_first_machine_from_sign_up_to_delete(stack, stack_page):
     page.wait_for_url(re.compile(r"/instances/[0-9a-f-]{36}/$"))
     detail_url = page.url
 
-    # Progress while it builds (the simulated host takes seconds to boot), then running without a reload.
-    if badge_text(page) != "Running":
-        assert "web-1 is being launched" in page.locator("#instance-live").inner_text()
+    # Progress while it builds, on its page and on the list, then running without a reload.
+    assert badge_text(page) in ("Pending", "Building")
+    assert "web-1 is being launched" in page.locator("#instance-live").inner_text()
     check_page(page, "instance-building")
     page.goto("/instances/")
+    assert badge_text(page, "#instance-table tbody tr") in ("Pending", "Building")
     check_page(page, "instances-building")
     wait_for_badge(page, "Running", scope="#instance-table tbody tr")
     other_tab.wait_for_selector("#instance-table tr:has-text('web-1')", timeout=40_000)

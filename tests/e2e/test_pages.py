@@ -25,8 +25,10 @@ PASSWORD = "correct-horse-battery"  # the factories' password
 
 @pytest.fixture
 def team(db):
-    """Olivia owns Orbital Labs, which runs a machine."""
+    """Olivia owns Orbital Labs, which runs a machine, and is a member of another organisation."""
     owner = MembershipFactory(role=Role.OWNER, user__email="olivia@example.com", tenant__name="Orbital Labs")
+    # A second organisation: the switcher (a labelled drop-down) is on every page she sees.
+    MembershipFactory(user=owner.user, role=Role.MEMBER, tenant__name="Side Project")
     host = HostFactory(name="hv-1", boot_seconds=0, stop_seconds=0)
     instance = InstanceFactory(tenant=owner.tenant, name="web-1", state=InstanceState.RUNNING, host=host)
     SSHKeyFactory(tenant=owner.tenant, name="laptop")
