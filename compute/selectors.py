@@ -1,6 +1,8 @@
 """Reads for the compute app: what the dashboard, the API and the admin list and count."""
 
-from django.db.models import Count, Q, QuerySet, Sum, Value
+import hashlib
+
+from django.db.models import Count, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from compute.models import (
@@ -113,6 +115,23 @@ def instance_counts(*, tenant: Tenant) -> dict[str, int]:
             transitional=Count("id", filter=Q(state__in=TRANSITIONAL_STATES)),
         )
     )
+
+
+def instance_list_version(*, tenant: Tenant) -> str:
+    """A short token that changes whenever the instance list would: a machine launched, deleted or changing state
+    (every state change passes through a transitional state, so counting states catches it). One aggregate query,
+    cheap enough for an open list to ask every few seconds whether it is stale."""
+    counts = (
+        Instance.objects.for_tenant(tenant)
+        .order_by()
+        .aggregate(
+            newest=Max("created_at"),
+            **{f"n_{state}": Count("id", filter=Q(state=state)) for state in InstanceState.values},
+        )
+    )
+    newest = counts.pop("newest")
+    digest = hashlib.sha256(repr((newest and newest.isoformat(), sorted(counts.items()))).encode())
+    return digest.hexdigest()[:16]
 
 
 def tenant_has_transitional(*, tenant: Tenant) -> bool:
