@@ -60,6 +60,21 @@ def test_seed_demo_gives_the_demo_organisation_lived_in_machines_once(db):
     assert sorted(backend.ports.values_list("instance__name", flat=True)) == ["batch-1", "db-1"]
 
 
+def test_seed_demo_gives_the_database_server_a_volume_a_snapshot_and_backups_once(db):
+    from billing.models import Segment
+    from compute.storage.models import Backup, Snapshot, Volume
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+
+    volumes = {v.name: (v.state, v.instance and v.instance.name, v.size_gib) for v in Volume.objects.all()}
+    assert volumes == {"db-data": ("in-use", "db-1", 100), "scratch": ("available", None, 20)}
+    assert list(Snapshot.objects.values_list("name", "state")) == [("db-data-before-upgrade", "available")]
+    assert list(Backup.objects.values_list("instance__name", "state")) == [("db-1", "available")]
+    billed = set(Segment.objects.filter(ended_at__isnull=True).values_list("resource_type", "resource_name"))
+    assert {("volume", "db-data"), ("volume", "scratch"), ("snapshot", "db-data-before-upgrade")} <= billed
+
+
 def test_seed_demo_leaves_an_organisation_that_had_machines_alone(db):
     from tenants.models import Tenant
 

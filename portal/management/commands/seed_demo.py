@@ -55,11 +55,13 @@ class Command(BaseCommand):
         from billing import demo as billing_demo
         from compute import demo as compute_demo
         from compute.network import demo as network_demo
+        from compute.storage import demo as storage_demo
 
         return [
             compute_demo.seed,
             network_demo.seed,
             billing_demo.seed,
             compute_demo.seed_machines,
+            storage_demo.seed,
             billing_demo.seed_history,
         ]
