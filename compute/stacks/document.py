@@ -9,6 +9,7 @@ came as YAML or JSON, its line.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -68,7 +69,11 @@ SCHEMA: dict = {
     "additionalProperties": False,
     "required": ["stack"],
     "properties": {
-        "stack": {**_NAME, "description": "The stack's name: lower-case letters, digits and hyphens."},
+        "stack": {
+            **_NAME,
+            "not": {"enum": ["schema", "export", "plans", "runs"]},
+            "description": "The stack's name: lower-case letters, digits and hyphens.",
+        },
         "region": {"type": "string", "description": "The region's name (see /api/v1/regions/); the default one."},
         "networks": _named(
             {
@@ -443,6 +448,13 @@ def rule_dict(rule: RuleInput) -> dict:
 
 def dump_yaml(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+RESERVED_NAMES = frozenset({"schema", "export", "plans", "runs"})
+
+
+def valid_stack_name(name: str) -> bool:
+    return bool(re.match(NAME_PATTERN, name or "")) and name not in RESERVED_NAMES
 
 
 def schema_json() -> str:

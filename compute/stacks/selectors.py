@@ -14,7 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import CharField, DecimalField, F, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from compute import prices
 from compute.lifecycle import IPV4
@@ -221,6 +223,8 @@ class _Planner:
         candidate = self.querysets[kind].filter(**{field_name: name}).first()
         if candidate is None:
             return None, False
+        if getattr(candidate, "is_default", False):
+            return ("taken", None), False
         owner = candidate.labels.get(STACK_LABEL)
         if owner == self.stack:
             return None, False  # the stack's own, under another key: deleted before this one is made
@@ -245,7 +249,8 @@ class _Planner:
     def _match(self, kind: str, key: str, name: str, path: tuple):
         obj, adopted = self.existing(kind, key, name)
         if isinstance(obj, tuple):
-            self.problem(path, f"Your {kind} {name} belongs to the stack {obj[1]}; give this one another name.")
+            owner = f"belongs to the stack {obj[1]}" if obj[1] else "is your default one"
+            self.problem(path, f"Your {kind} {name} {owner}; give this one another name.")
             return None, False
         if obj is not None:
             self.snapshots.append(_snapshot(kind, obj))
@@ -669,77 +674,108 @@ def stack_fingerprint(*, tenant: Tenant, parsed: Parsed, doc: dict) -> str:
 # --- lists and export --------------------------------------------------------------------------------------------
 
 
-def holdings_cost(holdings: Holdings) -> Decimal:
-    ipv4 = prices.resource_price(IPV4)
-    total = Decimal(0)
-    for kind, obj in [*((k, o) for k, g in holdings.by_type().items() for o in g.values()), *holdings.strays]:
-        if kind == "machine":
-            total += prices.monthly_display(obj.flavor.monthly_price)
-        elif kind == "address":
-            total += ipv4
-    return prices.monthly_display(total)
+def _resource_rows(*, tenant: Tenant, names: list[str]):
+    """(stack, type, id, name, key, detail, monthly price) of every resource of these stacks, in one query (a union
+    over the five kinds); addresses carry no price here (the IPv4 price applies to each)."""
+    text = CharField()
+    money = DecimalField(max_digits=12, decimal_places=2)
+    zero = Value(Decimal("0.00"), output_field=money)
+
+    def part(queryset, kind: str, name, detail, price):
+        return (
+            queryset.annotate(
+                stack_name=Cast(KeyTextTransform(STACK_LABEL, "labels"), output_field=text),
+                row_kind=Value(kind, output_field=text),
+                row_id=Cast("id", output_field=text),
+                row_name=name,
+                row_key=Coalesce(KeyTextTransform(KEY_LABEL, "labels"), Value(""), output_field=text),
+                row_detail=detail,
+                row_price=price,
+            )
+            .filter(stack_name__in=names)
+            .values_list("stack_name", "row_kind", "row_id", "row_name", "row_key", "row_detail", "row_price")
+            .order_by()
+        )
+
+    machines = part(
+        Instance.objects.for_tenant(tenant).live(),
+        "machine",
+        F("name"),
+        Concat("flavor__name", Value(" · "), "image__name", Value(" · "), "state", output_field=text),
+        F("flavor__monthly_price"),
+    )
+    parts = [
+        part(SSHKey.objects.for_tenant(tenant), "key", F("name"), F("fingerprint"), zero),
+        part(Network.objects.for_tenant(tenant), "network", F("name"), F("cidr"), zero),
+        part(Firewall.objects.for_tenant(tenant), "firewall", F("name"), F("description"), zero),
+        part(
+            PublicIP.objects.for_tenant(tenant).held(),
+            "address",
+            Cast("address", output_field=text),
+            Coalesce(
+                Concat(Value("assigned to "), "instance__name", output_field=text),
+                Value("not assigned"),
+                output_field=text,
+            ),
+            zero,
+        ),
+    ]
+    order = {kind: n for n, kind in enumerate(("machine", "address", "network", "firewall", "key"))}
+    rows = list(machines.union(*parts, all=True))
+    return sorted(rows, key=lambda row: (row[0], order[row[1]], row[3]))
+
+
+def last_run_id(*, tenant: Tenant) -> Subquery:
+    """Annotates a stack queryset with the id of each stack's latest run."""
+    return Subquery(
+        StackRun.objects.filter(tenant=tenant, stack=OuterRef("name")).order_by("-created_at", "-id").values("id")[:1]
+    )
 
 
 def stack_list(*, tenant: Tenant) -> QuerySet[Stack]:
-    return Stack.objects.for_tenant(tenant).order_by("name", "id")
+    return Stack.objects.for_tenant(tenant).annotate(last_run_id=last_run_id(tenant=tenant)).order_by("name", "id")
 
 
-def stack_summary(*, tenant: Tenant, stack: Stack) -> dict:
-    holdings = stack_holdings(tenant=tenant, stack=stack.name)
-    last = StackRun.objects.for_tenant(tenant).filter(stack=stack.name).order_by("-created_at", "-id").first()
-    return {
-        "stack": stack,
-        "name": stack.name,
-        "holdings": holdings,
-        "resources": holdings.count(),
-        "monthly_cost": _money(holdings_cost(holdings)),
-        "currency": settings.BILLING_CURRENCY,
-        "last_run": last,
-    }
-
-
-def holdings_rows(holdings: Holdings) -> list[dict]:
-    """One row per resource, for the stack's page and API."""
-    rows = []
-    ipv4 = prices.resource_price(IPV4)
-    for kind, group in holdings.by_type().items():
-        for key, obj in group.items():
-            rows.append(_row(kind, key, obj, ipv4))
-    rows.extend(_row(kind, "", obj, ipv4) for kind, obj in holdings.strays)
-    return rows
-
-
-def _row(kind: str, key: str, obj, ipv4: Decimal) -> dict:
-    monthly = Decimal(0)
-    detail = ""
-    if kind == "machine":
-        monthly = prices.monthly_display(obj.flavor.monthly_price)
-        detail = f"{obj.flavor.name} · {obj.image.name} · {obj.state}"
-    elif kind == "address":
-        monthly = ipv4
-        detail = f"assigned to {obj.instance.name}" if obj.instance_id else "not assigned"
-    elif kind == "network":
-        detail = obj.cidr
-    elif kind == "firewall":
-        detail = f"{obj.rules.count()} rules"
-    elif kind == "key":
-        detail = obj.fingerprint
-    return {
-        "type": kind,
-        "key": key,
-        "id": str(obj.pk),
-        "name": _display_name(kind, obj),
-        "detail": detail,
-        "monthly_cost": _money(monthly),
-    }
+def stack_summaries(*, tenant: Tenant, stacks: list[Stack], with_rows: bool = False) -> list[dict]:
+    """Per stack: its resources (a count, or the rows), monthly cost and last run, in a constant number of queries."""
+    names = [stack.name for stack in stacks]
+    rows = _resource_rows(tenant=tenant, names=names) if names else []
+    ipv4 = prices.resource_price(IPV4) if rows else Decimal(0)
+    run_ids = [getattr(stack, "last_run_id", None) for stack in stacks]
+    runs = {run.pk: run for run in StackRun.objects.filter(pk__in=[pk for pk in run_ids if pk])} if any(run_ids) else {}
+    summaries = []
+    for stack in stacks:
+        mine = [row for row in rows if row[0] == stack.name]
+        resources = []
+        total = Decimal(0)
+        for _stack, kind, pk, name, key, detail, price in mine:
+            monthly = ipv4 if kind == "address" else prices.monthly_display(price or 0)
+            total += monthly
+            resources.append(
+                {"type": kind, "key": key, "id": pk, "name": name, "detail": detail, "monthly_cost": _money(monthly)}
+            )
+        summary = {
+            "stack": stack,
+            "name": stack.name,
+            "resources": len(mine),
+            "monthly_cost": _money(prices.monthly_display(total)),
+            "currency": settings.BILLING_CURRENCY,
+            "last_run": runs.get(getattr(stack, "last_run_id", None)),
+        }
+        if with_rows:
+            summary["rows"] = resources
+        summaries.append(summary)
+    return summaries
 
 
 def stack_export(*, tenant: Tenant, selectors: list[tuple[str, str | None]], stack: str) -> str:
     """A document (YAML) that declares the selected resources as they are, with what their machines refer to."""
     qs = _querysets(tenant)
+    if not selectors:  # everything that belongs to no stack yet
+        qs = {kind: queryset.exclude(labels__has_key=STACK_LABEL) for kind, queryset in qs.items()}
     machines = list(labels_filter(qs["machine"], selectors))
-    networks = {n.pk: n for n in labels_filter(qs["network"], selectors)}
-    firewalls = {f.pk: f for f in labels_filter(qs["firewall"], selectors)}
+    networks = {n.pk: n for n in labels_filter(qs["network"], selectors) if not n.is_default}
+    firewalls = {f.pk: f for f in labels_filter(qs["firewall"], selectors) if not f.is_default}
     keys = {k.fingerprint: k for k in labels_filter(qs["key"], selectors)}
     addresses = list(labels_filter(qs["address"], selectors))
     all_keys = {k.fingerprint: k for k in qs["key"]}
@@ -812,6 +848,7 @@ def stack_export(*, tenant: Tenant, selectors: list[tuple[str, str | None]], sta
                 _doc_name(f.labels, f.name),
             )
             for f in firewalls.values()
+            if not f.is_default
         }
     if keys:
         doc["keys"] = {}

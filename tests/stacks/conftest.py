@@ -1,5 +1,6 @@
 import pytest
 
+from tests.api.conftest import member_api, owner_api, viewer_api  # noqa: F401  (the API clients)
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, new_public_key
 
 

@@ -55,10 +55,29 @@ def _stored_document(doc: dict) -> dict:
     return stored
 
 
+class DocumentRefused(InvalidRequest):
+    """A document that cannot be planned: `details` lists each problem as {field, line, message}."""
+
+    code = "invalid_document"
+
+    def __init__(self, problems: list[documents.Problem]):
+        first = problems[0]
+        where = f" (line {first.line})" if first.line else ""
+        more = f" and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}" if len(problems) > 1 else ""
+        super().__init__(
+            f"The document is not valid: {first.field}{where}: {first.message}{more}",
+            details=[problem.as_dict() for problem in problems],
+        )
+        self.problems = problems
+
+
 def stack_plan_create(*, tenant: Tenant, user, source) -> StackPlan:
     """Reads and checks a document and stores what applying it would change (nothing else is written)."""
-    parsed, doc = documents.read(source)
-    plan = stack_plan_compute(tenant=tenant, parsed=parsed, doc=doc)
+    try:
+        parsed, doc = documents.read(source)
+        plan = stack_plan_compute(tenant=tenant, parsed=parsed, doc=doc)
+    except documents.DocumentInvalid as error:
+        raise DocumentRefused(error.problems) from None
     return StackPlan.objects.create(
         tenant=tenant,
         stack=plan.stack,
@@ -614,6 +633,7 @@ def _address_target(context: _Context, key: str) -> Instance | None:
 
 
 __all__ = [
+    "DocumentRefused",
     "stack_destroy",
     "stack_plan_apply",
     "stack_plan_create",
