@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -752,7 +753,14 @@ def stack_summaries(*, tenant: Tenant, stacks: list[Stack], with_rows: bool = Fa
             monthly = ipv4 if kind == "address" else prices.monthly_display(price or 0)
             total += monthly
             resources.append(
-                {"type": kind, "key": key, "id": pk, "name": name, "detail": detail, "monthly_cost": _money(monthly)}
+                {
+                    "type": kind,
+                    "key": key,
+                    "id": str(uuid.UUID(str(pk))),  # SQLite casts a UUID to its 32 hex digits
+                    "name": name,
+                    "detail": detail,
+                    "monthly_cost": _money(monthly),
+                }
             )
         summary = {
             "stack": stack,
