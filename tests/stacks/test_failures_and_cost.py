@@ -47,7 +47,7 @@ def test_a_failed_build_fails_the_run_at_its_step_and_the_next_apply_converges(
     tenant, member, catalog, pool, committed
 ):
     Host.objects.filter(name="hv-stack").update(fail_next_creates=1, failure_kind="permanent")
-    plan, run = _apply(committed, tenant, member, DOC)
+    _plan, run = _apply(committed, tenant, member, DOC)
     assert run.state == "failed"
     failed = [(n, s) for n, s in enumerate(run.steps, 1) if s["state"] == "failed"]
     assert len(failed) == 1
