@@ -51,7 +51,7 @@ lint: $(INSTALLED)
 # Production-like settings must pass Django's deployment checklist.
 check-deploy: $(INSTALLED)
 	DEBUG=0 SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" ALLOWED_HOSTS=hangar.example.com \
-		SITE_URL=https://hangar.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+		SITE_URL=https://hangar.example.com PAYMENTS_PROVIDER=none $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: $(INSTALLED)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done

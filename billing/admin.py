@@ -20,6 +20,7 @@ from billing.models import (
     CreditNote,
     Invoice,
     InvoiceLine,
+    Payment,
     Price,
     ResourceType,
     Segment,
@@ -227,6 +228,38 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def issue_credit_note(self, request, queryset):
         invoice = queryset.first()
         return HttpResponseRedirect(f"{reverse('admin:billing_creditnote_add')}?invoice={invoice.pk}")
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    """Payments through the provider, as its notifications settled them. Read-only: a payment changes only by the
+    provider's signed notification. Refunds are not made here: refund at the provider (Stripe's dashboard) and
+    issue a credit note or a negative adjustment for it."""
+
+    list_display = [
+        "created_at", "tenant", "purpose", "invoice", "amount_display", "status", "provider", "provider_payment_id",
+        "completed_at",
+    ]  # fmt: skip
+    list_filter = ["status", "provider", "purpose"]
+    search_fields = ["tenant__name", "provider_payment_id", "invoice__number"]
+    list_select_related = ["tenant", "invoice"]
+    readonly_fields = [
+        "id", "tenant", "purpose", "invoice", "amount_display", "status", "failure_message", "provider",
+        "provider_payment_id", "checkout_url", "created_by", "created_at", "completed_at", "ledger_entry_display",
+    ]  # fmt: skip
+    exclude = ["amount_cents", "currency"]
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount_display(self, obj):
+        return f"{obj.amount} {obj.currency}"
+
+    @admin.display(description="ledger entry")
+    def ledger_entry_display(self, obj):
+        entry = CreditEntry.objects.filter(payment=obj).first()
+        if entry is None:
+            return "—"
+        url = reverse("admin:billing_creditentry_change", args=[entry.pk])
+        return format_html('<a href="{}">{}</a>', url, entry)
 
 
 class CreditNoteForm(forms.ModelForm):

@@ -4,7 +4,8 @@ from datetime import date
 
 from billing.pricing import cents_to_decimal
 
-WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 720, 200, 48, 22, 10
+# The left pad holds the peak label with its currency ("1,234.56 EUR" at 11 px).
+WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 720, 200, 80, 22, 10
 
 
 def daily_bars(daily_cents: list[tuple[date, int]], days_in_month: int) -> dict:

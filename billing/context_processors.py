@@ -13,8 +13,8 @@ _STATUS_BANNERS = {
     ),
     Tenant.Status.SUSPENDED: (
         "error",
-        "{tenant} is suspended: its machines have been stopped (storage is still billed). Add credit or contact "
-        "support to resume.",
+        "{tenant} is suspended: its machines have been stopped (storage is still billed). Add credit (Billing → "
+        "Credit) to resume.",
     ),
 }
 

@@ -27,9 +27,21 @@ CSV_HEADER = [
 ]
 
 
+def invoice_sender() -> dict:
+    """The provider's legal details printed as the sender of every invoice (settings: BILLING_PROVIDER_*)."""
+    return {
+        "name": settings.BILLING_PROVIDER_NAME,
+        "address": settings.BILLING_PROVIDER_ADDRESS,
+        "registration": settings.BILLING_PROVIDER_REGISTRATION,
+        "vat_id": settings.BILLING_PROVIDER_VAT_ID,
+        "email": settings.BILLING_PROVIDER_EMAIL,
+    }
+
+
 def invoice_context(*, invoice: Invoice) -> dict:
     lines = list(invoice.lines.all())
     return {
+        "sender": invoice_sender(),
         "invoice": invoice,
         "lines": lines,
         "has_traffic": any(line.is_traffic for line in lines),

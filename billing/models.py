@@ -356,6 +356,78 @@ class CreditNote(TenantOwned):
         return cents_to_decimal(self.amount_cents)
 
 
+class Payment(TenantOwned):
+    """One attempt to pay through a payment provider: a credit top-up or an open invoice.
+
+    The provider's id of the payment is unique per provider: the notification that settles it claims the row with a
+    conditional UPDATE, so a notification delivered twice (or twice at once) credits the ledger once.
+    """
+
+    class Provider(models.TextChoices):
+        TEST = "test", "Test provider"
+        STRIPE = "stripe", "Stripe"
+
+    class Purpose(models.TextChoices):
+        TOPUP = "topup", "Credit top-up"
+        INVOICE = "invoice", "Invoice payment"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting payment"
+        REQUIRES_ACTION = "requires_action", "Awaiting confirmation"
+        SUCCEEDED = "succeeded", "Paid"
+        FAILED = "failed", "Failed"
+
+    OPEN_STATUSES = (Status.PENDING, Status.REQUIRES_ACTION)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="payments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    provider_payment_id = models.CharField(
+        max_length=255, null=True, blank=True, help_text="The provider's id (a Stripe Checkout Session id: cs_…)."
+    )
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="payment_tenant_created")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_payment_id"], name="payment_unique_provider_id"),
+            models.CheckConstraint(condition=models.Q(amount_cents__gt=0), name="payment_positive"),
+            models.CheckConstraint(
+                condition=models.Q(purpose="topup", invoice__isnull=True)
+                | models.Q(purpose="invoice", invoice__isnull=False),
+                name="payment_invoice_only_for_invoice_payments",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} {self.amount} {self.currency} ({self.get_status_display().lower()})"
+
+    @property
+    def amount(self) -> Decimal:
+        return cents_to_decimal(self.amount_cents)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def description(self) -> str:
+        if self.purpose == self.Purpose.INVOICE and self.invoice_id:
+            return f"Payment of invoice {self.invoice.number}"
+        return "Credit top-up"
+
+
 class CreditEntry(TenantOwned):
     """One movement on a tenant's credit balance (top-up, invoice debit, credit note, payment); balance = sum."""
 
@@ -372,6 +444,10 @@ class CreditEntry(TenantOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     credit_note = models.OneToOneField(
         CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entry"
+    )
+    # One ledger entry per provider payment, enforced by the database: the last guard of "credited exactly once".
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entry"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(
@@ -450,6 +526,7 @@ class AccountEvent(Event):
         SUSPEND = "suspend", "Suspended"
         RESUME = "resume", "Resumed"
         TOPUP = "topup", "Credit added"
+        PAYMENT = "payment", "Payment"
         INVOICE = "invoice", "Invoice"
         CREDIT_NOTE = "credit_note", "Credit note"
         BUDGET = "budget", "Budget alert"

@@ -15,6 +15,7 @@ from billing.models import (
     BudgetAlert,
     CreditEntry,
     Invoice,
+    Payment,
     Price,
     ResourceType,
     Segment,
@@ -270,6 +271,10 @@ def unbilled_cents(*, tenant: Tenant) -> int:
 
 def credit_entries(*, tenant: Tenant) -> QuerySet[CreditEntry]:
     return CreditEntry.objects.for_tenant(tenant).select_related("invoice", "credit_note", "created_by")
+
+
+def tenant_payments(*, tenant: Tenant) -> QuerySet[Payment]:
+    return Payment.objects.for_tenant(tenant).select_related("invoice", "created_by").order_by("-created_at", "id")
 
 
 def tenant_invoices(*, tenant: Tenant) -> QuerySet[Invoice]:

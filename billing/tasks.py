@@ -53,3 +53,14 @@ def render_invoice_documents(*, invoice_id: str) -> None:
 @shared_task(name="billing.tasks.send_account_email", ignore_result=True, acks_late=True)
 def send_account_email(*, tenant_id: str, event_id: int, subject: str) -> None:
     services.account_notify(tenant_id=tenant_id, event_id=event_id, subject=subject)
+
+
+@shared_task(name="billing.tasks.deliver_test_notification", ignore_result=True, acks_late=True)
+def deliver_test_notification(*, payment_id: str, outcome: str, message: str = "") -> None:
+    """The test provider's webhook delivery (a real provider posts to billing:payment-webhook instead)."""
+    services.payment_notification_send(payment_id=payment_id, outcome=outcome, message=message)
+
+
+@shared_task(name="billing.tasks.payments_expire", ignore_result=True, acks_late=True)
+def payments_expire() -> int:
+    return services.payments_expire_abandoned()

@@ -1,19 +1,26 @@
 """The Billing section of the dashboard: owners and billing members only (others get 403 and no nav item)."""
 
 import calendar
+import contextlib
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.contrib.auth.decorators import login_not_required
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from billing import services
 from billing.charts import daily_bars
 from billing.documents import invoice_context, invoice_csv, invoice_pdf
-from billing.forms import BillingDetailsForm, BudgetForm
-from billing.models import CreditEntry, Invoice
+from billing.forms import BillingDetailsForm, BudgetForm, CardForm, TopUpForm
+from billing.models import CreditEntry, Invoice, Payment
+from billing.payments import payments_enabled, testmode
 from billing.pricing import cents_to_decimal, month_start
 from billing.selectors import (
     account_events,
@@ -23,6 +30,7 @@ from billing.selectors import (
     tenant_budget,
     tenant_invoices,
     tenant_month_usage,
+    tenant_payments,
 )
 from portal.errors import ServiceError
 from tenants.roles import Permission
@@ -55,6 +63,8 @@ class OverviewView(BillingViewMixin, TemplateView):
             alerts=budget_alerts(tenant=tenant, period_start=month_start(now)),
             invoices=tenant_invoices(tenant=tenant)[:3],
             events=account_events(tenant=tenant)[:8],
+            payments=tenant_payments(tenant=tenant)[:5],
+            payments_enabled=payments_enabled(),
             currency=settings.BILLING_CURRENCY,
         )
         return context
@@ -78,6 +88,10 @@ class InvoiceDetailView(BillingViewMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(invoice_context(invoice=self.object))
+        context.update(
+            payments=tenant_payments(tenant=self.request.tenant).filter(invoice=self.object),
+            payments_enabled=payments_enabled(),
+        )
         return context
 
 
@@ -135,7 +149,10 @@ class CreditsView(BillingViewMixin, ListView):
         tenant = self.request.tenant
         account = billing_account(tenant=tenant)
         context.update(
-            balance=credit_balance(tenant=tenant), account=account, events=account_events(tenant=tenant)[:20]
+            balance=credit_balance(tenant=tenant),
+            account=account,
+            events=account_events(tenant=tenant)[:20],
+            payments_enabled=payments_enabled(),
         )
         return context
 
@@ -193,3 +210,182 @@ class BillingDetailsView(BillingViewMixin, FormView):
             None if account.credit_limit_cents is None else cents_to_decimal(account.credit_limit_cents)
         )
         return context
+
+
+class PaymentListView(BillingViewMixin, ListView):
+    """Payment history: every top-up and invoice payment, paid, failed or still open."""
+
+    model = Payment
+    template_name = "billing/payment_list.html"
+    context_object_name = "payments"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("invoice", "created_by").order_by("-created_at", "id")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["payments_enabled"] = payments_enabled()
+        return context
+
+
+class PaymentDetailView(BillingViewMixin, DetailView):
+    """Where a checkout sends the customer back: the payment's state, refreshed until the provider has spoken."""
+
+    model = Payment
+    template_name = "billing/payment_detail.html"
+    context_object_name = "payment"
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("invoice", "created_by")
+
+    def get_template_names(self):
+        if self.request.htmx:
+            return ["billing/_payment_status.html"]
+        return [self.template_name]
+
+
+class TopUpView(BillingViewMixin, FormView):
+    """Add credit: an amount, then the provider's checkout."""
+
+    template_name = "billing/topup.html"
+    form_class = TopUpForm
+    change_permission = Permission.MANAGE_BILLING
+
+    def get_form_kwargs(self):
+        return {
+            **super().get_form_kwargs(),
+            "currency": settings.BILLING_CURRENCY,
+            "minimum": settings.PAYMENTS_TOPUP_MIN,
+            "maximum": settings.PAYMENTS_TOPUP_MAX,
+        }
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            balance=credit_balance(tenant=self.request.tenant),
+            payments_enabled=payments_enabled(),
+            test_mode=settings.PAYMENTS_PROVIDER == "test",
+        )
+        return context
+
+    def form_valid(self, form):
+        try:
+            payment = services.payment_topup_start(
+                tenant=self.request.tenant, user=self.request.user, amount=form.cleaned_data["amount"]
+            )
+        except ServiceError as error:
+            form.add_error(None, error.message)
+            return self.form_invalid(form)
+        return HttpResponseRedirect(payment.checkout_url)
+
+
+class InvoicePayView(BillingViewMixin, DetailView):
+    """Pay an issued invoice: straight to the provider's checkout for its total."""
+
+    model = Invoice
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        invoice = self.get_object()
+        try:
+            payment = services.payment_invoice_start(invoice=invoice, user=request.user)
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(reverse("billing:invoice-detail", args=[invoice.pk]))
+        return HttpResponseRedirect(payment.checkout_url)
+
+
+# --- The test provider's hosted pages (public: the signed token in the URL is the key, as at a provider) --------
+
+
+class _TestCheckoutMixin:
+    def dispatch(self, request, *args, **kwargs):
+        payment_id = testmode.payment_id_from_token(kwargs["token"])
+        self.payment = payment_id and Payment.objects.select_related("tenant", "invoice").filter(pk=payment_id).first()
+        if not self.payment or self.payment.provider != Payment.Provider.TEST:
+            raise Http404("This checkout link is not valid (or has expired).")
+        return super().dispatch(request, *args, **kwargs)
+
+    def back(self):
+        return HttpResponseRedirect(settings.SITE_URL + reverse("billing:payment-detail", args=[self.payment.pk]))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            payment=self.payment, token=self.kwargs["token"], cards=TEST_CARDS, merchant=settings.BILLING_PROVIDER_NAME
+        )
+        return context
+
+
+TEST_CARDS = [
+    ("4242 4242 4242 4242", "paid"),
+    ("4000 0000 0000 3220", "asks for a 3-D Secure confirmation"),
+    ("4000 0000 0000 0002", "declined"),
+    ("4000 0000 0000 9995", "declined: insufficient funds"),
+]
+
+
+@method_decorator([login_not_required, never_cache], name="dispatch")
+class TestCheckoutView(_TestCheckoutMixin, FormView):
+    template_name = "billing/test_checkout.html"
+    form_class = CardForm
+
+    def get(self, request, *args, **kwargs):
+        if self.payment.status == Payment.Status.REQUIRES_ACTION:
+            return HttpResponseRedirect(reverse("billing:test-confirm", args=[kwargs["token"]]))
+        if not self.payment.is_open:
+            return self.back()
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        if request.POST.get("cancel"):
+            services.payment_card_cancel(payment=self.payment)
+            return self.back()
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        try:
+            result = services.payment_card_submit(payment=self.payment, **form.cleaned_data)
+        except ServiceError as error:
+            for field, message in error.details.items():
+                form.add_error(field if field in form.fields else None, message)
+            if not error.details:
+                form.add_error(None, error.message)
+            return self.form_invalid(form)
+        if result.outcome == testmode.CardResult.CONFIRM:
+            return HttpResponseRedirect(reverse("billing:test-confirm", args=[self.kwargs["token"]]))
+        return self.back()
+
+
+@method_decorator([login_not_required, never_cache], name="dispatch")
+class TestConfirmView(_TestCheckoutMixin, TemplateView):
+    """The simulated issuer's 3-D Secure page: approve or deny."""
+
+    template_name = "billing/test_confirm.html"
+
+    def get(self, request, *args, **kwargs):
+        if self.payment.status != Payment.Status.REQUIRES_ACTION:
+            return self.back()
+        return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        # Answered already (a second tab, a double click): the payment page shows the outcome.
+        with contextlib.suppress(ServiceError):
+            services.payment_card_confirm(payment=self.payment, approve=request.POST.get("decision") == "approve")
+        return self.back()
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def payment_webhook(request, provider: str):
+    """Where providers post their signed notifications; answers 200 once applied (or already applied), 400 for a
+    notification that does not verify (the provider retries until it gets a 2xx)."""
+    if provider not in Payment.Provider.values:
+        raise Http404("No such payment provider.")
+    try:
+        services.payment_notification_receive(provider=provider, body=request.body, headers=request.headers)
+    except ServiceError as error:
+        return JsonResponse({"error": {"code": error.code, "message": error.message, "details": {}}}, status=400)
+    return JsonResponse({"received": True})

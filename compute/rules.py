@@ -18,9 +18,15 @@ def size_label(mib: int) -> str:
     return f"{mib // 1024} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
 
 
+def gib_label(mib: int) -> str:
+    """RAM in GiB, always (quota figures read like the sizes on the launch form): 1536 → "1.5 GiB"."""
+    gib = f"{mib / 1024:.2f}".rstrip("0").rstrip(".")
+    return f"{gib} GiB"
+
+
 def _amount(resource: str, amount: int) -> str:
     if resource == "ram_mib":
-        return f"{size_label(amount)} of RAM"
+        return f"{gib_label(amount)} of RAM"
     return f"{amount} {QUOTA_LABELS[resource]}"
 
 
@@ -38,7 +44,7 @@ def quota_refusal(*, usage: dict[str, dict[str, int]], requested: dict[str, int]
             if resource in COUNTED:
                 message = f"Your quota of {limit} {QUOTA_LABELS[resource]} is used up."
             else:
-                left = size_label(free) if resource == "ram_mib" else str(free)
+                left = gib_label(free) if resource == "ram_mib" else str(free)
                 message = f"Needs {_amount(resource, amount)}; {left} left in your quota."
             return Unprocessable(
                 message,

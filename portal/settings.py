@@ -222,6 +222,33 @@ if len(BILLING_CURRENCY) != 3 or not BILLING_CURRENCY.isalpha():
 BILLING_FINALIZE_GRACE_HOURS = env_int("BILLING_FINALIZE_GRACE_HOURS", 24, minimum=0)
 # A tenant past its credit limit is on hold this long before it is suspended (machines stopped).
 BILLING_SUSPEND_GRACE_HOURS = env_int("BILLING_SUSPEND_GRACE_HOURS", 72, minimum=0)
+# The provider printed as the sender of every invoice (docs/billing.md#the-invoices-sender).
+BILLING_PROVIDER_NAME = env_str("BILLING_PROVIDER_NAME", "Hangar Cloud Ltd")
+# Lines of the address may be separated by a literal "\\n" in the variable (one line of a .env file).
+BILLING_PROVIDER_ADDRESS = env_str(
+    "BILLING_PROVIDER_ADDRESS", "1 Example Street\nLondon EC1A 1AA\nUnited Kingdom"
+).replace("\\n", "\n")
+BILLING_PROVIDER_REGISTRATION = env_str("BILLING_PROVIDER_REGISTRATION", "")
+BILLING_PROVIDER_VAT_ID = env_str("BILLING_PROVIDER_VAT_ID", "")
+BILLING_PROVIDER_EMAIL = env_str("BILLING_PROVIDER_EMAIL", "billing@hangar.local")
+
+# --- Payments (billing/payments, docs/billing.md#payments) -----------------------------------------------------
+# Stripe is used when both keys are set; otherwise the offline test provider (test cards only) takes payments.
+# PAYMENTS_PROVIDER=none switches self-service payment off (operators record credit in the admin).
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+if bool(STRIPE_SECRET_KEY) != bool(STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set together (or neither).")
+PAYMENTS_PROVIDER = env_str("PAYMENTS_PROVIDER", "stripe" if STRIPE_SECRET_KEY else "test")
+if PAYMENTS_PROVIDER not in ("test", "stripe", "none"):
+    raise ImproperlyConfigured(f"PAYMENTS_PROVIDER={PAYMENTS_PROVIDER!r} must be test, stripe or none.")
+if PAYMENTS_PROVIDER == "stripe" and not STRIPE_SECRET_KEY:
+    raise ImproperlyConfigured("PAYMENTS_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET.")
+# Top-ups, in whole units of BILLING_CURRENCY.
+PAYMENTS_TOPUP_MIN = env_int("PAYMENTS_TOPUP_MIN", 5, minimum=1)
+PAYMENTS_TOPUP_MAX = env_int("PAYMENTS_TOPUP_MAX", 5000, minimum=1)
+if PAYMENTS_TOPUP_MAX < PAYMENTS_TOPUP_MIN:
+    raise ImproperlyConfigured("PAYMENTS_TOPUP_MAX must not be below PAYMENTS_TOPUP_MIN.")
 
 # --- libvirt hosts (compute/drivers/libvirt.py, docs/hypervisors.md) -------------------------------------------
 # Images (scripts/build-demo-image writes here) and, in its instances/ folder, the "hangar" storage pool that holds
@@ -343,6 +370,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing-finalize-due": {"task": "billing.tasks.finalize_due", "schedule": crontab(minute=15)},
     "billing-accounts-check": {"task": "billing.tasks.accounts_check", "schedule": 600.0},
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
+    "billing-payments-expire": {"task": "billing.tasks.payments_expire", "schedule": 3600.0},
     "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
     "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
     "stacks-resume": {"task": "compute.stacks.tasks.resume", "schedule": 60.0},

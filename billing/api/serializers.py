@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import Invoice, InvoiceLine, Payment
 
 MONEY = {"max_digits": 14, "decimal_places": 2, "read_only": True}
 
@@ -110,3 +110,53 @@ class UsageSerializer(serializers.Serializer):
     resources = ResourceUsageSerializer(many=True)
     by_type = TypeCostSerializer(many=True)
     traffic = TrafficSerializer(help_text="Outbound traffic against the pooled allowance (included in `cost`).")
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    amount = serializers.DecimalField(**MONEY)
+    invoice = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Invoice payments only.")
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True, allow_null=True, default=None)
+    checkout_url = serializers.SerializerMethodField(
+        help_text="Where to pay while the payment is open (send the customer's browser there); null once settled."
+    )
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id",
+            "purpose",
+            "status",
+            "amount",
+            "currency",
+            "invoice",
+            "invoice_number",
+            "provider",
+            "provider_payment_id",
+            "checkout_url",
+            "failure_message",
+            "created_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_checkout_url(self, payment) -> str | None:
+        return payment.checkout_url if payment.is_open and payment.checkout_url else None
+
+
+class PaymentCreateSerializer(serializers.Serializer):
+    """A top-up (`amount`) or the payment of an issued invoice (`invoice`): exactly one of the two."""
+
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, required=False, help_text="Credit to add, in the deployment's currency."
+    )
+    invoice = serializers.UUIDField(required=False, help_text="An issued invoice awaiting payment.")
+
+    def validate(self, attrs):
+        if ("amount" in attrs) == ("invoice" in attrs):
+            raise serializers.ValidationError({"non_field_errors": ["Give either `amount` (a top-up) or `invoice`."]})
+        if "invoice" in attrs:
+            invoice = Invoice.objects.for_tenant(self.context["tenant"]).filter(pk=attrs["invoice"]).first()
+            if invoice is None:
+                raise serializers.ValidationError({"invoice": ["No such invoice."]})
+            attrs["invoice"] = invoice
+        return attrs

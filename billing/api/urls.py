@@ -4,6 +4,7 @@ from billing.api import views
 
 routes = [
     ("invoices", views.InvoiceViewSet, "invoice"),
+    ("payments", views.PaymentViewSet, "payment"),
 ]
 
 urlpatterns = [

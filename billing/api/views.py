@@ -7,14 +7,14 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, renderers
+from rest_framework import mixins, renderers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing import services
 from billing.api import serializers as s
 from billing.documents import invoice_csv, invoice_pdf
-from billing.models import Invoice
+from billing.models import Invoice, Payment
 from billing.pricing import cents_to_decimal
 from billing.selectors import tenant_month_usage
 from portal.api.filters import StableOrderingFilter, StrictFilterSet
@@ -122,6 +122,69 @@ class InvoiceViewSet(BillingPermissions, mixins.ListModelMixin, mixins.RetrieveM
         response = HttpResponse(invoice_csv(invoice=invoice), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_filename(invoice, "csv")}"'
         return response
+
+
+class PaymentFilter(StrictFilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Payment.Status.choices)
+    purpose = django_filters.ChoiceFilter(choices=Payment.Purpose.choices)
+    ordering = StableOrderingFilter(fields=(("created_at", "created"), ("amount_cents", "amount")))
+
+    class Meta:
+        model = Payment
+        fields = ["status", "purpose"]
+
+
+EXAMPLE_PAYMENT = {
+    "id": "0b7e8c0e-2d7c-4f55-9a0e-4c1c3f1e2a10",
+    "purpose": "topup",
+    "status": "pending",
+    "amount": "50.00",
+    "currency": "EUR",
+    "invoice": None,
+    "invoice_number": None,
+    "provider": "stripe",
+    "provider_payment_id": "cs_test_a1b2c3",
+    "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
+    "failure_message": "",
+    "created_at": "2026-11-25T12:00:00Z",
+    "completed_at": None,
+}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List payments (top-ups and invoice payments), newest first", tags=["billing"]),
+    retrieve=extend_schema(summary="One payment", tags=["billing"]),
+)
+class PaymentViewSet(BillingPermissions, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    queryset = Payment.objects.select_related("invoice").order_by("-created_at", "id")
+    serializer_class = s.PaymentSerializer
+    filterset_class = PaymentFilter
+
+    @extend_schema(
+        summary="Start a payment: a credit top-up or an issued invoice",
+        description="Returns the payment, `pending`, with the `checkout_url` to send the customer's browser to. It "
+        "is settled only by the provider's signed notification: poll the payment (or the credit balance) until its "
+        "`status` is `succeeded` or `failed`. Top-ups are between PAYMENTS_TOPUP_MIN and PAYMENTS_TOPUP_MAX.",
+        tags=["billing"],
+        request=s.PaymentCreateSerializer,
+        responses={201: s.PaymentSerializer},
+        examples=[
+            OpenApiExample("top-up", request_only=True, value={"amount": "50.00"}),
+            OpenApiExample("invoice", request_only=True, value={"invoice": "5d0f3f1e-8a4b-4c47-9a53-1f3d2c7b9e10"}),
+            OpenApiExample("started", response_only=True, status_codes=["201"], value=EXAMPLE_PAYMENT),
+        ],
+    )
+    def create(self, request):
+        data = self.validated(s.PaymentCreateSerializer, request.data)
+        if "invoice" in data:
+            payment = services.payment_invoice_start(invoice=data["invoice"], user=request.user)
+        else:
+            payment = services.payment_topup_start(tenant=request.tenant, user=request.user, amount=data["amount"])
+        return Response(
+            s.PaymentSerializer(payment, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": self.detail_url(payment)},
+        )
 
 
 class UsageView(BillingPermissions, TenantApiView):

@@ -25,6 +25,18 @@ from billing.services.lifecycle import (
     resource_billing_start,
     resource_billing_stop,
 )
+from billing.services.payments import (
+    payment_card_cancel,
+    payment_card_confirm,
+    payment_card_submit,
+    payment_fail,
+    payment_invoice_start,
+    payment_notification_receive,
+    payment_notification_send,
+    payment_succeed,
+    payment_topup_start,
+    payments_expire_abandoned,
+)
 from billing.services.prices import flavor_price_set, resource_price_set
 from billing.services.segments import segment_close, segment_open
 
@@ -49,6 +61,16 @@ __all__ = [
     "invoice_void",
     "invoices_finalize_batch",
     "invoices_finalize_due",
+    "payment_card_cancel",
+    "payment_card_confirm",
+    "payment_card_submit",
+    "payment_fail",
+    "payment_invoice_start",
+    "payment_notification_receive",
+    "payment_notification_send",
+    "payment_succeed",
+    "payment_topup_start",
+    "payments_expire_abandoned",
     "resource_billing_rename",
     "resource_billing_reprice",
     "resource_billing_start",

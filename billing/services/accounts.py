@@ -32,7 +32,8 @@ def _account_for_update(tenant) -> BillingAccount:
 def credit_topup(
     *, tenant, amount: Decimal, description: str = "", actor=None, now: datetime | None = None
 ) -> CreditEntry:
-    """Records credit an operator received for the tenant; lifts a credit hold or suspension it resolves."""
+    """Records credit an operator received for the tenant (at `now`, default now); lifts a credit hold or suspension
+    it resolves."""
     amount_cents = to_cents(amount)
     if amount_cents <= 0:
         raise InvalidRequest("A top-up must be a positive amount.")
@@ -43,6 +44,7 @@ def credit_topup(
             amount_cents=amount_cents,
             description=description or "Top-up",
             created_by=actor,
+            created_at=now or timezone.now(),
         )
         _event(
             tenant=tenant,

@@ -14,14 +14,21 @@ INVOICE_ACTIONS = {AccountEvent.Action.INVOICE, AccountEvent.Action.CREDIT_NOTE}
 
 
 def account_event(
-    *, tenant, action: str, message: str, actor=None, email_subject: str = "", activity: bool = True
+    *,
+    tenant,
+    action: str,
+    message: str,
+    actor=None,
+    email_subject: str = "",
+    activity: bool = True,
+    result: str = AccountEvent.Result.SUCCEEDED,
 ) -> AccountEvent:
     """Records a step in the tenant's billing log; with a subject, e-mails it after the commit.
 
     The step also goes into the organisation's activity log unless `activity` is False: for notices that change
     nothing (budget alerts) and for standing changes, which the organisation's own log already records.
     """
-    event = AccountEvent.objects.create(tenant=tenant, action=action, message=message, actor=actor)
+    event = AccountEvent.objects.create(tenant=tenant, action=action, message=message, actor=actor, result=result)
     if activity:
         account_event_activity(event)
     if email_subject:

@@ -240,8 +240,11 @@ def _lock_issued(invoice: Invoice) -> Invoice:
     return invoice
 
 
-def invoice_mark_paid(*, invoice: Invoice, actor=None, now: datetime | None = None) -> Invoice:
-    """Records that a finalized invoice was paid outside the credit balance (bank transfer, card)."""
+def invoice_mark_paid(*, invoice: Invoice, actor=None, now: datetime | None = None, payment=None) -> Invoice:
+    """Records that a finalized invoice was paid outside the credit balance (bank transfer, card).
+
+    `payment`: the provider payment that paid it (billing/services/payments.py), linked to the ledger entry.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         invoice = _lock_issued(invoice)
@@ -256,13 +259,15 @@ def invoice_mark_paid(*, invoice: Invoice, actor=None, now: datetime | None = No
                 kind=CreditEntry.Kind.PAYMENT,
                 amount_cents=invoice.total_cents,
                 invoice=invoice,
-                description=f"Payment of {invoice.number}",
+                description=f"Payment of {invoice.number}" + (" by card" if payment is not None else ""),
                 created_by=actor,
+                payment=payment,
             )
         _event(
             tenant=invoice.tenant,
             action=AccountEvent.Action.INVOICE,
-            message=f"Invoice {invoice.number} paid.",
+            message=f"Invoice {invoice.number} paid"
+            + (f" ({payment.amount} {payment.currency} through the payment provider)." if payment is not None else "."),
             actor=actor,
         )
     account_check(tenant=invoice.tenant, now=now)

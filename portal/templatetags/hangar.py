@@ -1,9 +1,10 @@
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from uuid import UUID
 
 from django import template
+from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -50,11 +51,21 @@ def percent_step(value) -> int:
 
 
 @register.filter
-def money(value, places: int = 2) -> str:
+def money(value, arg=None) -> str:
+    """An amount with its currency, the one way every page writes money: 1234.5 → "1,234.50 EUR".
+
+    `|money:4` shows four decimal places (hourly rates); `|money:invoice.currency` another currency than the
+    deployment's BILLING_CURRENCY.
+    """
     if value in (None, ""):
         return ""
-    amount = Decimal(value).quantize(Decimal(1).scaleb(-int(places)))
-    return f"{amount:,}"
+    places, currency = 2, settings.BILLING_CURRENCY
+    if isinstance(arg, int) or (isinstance(arg, str) and arg.isdigit()):
+        places = int(arg)
+    elif arg:
+        currency = str(arg).upper()
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{amount:,} {currency}"
 
 
 @register.filter

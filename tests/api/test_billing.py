@@ -78,3 +78,56 @@ def test_document_errors_stay_json_even_when_asking_for_a_pdf(billing_api):
         "/api/v1/invoices/00000000-0000-0000-0000-000000000000/pdf/", HTTP_ACCEPT="application/pdf"
     )
     assert_error(response, 404, "not_found")
+
+
+# --- payments ------------------------------------------------------------------------------------------------------
+
+
+def test_create_a_topup_and_list_payments(billing_api, tenant):
+    response = billing_api.post("/api/v1/payments/", {"amount": "50.00"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["purpose"], body["status"], body["amount"], body["currency"]) == ("topup", "pending", "50.00", "EUR")
+    assert body["checkout_url"].startswith("http") and "/billing/pay/test/" in body["checkout_url"]
+    assert response["Location"].endswith(f"/api/v1/payments/{body['id']}/")
+    listed = billing_api.get("/api/v1/payments/?status=pending").json()
+    assert listed["meta"]["total"] == 1 and listed["data"][0]["id"] == body["id"]
+    assert billing_api.get(f"/api/v1/payments/{body['id']}/").json()["provider"] == "test"
+
+
+def test_pay_an_invoice_through_the_api(billing_api, tenant):
+    from datetime import UTC, datetime
+
+    from billing.services.metering import invoices_refresh
+
+    month = _last_month()
+    start = datetime(month.year, month.month, 2, tzinfo=UTC)
+    SegmentFactory(tenant=tenant, price="67.20", started_at=start, ended_at=start + timedelta(hours=10))
+    invoices_refresh(period_start=month, as_of=timezone.now())
+    invoice = invoice_finalize(invoice=Invoice.objects.get(tenant=tenant), refresh=False)
+    assert invoice.payment_due
+    response = billing_api.post("/api/v1/payments/", {"invoice": str(invoice.pk)}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["invoice_number"], response.json()["amount"]) == (invoice.number, "1.00")
+    assert_error(billing_api.post("/api/v1/payments/", {"invoice": str(InvoiceFactory().pk)}, format="json"), 400)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({}, 400, None),
+        ({"amount": "10", "invoice": "5d0f3f1e-8a4b-4c47-9a53-1f3d2c7b9e10"}, 400, None),
+        ({"invoice": "5d0f3f1e-8a4b-4c47-9a53-1f3d2c7b9e10"}, 400, None),
+        ({"amount": "1.00"}, 400, "invalid"),
+        ({"amount": "abc"}, 400, None),
+    ],
+)
+def test_payment_create_refusals(billing_api, payload, status, code):
+    response = billing_api.post("/api/v1/payments/", payload, format="json")
+    assert_error(response, status, code) if code else assert_error(response, status)
+
+
+def test_payments_need_billing_rights(member_api, viewer_api):
+    for client in (member_api, viewer_api):
+        assert_error(client.get("/api/v1/payments/"), 403)
+        assert_error(client.post("/api/v1/payments/", {"amount": "20"}, format="json"), 403)

@@ -21,6 +21,7 @@ MODELS = [
     "budget",
     "budgetalert",
     "accountevent",
+    "payment",
 ]
 
 
@@ -99,3 +100,19 @@ def test_admin_credit_note_too_large_is_a_message_not_a_500(operator_client, ten
     response = operator_client.post(url, {"invoice": invoice.pk, "amount": "0.50", "reason": "Outage"})
     assert response.status_code == 302
     assert invoice.credit_notes.get().number.startswith("CN-")
+
+
+def test_payment_admin_is_read_only_and_links_the_ledger_entry(operator_client, tenant):
+    from billing.payments import testmode
+    from billing.services import payment_notification_receive
+    from tests.factories.billing import PaymentFactory
+
+    payment = PaymentFactory(tenant=tenant)
+    body = testmode.notification_body(payment=payment, outcome="succeeded")
+    payment_notification_receive(provider="test", body=body, headers=testmode.sign(body))
+    page = operator_client.get(reverse("admin:billing_payment_change", args=[payment.pk])).content.decode()
+    entry = CreditEntry.objects.get(payment=payment)
+    assert "20.00 EUR" in page and reverse("admin:billing_creditentry_change", args=[entry.pk]) in page
+    assert operator_client.get(reverse("admin:billing_payment_add")).status_code == 403
+    listing = operator_client.get(reverse("admin:billing_payment_changelist") + "?status__exact=succeeded")
+    assert payment.provider_payment_id in listing.content.decode()

@@ -164,7 +164,7 @@ def test_the_billing_page_and_the_invoice_show_the_traffic(tenant, owner_client)
     invoices_refresh(period_start=now.date().replace(day=1), as_of=now)
     invoice = Invoice.objects.get(tenant=tenant)
     document = owner_client.get(f"/billing/invoices/{invoice.pk}/").content.decode()
-    assert "Outbound traffic" in document and " GB</td>" in document and "/ GB" in document
+    assert "Outbound traffic" in document and " GB</td>" in document and " EUR/GB" in document
 
 
 def test_the_usage_endpoint_reports_the_traffic(tenant, owner):

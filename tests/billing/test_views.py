@@ -119,3 +119,44 @@ def test_issued_invoice_downloads_stored_files_and_survives_a_lost_file(owner_cl
     assert again.status_code == 200 and again.content.startswith(b"%PDF")
     csv = owner_client.get(reverse("billing:invoice-csv", args=[invoice.pk]))
     assert b"".join(csv.streaming_content).startswith(b"invoice,period")
+
+
+def test_money_filter_writes_every_amount_with_its_currency(settings):
+    from portal.templatetags.hangar import money
+
+    assert money(Decimal("1234.5")) == "1,234.50 EUR"
+    assert money(Decimal("0.0267857143"), 4) == "0.0268 EUR"
+    assert money(Decimal("-3.005"), "usd") == "-3.01 USD"
+    assert money(None) == ""
+    settings.BILLING_CURRENCY = "CHF"
+    assert money(Decimal("2")) == "2.00 CHF"
+
+
+def test_billing_pages_show_the_currency_with_every_amount(owner_client, tenant, usage):
+    credit_topup(tenant=tenant, amount=Decimal("12.34"))
+    for name, amount in (("billing:overview", "12.34 EUR"), ("billing:credits", "12.34 EUR")):
+        assert amount in owner_client.get(reverse(name)).content.decode()
+
+
+def test_the_invoice_sender_comes_from_the_operator_settings(settings, owner_client, tenant):
+    settings.BILLING_PROVIDER_NAME = "Nimbus Hosting GmbH"
+    settings.BILLING_PROVIDER_ADDRESS = "Wolkenweg 7\n10115 Berlin"
+    settings.BILLING_PROVIDER_VAT_ID = "DE123456789"
+    settings.BILLING_PROVIDER_REGISTRATION = "HRB 4711"
+    settings.BILLING_PROVIDER_EMAIL = "invoices@nimbus.example"
+    invoice = InvoiceFactory(tenant=tenant)
+    page = owner_client.get(reverse("billing:invoice-detail", args=[invoice.pk])).content.decode()
+    for text in (
+        "Nimbus Hosting GmbH",
+        "Wolkenweg 7<br>10115 Berlin",
+        "VAT id DE123456789",
+        "HRB 4711",
+        "invoices@nimbus.example",
+    ):
+        assert text in page
+    from django.template.loader import render_to_string
+
+    from billing.documents import invoice_context
+
+    pdf_html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice=invoice))
+    assert "Nimbus Hosting GmbH" in pdf_html and "VAT id DE123456789" in pdf_html

@@ -217,3 +217,14 @@ def test_instance_list_hides_deleted_and_filters(tenant):
     assert {i.name for i in instance_list(tenant=tenant)} == {"web-1", "db-1"}
     assert [i.name for i in instance_list(tenant=tenant, state="stopped")] == ["db-1"]
     assert [i.name for i in instance_list(tenant=tenant, name="WEB")] == ["web-1"]
+
+
+def test_ram_quota_refusals_speak_gib():
+    from compute.rules import quota_refusal
+
+    usage = {"ram_mib": {"used": 6656, "limit": 8192}}
+    refusal = quota_refusal(usage=usage, requested={"ram_mib": 4096})
+    assert refusal.message == "Needs 4 GiB of RAM; 1.5 GiB left in your quota."
+    assert quota_refusal(usage={"ram_mib": {"used": 7680, "limit": 8192}}, requested={"ram_mib": 1024}).message == (
+        "Needs 1 GiB of RAM; 0.5 GiB left in your quota."
+    )

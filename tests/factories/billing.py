@@ -7,7 +7,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from billing.models import Invoice, ResourceType, Segment
+from billing.models import Invoice, Payment, ResourceType, Segment
 from tests.factories.tenants import TenantFactory
 
 
@@ -41,4 +41,18 @@ class InvoiceFactory(factory.django.DjangoModelFactory):
     period_start = factory.LazyFunction(lambda: date.today().replace(day=1))
 
 
-FACTORIES = {Invoice: InvoiceFactory, Segment: SegmentFactory}
+class PaymentFactory(factory.django.DjangoModelFactory):
+    """A top-up through the test provider, still open."""
+
+    class Meta:
+        model = Payment
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = Payment.Provider.TEST
+    purpose = Payment.Purpose.TOPUP
+    amount_cents = 2000
+    currency = "EUR"
+    provider_payment_id = factory.LazyFunction(lambda: f"tp_{uuid.uuid4().hex}")
+
+
+FACTORIES = {Invoice: InvoiceFactory, Payment: PaymentFactory, Segment: SegmentFactory}

@@ -1,4 +1,5 @@
-"""Loads demo data: an operator, a demo organisation with its owner, the catalog and simulated hosts.
+"""Loads demo data: an operator, a demo organisation with its owner, the catalog and simulated hosts, and a lived-in
+account: machines in several states, addresses, a private network, three months of invoices, a budget.
 
 Safe to run any number of times: existing rows are kept, missing ones are added.
 """
@@ -48,9 +49,17 @@ class Command(BaseCommand):
         self.stdout.write(f"  Operator admin:   log in as {OPERATOR_EMAIL} / {operator_password} (then /admin/)")
 
     def seeders(self):
-        """Each app's demo seeding, in dependency order."""
+        """Each app's demo seeding, in dependency order: the catalog and prices, then the demo organisation's
+        resources (each app's own function: machines, and whatever else it owns), then the billing history, which
+        backdates every resource's segment and issues the past months' invoices."""
         from billing import demo as billing_demo
         from compute import demo as compute_demo
         from compute.network import demo as network_demo
 
-        return [compute_demo.seed, network_demo.seed, billing_demo.seed]
+        return [
+            compute_demo.seed,
+            network_demo.seed,
+            billing_demo.seed,
+            compute_demo.seed_machines,
+            billing_demo.seed_history,
+        ]
