@@ -15,13 +15,26 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import CharField, DecimalField, F, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models import (
+    Case,
+    CharField,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from compute import prices
 from compute.lifecycle import IPV4
-from compute.models import Flavor, Image, Instance, InstanceState, Region, SSHKey
+from compute.models import EventAction, Flavor, Image, Instance, InstanceEvent, InstanceState, Region, SSHKey
 from compute.network import addressing
 from compute.network.models import Firewall, FirewallRule, Network, PublicIP
 from compute.network.rulesets import RuleInput
@@ -39,10 +52,25 @@ from compute.stacks.document import (
 from compute.stacks.models import KEY_LABEL, STACK_LABEL, Stack, StackRun
 from portal.errors import ServiceError
 from tenants.labels import labels_filter
-from tenants.models import Tenant
+from tenants.models import EventResult, Tenant
 
 CENT = Decimal("0.01")
 TYPES = ("key", "network", "firewall", "machine", "address")
+
+
+# A machine whose build failed was never billed (billing starts when a build succeeds); one in error later still is.
+_NEVER_BUILT = Q(state=InstanceState.ERROR) & ~Exists(
+    InstanceEvent.objects.filter(instance=OuterRef("pk"), action=EventAction.BUILD, result=EventResult.SUCCEEDED)
+)
+
+
+def _billed_machines(machines) -> list:
+    """The machines that cost money: all but those whose build failed."""
+    errored = [m.pk for m in machines if m.state == InstanceState.ERROR]
+    if not errored:
+        return list(machines)
+    never = set(Instance.objects.filter(pk__in=errored).filter(_NEVER_BUILT).values_list("pk", flat=True))
+    return [m for m in machines if m.pk not in never]
 
 
 def _money(amount: Decimal) -> str:
@@ -608,11 +636,13 @@ class _Planner:
         """Each change's effect on the monthly bill (`monthly_difference`), from the same prices as the totals."""
         ipv4 = prices.resource_price(IPV4)
         strays = {str(obj.pk): obj for _kind, obj in self.held.strays}
+        machines = [*self.held.machines.values(), *(obj for kind, obj in self.held.strays if kind == "machine")]
+        billed = {obj.pk for obj in _billed_machines(machines)}
         for change in self.changes:
             before = after = Decimal(0)
             if change["type"] == "machine":
                 old = strays.get(change["id"]) or self.held.machines.get(change["key"])
-                if old is not None and change["action"] != "create":
+                if old is not None and old.pk in billed and change["action"] != "create":
                     before = prices.monthly_display(old.flavor.monthly_price)
                 if change["action"] != "delete":
                     spec = self.doc["machines"][change["key"].rpartition(".")[0]]
@@ -625,14 +655,11 @@ class _Planner:
     def cost(self, flavors: dict) -> dict:
         ipv4 = prices.resource_price(IPV4)
         before = Decimal(0)
-        for obj in self.held.machines.values():
+        machines = [*self.held.machines.values(), *(obj for kind, obj in self.held.strays if kind == "machine")]
+        for obj in _billed_machines(machines):
             before += prices.monthly_display(obj.flavor.monthly_price)
-        before += ipv4 * len(self.held.addresses)
-        for kind, obj in self.held.strays:
-            if kind == "machine":
-                before += prices.monthly_display(obj.flavor.monthly_price)
-            elif kind == "address":
-                before += ipv4
+        addresses_held = len(self.held.addresses) + sum(1 for kind, _ in self.held.strays if kind == "address")
+        before += ipv4 * addresses_held
         after = Decimal(0)
         addresses = len(self.doc["addresses"])
         for spec in self.doc["machines"].values():
@@ -740,7 +767,7 @@ def _resource_rows(*, tenant: Tenant, names: list[str]):
         "machine",
         F("name"),
         Concat("flavor__name", Value(" · "), "image__name", Value(" · "), "state", output_field=text),
-        F("flavor__monthly_price"),
+        Case(When(_NEVER_BUILT, then=zero), default=F("flavor__monthly_price"), output_field=money),
     )
     parts = [
         part(SSHKey.objects.for_tenant(tenant), "key", F("name"), F("fingerprint"), zero),

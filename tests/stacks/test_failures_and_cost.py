@@ -61,6 +61,8 @@ def test_a_failed_build_fails_the_run_at_its_step_and_the_next_apply_converges(
     by_name = {c["name"]: c for c in retry.changes}
     assert by_name["web-1"]["action"] == "replace" and "error" in by_name["web-1"]["reason"]
     assert by_name["web-2"]["action"] == "create" and by_name["db"]["action"] == "create"
+    # web-1 never built, so it was never billed: nothing costs money yet
+    assert retry.cost["monthly_before"] == "0.00"
     with committed():
         run = stack_plan_apply(plan=retry, user=member)
     run.refresh_from_db()
