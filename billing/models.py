@@ -19,6 +19,7 @@ from tenants.models import Event, Tenant, TenantOwned, TenantQuerySet
 class ResourceType(models.TextChoices):
     INSTANCE = "instance", "Machine"
     VOLUME = "volume", "Volume storage (per GiB)"
+    SNAPSHOT = "snapshot", "Snapshot storage (per GiB)"
     IPV4 = "ipv4", "Public IPv4 address"
     # Priced per GB sent above the tenant's pooled allowance (a usage line, not a segment): the Price row's
     # monthly_price is the price of one GB.
@@ -29,7 +30,8 @@ class Price(models.Model):
     """A dated monthly price of one item: applies to segments opened at or after effective_from."""
 
     resource_type = models.CharField(max_length=16, choices=ResourceType.choices)
-    # Machines are priced per flavor; volumes (per GiB-month) and public IPv4 addresses have one price each.
+    # Machines are priced per flavor; volumes and snapshots (per GiB-month) and public IPv4 addresses have one price
+    # each.
     flavor = models.ForeignKey("compute.Flavor", on_delete=models.PROTECT, null=True, blank=True, related_name="prices")
     monthly_price = models.DecimalField(max_digits=12, decimal_places=4)
     effective_from = models.DateTimeField(default=timezone.now)

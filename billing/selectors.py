@@ -34,17 +34,18 @@ from billing.pricing import (
 from compute.network.selectors import tenant_outbound_bytes
 from tenants.models import Tenant
 
-# Volumes, public addresses and outbound traffic (per GB) before an operator has priced them.
+# Volumes, snapshots, public addresses and outbound traffic (per GB) before an operator has priced them.
 DEFAULT_PRICES = {
     ResourceType.VOLUME: Decimal("0.0500"),
+    ResourceType.SNAPSHOT: Decimal("0.0300"),
     ResourceType.IPV4: Decimal("1.0000"),
     ResourceType.TRAFFIC: Decimal("0.0100"),
 }
 
 
 def resource_price_current(*, resource_type: str, at: datetime) -> Decimal:
-    """The monthly price of one GiB of volume or of one public IPv4 address, or the price of one GB of outbound
-    traffic, at `at`: the latest dated price (billing.services.prices adds them)."""
+    """The monthly price of one GiB of volume or snapshot or of one public IPv4 address, or the price of one GB of
+    outbound traffic, at `at`: the latest dated price (billing.services.prices adds them)."""
     price = (
         Price.objects.filter(resource_type=resource_type, flavor=None, effective_from__lte=at)
         .order_by("-effective_from")

@@ -18,6 +18,7 @@ from django.dispatch import Signal
 
 INSTANCE = "instance"
 VOLUME = "volume"
+SNAPSHOT = "snapshot"
 IPV4 = "ipv4"
 TRAFFIC = "traffic"  # outbound traffic: never a segment, but it has a price (compute.prices.resource_price)
 
@@ -31,13 +32,15 @@ class BillableResource:
     resource_id: UUID
     name: str
     flavor_id: UUID | None = None  # instances: the size decides the price
-    quantity: int = 1  # volumes: GiB
+    quantity: int = 1  # volumes and snapshots: GiB
 
 
 # Receivers get `fact=`, a BillableResource (or for `resource_ended`/`resource_renamed` the type, id and name),
 # and `at=`, the instant of the change. They must not swallow errors: a failure rolls the state change back.
 resource_billable = Signal()  # provisioning succeeded: billing starts now
-resource_repriced = Signal()  # a resize changed what it costs: the old price ends and the new one starts at `at`
+resource_repriced = (
+    Signal()
+)  # a resize (or a volume extended) changed what it costs: the old price ends and the new one starts at `at`
 resource_ended = Signal()  # delete requested: billing stops now
 resource_renamed = Signal()  # the display name changed: live estimates show the new one
 

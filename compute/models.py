@@ -22,7 +22,7 @@ from compute.drivers.base import ImageSource, PowerState
 from compute.lifecycle import INSTANCE, BillableResource
 from compute.prices import hourly_rate
 from tenants.labels import validate_labels
-from tenants.models import Event, TenantOwned, TenantQuerySet
+from tenants.models import Event, TenantOwned, TenantQuerySet, held_totals_kept
 
 
 def default_driver() -> str:
@@ -139,6 +139,12 @@ class Host(models.Model):
     )
     # Bumped by every claim of room on the host (compute.scheduler): a launch that read an older value looks again.
     claim_version = models.PositiveBigIntegerField(default=0, editable=False)
+    # What its live instances (and those moving to it) hold, kept by compute.services.usage in the transactions that
+    # place, resize, move and delete them, so the scheduler reads one row instead of summing every machine.
+    held_vcpus = models.BigIntegerField(default=0, editable=False)
+    held_ram_mib = models.BigIntegerField(default=0, editable=False)
+    held_disk_gib = models.BigIntegerField(default=0, editable=False)
+    held_instances = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -152,6 +158,8 @@ class Host(models.Model):
             # A host made without naming a region (the admin's empty choice, scripts, tests) joins the default one;
             # the first host of an installation without any region brings the default region with it.
             self.region = Region.objects.default_or_create()
+        # Saving a host loaded a while ago (the admin) must not write back the totals it read.
+        kwargs = held_totals_kept(self, kwargs)
         super().save(*args, **kwargs)  # write-ok: Django's own save, after filling in the default region
 
     def clean(self) -> None:
@@ -444,6 +452,11 @@ INSTANCE_ACTIONS = {
 _LIVE_ROWS = ~models.Q(state=InstanceState.DELETED)
 
 
+# The fields that decide what an instance holds against its tenant's quota and its hosts' room.
+USAGE_FIELDS = ("tenant_id", "state", "flavor_id", "resize_flavor_id", "host_id", "migration_host_id")
+DEFERRED_FIELD = object()
+
+
 class InstanceQuerySet(TenantQuerySet):
     def live(self):
         """Everything but deleted instances (which stay in the database for billing and the event log)."""
@@ -526,6 +539,14 @@ class Instance(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # What it held when read: compute.services.usage applies the difference when a save changes it.
+        fields = instance.__dict__
+        instance._usage_read = tuple(fields.get(name, DEFERRED_FIELD) for name in USAGE_FIELDS)
+        return instance
 
     @property
     def is_transitional(self) -> bool:

@@ -7,6 +7,8 @@
 3. Each enabled host's domains are compared with the database: the machine of a running or stopped instance
    that has vanished puts it in `error`; a domain no live instance owns is logged and recorded as an
    OrphanDomain for operators; a machine powered off or on behind Hangar's back is followed.
+4. The same for volumes and snapshots (compute.storage.reconciler): overdue work fails, lost work is sent again,
+   and one whose file vanished from its host's pool goes to `error`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
 from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
+from compute.storage.reconciler import reconcile_storage
 from portal.queue import queue_depth, queue_of
 
 logger = logging.getLogger(__name__)
@@ -218,6 +221,7 @@ def reconcile(*, grace: timedelta | None = None, now=None, hosts=None) -> Reconc
         compared = compared.filter(pk__in=[host.pk for host in hosts])
     for host in compared.order_by("name"):
         compare_host(host, now=now, report=report)
+    reconcile_storage(now=now, grace=grace, report=report, hosts=compared.order_by("name"))
     if any(
         (report.overdue, report.requeued, report.queued, report.vanished, report.power_synced, report.unreachable_hosts)
     ):

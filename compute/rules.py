@@ -8,9 +8,16 @@ from compute.models import Flavor, Image, Instance
 from portal.errors import InvalidRequest, Unprocessable
 from tenants.models import Tenant
 
-QUOTA_LABELS = {"instances": "instances", "vcpus": "vCPUs", "ram_mib": "RAM", "public_ips": "public IPv4 addresses"}
+QUOTA_LABELS = {
+    "instances": "instances",
+    "vcpus": "vCPUs",
+    "ram_mib": "RAM",
+    "volume_gb": "GiB of volume storage",
+    "volumes": "volumes",
+    "public_ips": "public IPv4 addresses",
+}
 # Quotas counted in whole things: a refusal says the quota is used up rather than how much is left.
-COUNTED = frozenset({"instances", "public_ips"})
+COUNTED = frozenset({"instances", "volumes", "public_ips"})
 
 
 def size_label(mib: int) -> str:
@@ -44,7 +51,13 @@ def quota_refusal(*, usage: dict[str, dict[str, int]], requested: dict[str, int]
             if resource in COUNTED:
                 message = f"Your quota of {limit} {QUOTA_LABELS[resource]} is used up."
             else:
-                left = gib_label(free) if resource == "ram_mib" else str(free)
+                left = (
+                    gib_label(free)
+                    if resource == "ram_mib"
+                    else f"{free} GiB"
+                    if resource == "volume_gb"
+                    else str(free)
+                )
                 message = f"Needs {_amount(resource, amount)}; {left} left in your quota."
             return Unprocessable(
                 message,

@@ -1,11 +1,13 @@
 """Places instances on hosts of their region: enabled, non-draining hosts with room after overcommit, least loaded
 first.
 
-Hosts are read without locks; only the chosen host is claimed, inside the caller's transaction, by a conditional
-UPDATE of its `claim_version` from the value read: it holds that one row's lock until the instance row that records
-the claim is committed, and it fails if another launch (or resize, or move) claimed the host since it was read, in
-which case the reading is stale and the scheduler reads again. So two launches cannot take the last slot twice, and
-launches onto different hosts, or a worker building on a host, never wait for each other.
+Hosts are read without locks, with the running totals of what they hold (Host.held_*, kept by
+compute.services.usage); only the chosen host is claimed, inside the caller's transaction, by one conditional UPDATE
+that checks its room again and (for a launch) adds the new machine to its totals. It holds that one row's lock until
+the commit, and it fails if another claim took the room since it was read, in which case the scheduler tries the next
+host or reads again. So two launches cannot take the last slot twice, concurrent launches spread over the hosts
+instead of queueing on one, and launches onto different hosts, or a worker building on a host, never wait for each
+other. usage_annotations() recounts the same figures from the instance rows (the admin, the repair of the totals).
 """
 
 from dataclasses import dataclass
@@ -17,8 +19,8 @@ from django.db.models.functions import Coalesce, Greatest
 from compute.models import Flavor, Host, Instance, InstanceState, Region
 from portal.errors import Unprocessable
 
-# How many times a launch reads the hosts again after losing the host it chose to another claim, before it waits
-# for the chosen host's lock instead (and checks its room under the lock), so it always makes progress.
+# How many of the best hosts a launch tries without waiting for another claim in progress, before it waits for the
+# best one's lock (and checks its room under the lock), so it always makes progress.
 OPTIMISTIC_ATTEMPTS = 3
 MAX_ATTEMPTS = 50
 
@@ -75,9 +77,25 @@ def _held(resource, via: str):
     return Coalesce(Subquery(rows), Value(0))
 
 
+def _pool_held(model):
+    """The GiB that the live volumes or snapshots (`model`) kept in a host's storage pool hold."""
+    rows = (
+        model.objects.filter(host=OuterRef("pk"))
+        .exclude(state="deleted")
+        .order_by()
+        .values("host")
+        .annotate(total=Sum("size_gib"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows), Value(0))
+
+
 def usage_annotations() -> dict:
-    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it) and how
-    many live instances it has: the scheduler, the admin's host list and the operations overview read these."""
+    """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it, and the
+    volumes and snapshots in its pool) and how many live instances it has: the scheduler, the admin's host list and
+    the operations overview read these."""
+    from compute.storage.models import Snapshot, Volume  # storage's models import this app's
+
     instances = (
         Instance.objects.filter(host=OuterRef("pk"))
         .exclude(state=InstanceState.DELETED)
@@ -89,7 +107,10 @@ def usage_annotations() -> dict:
     return {
         "used_vcpus": _held(HELD_VCPUS, "host") + _held(HELD_VCPUS, "migration_host"),
         "used_ram_mib": _held(HELD_RAM_MIB, "host") + _held(HELD_RAM_MIB, "migration_host"),
-        "used_disk_gib": _held(HELD_DISK_GIB, "host") + _held(HELD_DISK_GIB, "migration_host"),
+        "used_disk_gib": _held(HELD_DISK_GIB, "host")
+        + _held(HELD_DISK_GIB, "migration_host")
+        + _pool_held(Volume)
+        + _pool_held(Snapshot),
         "live_instances": Coalesce(Subquery(instances), Value(0)),
     }
 
@@ -126,39 +147,66 @@ def no_capacity(flavor: Flavor, region: Region) -> Unprocessable:
     )
 
 
-def _claim(host: Host, *, read_version: int | None = None) -> bool:
-    """Claims the host for this transaction: bumps its claim_version, holding its row lock until the commit.
-
-    With `read_version`, only if nobody claimed it since it was read, and without waiting for a claim in progress
-    (False: the reading is stale, or about to be); without, waits for whoever holds it.
-    """
-    hosts = Host.objects.filter(pk=host.pk)
-    if read_version is not None:
-        unclaimed = hosts.filter(claim_version=read_version).select_for_update(no_key=True, skip_locked=True)
-        if not list(unclaimed.values_list("pk", flat=True)):
-            return False
-    return hosts.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the launch's claim, in its transaction
+def held_usage_of(host: Host) -> HostUsage:
+    """The usage of a host from its running totals (compute.services.usage keeps them)."""
+    return HostUsage(
+        host=host,
+        vcpus_used=host.held_vcpus,
+        ram_mib_used=host.held_ram_mib,
+        disk_gib_used=host.held_disk_gib,
+        instances=host.held_instances,
+    )
 
 
-def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None) -> Host:
+def _claim(host: Host, *, vcpus: int, ram_mib: int, disk_gib: int, instances: int, reserve: bool, wait: bool) -> bool:
+    """Claims room on the host for this transaction, in one conditional UPDATE that holds the row's lock until the
+    commit: only if the host still takes new machines and the room is still there. With `reserve`, the room is added
+    to its totals now (a launch); without, the saved instance adds it (compute.services.usage). Without `wait`, a
+    host another transaction is claiming right now is passed over instead of waited for."""
+    room = Host.objects.filter(
+        pk=host.pk,
+        enabled=True,
+        draining=False,
+        held_vcpus__lte=host.vcpus_allocatable - vcpus,
+        held_ram_mib__lte=host.ram_mib_allocatable - ram_mib,
+        held_disk_gib__lte=host.disk_gib_allocatable - disk_gib,
+    )
+    if not wait:
+        room = Host.objects.filter(pk__in=room.select_for_update(no_key=True, skip_locked=True).values("pk"))
+    changes = {"claim_version": F("claim_version") + 1}
+    if reserve:
+        changes |= {
+            "held_vcpus": F("held_vcpus") + vcpus,
+            "held_ram_mib": F("held_ram_mib") + ram_mib,
+            "held_disk_gib": F("held_disk_gib") + disk_gib,
+            "held_instances": F("held_instances") + instances,
+        }
+    return room.update(**changes) == 1  # write-ok: the claim, in the caller's transaction
+
+
+def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None, reserve: bool = False) -> Host:
     """Chooses and claims the host of `region` for an instance of `flavor` (a new one, or one moving away from
-    `exclude`); call inside the transaction that records the claim."""
+    `exclude`); call inside the transaction that records the claim. `reserve`: add the new instance's share to the
+    host's totals now (a launch, whose instance is saved as reserved)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
-    candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
+    candidates = Host.objects.filter(enabled=True, draining=False, region=region)
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
-    for attempt in range(MAX_ATTEMPTS):
-        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
+    claim = {**request, "instances": 1 if reserve else 0, "reserve": reserve}
+    for _attempt in range(MAX_ATTEMPTS):
+        fitting = [usage for usage in map(held_usage_of, candidates.order_by("pk")) if usage.fits(**request)]
         if not fitting:
             break
-        host = min(fitting, key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name)).host
-        if attempt < OPTIMISTIC_ATTEMPTS:
-            if _claim(host, read_version=host.claim_version):
-                return host
-        elif _claim(host) and host_usage(host).fits(**request):
-            return host  # checked under the host's lock: nobody can claim it before this transaction ends
+        fitting.sort(key=lambda usage: (usage.load_after(**request), usage.instances, usage.host.name))
+        # The least loaded first; one that another launch is claiming right now is passed over for the next, so
+        # concurrent launches spread instead of queueing on one row. When every one is busy, wait for the first.
+        for usage in fitting[:OPTIMISTIC_ATTEMPTS]:
+            if _claim(usage.host, **claim, wait=False):
+                return usage.host
+        if _claim(fitting[0].host, **claim, wait=True):
+            return fitting[0].host
     raise no_capacity(flavor, region)
 
 
@@ -166,18 +214,70 @@ def claim_resize(*, instance: Instance, flavor: Flavor) -> None:
     """Checks, under a claim on the instance's host, that it has room for the growth from the current flavor."""
     if instance.host_id is None:
         return
-    host = Host(pk=instance.host_id)
-    _claim(host)
-    usage = host_usage(host)
+    host = Host.objects.get(pk=instance.host_id)
     growth = {
         "vcpus": max(flavor.vcpus - instance.flavor.vcpus, 0),
         "ram_mib": max(flavor.ram_mib - instance.flavor.ram_mib, 0),
         "disk_gib": max(flavor.disk_gib - instance.flavor.disk_gib, 0),
     }
-    if not usage.fits(**growth):
+    # A disabled or draining host keeps its machines, and they may still grow there. The saved resize adds the
+    # growth to the host's totals; this only checks the room under the row's lock.
+    room = Host.objects.filter(
+        pk=host.pk,
+        held_vcpus__lte=host.vcpus_allocatable - growth["vcpus"],
+        held_ram_mib__lte=host.ram_mib_allocatable - growth["ram_mib"],
+        held_disk_gib__lte=host.disk_gib_allocatable - growth["disk_gib"],
+    )
+    fits = room.update(claim_version=F("claim_version") + 1)  # write-ok: the claim, in the caller's transaction
+    if not fits:
         raise Unprocessable(
             f"The host of {instance.name} has no room to grow it to {flavor.size_label} right now; "
             "try a smaller size or later.",
             code="no_capacity",
             details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        )
+
+
+def no_pool_room(size_gib: int, region: Region) -> Unprocessable:
+    return Unprocessable(
+        f"No host in {region.label or region.name} has room for {size_gib} GiB of storage right now; "
+        "try a smaller size, another region or later.",
+        code="no_capacity",
+        details={"region": region.name, "disk_gib": size_gib},
+    )
+
+
+def place_storage(*, size_gib: int, region: Region, host: Host | None = None, prefer=()) -> Host:
+    """Chooses and claims the host whose storage pool keeps `size_gib` more GiB (a new volume or snapshot): `host`
+    if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` that fits, those
+    of `prefer` (host ids, best first: where the tenant's machines run, so the volume can attach to them) first,
+    then the one with the most room. Call inside the transaction that records the claim; the room is checked under
+    the host's claim."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("place_storage() must run inside the transaction that records the claim.")
+    request = {"vcpus": 0, "ram_mib": 0, "disk_gib": size_gib}
+    if host is None:
+        candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
+        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
+        rank = {host_id: position for position, host_id in enumerate(prefer)}
+        ranked = sorted(
+            fitting, key=lambda usage: (rank.get(usage.host.pk, len(rank)), -usage.disk_gib_free, usage.host.name)
+        )
+    else:
+        ranked = [host_usage(host)]
+    for usage in ranked:
+        if _claim(usage.host) and host_usage(usage.host).fits(**request):
+            return usage.host
+    raise no_pool_room(size_gib, region)
+
+
+def claim_storage_growth(*, host: Host, growth_gib: int, what: str) -> None:
+    """Checks, under a claim on `host`, that its pool has room for `growth_gib` more GiB (a volume extended)."""
+    _claim(host)
+    if not host_usage(host).fits(vcpus=0, ram_mib=0, disk_gib=growth_gib):
+        raise Unprocessable(
+            f"The storage that keeps {what} has no room for {growth_gib} GiB more right now; try a smaller size or "
+            "later.",
+            code="no_capacity",
+            details={"disk_gib": growth_gib},
         )

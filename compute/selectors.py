@@ -17,9 +17,12 @@ from compute.models import (
 )
 from compute.network.models import PublicIP
 from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HostUsage, host_usages, usage_annotations, usage_of
+from compute.storage.selectors import volume_usage
 from tenants.models import Quota, Tenant
 
-QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
+QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib", "volume_gb", "volumes", "public_ips")
+# What the launch and resize forms weigh a machine against.
+MACHINE_QUOTAS = ("instances", "vcpus", "ram_mib", "public_ips")
 
 
 def instance_usage(*, tenant: Tenant) -> dict[str, int]:
@@ -36,23 +39,30 @@ def instance_usage(*, tenant: Tenant) -> dict[str, int]:
     return {key: int(value) for key, value in totals.items()}
 
 
-def held_usage(*, tenant: Tenant) -> dict[str, int]:
-    """What the tenant holds against its quota: its instances' share, and the public addresses it holds."""
-    return {**instance_usage(tenant=tenant), "public_ips": PublicIP.objects.for_tenant(tenant).held().count()}
+def held_usage(*, tenant: Tenant, resources=None) -> dict[str, int]:
+    """What the tenant holds against its quota: its instances' share, its volumes, and the public addresses it
+    holds; only the groups `resources` (quota names) need when given, so a launch does not count volumes."""
+    wanted = set(QUOTA_RESOURCES if resources is None else resources)
+    held = {}
+    if wanted & {"instances", "vcpus", "ram_mib"}:
+        held |= instance_usage(tenant=tenant)
+    if wanted & {"volume_gb", "volumes"}:
+        held |= volume_usage(tenant=tenant)
+    if "public_ips" in wanted:
+        held["public_ips"] = PublicIP.objects.for_tenant(tenant).held().count()
+    return held
 
 
-def quota_usage(*, tenant: Tenant) -> dict[str, dict[str, int]]:
-    """Per quota resource: {"used", "limit", "free", "percent"} (percent of the limit, 0 to 100, rounded down).
-
-    Volumes are not offered yet, so they are always 0 used.
-    """
+def quota_usage(*, tenant: Tenant, resources=QUOTA_RESOURCES) -> dict[str, dict[str, int]]:
+    """Per quota resource (of `resources`: a page reads what it shows): {"used", "limit", "free", "percent"} (percent
+    of the limit, 0 to 100, rounded down)."""
     quota = Quota.objects.filter(tenant=tenant).first()
     limits = (
         {resource: getattr(quota, resource) for resource in QUOTA_RESOURCES} if quota is not None else Quota.defaults()
     )
-    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant)}
+    used = {**dict.fromkeys(QUOTA_RESOURCES, 0), **held_usage(tenant=tenant, resources=resources)}
     result = {}
-    for resource in QUOTA_RESOURCES:
+    for resource in resources:
         limit = limits[resource]
         result[resource] = {
             "used": used[resource],

@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from compute import reconciler, services
 from compute.drivers.base import TransientDriverError
 from compute.models import InstanceTask
-from compute.services import operations
+from compute.services import operations, usage
 
 MAX_RETRIES = 6
 # A hypervisor hiccup, or the database gone for a moment (a restart, a failover, SQLite's "database is locked").
@@ -20,13 +20,21 @@ TRANSIENT_ERRORS = (TransientDriverError, OperationalError, InterfaceError)
 
 
 def _run(task, *, instance_id: str, kind: str):
+    return run_with_retries(
+        task,
+        perform=lambda: operations.instance_task_perform(instance_id=instance_id, task=kind),
+        fail=lambda reason: services.instance_task_failed(instance_id=instance_id, task=kind, reason=reason),
+    )
+
+
+def run_with_retries(task, *, perform, fail):
+    """Runs `perform()`; a transient error is retried with backoff, and after the last retry `fail(reason)` records
+    the failure (every worker task of compute and storage runs this way)."""
     try:
-        operations.instance_task_perform(instance_id=instance_id, task=kind)
+        perform()
     except TRANSIENT_ERRORS as error:
         if task.request.retries >= MAX_RETRIES:
-            services.instance_task_failed(
-                instance_id=instance_id, task=kind, reason=f"Gave up after {MAX_RETRIES + 1} attempts: {error}"
-            )
+            fail(f"Gave up after {MAX_RETRIES + 1} attempts: {error}")
             return None
         # The task's retry_backoff* options, applied here rather than by `autoretry_for`: the last attempt records
         # the failure instead of raising, and in eager mode autoretry's raised Retry would escape to the caller.
@@ -45,7 +53,7 @@ def _run(task, *, instance_id: str, kind: str):
     return None
 
 
-_OPTIONS = {
+TASK_OPTIONS = {
     "bind": True,
     "acks_late": True,
     "max_retries": MAX_RETRIES,
@@ -58,37 +66,37 @@ _OPTIONS = {
 }
 
 
-@shared_task(name="compute.tasks.build_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.build_instance", **TASK_OPTIONS)
 def build_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.BUILD)
 
 
-@shared_task(name="compute.tasks.start_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.start_instance", **TASK_OPTIONS)
 def start_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.START)
 
 
-@shared_task(name="compute.tasks.stop_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.stop_instance", **TASK_OPTIONS)
 def stop_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.STOP)
 
 
-@shared_task(name="compute.tasks.reboot_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.reboot_instance", **TASK_OPTIONS)
 def reboot_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.REBOOT)
 
 
-@shared_task(name="compute.tasks.resize_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.resize_instance", **TASK_OPTIONS)
 def resize_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.RESIZE)
 
 
-@shared_task(name="compute.tasks.migrate_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.migrate_instance", **TASK_OPTIONS)
 def migrate_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.MIGRATE)
 
 
-@shared_task(name="compute.tasks.delete_instance", **_OPTIONS)
+@shared_task(name="compute.tasks.delete_instance", **TASK_OPTIONS)
 def delete_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.DELETE)
 
@@ -113,3 +121,9 @@ def enqueue(*, instance_id: str, task: str) -> None:
 def reconcile() -> None:
     """Every minute (beat): re-enqueue lost work, fail overdue work, compare hosts with the database."""
     reconciler.reconcile()
+
+
+@shared_task(name="compute.tasks.usage_repair", acks_late=True, ignore_result=True)
+def usage_repair() -> None:
+    """Hourly (beat): recount what tenants and hosts hold and correct running totals that drifted (logged)."""
+    usage.usage_totals_repair()

@@ -34,7 +34,15 @@ from compute.network.forms import InstanceFirewallsForm
 from compute.network.selectors import firewall_list, instance_networking, network_list
 from compute.prices import HOURLY_DISPLAY, hourly_display, hourly_rate, monthly_display, resource_price
 from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal, resize_quota_request, resize_refusal
-from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
+from compute.selectors import (
+    MACHINE_QUOTAS,
+    flavor_list,
+    image_list,
+    instance_events,
+    quota_usage,
+    region_choices,
+    sshkey_list,
+)
 from portal.api.pagination import MAX_PER_PAGE, CappedPaginator
 from portal.errors import Conflict, ServiceError
 from portal.viewmixins import HtmxPartialMixin, LabelFilterMixin, TenantObjectActionView, safe_next
@@ -89,7 +97,7 @@ class LaunchView(TenantScopedMixin, FormView):
         context = super().get_context_data(**kwargs)
         form = context["form"]
         tenant = self.request.tenant
-        usage = quota_usage(tenant=tenant)
+        usage = quota_usage(tenant=tenant, resources=MACHINE_QUOTAS)
         selected_flavor = str(form["flavor"].value() or "")
         catalog = list(flavor_list())
         regions = region_choices(flavors=catalog)
@@ -407,7 +415,9 @@ class InstanceDetailView(HtmxPartialMixin, TenantScopedMixin, DetailView):
             rename_form=kwargs.get("rename_form") or RenameForm(initial={"name": instance.name}),
         )
         if instance.can_resize() and self.request.membership.has(self.change_permission):
-            context["resize_options"] = _resize_options(instance=instance, usage=quota_usage(tenant=instance.tenant))
+            context["resize_options"] = _resize_options(
+                instance=instance, usage=quota_usage(tenant=instance.tenant, resources=MACHINE_QUOTAS)
+            )
             context["resize_form"] = kwargs.get("resize_form") or ResizeForm()
         return context
 

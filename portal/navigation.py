@@ -38,6 +38,14 @@ NAV_ITEMS: list[NavItem] = [
     NavItem(
         "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
     ),
+    NavItem(
+        "Volumes",
+        "storage:volume-list",
+        Permission.VIEW_RESOURCES,
+        heading="Storage",
+        sections=("volume-list", "volume-detail"),
+    ),
+    NavItem("Snapshots", "storage:snapshot-list", Permission.VIEW_RESOURCES, sections=("snapshot-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Stacks", "stacks:stack-list", Permission.VIEW_RESOURCES, sections=("stacks",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),

@@ -361,6 +361,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compute.tasks.reconcile",
         "schedule": float(env_int("COMPUTE_RECONCILE_SECONDS", 60, minimum=1)),
     },
+    "compute-usage-repair": {"task": "compute.tasks.usage_repair", "schedule": crontab(minute=41)},
     "network-sample-traffic": {"task": "network.tasks.sample_traffic", "schedule": 60.0},
     "network-sync-hosts": {"task": "network.tasks.sync_hosts", "schedule": 300.0},
     "api-idempotency-keys-purge": {"task": "tenants.tasks.idempotency_keys_purge", "schedule": 3600.0},

@@ -203,6 +203,15 @@ class Invitation(models.Model):
         return user.email.lower() == self.email.lower()
 
 
+def held_totals_kept(instance: models.Model, save_kwargs: dict) -> dict:
+    """save() keyword arguments that leave a row's running totals (fields named held_*) as the database has them,
+    unless the caller names them: an update of a row that exists writes every other field."""
+    if instance._state.adding or save_kwargs.get("force_insert") or save_kwargs.get("update_fields") is not None:
+        return save_kwargs
+    fields = [f.name for f in instance._meta.concrete_fields if not f.primary_key and not f.name.startswith("held_")]
+    return {**save_kwargs, "update_fields": fields}
+
+
 class Quota(models.Model):
     """The most a tenant may hold at once; launches check it under a lock on this row."""
 
@@ -213,9 +222,19 @@ class Quota(models.Model):
     volume_gb = models.PositiveIntegerField("volume storage (GiB)")
     volumes = models.PositiveIntegerField("volumes", default=10)
     public_ips = models.PositiveIntegerField("public IPs")
+    # What the tenant's live machines hold now, kept by compute in the transactions that change it (a launch checks
+    # and reserves in one conditional UPDATE of this row).
+    held_instances = models.BigIntegerField(default=0, editable=False)
+    held_vcpus = models.BigIntegerField(default=0, editable=False)
+    held_ram_mib = models.BigIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return f"Quota of {self.tenant}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Saving a quota loaded a while ago (the admin, a limit change) must not write back the totals it read.
+        kwargs = held_totals_kept(self, kwargs)
+        super().save(*args, **kwargs)  # write-ok: Django's own save, without the running totals
 
     @classmethod
     def defaults(cls) -> dict[str, int]:

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from compute.models import Flavor, Host, Image
+from compute.network.models import Network
 from tenants.middleware import SESSION_KEY as TENANT_SESSION_KEY
 from tenants.models import Membership, Quota, Tenant
 from tenants.roles import Role
@@ -68,6 +69,17 @@ def tenants(count: int, *, prefix: str = "bench") -> list[Tenant]:
     )
     Quota.objects.bulk_create([Quota(tenant=tenant, **Quota.defaults()) for tenant in rows], batch_size=2000)
     return rows
+
+
+def large_default_networks(tenants: list[Tenant], *, region) -> None:
+    """A /16 default network for each tenant (a launched default network is a /24: 253 machines), so one tenant can
+    launch thousands of machines."""
+    Network.objects.bulk_create(
+        [
+            Network(tenant=tenant, region=region, name="default", cidr=f"10.{200 + number}.0.0/16", is_default=True)
+            for number, tenant in enumerate(tenants)
+        ]
+    )
 
 
 def member(tenant: Tenant, *, email: str, role: str = Role.OWNER) -> Member:

@@ -19,8 +19,16 @@ from compute.lifecycle import BillableResource
 RESOURCE_TYPES = {
     lifecycle.INSTANCE: ResourceType.INSTANCE,
     lifecycle.VOLUME: ResourceType.VOLUME,
+    lifecycle.SNAPSHOT: ResourceType.SNAPSHOT,
     lifecycle.IPV4: ResourceType.IPV4,
     lifecycle.TRAFFIC: ResourceType.TRAFFIC,
+}
+
+# What a line of each per-unit resource was for, on estimates and invoices.
+PLAN_NAMES = {
+    ResourceType.VOLUME: "Volume data ({quantity} GiB)",
+    ResourceType.SNAPSHOT: "Snapshot data ({quantity} GiB)",
+    ResourceType.IPV4: "IPv4",
 }
 
 
@@ -29,7 +37,7 @@ def _price(resource: BillableResource, at: datetime) -> tuple[str, Decimal, int]
     resource_type = RESOURCE_TYPES[resource.resource_type]
     if resource_type == ResourceType.INSTANCE:
         return flavor_plan_at(flavor_id=resource.flavor_id, at=at)
-    plan = f"{resource.quantity} GiB" if resource_type == ResourceType.VOLUME else "IPv4"
+    plan = PLAN_NAMES[resource_type].format(quantity=resource.quantity)
     return plan, resource_price_current(resource_type=resource_type, at=at), 0
 
 

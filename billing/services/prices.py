@@ -94,11 +94,11 @@ def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_fr
 
 
 def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None) -> Price:
-    """Adds a dated price per GiB-month of volume, per public IPv4 address-month or per GB of outbound traffic,
-    effective now (a traffic price applies from the first month that begins after it)."""
+    """Adds a dated price per GiB-month of volume or snapshot, per public IPv4 address-month or per GB of outbound
+    traffic, effective now (a traffic price applies from the first month that begins after it)."""
     if resource_type not in DEFAULT_PRICES:
         raise InvalidRequest(
-            "Only volume storage, public IPv4 addresses and outbound traffic have a price of their own."
+            "Only volume and snapshot storage, public IPv4 addresses and outbound traffic have a price of their own."
         )
     return Price.objects.create(
         resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor

@@ -3,6 +3,7 @@ from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from compute import catalog
 from compute.models import Flavor, Image, Instance, InstanceEvent, Region, SSHKey
 from compute.network.cloudinit import MAX_USER_DATA_BYTES
 from compute.network.models import Firewall, Network
@@ -170,7 +171,8 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_firewalls(self, instance) -> list[str]:
-        return [str(firewall.pk) for firewall in instance.firewalls.all()]
+        known = getattr(instance, "firewall_ids", None)  # a machine just launched knows its own
+        return [str(pk) for pk in known] if known is not None else [str(f.pk) for f in instance.firewalls.all()]
 
     @extend_schema_field(InstanceTrafficSerializer(allow_null=True))
     def get_traffic(self, instance) -> dict | None:
@@ -180,6 +182,38 @@ class InstanceSerializer(serializers.ModelSerializer):
 
 def _uuid_key():
     return serializers.UUIDField(format="hex_verbose")
+
+
+class CatalogField(serializers.PrimaryKeyRelatedField):
+    """The id of an active flavor or image, found in the process's catalog (compute.catalog) instead of a query."""
+
+    def __init__(self, model, **kwargs):
+        self.lookup = {Flavor: catalog.flavor, Image: catalog.image}[model]
+        super().__init__(queryset=model.objects.active(), pk_field=_uuid_key(), **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        pk = self.pk_field.to_internal_value(data)
+        found = self.lookup(pk)
+        if found is None or not found.active:
+            self.fail("does_not_exist", pk_value=pk)
+        return found
+
+
+class RegionNameField(serializers.SlugRelatedField):
+    """A region's name, found in the process's catalog (compute.catalog) instead of a query."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", queryset=Region.objects.all(), **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        found = catalog.region(data)
+        if found is None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return found
 
 
 class OwnedObjectField(serializers.PrimaryKeyRelatedField):
@@ -209,16 +243,14 @@ def _owned_ids(model, **kwargs) -> serializers.ManyRelatedField:
 
 class InstanceCreateSerializer(TenantOwnedMixin, serializers.Serializer):
     name = StrictCharField(max_length=63, help_text="Becomes the hostname: letters, digits and hyphens.")
-    region = serializers.SlugRelatedField(
-        slug_field="name",
-        queryset=Region.objects.all(),
+    region = RegionNameField(
         required=False,
         allow_null=True,
         default=None,
         help_text="The region's name (see /regions/); the default region when left out.",
     )
-    flavor = serializers.PrimaryKeyRelatedField(queryset=Flavor.objects.active(), pk_field=_uuid_key())
-    image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.active(), pk_field=_uuid_key())
+    flavor = CatalogField(Flavor)
+    image = CatalogField(Image)
     ssh_keys = _owned_ids(SSHKey, default=list)
     networks = _owned_ids(
         Network,

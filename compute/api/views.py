@@ -359,7 +359,8 @@ class QuotasView(TenantApiView):
                     "instances": {"limit": 10, "used": 3, "free": 7, "percent": 30},
                     "vcpus": {"limit": 32, "used": 6, "free": 26, "percent": 18},
                     "ram_mib": {"limit": 65536, "used": 12288, "free": 53248, "percent": 18},
-                    "volume_gb": {"limit": 1000, "used": 0, "free": 1000, "percent": 0},
+                    "volume_gb": {"limit": 1000, "used": 100, "free": 900, "percent": 10},
+                    "volumes": {"limit": 10, "used": 1, "free": 9, "percent": 10},
                     "public_ips": {"limit": 5, "used": 0, "free": 5, "percent": 0},
                 },
             )

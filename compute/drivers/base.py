@@ -30,6 +30,10 @@ class DomainNotFound(PermanentDriverError):
     """The hypervisor has no domain with that uuid."""
 
 
+class VolumeNotFound(PermanentDriverError):
+    """The host's storage pool has no volume of that name."""
+
+
 class PowerState(enum.StrEnum):
     RUNNING = "running"
     SHUTOFF = "shutoff"
@@ -286,4 +290,53 @@ class ComputeDriver:
 
     def interface_counters(self, uuid: str) -> InterfaceCounters:
         """Received and sent bytes of the domain's interfaces (guest's view: tx is traffic the guest sent out)."""
+        raise NotImplementedError
+
+    # --- storage: volumes and snapshots are files in the host's storage pool, named by Hangar; every call is
+    # idempotent on that name ---
+
+    def volume_create(self, name: str, *, size_gib: int, source: str = "") -> None:
+        """Makes an empty volume of `size_gib` in the host's pool, or a copy of the pool's file `source` (a snapshot)
+        grown to `size_gib`; a volume that exists already is kept (a retried create)."""
+        raise NotImplementedError
+
+    def volume_snapshot(self, name: str, *, source: str, domain: str = "", device: str = "") -> None:
+        """Copies the pool's file `source` to a new file `name` (a snapshot), consistent as of one instant even while
+        `source` is attached as `device` to the running `domain`; a snapshot that exists already is kept."""
+        raise NotImplementedError
+
+    def volume_delete(self, name: str) -> None:
+        """Deletes the pool's file `name`; succeeds if it is already gone."""
+        raise NotImplementedError
+
+    def volume_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def volume_size_gib(self, name: str) -> int:
+        """The volume's virtual size, in whole GiB (rounded up); raises VolumeNotFound if it is gone."""
+        raise NotImplementedError
+
+    def volume_attach(self, uuid: str, name: str, *, device: str) -> None:
+        """Attaches the pool's file `name` to domain `uuid` as virtio disk `device` (vdb…): hot-plugged into a
+        running domain, and kept in its definition across restarts. Attached already: nothing to do."""
+        raise NotImplementedError
+
+    def volume_detach(self, uuid: str, name: str) -> None:
+        """Detaches the volume from the domain (live and in its definition) and waits until the guest let go of
+        it; succeeds if it is not attached or the domain is gone."""
+        raise NotImplementedError
+
+    def volume_extend(self, name: str, *, size_gib: int, uuid: str = "", device: str = "") -> None:
+        """Grows the volume to `size_gib` (never shrinks), online when it is attached as `device` to the running
+        domain `uuid` (the guest sees the new size at once)."""
+        raise NotImplementedError
+
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        """Moves the unattached volume's file to `target`'s pool (a volume attached to a machine of another host).
+        Idempotent: a file that is on the target already stays there, and what is left of it here is removed;
+        VolumeNotFound if neither pool has it."""
+        raise NotImplementedError
+
+    def volumes_in_pool(self) -> list[str]:
+        """The names of every volume and snapshot file Hangar keeps in this host's pool."""
         raise NotImplementedError

@@ -59,6 +59,7 @@ from compute.drivers.base import (
     PermanentDriverError,
     PowerState,
     TransientDriverError,
+    VolumeNotFound,
 )
 
 try:
@@ -74,6 +75,7 @@ from compute.drivers.libvirt_xml import (
     DOMAIN_PREFIX,
     POOL_NAME,
     Nic,
+    copy_target_xml,
     dhcp_host_xml,
     dhcp_hosts_of,
     disk_volume_xml,
@@ -87,6 +89,8 @@ from compute.drivers.libvirt_xml import (
     pool_xml,
     raw_volume_xml,
     seed_volume_name,
+    volume_disk_xml,
+    volume_serial,
 )
 
 logger = logging.getLogger(__name__)
@@ -924,6 +928,197 @@ class LibvirtDriver(ComputeDriver):
 
         self._call("remove a moved domain", forget_here)
         return target.state(uuid)
+
+    # --- storage: volumes and snapshots are `<name>.qcow2` files in the host's pool ---------------------------------
+    detach_timeout = 30.0  # how long a guest may take to let go of a hot-unplugged disk
+    copy_timeout = 1800.0  # how long a live block copy (a snapshot of an attached volume) may take
+
+    @staticmethod
+    def _file(name: str) -> str:
+        return f"{name}.qcow2"
+
+    def _require_volume(self, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol:
+        volume = self._volume(pool, self._file(name))
+        if volume is None:
+            raise VolumeNotFound(f"host {self.host} has no volume {name} in pool {self.pool_name}")
+        return volume
+
+    def volume_create(self, name: str, *, size_gib: int, source: str = "") -> None:
+        def operation(conn):
+            pool = self._pool(conn)
+            if self._volume(pool, self._file(name)) is not None:
+                return
+            if not source:
+                pool.createXML(disk_volume_xml(name=self._file(name), capacity_gib=size_gib), 0)
+                return
+            original = self._require_volume(pool, source)
+            copy = self._copy_volume(conn, original, pool, xml=self._copy_xml(name, original))
+            if copy.info()[1] < size_gib * GIB:
+                copy.resize(size_gib * GIB, 0)
+
+        self._call("create a volume", operation)
+
+    def _copy_xml(self, name: str, original: libvirt.virStorageVol) -> str:
+        return disk_volume_xml(name=self._file(name), capacity_gib=max(1, -(-original.info()[1] // GIB)))
+
+    def volume_snapshot(self, name: str, *, source: str, domain: str = "", device: str = "") -> None:
+        def operation(conn):
+            pool = self._pool(conn)
+            if self._volume(pool, self._file(name)) is not None:
+                return
+            original = self._require_volume(pool, source)
+            running = self._lookup(conn, domain) if domain else None
+            if running is None or not running.isActive() or not self._attached_as(running, original.path()):
+                self._copy_volume(conn, original, pool, xml=self._copy_xml(name, original))
+                return
+            # In use by a running guest (which holds the file's write lock): a block copy mirrors the disk into the
+            # new file while the guest keeps writing; once in step, ending the job leaves the copy as of that instant.
+            copy = pool.createXML(self._copy_xml(name, original), 0)
+            try:
+                self._block_copy(running, self._attached_as(running, original.path()), copy.path())
+            except BaseException:
+                self._delete_volume(pool, self._file(name))
+                raise
+
+        self._call("snapshot a volume", operation)
+
+    def _block_copy(self, domain: libvirt.virDomain, device: str, path: str) -> None:
+        flags = libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        domain.blockCopy(device, copy_target_xml(path=path), None, flags)
+        deadline = time.monotonic() + self.copy_timeout
+        try:
+            while True:
+                info = domain.blockJobInfo(device, 0)
+                if info and info.get("end", 0) > 0 and info.get("cur") == info.get("end"):
+                    break
+                if not info:
+                    raise PermanentDriverError(f"the copy of {device} stopped before it finished")
+                if time.monotonic() > deadline:
+                    raise TransientDriverError(f"the copy of {device} did not finish in {self.copy_timeout:.0f} s")
+                time.sleep(self.poll_interval)
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                domain.blockJobAbort(device, 0)  # without pivot: the guest stays on its disk, the copy is kept
+
+    def volume_delete(self, name: str) -> None:
+        self._call("delete a volume", lambda conn: self._delete_volume(self._pool(conn), self._file(name)))
+
+    def volume_exists(self, name: str) -> bool:
+        return self._call("look up a volume", lambda conn: self._volume(self._pool(conn), self._file(name)) is not None)
+
+    def volume_size_gib(self, name: str) -> int:
+        return self._call(
+            "size a volume", lambda conn: -(-self._require_volume(self._pool(conn), name).info()[1] // GIB)
+        )
+
+    @staticmethod
+    def _attached_as(domain: libvirt.virDomain, path: str, *, flags: int = 0) -> str:
+        """The device (vdb…) as which the domain's definition (`flags`: live or inactive) has the file, or ""."""
+        root = ElementTree.fromstring(domain.XMLDesc(flags))
+        for disk in root.findall("devices/disk"):
+            source = disk.find("source")
+            target = disk.find("target")
+            if source is not None and target is not None and source.get("file") == path:
+                return target.get("dev", "")
+        return ""
+
+    def volume_attach(self, uuid: str, name: str, *, device: str) -> None:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            path = self._require_volume(self._pool(conn), name).path()
+            xml = volume_disk_xml(path=path, device=device, serial=volume_serial(name))
+            if not self._attached_as(domain, path, flags=libvirt.VIR_DOMAIN_XML_INACTIVE):
+                domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if domain.isActive() and not self._attached_as(domain, path):
+                domain.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+        self._call("attach a volume", operation)
+
+    def volume_detach(self, uuid: str, name: str) -> None:
+        def operation(conn):
+            domain = self._lookup(conn, uuid)
+            volume = self._volume(self._pool(conn), self._file(name))
+            if domain is None or volume is None:
+                return
+            path = volume.path()
+            if device := self._attached_as(domain, path, flags=libvirt.VIR_DOMAIN_XML_INACTIVE):
+                domain.detachDeviceFlags(self._disk_of(device, path), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            if domain.isActive() and (device := self._attached_as(domain, path)):
+                # The guest is asked to let go (a PCI hot-unplug); the disk is gone once it has.
+                domain.detachDeviceFlags(self._disk_of(device, path), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                deadline = time.monotonic() + self.detach_timeout
+                while domain.isActive() and self._attached_as(domain, path):
+                    if time.monotonic() > deadline:
+                        raise TransientDriverError(
+                            f"the guest has not released {device} after {self.detach_timeout:.0f} s"
+                        )
+                    time.sleep(self.poll_interval)
+
+        self._call("detach a volume", operation)
+
+    @staticmethod
+    def _disk_of(device: str, path: str) -> str:
+        disk = ElementTree.Element("disk", type="file", device="disk")
+        ElementTree.SubElement(disk, "source", file=path)
+        ElementTree.SubElement(disk, "target", dev=device, bus="virtio")
+        return ElementTree.tostring(disk, encoding="unicode")
+
+    def volume_extend(self, name: str, *, size_gib: int, uuid: str = "", device: str = "") -> None:
+        def operation(conn):
+            volume = self._require_volume(self._pool(conn), name)
+            wanted = size_gib * GIB
+            domain = self._lookup(conn, uuid) if uuid else None
+            attached = domain is not None and domain.isActive() and self._attached_as(domain, volume.path())
+            if attached:
+                # Online: QEMU grows the file and tells the guest, which sees the new size at once.
+                if domain.blockInfo(attached)[0] < wanted:
+                    domain.blockResize(attached, wanted, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            elif volume.info()[1] < wanted:  # grow only
+                volume.resize(wanted, 0)
+
+        self._call("extend a volume", operation)
+
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        """On the same daemon the file is copied into the target's pool; on another it is streamed over."""
+        if not isinstance(target, LibvirtDriver):
+            raise PermanentDriverError(f"host {self.host} can only move volumes to other libvirt hosts")
+        file = self._file(name)
+
+        def copy(source_conn, target_conn):
+            source = self._volume(self._pool(source_conn), file)
+            target_pool = target._pool(target_conn)
+            if target._volume(target_pool, file) is not None:
+                if source is not None:
+                    self._delete_volume(self._pool(source_conn), file)
+                return
+            if source is None:
+                raise VolumeNotFound(f"neither host {self.host} nor host {target.host} has volume {name}")
+            xml = self._copy_xml(name, source)
+            try:
+                if source_conn is target_conn:
+                    self._copy_volume(source_conn, source, target_pool, xml=xml)
+                else:
+                    _stream_volume(source_conn, source, target_conn, target_pool.createXML(xml, 0))
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    target._delete_volume(target_pool, file)  # a half copy must not count as moved
+                raise
+            self._delete_volume(self._pool(source_conn), file)
+
+        if target.uri == self.uri:
+            self._call("move a volume", lambda conn: copy(conn, conn))
+        else:
+            self._call("move a volume", lambda conn: target._call("receive a volume", lambda other: copy(conn, other)))
+
+    def volumes_in_pool(self) -> list[str]:
+        def operation(conn):
+            pool = self._pool(conn)
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.refresh(0)
+            names = [name.removesuffix(".qcow2") for name in pool.listVolumes()]
+            return sorted(name for name in names if name.startswith(("hangar-vol-", "hangar-snap-")))
+
+        return self._call("list volumes", operation)
 
     def _remove_volumes(self, pool: libvirt.virStoragePool, uuid: str) -> None:
         """Deletes the domain's disk, console log and seed from `pool`; those already gone are fine."""

@@ -173,6 +173,29 @@ def raw_volume_xml(*, name: str, size_bytes: int) -> str:
     return ElementTree.tostring(volume, encoding="unicode")
 
 
+def volume_disk_xml(*, path: str, device: str, serial: str) -> str:
+    """A volume as a domain's virtio disk (hot-pluggable); the guest finds it as /dev/disk/by-id/virtio-<serial>."""
+    disk = ElementTree.Element("disk", type="file", device="disk")
+    ElementTree.SubElement(disk, "driver", name="qemu", type="qcow2", cache="none")
+    ElementTree.SubElement(disk, "source", file=path)
+    ElementTree.SubElement(disk, "target", dev=device, bus="virtio")
+    ElementTree.SubElement(disk, "serial").text = serial
+    return ElementTree.tostring(disk, encoding="unicode")
+
+
+def copy_target_xml(*, path: str) -> str:
+    """The destination of a block copy: a qcow2 file that already exists (made in the pool first)."""
+    disk = ElementTree.Element("disk", type="file")
+    ElementTree.SubElement(disk, "source", file=path)
+    ElementTree.SubElement(disk, "driver", type="qcow2")
+    return ElementTree.tostring(disk, encoding="unicode")
+
+
+def volume_serial(name: str) -> str:
+    """The disk serial of a volume (virtio-blk keeps 20 characters): the hex of its uuid, without the prefix."""
+    return name.rsplit("-vol-", 1)[-1].replace("-", "")[:20]
+
+
 def pool_xml(*, path: str, name: str = POOL_NAME) -> str:
     pool = ElementTree.Element("pool", type="dir")
     ElementTree.SubElement(pool, "name").text = name

@@ -46,6 +46,7 @@ from compute.drivers.base import (
     PermanentDriverError,
     PowerState,
     TransientDriverError,
+    VolumeNotFound,
 )
 from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
 
@@ -68,6 +69,9 @@ class SimulatedDriver(ComputeDriver):
         self._domains = SimulatedDomain.objects
         self._networks = SimulatedNetwork.objects
         self._nat = SimulatedNat.objects
+        from compute.storage.models import SimulatedVolume
+
+        self._pool_files = SimulatedVolume.objects
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -278,7 +282,10 @@ class SimulatedDriver(ComputeDriver):
         return self._info(domain)
 
     def destroy(self, uuid: str) -> None:
-        self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()
+        with transaction.atomic():
+            # Volumes attached to it stay in the pool, detached, as libvirt's undefine leaves them.
+            self._volumes().filter(domain=uuid).update(domain="", device="")
+            self._domains.filter(uuid=uuid, host_id=self.host.pk).delete()
 
     def state(self, uuid: str) -> DomainInfo:
         return self._info(self._get(uuid))
@@ -299,17 +306,23 @@ class SimulatedDriver(ComputeDriver):
     # --- networking -------------------------------------------------------------------------------------------
 
     def network_ensure(self, spec: NetworkSpec) -> None:
-        self._networks.update_or_create(
-            host_id=self.host.pk,
-            network_id=spec.id,
-            defaults={
-                "name": spec.name[:100],
-                "cidr": spec.cidr,
-                "gateway_ip": spec.gateway_ip,
-                "dhcp_hosts": [asdict(lease) for lease in spec.dhcp_hosts],
-                "updated_at": timezone.now(),
-            },
-        )
+        state = {
+            "name": spec.name[:100],
+            "cidr": spec.cidr,
+            "gateway_ip": spec.gateway_ip,
+            # Flat records: asdict()'s deep copy of each lease cost more than the rest of a build's networking.
+            "dhcp_hosts": [{"mac": h.mac, "ip": h.ip, "hostname": h.hostname} for h in spec.dhcp_hosts],
+            "updated_at": timezone.now(),
+        }
+        # One UPDATE where the network exists already (every build but a host's first on it); the whole state is
+        # written, so the last writer's is the network's, as with update_or_create.
+        if self._networks.filter(host_id=self.host.pk, network_id=spec.id).update(**state):
+            return
+        try:
+            with transaction.atomic():
+                self._networks.create(host_id=self.host.pk, network_id=spec.id, **state)
+        except IntegrityError:  # made concurrently by another build: state it again
+            self._networks.filter(host_id=self.host.pk, network_id=spec.id).update(**state)
 
     def network_remove(self, network_id: str) -> None:
         self._networks.filter(host_id=self.host.pk, network_id=network_id).delete()
@@ -395,3 +408,94 @@ class SimulatedDriver(ComputeDriver):
             for domain in map(self._settle, domains)
             if domain.power == PowerState.RUNNING
         }
+
+    # --- storage: the pool's files are SimulatedVolume rows; the pool holds as much as the host's disk ---------------
+
+    def _volumes(self):
+        return self._pool_files.filter(host_id=self.host.pk)
+
+    def _volume(self, name: str):
+        volume = self._volumes().filter(name=name).first()
+        if volume is None:
+            raise VolumeNotFound(f"Host {self.host.name} has no volume {name}.")
+        return volume
+
+    def _check_pool_room(self, growth_gib: int) -> None:
+        """The pool shares the host's disk with the domains' disks: refuses what would overfill it."""
+        host = self._host_with_usage()
+        files = self._volumes().aggregate(total=Coalesce(Sum("size_gib"), 0))["total"]
+        wanted, limit = host.disk_gib_held + files + growth_gib, host.disk_gib_allocatable
+        if wanted > limit:
+            raise PermanentDriverError(
+                f"The storage pool of host {host.name} cannot hold it: {wanted} GiB needed, {limit} available."
+            )
+
+    def volume_create(self, name: str, *, size_gib: int, source: str = "") -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            if self._volumes().filter(name=name).exists():
+                return
+            if source:
+                size_gib = max(size_gib, self._volume(source).size_gib)
+            self._check_pool_room(size_gib)
+            self._pool_files.create(host_id=self.host.pk, name=name, size_gib=size_gib, source=source)
+
+    def volume_snapshot(self, name: str, *, source: str, domain: str = "", device: str = "") -> None:
+        self.volume_create(name, size_gib=self._volume(source).size_gib, source=source)
+
+    def volume_delete(self, name: str) -> None:
+        self._volumes().filter(name=name).delete()
+
+    def volume_exists(self, name: str) -> bool:
+        return self._volumes().filter(name=name).exists()
+
+    def volume_size_gib(self, name: str) -> int:
+        return self._volume(name).size_gib
+
+    def volume_attach(self, uuid: str, name: str, *, device: str) -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            self._get(uuid)  # DomainNotFound if it is gone
+            volume = self._volume(name)
+            if volume.domain == uuid and volume.device == device:
+                return
+            if volume.domain and volume.domain != uuid:
+                raise PermanentDriverError(f"Volume {name} is attached to another domain ({volume.domain}).")
+            if self._volumes().filter(domain=uuid, device=device).exclude(pk=volume.pk).exists():
+                raise PermanentDriverError(f"Domain {uuid} already has a disk {device}.")
+            volume.domain, volume.device = uuid, device
+            volume.save(update_fields=["domain", "device"])
+
+    def volume_detach(self, uuid: str, name: str) -> None:
+        self._volumes().filter(name=name, domain=uuid).update(domain="", device="")
+
+    def volume_extend(self, name: str, *, size_gib: int, uuid: str = "", device: str = "") -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            volume = self._volume(name)
+            if size_gib <= volume.size_gib:
+                return  # grown already (a retry), and never shrunk
+            self._check_pool_room(size_gib - volume.size_gib)
+            volume.size_gib = size_gib
+            volume.save(update_fields=["size_gib"])
+
+    def volume_move_to(self, name: str, target: ComputeDriver) -> None:
+        if not isinstance(target, SimulatedDriver):
+            raise PermanentDriverError(f"Host {self.host.name} can only move volumes to other simulated hosts.")
+        with transaction.atomic():
+            for driver in sorted((self, target), key=lambda driver: driver.host.pk):
+                driver._lock_hypervisor()
+            if target._volumes().filter(name=name).exists():
+                self._volumes().filter(name=name).delete()
+                return
+            volume = self._volume(name)
+            target._check_pool_room(volume.size_gib)
+            volume.host_id = target.host.pk
+            volume.save(update_fields=["host"])
+
+    def volumes_in_pool(self) -> list[str]:
+        return list(self._volumes().values_list("name", flat=True))
+
+    def volume_attachments(self, uuid: str) -> dict[str, str]:
+        """Simulated only (tests look inside the "hardware"): the domain's attached volumes by device."""
+        return dict(self._volumes().filter(domain=uuid).values_list("device", "name"))

@@ -63,6 +63,19 @@ def usable_addresses(network: ipaddress.IPv4Network) -> Iterator[ipaddress.IPv4A
     return (address for address in network.hosts() if address != gateway)
 
 
+def first_free_address(network: ipaddress.IPv4Network, used: set[int]) -> str | None:
+    """The lowest usable address (usable_addresses()) whose integer value is not in `used`, or None: counted in
+    integers, so a network with thousands of machines costs a set lookup per taken address, not an object each."""
+    first, last = int(network.network_address) + 1, int(network.broadcast_address) - 1
+    if network.prefixlen >= 31:  # no network or broadcast address to leave out
+        first, last = int(network.network_address), int(network.broadcast_address)
+    gateway = int(gateway_of(network))
+    for candidate in range(first, last + 1):
+        if candidate != gateway and candidate not in used:
+            return str(ipaddress.IPv4Address(candidate))
+    return None
+
+
 def capacity_of(network: ipaddress.IPv4Network) -> int:
     """How many machines fit: host addresses minus the gateway."""
     return max(network.num_addresses - 3, 0)

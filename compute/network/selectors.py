@@ -178,19 +178,21 @@ def network_spec(*, network: Network, host: Host, arriving: Instance | None = No
     """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host (and
     for `arriving`, a machine being moved there)."""
     on_host = Q(instance__host=host) | Q(instance=arriving) if arriving is not None else Q(instance__host=host)
-    ports = (
+    # Plain values, not Port and Instance objects: a network with thousands of machines on one host is stated whole
+    # by every build there.
+    leases = (
         Port.objects.filter(network=network)
         .filter(on_host)
         .filter(LIVE)
-        .select_related("instance")
         .order_by("address", "id")
+        .values_list("mac", "address", "instance__name")
     )
     return NetworkSpec(
         id=str(network.pk),
         name=network.name,
         cidr=network.cidr,
         gateway_ip=network.gateway_ip,
-        dhcp_hosts=tuple(DhcpHost(mac=port.mac, ip=port.address, hostname=port.instance.name) for port in ports),
+        dhcp_hosts=tuple(DhcpHost(mac=mac, ip=address, hostname=name) for mac, address, name in leases),
     )
 
 

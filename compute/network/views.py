@@ -248,7 +248,7 @@ class PublicIPListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, Li
         context.update(
             show_regions="region" in form.fields,  # offered only where there are several
             price=_ipv4_price(),
-            usage=quota_usage(tenant=tenant)["public_ips"],
+            usage=quota_usage(tenant=tenant, resources=("public_ips",))["public_ips"],
             form=form,
             events=network_events(tenant=tenant, actions=IP_ACTIONS)[:EVENTS_SHOWN],
         )

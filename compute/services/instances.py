@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from compute import lifecycle
+from compute import catalog, lifecycle
 from compute.drivers.base import DomainInfo, PowerState
 from compute.metrics import PROVISIONING_SECONDS
 from compute.models import (
@@ -46,7 +46,8 @@ from compute.rules import (
     standing_refusal,
 )
 from compute.scheduler import claim_resize, schedule
-from compute.selectors import held_usage
+from compute.services import usage
+from compute.storage import services as storage_services
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
@@ -123,7 +124,10 @@ def _clear_task(instance: Instance) -> None:
 
 def _lock(instance: Instance | str) -> Instance:
     pk = instance.pk if isinstance(instance, Instance) else instance
-    return Instance.objects.select_for_update().select_related("flavor", "image").get(pk=pk)
+    # Only the instance's row: locking its flavor's and image's rows too would make every launch of that size wait
+    # (its insert checks the flavor key) for a worker recording an outcome, and the outcome waits for the launch's
+    # quota row. Its flavor and image come from the catalog in memory.
+    return catalog.attach(Instance.objects.select_for_update().get(pk=pk))
 
 
 def _refusal(instance: Instance, verb: str, allowed: str) -> Conflict:
@@ -180,10 +184,9 @@ def _request_transition(
     return locked
 
 
-def _check_quota(*, tenant: Tenant, quota: Quota, requested: dict[str, int]) -> None:
-    used = held_usage(tenant=tenant)
-    usage = {resource: {"used": used[resource], "limit": getattr(quota, resource)} for resource in used}
-    refusal = quota_refusal(usage=usage, requested=requested)
+def _check_quota(*, quota: Quota, requested: dict[str, int]) -> None:
+    """Checks against the locked quota row's running totals."""
+    refusal = quota_refusal(usage=usage.quota_held(quota), requested=requested)
     if refusal is not None:
         raise refusal
 
@@ -225,7 +228,7 @@ def _check_name_free(*, tenant: Tenant, name: str, exclude=None) -> None:
 
 def _launch_region(region: Region | None) -> Region:
     if region is None:
-        region = Region.objects.default()
+        region = catalog.default_region()
         if region is None:
             raise Unprocessable("No region is open for launches yet.", code="no_region")
     elif not isinstance(region, Region):
@@ -282,9 +285,13 @@ def instance_launch(
             raise InvalidRequest("One of the SSH keys is not one of yours.", code="invalid_key")
     snapshot = [key.snapshot() for key in sorted({key.pk: key for key in keys}.values(), key=lambda k: k.name)]
     with transaction.atomic():
-        quota = quota_lock(tenant)
-        _check_quota(tenant=tenant, quota=quota, requested=launch_quota_request(flavor=flavor, public_ip=public_ip))
-        host = schedule(flavor=flavor, region=region)
+        # Quota, then addresses (under the quota row's lock), then the host: the host's row stays locked from its
+        # claim to the commit, so it is claimed last. Both reservations add the machine to the running totals.
+        usage.quota_reserve(tenant=tenant, requested=launch_quota_request(flavor=flavor))
+        networking = network_services.instance_networking_plan(
+            tenant=tenant, user=user, region=region, networks=networks, firewalls=firewalls
+        )
+        host = schedule(flavor=flavor, region=region, reserve=True)
         now = timezone.now()
         instance = Instance(
             tenant=tenant,
@@ -294,12 +301,14 @@ def instance_launch(
             image=image,
             host=host,
             state=InstanceState.PENDING,
+            private_ip=networking.private_ip,
             ssh_keys=snapshot,
             user_data=user_data,
             labels=labels,
             created_by=user,
             created_at=now,
         )
+        instance._usage_reserved = True
         _set_task(instance, InstanceTask.BUILD, now=now)
         try:
             # The unique index on live names is the check: a taken name fails the insert, and the whole launch (with
@@ -319,9 +328,7 @@ def instance_launch(
             message=f"{flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk) with {image.name}",
             at=now,
         )
-        network_services.instance_networking_attach(
-            instance=instance, user=user, networks=networks, firewalls=firewalls, public_ip=public_ip
-        )
+        network_services.instance_networking_attach(instance=instance, user=user, plan=networking, public_ip=public_ip)
     return instance
 
 
@@ -378,9 +385,7 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
         if (refusal := resize_refusal(instance=locked, flavor=flavor)) is not None:
             raise refusal
         quota = quota_lock(locked.tenant)
-        _check_quota(
-            tenant=locked.tenant, quota=quota, requested=resize_quota_request(current=locked.flavor, flavor=flavor)
-        )
+        _check_quota(quota=quota, requested=resize_quota_request(current=locked.flavor, flavor=flavor))
         claim_resize(instance=locked, flavor=flavor)
         locked.resize_flavor = flavor
         return ["resize_flavor"]
@@ -397,11 +402,13 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
 
 
 def instance_delete(*, instance: Instance, user) -> Instance:
-    """Stops billing at once and enqueues the destruction of the machine and its disk."""
+    """Stops billing at once and enqueues the destruction of the machine and its disk; its volumes are detached
+    and kept."""
 
     def prepare(locked: Instance, now) -> list[str]:
         lifecycle.announce_ended(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, at=now)
         network_services.instance_networking_detach(instance=locked, user=user)
+        storage_services.instance_volumes_detach(instance=locked, user=user)  # detached and kept
         return []
 
     return _request_transition(

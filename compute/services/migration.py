@@ -16,6 +16,7 @@ from compute.models import INSTANCE_ACTIONS, EventAction, Host, Instance, Instan
 from compute.network import services as network_services
 from compute.scheduler import schedule
 from compute.services.instances import TASK_FIELDS, _clear_task, _event, _lock, _refusal, _refuse, _set_task
+from compute.storage import services as storage_services
 from portal.errors import Conflict
 from tenants.models import EventResult
 
@@ -30,6 +31,12 @@ def instance_migrate(*, instance: Instance, user, reason: str = "") -> Instance:
             refusal = _refusal(locked, "move", INSTANCE_ACTIONS["migrate"].allowed_label)
         elif locked.host_id is None:
             refusal = Conflict(f"{locked.name} has no host to move from.", code="no_host")
+        elif storage_services.instance_has_volumes(instance=locked):
+            # Volumes live in the pool of the host that keeps them; they do not move with the machine.
+            refusal = Conflict(
+                f"{locked.name} has volumes attached, which stay on its host; detach them before moving it.",
+                code="volumes_attached",
+            )
         if refusal is None:
             source = Host.objects.select_related("region").get(pk=locked.host_id)
             target = schedule(flavor=locked.flavor, region=source.region, exclude=source)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from compute import services
+from compute import catalog, services
 from compute.drivers import driver_for
 from compute.drivers.base import (
     DomainInfo,
@@ -59,9 +59,7 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     )
     if not claimed:
         return None
-    return Instance.objects.select_related("host", "migration_host", "flavor", "image", "resize_flavor").get(
-        pk=instance_id
-    )
+    return catalog.attach(Instance.objects.select_related("host", "migration_host").get(pk=instance_id))
 
 
 def instance_task_progress(*, instance_id: str, task: str) -> None:
@@ -139,6 +137,7 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
     if task == InstanceTask.MIGRATE:
         return _migrate(instance)
     if task == InstanceTask.BUILD:
+        instance.port_list = instance_ports(instance)  # what preparing its networks and its spec both read
         instance_networks_prepare(instance=instance, driver=driver)
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from compute.lifecycle import SNAPSHOT, VOLUME, BillableResource
 from compute.models import Host, Instance, Region
 from tenants.models import Event, TenantOwned
 
@@ -159,6 +160,42 @@ class Volume(TenantOwned, TaskFields):
         """The volume's name in the host's pool (libvirt: `<name>.qcow2`)."""
         return f"hangar-vol-{self.pk}"
 
+    @property
+    def guest_id(self) -> str:
+        """How the guest names the disk whatever its order: /dev/disk/by-id/virtio-<guest_id>."""
+        return self.driver_name.rsplit("-vol-", 1)[-1].replace("-", "")[:20]
+
+    def can_attach(self) -> bool:
+        return self.state == VolumeState.AVAILABLE
+
+    def can_detach(self) -> bool:
+        return self.state == VolumeState.IN_USE
+
+    def can_extend(self) -> bool:
+        return self.state in (VolumeState.AVAILABLE, VolumeState.IN_USE)
+
+    def can_snapshot(self) -> bool:
+        return self.state in (VolumeState.AVAILABLE, VolumeState.IN_USE)
+
+    def can_delete(self) -> bool:
+        return self.state in (VolumeState.AVAILABLE, VolumeState.ERROR)
+
+    def can_rename(self) -> bool:
+        return self.state != VolumeState.DELETED
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        """What the dashboard offers and the API lists for this volume now."""
+        return [action for action in VOLUME_ACTIONS if getattr(self, f"can_{action}")()]
+
+    def billable(self) -> BillableResource:
+        return BillableResource(
+            tenant_id=self.tenant_id, resource_type=VOLUME, resource_id=self.pk, name=self.name, quantity=self.size_gib
+        )
+
+
+VOLUME_ACTIONS = ("attach", "detach", "extend", "snapshot", "rename", "delete")
+
 
 class SnapshotState(models.TextChoices):
     CREATING = "creating", "Creating"
@@ -238,6 +275,29 @@ class Snapshot(TenantOwned, TaskFields):
     def driver_name(self) -> str:
         """The snapshot's name in the host's pool (libvirt: `<name>.qcow2`)."""
         return f"hangar-snap-{self.pk}"
+
+    def can_restore(self) -> bool:
+        """Whether new volumes can be made from it."""
+        return self.state == SnapshotState.AVAILABLE
+
+    def can_delete(self) -> bool:
+        return self.state in (SnapshotState.AVAILABLE, SnapshotState.ERROR)
+
+    def can_rename(self) -> bool:
+        return self.state != SnapshotState.DELETED
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return [action for action in ("restore", "rename", "delete") if getattr(self, f"can_{action}")()]
+
+    def billable(self) -> BillableResource:
+        return BillableResource(
+            tenant_id=self.tenant_id,
+            resource_type=SNAPSHOT,
+            resource_id=self.pk,
+            name=self.name,
+            quantity=self.size_gib,
+        )
 
 
 class StorageEventAction(models.TextChoices):

@@ -12,6 +12,7 @@ API_MODULES = [
     "tenants.api.urls",
     "compute.api.urls",
     "compute.network.api.urls",
+    "compute.storage.api.urls",
     "compute.monitoring.api.urls",
     "compute.stacks.api.urls",
     "billing.api.urls",

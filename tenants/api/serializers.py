@@ -27,7 +27,8 @@ class QuotasSerializer(serializers.Serializer):
     instances = QuotaItemSerializer()
     vcpus = QuotaItemSerializer()
     ram_mib = QuotaItemSerializer()
-    volume_gb = QuotaItemSerializer()
+    volume_gb = QuotaItemSerializer(help_text="Volume storage in GiB (the sum of your volumes' sizes).")
+    volumes = QuotaItemSerializer(help_text="How many volumes.")
     public_ips = QuotaItemSerializer()
 
 

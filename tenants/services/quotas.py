@@ -8,7 +8,7 @@ from django.db import transaction
 from tenants.models import Quota, Tenant, TenantEvent
 from tenants.services.events import tenant_event
 
-QUOTA_FIELDS = ("instances", "vcpus", "ram_mib", "volume_gb", "public_ips")
+QUOTA_FIELDS = ("instances", "vcpus", "ram_mib", "volume_gb", "volumes", "public_ips")
 
 
 def quota_lock(tenant: Tenant) -> Quota:

@@ -163,6 +163,7 @@ def test_quota_edits_go_through_the_service_and_the_organisations_log(operator_c
         "quota-0-vcpus": quota.vcpus,
         "quota-0-ram_mib": quota.ram_mib,
         "quota-0-volume_gb": quota.volume_gb,
+        "quota-0-volumes": quota.volumes,
         "quota-0-public_ips": quota.public_ips,
         "memberships-TOTAL_FORMS": 0,
         "memberships-INITIAL_FORMS": 0,

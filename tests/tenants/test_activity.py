@@ -361,6 +361,7 @@ def test_an_operator_editing_the_organisation_in_the_admin_is_recorded(tenant, m
         "quota-0-vcpus": str(quota.vcpus),
         "quota-0-ram_mib": str(quota.ram_mib),
         "quota-0-volume_gb": str(quota.volume_gb),
+        "quota-0-volumes": str(quota.volumes),
         "quota-0-public_ips": str(quota.public_ips),
         "memberships-TOTAL_FORMS": "1",
         "memberships-INITIAL_FORMS": "1",

@@ -18,6 +18,7 @@ from compute.network.services.instances import (
     instance_networking_attach,
     instance_networking_detach,
     instance_networking_moved,
+    instance_networking_plan,
     instance_networking_release,
     networks_check,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "instance_networking_attach",
     "instance_networking_detach",
     "instance_networking_moved",
+    "instance_networking_plan",
     "instance_networking_release",
     "instance_public_ip_detach",
     "network_create",

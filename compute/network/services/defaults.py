@@ -94,6 +94,29 @@ def network_defaults_ensure(*, tenant: Tenant, actor=None, region: Region | None
     return network, firewall
 
 
+# The default network and firewall of each (tenant, region) a launch in this process has used: a launch needs
+# their ids and the network's range, which never change (neither can be deleted, nor lose its default mark).
+_KNOWN_DEFAULTS: dict = {}
+KNOWN_DEFAULTS_MAX = 10_000
+
+
+def network_defaults_known(*, tenant: Tenant, actor=None, region: Region) -> tuple[Network, Firewall]:
+    """network_defaults_ensure(), answered from memory for a tenant and region seen before (no query)."""
+    key = (tenant.pk, region.pk)
+    known = _KNOWN_DEFAULTS.get(key)
+    if known is not None:
+        return known
+    if len(_KNOWN_DEFAULTS) >= KNOWN_DEFAULTS_MAX:
+        _KNOWN_DEFAULTS.clear()
+    network = Network.objects.for_tenant(tenant).filter(is_default=True, region=region).first()
+    firewall = Firewall.objects.for_tenant(tenant).filter(is_default=True).first()
+    if network is not None and firewall is not None:
+        _KNOWN_DEFAULTS[key] = (network, firewall)
+        return network, firewall
+    # Made now: not remembered (a launch that fails later takes them back); the next launch finds them.
+    return network_defaults_ensure(tenant=tenant, actor=actor, region=region)
+
+
 def _on_tenant_created(*, tenant, actor, **_) -> None:
     network_defaults_ensure(tenant=tenant, actor=actor)
 

@@ -17,6 +17,7 @@ from compute.network.models import Network
 from compute.network.selectors import (
     firewall_specs,
     host_networks,
+    instance_ports,
     instances_with_domains,
     nat_mappings,
     network_spec,
@@ -55,8 +56,8 @@ def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver, host
     """Before a machine is created on its host (or moved to `host`): each of its networks exists there, with the
     machine's lease in it."""
     host = host or instance.host
-    networks = Network.objects.filter(ports__instance=instance).order_by("pk")
-    for network in networks:
+    networks = {port.network.pk: port.network for port in instance_ports(instance)}  # read once for the build too
+    for network in sorted(networks.values(), key=lambda network: network.pk):
         driver.network_ensure(network_spec(network=network, host=host, arriving=instance))
 
 

@@ -7,16 +7,18 @@ a machine and its networking change together or not at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, Port
 from compute.network.services.common import after_commit, owned_choice
-from compute.network.services.defaults import network_defaults_ensure
+from compute.network.services.defaults import network_defaults_known
 from compute.network.services.firewalls import firewalls_check
-from compute.network.services.networks import ports_allocate, ports_release
+from compute.network.services.networks import interfaces_choose, ports_create, ports_release
 from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
 from compute.network.services.traffic import traffic_baseline_reset
 from portal.errors import InvalidRequest
+from tenants.models import Tenant
 
 MAX_NETWORKS_PER_INSTANCE = 4
 
@@ -43,28 +45,50 @@ def networks_check(*, tenant_id, networks: Iterable[Network], region: Region | N
     return chosen
 
 
-def instance_networking_attach(
-    *, instance: Instance, user, networks: Iterable[Network] = (), firewalls: Iterable[Firewall] = (), public_ip=False
-) -> None:
-    """At launch, inside its transaction: an interface and address on each network (the tenant's default network when
-    none is given; the first is the primary), the firewalls (the default one when none is given), and a new public
-    address if asked for. Sets the instance's private_ip to the primary address."""
-    networks = networks_check(tenant_id=instance.tenant_id, networks=networks, region=instance.region)
+@dataclass(frozen=True)
+class NetworkingPlan:
+    """What a machine being launched gets: its networks (eth0 first), the address on each, and its firewalls."""
+
+    networks: list[Network]
+    interfaces: list[tuple[str, str]]  # (address, MAC) on each network
+    firewalls: list[Firewall]
+
+    @property
+    def private_ip(self) -> str:
+        return self.interfaces[0][0]
+
+
+def instance_networking_plan(
+    *, tenant: Tenant, user, region: Region, networks: Iterable[Network] = (), firewalls: Iterable[Firewall] = ()
+) -> NetworkingPlan:
+    """At launch, inside its transaction and before the machine's row is written: the networks (the tenant's
+    default network of the region when none is given), a free address on each and the firewalls (the default one
+    when none is given). Call it holding the tenant's quota row lock (the launch's reservation takes it): it is what
+    keeps two launches of the tenant from picking the same address, since networks belong to one tenant."""
+    networks = networks_check(tenant_id=tenant.pk, networks=networks, region=region)
     firewalls = list(firewalls)
     if firewalls:
-        firewalls = firewalls_check(tenant_id=instance.tenant_id, firewalls=firewalls)
+        firewalls = firewalls_check(tenant_id=tenant.pk, firewalls=firewalls)
     if not networks or not firewalls:
-        default_network, default_firewall = network_defaults_ensure(
-            tenant=instance.tenant, actor=user, region=instance.region
-        )
+        default_network, default_firewall = network_defaults_known(tenant=tenant, actor=user, region=region)
         networks = networks or [default_network]
         firewalls = firewalls or [default_firewall]
-    ports = ports_allocate(instance=instance, networks=networks)
-    instance.private_ip = ports[0].address
-    instance.save(update_fields=["private_ip"])
-    instance.firewalls.set(firewalls)
+    return NetworkingPlan(networks=networks, interfaces=interfaces_choose(networks=networks), firewalls=firewalls)
+
+
+def instance_networking_attach(*, instance: Instance, user, plan: NetworkingPlan, public_ip=False) -> None:
+    """At launch, inside its transaction, once the machine's row is written: its interfaces with the planned
+    addresses (the first is the primary, its private_ip), its firewalls, and a new public address if asked for.
+    The instance keeps what it got, so answering with it reads nothing again."""
+    instance.port_list = ports_create(instance=instance, networks=plan.networks, interfaces=plan.interfaces)
+    Instance.firewalls.through.objects.bulk_create(
+        [Instance.firewalls.through(instance_id=instance.pk, firewall_id=firewall.pk) for firewall in plan.firewalls]
+    )
+    instance.firewall_ids = [firewall.pk for firewall in plan.firewalls]
+    instance.public_address = None
+    instance._state.fields_cache["traffic"] = None  # a new machine has no traffic counter yet
     if public_ip:
-        public_ip_allocate(tenant=instance.tenant, user=user, instance=instance)
+        instance.public_address = public_ip_allocate(tenant=instance.tenant, user=user, instance=instance).address
 
 
 def instance_networking_detach(*, instance: Instance, user) -> None:

@@ -1,0 +1,6 @@
+from compute.storage.api import views
+
+routes = [
+    ("volumes", views.VolumeViewSet, "volume"),
+    ("snapshots", views.SnapshotViewSet, "snapshot"),
+]

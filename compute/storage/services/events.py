@@ -1,0 +1,37 @@
+"""The organisation's storage log: the one function that writes it."""
+
+from compute.storage.models import Snapshot, StorageEvent, Volume
+from tenants.models import ActivityEntry, EventResult
+from tenants.services import activity_from_event
+
+
+def storage_event(
+    *,
+    tenant_id,
+    action: str,
+    volume: Volume | None = None,
+    snapshot: Snapshot | None = None,
+    message: str = "",
+    actor=None,
+    result: str = EventResult.SUCCEEDED,
+    at=None,
+) -> StorageEvent:
+    """Records a change to a volume or a snapshot (who, what, the outcome); what a person asked for (or was refused)
+    also goes to the organisation's activity log."""
+    subject = volume if volume is not None else snapshot
+    extra = {"created_at": at} if at is not None else {}
+    event = StorageEvent.objects.create(
+        tenant_id=tenant_id,
+        action=action,
+        subject=subject.name[:120],
+        volume=volume,
+        snapshot=snapshot,
+        message=message,
+        actor=actor,
+        result=result,
+        **extra,
+    )
+    if actor is not None or result == EventResult.REFUSED:
+        resource_type = ActivityEntry.ResourceType.VOLUME if volume is not None else ActivityEntry.ResourceType.SNAPSHOT
+        activity_from_event(event, resource_type=resource_type, resource_id=subject.pk, resource_name=subject.name)
+    return event
