@@ -24,6 +24,10 @@ class ResourceType(models.TextChoices):
     # Priced per GB sent above the tenant's pooled allowance (a usage line, not a segment): the Price row's
     # monthly_price is the price of one GB.
     TRAFFIC = "traffic", "Outbound traffic (per GB)"
+    IMAGE = "image", "Private image storage (per GiB)"
+    # A machine's backups cost a share of the machine's own price: the Price row's monthly_price is that share in
+    # percent (20 by default), dated like every price.
+    BACKUP = "backup", "Backups (% of the machine's price)"
 
 
 class Price(models.Model):

@@ -40,6 +40,8 @@ DEFAULT_PRICES = {
     ResourceType.SNAPSHOT: Decimal("0.0300"),
     ResourceType.IPV4: Decimal("1.0000"),
     ResourceType.TRAFFIC: Decimal("0.0100"),
+    ResourceType.IMAGE: Decimal("0.0500"),
+    ResourceType.BACKUP: Decimal("20.0000"),  # percent of the machine's monthly price
 }
 
 

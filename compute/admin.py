@@ -285,7 +285,8 @@ class ImageAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("regions")
+        # Organisations' private images have a page of their own (compute.storage.admin).
+        return super().get_queryset(request).public().prefetch_related("regions")
 
     @admin.display(description="regions")
     def region_list(self, obj) -> str:

@@ -56,8 +56,16 @@ class FlavorFilter(StrictFilterSet):
 
 class ImageFilter(StrictFilterSet):
     os = django_filters.CharFilter(lookup_expr="iexact", help_text="Operating system, e.g. `Debian`.")
+    visibility = django_filters.ChoiceFilter(
+        choices=[("public", "public"), ("private", "private")],
+        method="filter_visibility",
+        help_text="`public`: the catalog; `private`: your organisation's own images.",
+    )
     ordering = StableOrderingFilter(fields=(("name", "name"), ("os", "os"), ("version", "version")))
 
     class Meta:
         model = Image
-        fields = ["os"]
+        fields = ["os", "visibility"]
+
+    def filter_visibility(self, queryset, name, value):
+        return queryset.public() if value == "public" else queryset.private()

@@ -1,5 +1,7 @@
 """Dashboard forms for instances and SSH keys: they check shape and ownership; the services decide the rest."""
 
+import uuid
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -13,6 +15,15 @@ from portal.errors import ServiceError
 from tenants.models import Tenant
 
 NAME_HELP = "Letters, digits and hyphens, up to 63 characters; it becomes the machine's hostname."
+
+
+def uuid_list(value) -> list[str]:
+    """`value` as a one-element list if it is a UUID, else empty: for ids a query string or a form names (anyone's to
+    write), so a malformed one reads as "none of yours"."""
+    try:
+        return [str(uuid.UUID(str(value)))]
+    except ValueError:
+        return []
 
 
 def add_service_error(form: forms.Form, error: ServiceError) -> None:
@@ -124,7 +135,7 @@ class LaunchForm(forms.Form):
         self.fields["region"].queryset = region_list()
         self.fields["region"].initial = getattr(region_list().default(), "name", None)
         self.fields["flavor"].queryset = flavor_list()
-        self.fields["image"].queryset = image_list()
+        self.fields["image"].queryset = image_list(tenant=tenant)
         self.fields["keys"].queryset = sshkey_list(tenant=tenant)
         self.fields["networks"].queryset = network_list(tenant=tenant)
         self.fields["firewalls"].queryset = firewall_list(tenant=tenant)
@@ -183,6 +194,10 @@ class ResizeForm(forms.Form):
 
 class DeleteForm(forms.Form):
     confirm_name = forms.CharField(label="Type the instance's name to confirm", max_length=200)
+    # Offered only to a machine with backups: left out (or "keep"), they are kept.
+    backups = forms.ChoiceField(
+        choices=[("keep", "Keep its backups"), ("delete", "Delete its backups too")], required=False
+    )
 
     def __init__(self, *args, instance, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,6 +20,8 @@ INSTANCE = "instance"
 VOLUME = "volume"
 SNAPSHOT = "snapshot"
 IPV4 = "ipv4"
+IMAGE = "image"  # a private image: per GiB-month
+BACKUP = "backup"  # a machine's backups (resource id: the machine's): a share of its flavor's price
 TRAFFIC = "traffic"  # outbound traffic: never a segment, but it has a price (compute.prices.resource_price)
 
 

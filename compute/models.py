@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from compute.drivers import DRIVERS
 from compute.drivers.base import ImageSource, PowerState
-from compute.lifecycle import INSTANCE, BillableResource
+from compute.lifecycle import IMAGE, INSTANCE, BillableResource
 from compute.prices import hourly_rate
 from tenants.labels import validate_labels
 from tenants.models import Event, TenantOwned, TenantQuerySet, held_totals_kept
@@ -188,10 +188,21 @@ class CatalogQuerySet(models.QuerySet):
         return self.filter(active=True)
 
 
-class ImageQuerySet(CatalogQuerySet):
+class ImageQuerySet(TenantQuerySet, CatalogQuerySet):
     def in_region(self, region: "Region"):
         """Images whose files the region's hosts have: those limited to it, and those limited to no region."""
         return self.filter(models.Q(regions=region) | models.Q(regions__isnull=True)).distinct()
+
+    def public(self):
+        """The provider's catalog: images of no tenant."""
+        return self.filter(tenant__isnull=True)
+
+    def private(self):
+        return self.filter(tenant__isnull=False)
+
+    def visible_to(self, tenant):
+        """What a tenant may see and launch from: the catalog and its own private images that are not deleted."""
+        return self.filter(models.Q(tenant__isnull=True) | models.Q(tenant=tenant)).exclude(state=ImageState.DELETED)
 
 
 class Flavor(models.Model):
@@ -239,11 +250,64 @@ class DiskFormat(models.TextChoices):
     QCOW2 = "qcow2", "qcow2"
 
 
+class ImageState(models.TextChoices):
+    """Catalog images are always available; a tenant's private image is made from a snapshot, then deleted."""
+
+    CREATING = "creating", "Creating"
+    AVAILABLE = "available", "Available"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    ERROR = "error", "Error"
+
+
+IMAGE_TRANSITIONAL_STATES = frozenset({ImageState.CREATING, ImageState.DELETING})
+# How long making a private image (a copy of a snapshot) or deleting one may take before the reconciler fails it.
+IMAGE_TASK_DEADLINE = timedelta(minutes=30)
+
+
 class Image(models.Model):
-    """An operating system image: a base disk, or a kernel + initrd pair, that the driver boots."""
+    """An operating system image: a base disk, or a kernel + initrd pair, that the driver boots.
+
+    Images of no tenant are the provider's catalog; an image with a tenant is that tenant's private image, made from
+    a snapshot of a boot disk and kept as a file in one host's storage pool (`host`): machines launched from it are
+    placed on that host.
+    """
+
+    State = ImageState
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: the public catalog. Set: the organisation's private image.",
+    )
+    state = models.CharField(max_length=16, choices=ImageState.choices, default=ImageState.AVAILABLE)
+    size_gib = models.PositiveIntegerField(
+        "size (GiB)", default=0, help_text="Private images: the size billed per GiB-month (the snapshot's size)."
+    )
+    host = models.ForeignKey(
+        Host,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="private_images",
+        help_text="Private images: the host whose storage pool holds the file.",
+    )
+    source_snapshot_id = models.UUIDField(null=True, blank=True, help_text="The snapshot it was made from.")
+    source_name = models.CharField(max_length=100, blank=True, help_text="What it was made from, as people read it.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Work in progress of a private image (its copy or its removal), for the reconciler.
+    task_enqueued_at = models.DateTimeField(null=True, blank=True)
+    task_deadline = models.DateTimeField(null=True, blank=True)
+    error_reason = models.TextField(blank=True)
     os = models.CharField("operating system", max_length=50, help_text="e.g. Debian, Ubuntu, Rocky Linux")
     version = models.CharField(max_length=50)
     min_disk_gib = models.PositiveIntegerField("minimum disk (GiB)", default=1)
@@ -265,28 +329,64 @@ class Image(models.Model):
 
     class Meta:
         ordering = ["os", "-version", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(tenant__isnull=True), name="image_unique_public_name"
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                "tenant",
+                condition=models.Q(tenant__isnull=False) & ~models.Q(state=ImageState.DELETED),
+                name="image_unique_live_private_name",
+            ),
+            models.CheckConstraint(condition=models.Q(state__in=ImageState.values), name="image_state_valid"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_private(self) -> bool:
+        return self.tenant_id is not None
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.state in IMAGE_TRANSITIONAL_STATES
+
+    @property
+    def driver_name(self) -> str:
+        """A private image's file in its host's pool (libvirt: `<name>.qcow2`)."""
+        return f"hangar-image-{self.pk}"
+
+    def billable(self) -> BillableResource:
+        """A private image as billing meters it: its GiB (compute.lifecycle)."""
+        return BillableResource(
+            tenant_id=self.tenant_id, resource_type=IMAGE, resource_id=self.pk, name=self.name, quantity=self.size_gib
+        )
+
     def clean(self) -> None:
+        if self.is_private:
+            return
         if not self.disk_path and not self.kernel_path:
             raise ValidationError("Give either a base disk path or a kernel path.")
         if self.initrd_path and not self.kernel_path:
             raise ValidationError({"initrd_path": "An initrd needs a kernel path."})
 
     def available_in(self, region: "Region") -> bool:
+        if self.host_id is not None:
+            return self.host.region_id == region.pk
         regions = [r.pk for r in self.regions.all()]
         return not regions or region.pk in regions
 
     @property
     def source(self) -> ImageSource:
         return ImageSource(
-            disk_path=self.disk_path,
-            disk_format=self.disk_format,
+            disk_path="" if self.is_private else self.disk_path,
+            disk_format=DiskFormat.QCOW2 if self.is_private else self.disk_format,
             kernel_path=self.kernel_path,
             initrd_path=self.initrd_path,
             kernel_cmdline=self.kernel_cmdline,
+            pool_file=self.driver_name if self.is_private else "",
         )
 
 
@@ -346,6 +446,7 @@ class InstanceState(models.TextChoices):
     REBOOTING = "rebooting", "Rebooting"
     RESIZING = "resizing", "Resizing"
     MIGRATING = "migrating", "Moving to another host"
+    RESTORING = "restoring", "Restoring a backup"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
     ERROR = "error", "Error"
@@ -360,6 +461,7 @@ TRANSITIONAL_STATES = frozenset(
         InstanceState.REBOOTING,
         InstanceState.RESIZING,
         InstanceState.MIGRATING,
+        InstanceState.RESTORING,
         InstanceState.DELETING,
     }
 )
@@ -375,6 +477,7 @@ class InstanceTask(models.TextChoices):
     REBOOT = "reboot", "reboot"
     RESIZE = "resize", "resize"
     MIGRATE = "migrate", "migrate"
+    RESTORE = "restore", "restore"
     DELETE = "delete", "delete"
 
 
@@ -387,6 +490,8 @@ TASK_DEADLINES = {
     InstanceTask.RESIZE: timedelta(minutes=15),
     # A cold migration copies the disk between hosts.
     InstanceTask.MIGRATE: timedelta(minutes=60),
+    # Overwriting the disk with a backup copies the whole disk.
+    InstanceTask.RESTORE: timedelta(minutes=60),
     InstanceTask.DELETE: timedelta(minutes=10),
 }
 
@@ -399,6 +504,8 @@ TASK_STATES = {
     InstanceTask.RESIZE: (InstanceState.RESIZING, InstanceState.STOPPED),
     # A migrated machine ends as it was (running or stopped): instance_migrate_succeeded decides.
     InstanceTask.MIGRATE: (InstanceState.MIGRATING, InstanceState.STOPPED),
+    # Likewise a restored machine runs again if it ran before.
+    InstanceTask.RESTORE: (InstanceState.RESTORING, InstanceState.STOPPED),
     InstanceTask.DELETE: (InstanceState.DELETING, InstanceState.DELETED),
 }
 
@@ -412,6 +519,7 @@ class Transition:
     # How a refusal names the states it is allowed from: "only a stopped instance can be resized".
     allowed_label: str
     operator_only: bool = False  # offered in the admin, not to tenants
+    listed: bool = True  # in `allowed_actions`; False: requested elsewhere (a restore, through one of its backups)
 
 
 _LIVE = frozenset(InstanceState.values) - {InstanceState.DELETING, InstanceState.DELETED}
@@ -442,6 +550,13 @@ INSTANCE_ACTIONS = {
         InstanceTask.MIGRATE,
         "a running or stopped",
         operator_only=True,
+    ),
+    # Overwrite the boot disk with one of its backups (compute.storage): stop, replace the disk, start if it ran.
+    "restore": Transition(
+        frozenset({InstanceState.RUNNING, InstanceState.STOPPED}),
+        InstanceTask.RESTORE,
+        "a running or stopped",
+        listed=False,
     ),
     # Build again an instance whose provisioning failed (it never ran, so nothing of it is billed).
     "retry": Transition(frozenset({InstanceState.ERROR}), InstanceTask.BUILD, "a failed", operator_only=True),
@@ -507,6 +622,11 @@ class Instance(TenantOwned):
     error_reason = models.TextField(blank=True)
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A machine restored from a backup: its first disk was copied from that file of its host's pool, not made from
+    # the image (kept, so an operator's retry of a failed build copies it again).
+    disk_source = models.JSONField(
+        default=dict, blank=True, help_text="What the boot disk was copied from at build: kind, id, name, file."
+    )
 
     objects = InstanceQuerySet.as_manager()
 
@@ -581,13 +701,16 @@ class Instance(TenantOwned):
     def can_rename(self) -> bool:
         return self.can("rename")
 
+    def can_restore(self) -> bool:
+        return self.can("restore")
+
     @property
     def allowed_actions(self) -> list[str]:
         """The actions the dashboard offers and the API lists for this instance now (tenants' actions only)."""
         return [
             action
             for action, transition in INSTANCE_ACTIONS.items()
-            if not transition.operator_only and self.state in transition.from_states
+            if not transition.operator_only and transition.listed and self.state in transition.from_states
         ]
 
     def billable(self) -> BillableResource:
@@ -618,6 +741,7 @@ class EventAction(models.TextChoices):
     MARK_ERROR = "mark_error", "Mark as error"
     MIGRATE = "migrate", "Move to another host"
     RETRY = "retry", "Retry provisioning"
+    RESTORE = "restore", "Restore a backup"
     RECONCILE = "reconcile", "Reconcile"
 
 

@@ -28,6 +28,7 @@ from compute.drivers import driver_for
 from compute.drivers.base import DomainNotFound, DriverError, PowerState
 from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
+from compute.storage.backup_reconciler import reconcile_backups
 from compute.storage.reconciler import reconcile_storage
 from portal.queue import queue_depth, queue_of
 
@@ -222,6 +223,7 @@ def reconcile(*, grace: timedelta | None = None, now=None, hosts=None) -> Reconc
     for host in compared.order_by("name"):
         compare_host(host, now=now, report=report)
     reconcile_storage(now=now, grace=grace, report=report, hosts=compared.order_by("name"))
+    reconcile_backups(now=now, grace=grace, report=report, hosts=compared.order_by("name"))
     if any(
         (report.overdue, report.requeued, report.queued, report.vanished, report.power_synced, report.unreachable_hosts)
     ):

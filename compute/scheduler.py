@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from compute.models import Flavor, Host, Instance, InstanceState, Region
+from compute.models import Flavor, Host, Image, Instance, InstanceState, Region
 from portal.errors import Unprocessable
 
 # How many of the best hosts a launch tries without waiting for another claim in progress, before it waits for the
@@ -94,7 +94,7 @@ def usage_annotations() -> dict:
     """Annotations of a Host queryset with what it holds (its own live instances plus those moving to it, and the
     volumes and snapshots in its pool) and how many live instances it has: the scheduler, the admin's host list and
     the operations overview read these."""
-    from compute.storage.models import Snapshot, Volume  # storage's models import this app's
+    from compute.storage.models import Backup, Snapshot, Volume  # storage's models import this app's
 
     instances = (
         Instance.objects.filter(host=OuterRef("pk"))
@@ -110,7 +110,9 @@ def usage_annotations() -> dict:
         "used_disk_gib": _held(HELD_DISK_GIB, "host")
         + _held(HELD_DISK_GIB, "migration_host")
         + _pool_held(Volume)
-        + _pool_held(Snapshot),
+        + _pool_held(Snapshot)
+        + _pool_held(Backup)
+        + _pool_held(Image),
         "live_instances": Coalesce(Subquery(instances), Value(0)),
     }
 
@@ -184,15 +186,20 @@ def _claim(host: Host, *, vcpus: int, ram_mib: int, disk_gib: int, instances: in
     return room.update(**changes) == 1  # write-ok: the claim, in the caller's transaction
 
 
-def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None, reserve: bool = False) -> Host:
+def schedule(
+    *, flavor: Flavor, region: Region, exclude: Host | None = None, reserve: bool = False, only: Host | None = None
+) -> Host:
     """Chooses and claims the host of `region` for an instance of `flavor` (a new one, or one moving away from
-    `exclude`); call inside the transaction that records the claim. `reserve`: add the new instance's share to the
-    host's totals now (a launch, whose instance is saved as reserved)."""
+    `exclude`; `only` that host, the one that keeps its disk's file); call inside the transaction that records the
+    claim. `reserve`: add the new instance's share to the host's totals now (a launch, whose instance is saved as
+    reserved)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("schedule() must run inside the transaction that records the claim.")
     candidates = Host.objects.filter(enabled=True, draining=False, region=region)
     if exclude is not None:
         candidates = candidates.exclude(pk=exclude.pk)
+    if only is not None:
+        candidates = candidates.filter(pk=only.pk)
     request = {"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib}
     claim = {**request, "instances": 1 if reserve else 0, "reserve": reserve}
     for _attempt in range(MAX_ATTEMPTS):
@@ -207,6 +214,13 @@ def schedule(*, flavor: Flavor, region: Region, exclude: Host | None = None, res
                 return usage.host
         if _claim(fitting[0].host, **claim, wait=True):
             return fitting[0].host
+    if only is not None:
+        raise Unprocessable(
+            f"The host that keeps the disk to start from has no room for a {flavor.size_label} machine right now "
+            "(or takes no new machines); try a smaller size or later.",
+            code="no_capacity",
+            details={"vcpus": flavor.vcpus, "ram_mib": flavor.ram_mib, "disk_gib": flavor.disk_gib},
+        )
     raise no_capacity(flavor, region)
 
 
@@ -247,34 +261,46 @@ def no_pool_room(size_gib: int, region: Region) -> Unprocessable:
     )
 
 
+def _claim_pool(host: Host, *, disk_gib: int, placing: bool) -> bool:
+    """Claims room for `disk_gib` more GiB in the host's storage pool for this transaction, in one conditional UPDATE
+    that holds the row's lock until the commit. The saved volume, snapshot, backup or image adds its size to the
+    host's totals (compute.storage.services.pool). `placing`: only on a host that still takes new work."""
+    room = Host.objects.filter(pk=host.pk, held_disk_gib__lte=host.disk_gib_allocatable - disk_gib)
+    if placing:
+        room = room.filter(enabled=True, draining=False)
+    return room.update(claim_version=F("claim_version") + 1) == 1  # write-ok: the claim, in the caller's transaction
+
+
 def place_storage(*, size_gib: int, region: Region, host: Host | None = None, prefer=()) -> Host:
-    """Chooses and claims the host whose storage pool keeps `size_gib` more GiB (a new volume or snapshot): `host`
-    if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` that fits, those
-    of `prefer` (host ids, best first: where the tenant's machines run, so the volume can attach to them) first,
-    then the one with the most room. Call inside the transaction that records the claim; the room is checked under
-    the host's claim."""
+    """Chooses and claims the host whose storage pool keeps `size_gib` more GiB (a new volume, snapshot, backup or
+    image): `host` if given (a copy stays in its source's pool), else the enabled, non-draining host of `region` that
+    fits, those of `prefer` (host ids, best first: where the tenant's machines run, so the volume can attach to them)
+    first, then the one with the most room. Call inside the transaction that records the claim; the room is checked
+    under the host's claim."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("place_storage() must run inside the transaction that records the claim.")
-    request = {"vcpus": 0, "ram_mib": 0, "disk_gib": size_gib}
     if host is None:
-        candidates = Host.objects.filter(enabled=True, draining=False, region=region).annotate(**usage_annotations())
-        fitting = [usage for usage in map(usage_of, candidates.order_by("pk")) if usage.fits(**request)]
+        candidates = Host.objects.filter(enabled=True, draining=False, region=region).order_by("pk")
+        fitting = [usage for usage in map(held_usage_of, candidates) if usage.disk_gib_free >= size_gib]
         rank = {host_id: position for position, host_id in enumerate(prefer)}
-        ranked = sorted(
-            fitting, key=lambda usage: (rank.get(usage.host.pk, len(rank)), -usage.disk_gib_free, usage.host.name)
-        )
+        ranked = [
+            usage.host
+            for usage in sorted(
+                fitting, key=lambda usage: (rank.get(usage.host.pk, len(rank)), -usage.disk_gib_free, usage.host.name)
+            )
+        ]
     else:
-        ranked = [host_usage(host)]
-    for usage in ranked:
-        if _claim(usage.host) and host_usage(usage.host).fits(**request):
-            return usage.host
+        ranked = [host]
+    for candidate in ranked:
+        if _claim_pool(candidate, disk_gib=size_gib, placing=host is None):
+            return candidate
     raise no_pool_room(size_gib, region)
 
 
 def claim_storage_growth(*, host: Host, growth_gib: int, what: str) -> None:
-    """Checks, under a claim on `host`, that its pool has room for `growth_gib` more GiB (a volume extended)."""
-    _claim(host)
-    if not host_usage(host).fits(vcpus=0, ram_mib=0, disk_gib=growth_gib):
+    """Checks, under a claim on `host`, that its pool has room for `growth_gib` more GiB (a volume extended, or moved
+    there to attach to a machine)."""
+    if not _claim_pool(host, disk_gib=growth_gib, placing=False):
         raise Unprocessable(
             f"The storage that keeps {what} has no room for {growth_gib} GiB more right now; try a smaller size or "
             "later.",

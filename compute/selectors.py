@@ -1,6 +1,8 @@
 """Reads for the compute app: what the dashboard, the API and the admin list and count."""
 
-from django.db.models import Count, Q, QuerySet, Sum, Value
+import hashlib
+
+from django.db.models import Count, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from compute.models import (
@@ -115,6 +117,23 @@ def instance_counts(*, tenant: Tenant) -> dict[str, int]:
     )
 
 
+def instance_list_version(*, tenant: Tenant) -> str:
+    """A short token that changes whenever the instance list would: a machine launched, deleted or changing state
+    (every state change passes through a transitional state, so counting states catches it). One aggregate query,
+    cheap enough for an open list to ask every few seconds whether it is stale."""
+    counts = (
+        Instance.objects.for_tenant(tenant)
+        .order_by()
+        .aggregate(
+            newest=Max("created_at"),
+            **{f"n_{state}": Count("id", filter=Q(state=state)) for state in InstanceState.values},
+        )
+    )
+    newest = counts.pop("newest")
+    digest = hashlib.sha256(repr((newest and newest.isoformat(), sorted(counts.items()))).encode())
+    return digest.hexdigest()[:16]
+
+
 def tenant_has_transitional(*, tenant: Tenant) -> bool:
     return Instance.objects.for_tenant(tenant).transitional().exists()
 
@@ -154,9 +173,12 @@ def region_choices(*, flavors) -> list[dict]:
     return choices
 
 
-def image_list() -> QuerySet[Image]:
-    """Images a tenant may launch, grouped by OS (newest version first within an OS)."""
-    return Image.objects.active().order_by("os", "-version", "name")
+def image_list(*, tenant=None) -> QuerySet[Image]:
+    """Catalog images anyone may launch, grouped by OS (newest version first within an OS); with `tenant`, its
+    private images that are ready too (the launch form shows them apart, as "My images")."""
+    images = Image.objects.active()
+    images = images.public() if tenant is None else images.visible_to(tenant).filter(state=Image.State.AVAILABLE)
+    return images.select_related("host__region").order_by("os", "-version", "name")
 
 
 def host_capacity_list() -> list[HostUsage]:

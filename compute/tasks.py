@@ -96,6 +96,11 @@ def migrate_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.MIGRATE)
 
 
+@shared_task(name="compute.tasks.restore_instance", **TASK_OPTIONS)
+def restore_instance(self, *, instance_id: str):
+    return _run(self, instance_id=instance_id, kind=InstanceTask.RESTORE)
+
+
 @shared_task(name="compute.tasks.delete_instance", **TASK_OPTIONS)
 def delete_instance(self, *, instance_id: str):
     return _run(self, instance_id=instance_id, kind=InstanceTask.DELETE)
@@ -108,6 +113,7 @@ TASKS = {
     InstanceTask.REBOOT: reboot_instance,
     InstanceTask.RESIZE: resize_instance,
     InstanceTask.MIGRATE: migrate_instance,
+    InstanceTask.RESTORE: restore_instance,
     InstanceTask.DELETE: delete_instance,
 }
 

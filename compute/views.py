@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Exists, OuterRef
-from django.http import Http404, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -27,6 +27,7 @@ from compute.forms import (
     ResizeForm,
     SSHKeyForm,
     add_service_error,
+    uuid_list,
 )
 from compute.lifecycle import IPV4
 from compute.models import Flavor, Image, Instance, InstanceState, Region, SSHKey
@@ -39,6 +40,7 @@ from compute.selectors import (
     flavor_list,
     image_list,
     instance_events,
+    instance_list_version,
     quota_usage,
     region_choices,
     sshkey_list,
@@ -87,17 +89,50 @@ class LaunchView(TenantScopedMixin, FormView):
         # The defaults are ticked: a machine joins the default network (of the region preselected) behind the
         # default firewall unless changed.
         region = Region.objects.default()
+        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
+        # "Launch" from an image's row (My images): that image, in the region that keeps it.
+        chosen = image_list(tenant=self.request.tenant).filter(pk__in=uuid_list(self.request.GET.get("image"))).first()
+        if chosen is not None:
+            initial["image"] = chosen.pk
+            if chosen.host_id is not None:
+                initial["region"] = chosen.host.region.name
+                region = chosen.host.region
         initial["networks"] = [
             n.pk for n in self.networking_choices["networks"] if n.is_default and region and n.region_id == region.pk
         ]
-        initial["firewalls"] = [f.pk for f in self.networking_choices["firewalls"] if f.is_default]
+        if self.first_launch:
+            initial.update(self._first_launch_choices(region))
         return initial
+
+    @cached_property
+    def usage(self) -> dict:
+        return quota_usage(tenant=self.request.tenant, resources=MACHINE_QUOTAS)
+
+    @cached_property
+    def first_launch(self) -> bool:
+        return self.usage["instances"]["used"] == 0  # no machine held (the quota's count, read anyway)
+
+    def _first_launch_choices(self, region) -> dict:
+        """A first machine comes with sensible choices made: the region, the smallest size within the quota that some
+        image fits, the newest such image, and a name; the guide on the form says so, and every choice can change."""
+        choices = {"name": "web-1"}
+        if region is not None:
+            choices["region"] = region.name
+        usage = self.usage
+        images = list(image_list(tenant=self.request.tenant))
+        for flavor in flavor_list():
+            if quota_refusal(usage=usage, requested=launch_quota_request(flavor=flavor)) is not None:
+                continue
+            image = next((i for i in images if image_fit_refusal(image=i, flavor=flavor) is None), None)
+            if image is not None:
+                return {**choices, "flavor": flavor.pk, "image": image.pk}
+        return choices
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = context["form"]
         tenant = self.request.tenant
-        usage = quota_usage(tenant=tenant, resources=MACHINE_QUOTAS)
+        usage = self.usage
         selected_flavor = str(form["flavor"].value() or "")
         catalog = list(flavor_list())
         regions = region_choices(flavors=catalog)
@@ -132,13 +167,14 @@ class LaunchView(TenantScopedMixin, FormView):
                     if image_fit_refusal(image=image, flavor=option["flavor"]) is not None
                 ),
             }
-            for image in image_list()
+            for image in image_list(tenant=tenant)
         ]
         chosen = next((option for option in flavors if option["checked"]), None)
         context.update(
             regions=regions,
             flavors=flavors,
-            images=images,
+            images=[option for option in images if not option["image"].is_private],
+            my_images=[option for option in images if option["image"].is_private],
             chosen_flavor=chosen,
             usage=usage,
             currency=settings.BILLING_CURRENCY,
@@ -146,6 +182,7 @@ class LaunchView(TenantScopedMixin, FormView):
                 keys=self.tenant_keys, checked=[str(pk) for pk in (form["keys"].value() or [])]
             ),
             quota_full=usage["instances"]["free"] < 1,
+            first_launch=self.first_launch,
             networking=self._networking_context(form, usage),
         )
         return context
@@ -194,7 +231,7 @@ class LaunchView(TenantScopedMixin, FormView):
         except ServiceError as error:
             add_service_error(form, error)
             return self.render_to_response(self.get_context_data(form=form), status=error.status)
-        messages.success(self.request, f"{instance.name} is being launched; it will be running in a minute.")
+        # No flash message: the instance page itself says it is being launched, and stops saying so once it runs.
         return redirect("compute:instance-detail", pk=instance.pk)
 
 
@@ -371,7 +408,26 @@ class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         context["filter_form"] = self.filterset.form
         context["filtered"] = any(name in self.filterset.data for name in self.filterset.filters)
         context["polling"] = any(instance.is_transitional for instance in context["instances"])
+        query = self.request.GET.copy()
+        context["list_url"] = f"{self.request.path}?{query.urlencode()}" if query else self.request.path
+        if not context["polling"]:
+            query["unless_version"] = self.list_version
+        context["poll_url"] = f"{self.request.path}?{query.urlencode()}" if query else self.request.path
         return context
+
+    @cached_property
+    def list_version(self) -> str:
+        return instance_list_version(tenant=self.request.tenant)
+
+    def get(self, request, *args, **kwargs):
+        # A quiet list asks now and then whether anything changed (a launch in another tab, a script using the
+        # API); while nothing did, the answer is an empty 204 that htmx leaves alone, for one aggregate query.
+        if "unless_version" in request.GET:
+            if request.htmx and request.GET["unless_version"] == self.list_version:
+                return HttpResponse(status=204)
+            request.GET = request.GET.copy()
+            del request.GET["unless_version"]  # not carried into the table's links
+        return super().get(request, *args, **kwargs)
 
     def render_to_response(self, context, **response_kwargs):
         if not self.filters_valid:
@@ -573,7 +629,9 @@ class InstanceDeleteView(TenantScopedMixin, SingleObjectMixin, FormView):
     def form_valid(self, form):
         instance = self.object
         try:
-            services.instance_delete(instance=instance, user=self.request.user)
+            services.instance_delete(
+                instance=instance, user=self.request.user, delete_backups=form.cleaned_data["backups"] == "delete"
+            )
         except ServiceError as error:
             messages.error(self.request, error.message)
             return redirect("compute:instance-detail", pk=instance.pk)

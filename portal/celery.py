@@ -6,6 +6,10 @@ import time
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
+from kombu.transport import TRANSPORT_ALIASES
+
+# The embedded broker (filesystem://) writes each message whole before a worker can see it (portal/brokerfs.py).
+TRANSPORT_ALIASES["filesystem"] = "portal.brokerfs:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

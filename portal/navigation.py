@@ -46,6 +46,8 @@ NAV_ITEMS: list[NavItem] = [
         sections=("volume-list", "volume-detail"),
     ),
     NavItem("Snapshots", "storage:snapshot-list", Permission.VIEW_RESOURCES, sections=("snapshot-list",)),
+    NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, sections=("backup-list",)),
+    NavItem("My images", "backups:image-list", Permission.VIEW_RESOURCES, sections=("image-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
     NavItem("Stacks", "stacks:stack-list", Permission.VIEW_RESOURCES, sections=("stacks",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),

@@ -374,8 +374,15 @@ CELERY_BEAT_SCHEDULE = {
     "billing-payments-expire": {"task": "billing.tasks.payments_expire", "schedule": 3600.0},
     "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
     "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
+    # Each machine's daily backup starts at its own minute of its hour: beat looks for due ones every minute.
+    "storage-backups-due": {
+        "task": "compute.storage.tasks.backups_run_due",
+        "schedule": float(env_int("BACKUPS_DUE_SECONDS", 60, minimum=1)),
+    },
     "stacks-resume": {"task": "compute.stacks.tasks.resume", "schedule": 60.0},
 }
+# Task modules autodiscovery does not find (it imports each app's `tasks` only).
+CELERY_IMPORTS = ("compute.storage.backup_tasks",)
 # Periodic tasks (heartbeat, reconciler, metering, …) have a queue of their own: a backlog of builds never holds up the
 # reconciler, nor makes a busy worker look dead. A worker consumes both queues unless told otherwise (-Q); where
 # builds are long, a small worker of its own for the control queue (`-Q control`) keeps it prompt.
@@ -429,6 +436,8 @@ SPECTACULAR_SETTINGS = {
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "EventResultEnum": "tenants.models.EventResult",
+        # Snapshots, backups and private images go through the same states.
+        "CopyStateEnum": "compute.storage.models.SnapshotState",
         "StackRunStateEnum": "compute.stacks.models.RunState",
     },
 }

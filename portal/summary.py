@@ -21,15 +21,39 @@ def tenant_summary(*, tenant: Tenant, membership: Membership) -> dict:
             sub=f"{pending} invitation{'s' if pending != 1 else ''} pending" if pending else "members",
         ),
     ]
-    cards += _compute_cards(tenant)
+    compute_cards, counts = _compute_cards(tenant)
+    cards += compute_cards
     if membership.has(Permission.VIEW_BILLING):
         from billing.summary import billing_card
 
         cards.append(billing_card(tenant=tenant))
-    return {"cards": cards}
+    started = None if counts["running"] else _getting_started(tenant, counts, verified=membership.user.email_verified)
+    return {"cards": cards, "getting_started": started}
 
 
-def _compute_cards(tenant: Tenant) -> list[dict]:
+def _getting_started(tenant: Tenant, counts: dict, *, verified: bool) -> dict:
+    """The first-run steps shown until the organisation has a machine running: confirm the e-mail address (keys and
+    launches wait for it), add a key, launch, connect."""
+    from compute.selectors import instance_list, sshkey_list
+
+    has_key = sshkey_list(tenant=tenant).exists()
+    launching = instance_list(tenant=tenant).order_by("-created_at").first() if counts["total"] else None
+    if not verified:
+        current = "verify"
+    elif launching:
+        current = "connect"
+    else:
+        current = "launch" if has_key else "key"
+    return {
+        "verified": verified,
+        "has_key": has_key,
+        "launched": launching is not None,
+        "launching": launching,
+        "current": current,
+    }
+
+
+def _compute_cards(tenant: Tenant) -> tuple[list[dict], dict]:
     from compute.selectors import instance_counts, quota_usage
 
     counts = instance_counts(tenant=tenant)
@@ -46,4 +70,4 @@ def _compute_cards(tenant: Tenant) -> list[dict]:
             sub="of your quota",
             percent=ram["percent"],
         ),
-    ]
+    ], counts

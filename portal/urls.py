@@ -12,6 +12,7 @@ handler500 = "portal.views_ops.server_error"
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Operators log in through the same two steps as everyone (password, then two-factor), not the admin's own form.
     path("admin/login/", views.admin_login),
     path("metrics", metrics.metrics_view, name="metrics"),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("", include("compute.network.urls")),
     path("", include("compute.monitoring.urls")),
     path("storage/", include("compute.storage.urls")),
+    path("storage/", include("compute.storage.backup_urls")),
     path("", include("compute.stacks.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),

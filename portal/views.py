@@ -7,14 +7,22 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.generic import TemplateView
 
 from portal.celery import app as celery_app
 from portal.queue import worker_heartbeat
 
 logger = logging.getLogger(__name__)
+
+
+@login_not_required
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """/favicon.ico, which browsers and crawlers ask for whatever the page says: the fingerprinted icon."""
+    return redirect(static("img/favicon.ico"))
 
 
 @login_not_required

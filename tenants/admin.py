@@ -47,8 +47,10 @@ class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("user")
 
 
-class QuotaInline(admin.TabularInline):
-    """Editable limits, saved through tenants.services (TenantAdmin.save_formset): the organisation's log shows it."""
+class QuotaInline(admin.StackedInline):
+    """Editable limits, saved through tenants.services (TenantAdmin.save_formset): the organisation's log shows it.
+
+    Stacked, not tabular: each field keeps its own label (a tabular row has only column headings)."""
 
     model = Quota
     fields = list(QUOTA_FIELDS)

@@ -20,6 +20,14 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# Every page records the Content-Security-Policy violations it causes, with the script that caused them: the page
+# checks (tests/e2e/pages.py) fail on the page's own, not on those of the accessibility checker they inject.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => window.__cspViolations.push({
+    directive: event.violatedDirective, source: event.sourceFile || "", line: event.lineNumber, sample: event.sample,
+}));
+"""
 SCREENSHOTS = Path(os.environ.get("HANGAR_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"))
 
 
@@ -62,13 +70,14 @@ def _plain_http_live_server():
 
 
 @pytest.fixture
-def new_page(browser, _plain_http_live_server, live_server):
+def new_page(browser, _plain_http_live_server, live_server, request):
     """Pages in fresh browser contexts (separate cookie jars, so two people can be logged in at once)."""
     contexts = []
 
     def make():
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 860})
         context.set_default_timeout(15_000)
+        context.add_init_script(CSP_RECORDER)
         contexts.append(context)
         page = context.new_page()
         errors = []
@@ -77,6 +86,10 @@ def new_page(browser, _plain_http_live_server, live_server):
         return page
 
     yield make
+    if "e2e" in request.node.path.parts:  # the browser suite keeps each test's last page
+        from tests.e2e.pages import keep_last_pages
+
+        keep_last_pages(contexts, request.node.name)
     for context in contexts:
         context.close()
 

@@ -94,12 +94,16 @@ def flavor_price_set(*, flavor, monthly_price: Decimal, actor=None, effective_fr
 
 
 def resource_price_set(*, resource_type: str, monthly_price: Decimal, actor=None) -> Price:
-    """Adds a dated price per GiB-month of volume or snapshot, per public IPv4 address-month or per GB of outbound
-    traffic, effective now (a traffic price applies from the first month that begins after it)."""
+    """Adds a dated price per GiB-month of volume, snapshot or private image, per public IPv4 address-month, per GB
+    of outbound traffic, or the backup share in percent of a machine's price, effective now (a traffic price applies
+    from the first month that begins after it)."""
     if resource_type not in DEFAULT_PRICES:
         raise InvalidRequest(
-            "Only volume and snapshot storage, public IPv4 addresses and outbound traffic have a price of their own."
+            "Only volume, snapshot and image storage, public IPv4 addresses, outbound traffic and backups have a "
+            "price of their own."
         )
+    if resource_type == ResourceType.BACKUP and not 0 <= Decimal(_check_amount(monthly_price)) <= 100:
+        raise InvalidRequest("The backup share is a percentage of the machine's price, from 0 to 100.")
     return Price.objects.create(
         resource_type=resource_type, monthly_price=_check_amount(monthly_price), created_by=actor
     )

@@ -33,10 +33,40 @@ class RegionSerializer(serializers.ModelSerializer):
 
 
 class ImageSerializer(serializers.ModelSerializer):
+    visibility = serializers.SerializerMethodField(help_text="`public` (the catalog) or `private` (your own).")
+    region = serializers.SerializerMethodField(help_text="Private images: the region that keeps it (launch there).")
+    source_snapshot = serializers.UUIDField(source="source_snapshot_id", read_only=True, allow_null=True)
+
     class Meta:
         model = Image
-        fields = ["id", "name", "os", "version", "min_disk_gib", "min_ram_mib"]
+        fields = [
+            "id",
+            "name",
+            "os",
+            "version",
+            "min_disk_gib",
+            "min_ram_mib",
+            "visibility",
+            "state",
+            "size_gib",
+            "region",
+            "source_snapshot",
+            "source_name",
+            "error_reason",
+            "created_at",
+        ]
         read_only_fields = fields
+
+    def get_visibility(self, image: Image) -> str:
+        return "private" if image.is_private else "public"
+
+    def get_region(self, image: Image) -> str | None:
+        return image.host.region.name if image.host_id else None
+
+
+class ImageCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100)
+    snapshot = serializers.UUIDField(help_text="An available snapshot of yours (of a boot disk or of a volume).")
 
 
 class SSHKeySerializer(serializers.ModelSerializer):

@@ -3,6 +3,7 @@
 Every write calls the same services as the dashboard (compute.services); nothing here decides a rule.
 """
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -14,12 +15,13 @@ from compute.api import serializers as s
 from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.drivers.base import DriverError
 from compute.filters import FlavorFilter, ImageFilter, InstanceFilter, SSHKeyFilter
-from compute.models import Instance, SSHKey
+from compute.models import Image, Instance, SSHKey
 from compute.network.selectors import with_networking
 from compute.network.services import instance_firewalls_set
 from portal.api.schema import ErrorSerializer
 from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet
 from tenants.api.serializers import QuotasSerializer
+from tenants.scoping import SAFE_METHODS, TenantScopedMixin, request_tenant
 
 EXAMPLE_INSTANCE = {
     "id": "5d0f3f1e-8a4b-4c47-9a53-1f3d2c7b9e10",
@@ -84,12 +86,62 @@ class RegionViewSet(CatalogViewSet):
     list=extend_schema(summary="List the images you can launch", tags=["catalog"]),
     retrieve=extend_schema(summary="One image", tags=["catalog"]),
 )
-class ImageViewSet(CatalogViewSet):
+class ImageViewSet(mixins.DestroyModelMixin, CatalogViewSet):
+    """The catalog and, for a member of an organisation, its private images (another's are a 404). Private images
+    are made from a snapshot and deleted here; the catalog cannot be changed."""
+
     serializer_class = s.ImageSerializer
     filterset_class = ImageFilter
 
     def get_queryset(self):
-        return selectors.image_list().order_by("os", "-version", "name", "pk")
+        tenant = request_tenant(self.request)
+        images = Image.objects.public().filter(active=True)
+        if tenant is not None:
+            # A private image stays readable once deleted, so a client polling its deletion sees `deleted`.
+            images = images | Image.objects.for_tenant(tenant)
+        if self.action == "list":
+            images = images.exclude(state=Image.State.DELETED)
+        return images.select_related("host__region").order_by("os", "-version", "name", "pk")
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method not in SAFE_METHODS:
+            _ImageWrites().check_tenant_permission(request)
+
+    def accepted(self, image: Image) -> Response:
+        url = self.request.build_absolute_uri(reverse("api:image-detail", kwargs={"pk": image.pk}))
+        return Response(s.ImageSerializer(image).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(
+        summary="Make a private image from a snapshot",
+        description="Copies the snapshot into an image of your organisation, kept in the snapshot's region: the "
+        "answer is the image in `creating`; once `available` it launches like any image (in that region) and is "
+        "billed per GiB-month.",
+        tags=["catalog"],
+        request=s.ImageCreateSerializer,
+        responses={202: s.ImageSerializer},
+    )
+    def create(self, request):
+        from compute.storage.models import Snapshot
+        from compute.storage.services.images import image_create
+
+        data = self.validated(s.ImageCreateSerializer, request.data)
+        snapshot = Snapshot.objects.for_tenant(request.tenant).filter(pk=data["snapshot"]).first()
+        if snapshot is None:
+            raise ValidationError({"snapshot": ["No snapshot of yours has that id."]})
+        return self.accepted(image_create(snapshot=snapshot, user=request.user, name=data["name"]))
+
+    @extend_schema(
+        summary="Delete a private image",
+        description="Only one no machine uses (409 `image_in_use` names them); catalog images cannot be deleted "
+        "(409 `image_public`). Billing stops at once; the answer is the image in `deleting`.",
+        tags=["catalog"],
+        responses={202: s.ImageSerializer},
+    )
+    def destroy(self, request, pk=None):
+        from compute.storage.services.images import image_delete
+
+        return self.accepted(image_delete(image=self.get_object(), user=request.user))
 
 
 @extend_schema_view(
@@ -259,12 +311,27 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
     @extend_schema(
         summary="Delete an instance",
         description="Billing stops at once; the machine and its disk are destroyed in the background. The answer "
-        "is the instance in `deleting`; it reaches `deleted`.",
+        "is the instance in `deleting`; it reaches `deleted`. Its backups are kept (and billed until deleted) "
+        "unless `delete_backups=true`.",
         tags=["instances"],
+        parameters=[
+            OpenApiParameter(
+                "delete_backups",
+                bool,
+                description="Delete the machine's backups too (default: keep them; they can be restored as a new "
+                "machine).",
+            )
+        ],
         responses={202: ACCEPTED},
+        filters=False,
     )
     def destroy(self, request, pk=None):
-        instance = services.instance_delete(instance=self.get_object(), user=request.user)
+        raw = request.query_params.get("delete_backups", "false").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise ValidationError({"delete_backups": ["Must be true or false."]})
+        instance = services.instance_delete(
+            instance=self.get_object(), user=request.user, delete_backups=raw in ("true", "1")
+        )
         return self.accepted(instance)
 
     @extend_schema(
@@ -335,6 +402,10 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         instance = self.get_object()
         page = self.paginate_queryset(selectors.instance_events(instance=instance))
         return self.get_paginated_response(s.InstanceEventSerializer(page, many=True).data)
+
+
+class _ImageWrites(TenantScopedMixin):
+    """The role check of a write to the images (the catalog itself is readable by anyone signed in)."""
 
 
 class ConsoleUnavailable(APIException):

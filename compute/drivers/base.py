@@ -62,6 +62,8 @@ class ImageSource:
     kernel_path: str = ""
     initrd_path: str = ""
     kernel_cmdline: str = ""
+    # A private image: a qcow2 file of the host's storage pool (by name) that the disk is made on, instead of disk_path.
+    pool_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,8 @@ class DomainSpec:
     nics: tuple[NicSpec, ...] = ()
     seed: CloudInitSeed | None = None
     firewall: tuple[FirewallRuleSpec, ...] = ()
+    # A file of the host's pool (a backup) whose content the new boot disk copies, instead of the image's base disk.
+    disk_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -339,4 +343,17 @@ class ComputeDriver:
 
     def volumes_in_pool(self) -> list[str]:
         """The names of every volume and snapshot file Hangar keeps in this host's pool."""
+        raise NotImplementedError
+
+    # --- boot disks: copied to and restored from files of the host's storage pool (snapshots, backups) ---
+
+    def disk_snapshot(self, uuid: str, *, name: str) -> None:
+        """Copies the domain's boot disk to a new pool file `name` (a snapshot or a backup) that needs nothing else:
+        a running domain's disk as it was at one instant (crash-consistent), a shut-off one's as it is. A copy that
+        exists already is kept (a retried task)."""
+        raise NotImplementedError
+
+    def disk_restore(self, uuid: str, *, source: str) -> None:
+        """Replaces the shut-off domain's boot disk with a copy of the pool file `source` (a backup), grown to the
+        disk's current size if smaller. Safe to repeat."""
         raise NotImplementedError

@@ -329,7 +329,7 @@ class LibvirtDriver(ComputeDriver):
         ):
             if path and not os.path.isfile(path):
                 raise PermanentDriverError(f"image {label} {path} does not exist on host {self.host}")
-        if not spec.image.disk_path and not spec.image.kernel_path:
+        if not spec.image.disk_path and not spec.image.kernel_path and not spec.image.pool_file:
             raise PermanentDriverError("the image names neither a base disk nor a kernel")
 
     @staticmethod
@@ -425,13 +425,26 @@ class LibvirtDriver(ComputeDriver):
                 nics = tuple(Nic(network=self._active_network(conn, nic.network_id), mac=nic.mac) for nic in spec.nics)
                 pool = self._pool(conn)
                 disk = self._volume(pool, f"{spec.uuid}.qcow2")
+                base_path, base_format = spec.image.disk_path, spec.image.disk_format or "raw"
+                if spec.image.pool_file:
+                    # A private image: a qcow2 file of this host's pool.
+                    base_path, base_format = self._require_volume(pool, spec.image.pool_file).path(), "qcow2"
+                if disk is None and spec.disk_source:
+                    # Restored from a backup: a standalone copy of it, grown to the machine's size.
+                    disk = self._copy_volume(
+                        conn,
+                        self._require_volume(pool, spec.disk_source),
+                        pool,
+                        xml=disk_volume_xml(name=f"{spec.uuid}.qcow2", capacity_gib=spec.disk_gib),
+                    )
+                    self._grow(disk, spec.disk_gib)
                 if disk is None:
                     disk = pool.createXML(
                         disk_volume_xml(
                             name=f"{spec.uuid}.qcow2",
                             capacity_gib=spec.disk_gib,
-                            base_path=spec.image.disk_path,
-                            base_format=spec.image.disk_format or "raw",
+                            base_path=base_path,
+                            base_format=base_format,
                         ),
                         0,
                     )
@@ -543,6 +556,35 @@ class LibvirtDriver(ComputeDriver):
 
     def state(self, uuid: str) -> DomainInfo:
         return self._call("state", lambda conn: self._info(self._require(conn, uuid)))
+
+    # --- boot disks restored from backups, private images ------------------------------------------------------
+    @staticmethod
+    def _grow(volume: libvirt.virStorageVol, gib: int) -> None:
+        if volume.info()[1] < gib * GIB:  # grow only
+            volume.resize(gib * GIB, 0)
+
+    def disk_snapshot(self, uuid: str, *, name: str) -> None:
+        """The boot disk is the pool file `<uuid>.qcow2`: copied like a volume, by a live block copy while the domain
+        runs (its disk as of one instant) and by qemu-img convert while it is off; either copy has no backing file."""
+        self.volume_snapshot(name, source=uuid, domain=uuid)
+
+    def disk_restore(self, uuid: str, *, source: str) -> None:
+        def operation(conn):
+            domain = self._require(conn, uuid)
+            if domain.isActive():
+                raise PermanentDriverError(f"domain {uuid} must be shut off to have its disk replaced")
+            pool = self._pool(conn)
+            backup = self._require_volume(pool, source)
+            name = f"{uuid}.qcow2"
+            disk = self._volume(pool, name)
+            size_gib = max(1, -(-(disk.info()[1] if disk is not None else backup.info()[1]) // GIB))
+            if disk is not None:
+                disk.delete(0)
+            # A retry after a crash here finds no disk and copies again.
+            copy = self._copy_volume(conn, backup, pool, xml=disk_volume_xml(name=name, capacity_gib=size_gib))
+            self._grow(copy, size_gib)
+
+        self._call("restore the disk", operation)
 
     # --- networking -----------------------------------------------------------------------------------------------
     def network_ensure(self, spec: NetworkSpec) -> None:
@@ -1116,7 +1158,11 @@ class LibvirtDriver(ComputeDriver):
             with contextlib.suppress(libvirt.libvirtError):
                 pool.refresh(0)
             names = [name.removesuffix(".qcow2") for name in pool.listVolumes()]
-            return sorted(name for name in names if name.startswith(("hangar-vol-", "hangar-snap-")))
+            return sorted(
+                name
+                for name in names
+                if name.startswith(("hangar-vol-", "hangar-snap-", "hangar-backup-", "hangar-image-"))
+            )
 
         return self._call("list volumes", operation)
 

@@ -178,6 +178,12 @@ class SimulatedDriver(ComputeDriver):
             else:
                 self._check_room(host, vcpus=spec.vcpus, ram_mib=spec.ram_mib, disk_gib=spec.disk_gib)
                 image = spec.image.disk_path or spec.image.kernel_path
+                if spec.disk_source:
+                    # The new disk is a copy of a backup in this host's pool: it must be there.
+                    image = self._volume(spec.disk_source).name
+                elif spec.image.pool_file:
+                    # A private image: its file must be in this host's pool.
+                    image = self._volume(spec.image.pool_file).name
                 booted = host.boot_seconds <= 0
                 try:
                     domain = self._domains.create(
@@ -408,6 +414,27 @@ class SimulatedDriver(ComputeDriver):
             for domain in map(self._settle, domains)
             if domain.power == PowerState.RUNNING
         }
+
+    # --- boot disks restored from backups, private images (files of the host's pool) ------------------------------
+
+    def disk_snapshot(self, uuid: str, *, name: str) -> None:
+        with transaction.atomic():
+            self._lock_hypervisor()
+            domain = self._get(uuid)
+            if self._volumes().filter(name=name).exists():
+                return  # made already (a retry)
+            self._check_pool_room(domain.disk_gib)
+            self._pool_files.create(host_id=self.host.pk, name=name, size_gib=domain.disk_gib, source=f"disk {uuid}")
+
+    def disk_restore(self, uuid: str, *, source: str) -> None:
+        with transaction.atomic():
+            domain = self._get(uuid)
+            if domain.power != PowerState.SHUTOFF:
+                raise PermanentDriverError(f"Domain {uuid} must be shut off to have its disk replaced.")
+            file = self._volume(source)
+            domain.image = f"restored from {file.name}"[:500]
+            domain.disk_gib = max(domain.disk_gib, file.size_gib)
+            domain.save(update_fields=["image", "disk_gib"])
 
     # --- storage: the pool's files are SimulatedVolume rows; the pool holds as much as the host's disk ---------------
 

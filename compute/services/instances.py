@@ -66,6 +66,7 @@ TASK_ACTIONS = {
     InstanceTask.REBOOT: EventAction.REBOOT,
     InstanceTask.RESIZE: EventAction.RESIZE,
     InstanceTask.MIGRATE: EventAction.MIGRATE,
+    InstanceTask.RESTORE: EventAction.RESTORE,
     InstanceTask.DELETE: EventAction.DELETE,
 }
 
@@ -250,6 +251,7 @@ def instance_launch(
     public_ip: bool = False,
     region: Region | None = None,
     labels: dict | None = None,
+    disk_source: dict | None = None,
 ) -> Instance:
     """Reserves quota, a host of `region` (the default one if None) and the machine's addresses and enqueues its
     build; it starts `pending`. No host with room in the region: refused here, before anything is billed.
@@ -269,8 +271,19 @@ def instance_launch(
         firewalls = network_services.firewalls_check(tenant_id=tenant.pk, firewalls=firewalls)
     if not isinstance(flavor, Flavor) or not flavor.active:
         raise InvalidRequest("That size is not available; pick another.", code="invalid_flavor")
-    if not isinstance(image, Image) or not image.active:
+    if not isinstance(image, Image) or (image.tenant_id not in (None, tenant.pk)):
         raise InvalidRequest("That image is not available; pick another.", code="invalid_image")
+    # A restored disk does not come from the image (which may have left the catalog since): it only names the OS.
+    if not disk_source and (not image.active or image.state != Image.State.AVAILABLE):
+        raise InvalidRequest("That image is not available; pick another.", code="invalid_image")
+    place_on = Host.objects.get(pk=disk_source["host"]) if disk_source else image.host
+    if place_on is not None and place_on.region_id != region.pk:
+        raise InvalidRequest(
+            f"{disk_source['name'] if disk_source else image.name} is kept in another region than "
+            f"{region.label or region.name}; launch it in {place_on.region.label or place_on.region.name}.",
+            code="invalid_region",
+            details={"field": "region"},
+        )
     if not image.available_in(region):
         raise InvalidRequest(
             f"{image.name} is not available in {region.label or region.name}; pick another image or region.",
@@ -291,7 +304,7 @@ def instance_launch(
         networking = network_services.instance_networking_plan(
             tenant=tenant, user=user, region=region, networks=networks, firewalls=firewalls
         )
-        host = schedule(flavor=flavor, region=region, reserve=True)
+        host = schedule(flavor=flavor, region=region, reserve=True, only=place_on)
         now = timezone.now()
         instance = Instance(
             tenant=tenant,
@@ -307,6 +320,7 @@ def instance_launch(
             labels=labels,
             created_by=user,
             created_at=now,
+            disk_source=disk_source or {},
         )
         instance._usage_reserved = True
         _set_task(instance, InstanceTask.BUILD, now=now)
@@ -325,7 +339,8 @@ def instance_launch(
             EventAction.LAUNCH,
             EventResult.REQUESTED,
             user=user,
-            message=f"{flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk) with {image.name}",
+            message=f"{flavor.name} ({flavor.size_label}, {flavor.disk_gib} GiB disk) with {image.name}"
+            + (f", restored from {disk_source['name']}" if disk_source else ""),
             at=now,
         )
         network_services.instance_networking_attach(instance=instance, user=user, plan=networking, public_ip=public_ip)
@@ -401,14 +416,16 @@ def instance_resize(*, instance: Instance, user, flavor: Flavor) -> Instance:
     )
 
 
-def instance_delete(*, instance: Instance, user) -> Instance:
+def instance_delete(*, instance: Instance, user, delete_backups: bool = False) -> Instance:
     """Stops billing at once and enqueues the destruction of the machine and its disk; its volumes are detached
-    and kept."""
+    and kept. Its backups are kept (and stay billed) unless `delete_backups`; its backup schedule ends."""
+    from compute.storage.services.backups import backups_instance_deleting
 
     def prepare(locked: Instance, now) -> list[str]:
         lifecycle.announce_ended(resource_type=lifecycle.INSTANCE, resource_id=locked.pk, at=now)
         network_services.instance_networking_detach(instance=locked, user=user)
         storage_services.instance_volumes_detach(instance=locked, user=user)  # detached and kept
+        backups_instance_deleting(instance=locked, user=user, delete_backups=delete_backups, at=now)
         return []
 
     return _request_transition(
@@ -433,6 +450,20 @@ def instance_console_opened(*, instance: Instance, user) -> None:
         action_label="Console opened",
         actor=user,
         message="Interactive serial console",
+    )
+
+
+def instance_restore(*, instance: Instance, user, disk_file: str, label: str) -> Instance:
+    """Overwrites the boot disk with the pool file `disk_file` (a backup called `label`): the machine is stopped,
+    its disk replaced, and started again if it was running."""
+    return _request_transition(
+        instance=instance,
+        user=user,
+        action=EventAction.RESTORE,
+        transition="restore",
+        verb="restore",
+        params={"file": disk_file, "was_running": instance.state == InstanceState.RUNNING},
+        message=f"from {label}; everything written since is lost",
     )
 
 
@@ -579,6 +610,8 @@ def instance_action_succeeded(*, instance_id: str, task: str, info: DomainInfo |
         if task == InstanceTask.START:
             network_services.traffic_baseline_reset(instance_id=locked.pk)
         locked.state = done
+        if task == InstanceTask.RESTORE and info is not None and info.state == PowerState.RUNNING:
+            locked.state = InstanceState.RUNNING  # it ran before: it runs again on the restored disk
         locked.power_state = info.state if info is not None else PowerState.NOSTATE
         _clear_task(locked)
         locked.save(update_fields=fields)

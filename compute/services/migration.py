@@ -37,6 +37,12 @@ def instance_migrate(*, instance: Instance, user, reason: str = "") -> Instance:
                 f"{locked.name} has volumes attached, which stay on its host; detach them before moving it.",
                 code="volumes_attached",
             )
+        elif locked.image.host_id is not None:
+            # Its disk is made on a private image's file, which only its host's pool keeps.
+            refusal = Conflict(
+                f"{locked.name} runs on the private image {locked.image.name}, kept on its host only; it cannot move.",
+                code="private_image",
+            )
         if refusal is None:
             source = Host.objects.select_related("region").get(pk=locked.host_id)
             target = schedule(flavor=locked.flavor, region=source.region, exclude=source)

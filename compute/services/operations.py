@@ -41,6 +41,7 @@ TARGET_POWER = {
     InstanceTask.STOP: PowerState.SHUTOFF,
     InstanceTask.REBOOT: PowerState.RUNNING,
     InstanceTask.RESIZE: PowerState.SHUTOFF,
+    InstanceTask.RESTORE: PowerState.RUNNING,
     InstanceTask.DELETE: None,
 }
 
@@ -72,6 +73,7 @@ def domain_spec(instance: Instance) -> DomainSpec:
     """Everything the host needs to create the machine: size, image, interfaces, cloud-init seed and firewall."""
     ssh_keys = [key["public_key"] for key in instance.ssh_keys if key.get("public_key")]
     nics = nic_specs(instance_ports(instance))
+    disk_source = instance.disk_source.get("file", "") if instance.disk_source else ""
     return DomainSpec(
         uuid=str(instance.pk),
         name=instance.name,
@@ -90,6 +92,7 @@ def domain_spec(instance: Instance) -> DomainSpec:
             nics=list(nics),
         ),
         firewall=firewall_specs(instance=instance),
+        disk_source=disk_source,
     )
 
 
@@ -131,11 +134,26 @@ def _migrate(instance: Instance) -> DomainInfo:
     return info
 
 
+def _restore(instance: Instance, driver) -> DomainInfo:
+    """Overwrites the boot disk with a backup: shut down (gracefully), replace the disk, start again if it ran. Each
+    step is safe to repeat: a domain already off stays off, the disk is replaced again from the same file."""
+    uuid, task = str(instance.pk), InstanceTask.RESTORE
+    traffic_sample_quietly(instance=instance)
+    info = _wait_until(driver, instance_id=uuid, task=task, info=driver.stop(uuid), target=PowerState.SHUTOFF)
+    driver.disk_restore(uuid, source=instance.task_params["file"])
+    instance_task_progress(instance_id=uuid, task=task)
+    if instance.task_params.get("was_running"):
+        info = _wait_until(driver, instance_id=uuid, task=task, info=driver.start(uuid), target=PowerState.RUNNING)
+    return info
+
+
 def _drive(instance: Instance, task: str) -> DomainInfo | None:
     driver = driver_for(instance.host)
     uuid = str(instance.pk)
     if task == InstanceTask.MIGRATE:
         return _migrate(instance)
+    if task == InstanceTask.RESTORE:
+        return _restore(instance, driver)
     if task == InstanceTask.BUILD:
         instance.port_list = instance_ports(instance)  # what preparing its networks and its spec both read
         instance_networks_prepare(instance=instance, driver=driver)

@@ -159,3 +159,7 @@ class SimulatedVolumeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(~Q(name=""))
+
+
+# Backups, backup schedules and private images have their operators' pages in a module of their own.
+from compute.storage import backup_admin  # noqa: E402,F401

@@ -5,3 +5,8 @@ class StorageConfig(AppConfig):
     name = "compute.storage"
     label = "storage"
     verbose_name = "Storage"
+
+    def ready(self) -> None:
+        from compute.storage.services import pool
+
+        pool.subscribe()

@@ -312,6 +312,15 @@ class StorageEventAction(models.TextChoices):
     SNAPSHOT_RENAME = "snapshot_rename", "Snapshot renamed"
     SNAPSHOT_DELETE = "snapshot_delete", "Snapshot deleted"
     SNAPSHOT_ERROR = "snapshot_error", "Snapshot failed"
+    BACKUPS_ENABLE = "backups_enable", "Backups enabled"
+    BACKUPS_DISABLE = "backups_disable", "Backups disabled"
+    BACKUP_CREATE = "backup_create", "Backup made"
+    BACKUP_DELETE = "backup_delete", "Backup deleted"
+    BACKUP_RESTORE = "backup_restore", "Backup restored"
+    BACKUP_ERROR = "backup_error", "Backup failed"
+    IMAGE_CREATE = "image_create", "Private image made"
+    IMAGE_DELETE = "image_delete", "Private image deleted"
+    IMAGE_ERROR = "image_error", "Private image failed"
 
 
 class StorageEvent(Event):
@@ -347,3 +356,7 @@ class SimulatedVolume(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.host}"
+
+
+# Backups and their schedules (compute/storage/backup_models.py): imported here so Django registers them with the app.
+from compute.storage.backup_models import Backup, BackupPolicy, PrivateImage  # noqa: E402,F401

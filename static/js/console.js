@@ -161,15 +161,30 @@
     button.addEventListener("click", function () {
       if (socket) {
         disconnect();
-      } else {
-        connect();
+        return;
       }
+      button.disabled = true;
+      say("Loading the console…");
+      loadTerminal(card)
+        .then(connect)
+        .catch(function () {
+          button.disabled = false;
+          say("The console could not be loaded; reload the page and try again.");
+        });
     });
+  }
+
+  // xterm.js is half a megabyte: it is fetched when someone connects, not with every instance page.
+  function loadTerminal(card) {
+    return window.Hangar.load(
+      [card.getAttribute("data-xterm-js"), card.getAttribute("data-xterm-fit-js")],
+      [card.getAttribute("data-xterm-css")]
+    );
   }
 
   function start() {
     var card = document.getElementById("instance-terminal");
-    if (card && window.Terminal) {
+    if (card) {
       setUp(card);
     }
   }

@@ -37,8 +37,8 @@
     [1, 2, 5, 10, 20, 50, 100, 200, 500].forEach(function (step) { BYTE_INCREMENTS.push(step * unit); });
   });
 
-  var dayLabel = uPlot.fmtDate("{D} {MMM}");
-  var timeLabel = uPlot.fmtDate("{HH}:{mm}");
+  var dayLabel = null; // uPlot's date formatters, made once uPlot has loaded
+  var timeLabel = null;
 
   function timeTicks(u, splits, axisIndex, space, increment) {
     return splits.map(function (seconds, index) {
@@ -166,11 +166,33 @@
     load("24h");
   }
 
+  // uPlot is fetched when the graphs come near the screen, not with the page: most visits never scroll to them.
   function start() {
     var card = document.getElementById("instance-usage");
-    if (card && window.uPlot) {
-      setUp(card);
+    if (!card) {
+      return;
     }
+    var begin = function () {
+      window.Hangar.load([card.getAttribute("data-uplot-js")], [card.getAttribute("data-uplot-css")]).then(function () {
+        dayLabel = uPlot.fmtDate("{D} {MMM}");
+        timeLabel = uPlot.fmtDate("{HH}:{mm}");
+        setUp(card);
+      });
+    };
+    if (!("IntersectionObserver" in window)) {
+      begin();
+      return;
+    }
+    var observer = new IntersectionObserver(
+      function (entries) {
+        if (entries.some(function (entry) { return entry.isIntersecting; })) {
+          observer.disconnect();
+          begin();
+        }
+      },
+      { rootMargin: "400px" }
+    );
+    observer.observe(card);
   }
 
   if (document.readyState === "loading") {

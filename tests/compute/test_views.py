@@ -1,5 +1,6 @@
 """The compute dashboard: launch, list, detail, every action, SSH keys, roles and bad input."""
 
+import re
 import uuid
 
 import pytest
@@ -91,7 +92,16 @@ def test_launch_from_the_form_is_pending_then_running(
     assert instance.created_by == member
     assert instance.key_fingerprints == [key.fingerprint]
     detail = member_client.get(response.url)
-    assert b"is being launched" in detail.content
+    assert b"is being launched" not in detail.content  # it runs: no stale "being launched" note
+
+
+def test_the_instance_page_shows_launch_progress_until_the_machine_runs(member_client, tenant, flavor, image):
+    instance = InstanceFactory(tenant=tenant, name="web-1", flavor=flavor, image=image, state=InstanceState.BUILDING)
+    page = member_client.get(_url("instance-detail", instance)).content.decode()
+    assert "web-1 is being launched" in page and 'aria-current="step">Building' in page
+    Instance.objects.filter(pk=instance.pk).update(state=InstanceState.RUNNING)
+    poll = member_client.get(_url("instance-detail", instance), headers={"HX-Request": "true"}).content.decode()
+    assert "being launched" not in poll and "hx-trigger" not in poll
 
 
 def test_flavors_beyond_the_quota_headroom_are_disabled_with_the_reason(member_client, tenant, flavor, image, host):
@@ -208,7 +218,7 @@ def test_list_shows_instances_with_badges_and_row_actions(member_client, tenant)
     assert "gone" not in body and "other-tenants" not in body
     assert 'class="badge ok"' in body and 'class="badge off"' in body
     assert "/stop/" in body and "/start/" in body
-    assert "hx-trigger" not in body  # nothing transitional: no polling
+    assert "every 2s" not in body and 'hx-trigger="every 15s"' in body  # nothing transitional: only the cheap check
 
 
 def test_list_polls_only_while_something_is_transitional(member_client, tenant):
@@ -221,8 +231,32 @@ def test_list_polls_only_while_something_is_transitional(member_client, tenant):
     assert b"every 2s" in partial.content and b"badge busy" in partial.content
     Instance.objects.filter(pk=instance.pk).update(state=InstanceState.RUNNING)
     partial = member_client.get(LIST, headers={"HX-Request": "true"})
-    assert b"hx-trigger" not in partial.content  # the swapped-in table no longer polls
+    assert b"every 2s" not in partial.content  # the swapped-in table no longer polls every 2 s
     assert b"badge ok" in partial.content
+
+
+def _quiet_check_url(body: str) -> str:
+    return re.search(r'hx-get="([^"]+)" hx-trigger="every 15s"', body).group(1).replace("&amp;", "&")
+
+
+def test_a_quiet_list_learns_of_a_launch_elsewhere_with_one_cheap_query(
+    member_client, tenant, django_assert_max_num_queries
+):
+    InstanceFactory(tenant=tenant, name="alpha", state=InstanceState.RUNNING)
+    check = _quiet_check_url(member_client.get(LIST + "?ordering=name").content.decode())
+    assert "ordering=name" in check and "unless_version=" in check
+    with django_assert_max_num_queries(6):  # session, user, membership, tenant …, and one aggregate
+        unchanged = member_client.get(check, headers={"HX-Request": "true"})
+    assert unchanged.status_code == 204 and unchanged.content == b""
+
+    InstanceFactory(tenant=tenant, name="beta", state=InstanceState.PENDING)  # launched in another tab
+    changed = member_client.get(check, headers={"HX-Request": "true"}).content.decode()
+    assert "beta" in changed and "every 2s" in changed and "unless_version" not in changed
+
+    Instance.objects.filter(name="beta").update(state=InstanceState.RUNNING)
+    check = _quiet_check_url(member_client.get(LIST).content.decode())
+    Instance.objects.filter(name="beta").update(state=InstanceState.STOPPING)  # stopped from the API
+    assert member_client.get(check, headers={"HX-Request": "true"}).status_code == 200
 
 
 def test_list_filters_by_state_and_name(member_client, tenant):

@@ -1,21 +1,9 @@
-"""The whole stack as `make run` starts it: web, a separate Celery worker and beat, on their own database."""
+"""The whole stack as `make run` starts it: web, a separate Celery worker and beat, on their own database (the
+`stack` fixture, tests/e2e/conftest.py). Driving a machine from the dashboard on it: test_dashboard_flows.py."""
 
 import pytest
 
-from tests.browser import screenshot
-from tests.e2e.stack import Stack
-
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, django_db_blocker):
-    with django_db_blocker.unblock():
-        running = Stack(tmp_path_factory.mktemp("stack"))
-        try:
-            yield running.start()
-        finally:
-            running.stop()
 
 
 def test_healthz_reports_database_broker_and_a_running_worker(stack):
@@ -30,84 +18,6 @@ def test_the_log_in_page_is_served(stack):
     response = stack.get("/accounts/login/")
     assert response.status_code == 200
     assert b"Log in" in response.body
-
-
-def _badge(page):
-    return page.locator("#instance-live .title-row .badge")
-
-
-def test_launch_and_drive_a_machine_from_the_dashboard_on_the_worker(stack, browser):
-    """Launch from the form → pending → building → running, done by the separate worker and seen live; then every
-    action from the dashboard."""
-    context = browser.new_context(base_url=stack.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    try:
-        page.goto("/accounts/login/")
-        page.fill("#id_username", "demo@hangar.local")
-        page.fill("#id_password", "demo-hangar-1")
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(f"{stack.url}/")
-
-        page.goto("/instances/launch/")
-        page.locator("label.choice:has(input[name=flavor]:not([disabled]))").first.click()
-        page.locator("label.choice:has(input[name=image])").first.click()
-        page.fill("#id_name", "e2e-web-1")
-        page.get_by_role("button", name="Launch instance").click()
-        page.wait_for_url("**/instances/*/")
-        detail_url = page.url
-
-        # The list shows the new machine and updates itself (htmx) until the worker has it running.
-        page.goto("/instances/")
-        row = page.locator("tr", has_text="e2e-web-1")
-        seen = {row.locator(".badge").inner_text().strip()}
-        for _ in range(120):
-            state = row.locator(".badge").inner_text().strip()
-            seen.add(state)
-            if state == "Running":
-                break
-            page.wait_for_timeout(250)
-        assert "Running" in seen, f"states seen: {seen}\n{stack.tail_logs()}"
-        assert seen & {"Pending", "Building"}, f"never saw the machine being built: {seen}"
-        screenshot(page, "stack-instances")
-
-        page.goto(detail_url)
-
-        def act(button: str, until: str) -> None:
-            _badge(page).wait_for()
-            page.locator("#instance-live").get_by_role("button", name=button, exact=True).click()
-            page.wait_for_function(
-                "text => document.querySelector('#instance-live .title-row .badge').innerText.trim() === text",
-                arg=until,
-                timeout=60_000,
-            )
-
-        act("Stop", "Stopped")
-        act("Start", "Running")
-        act("Reboot", "Running")
-        act("Stop", "Stopped")
-        page.locator("#resize label.choice:has(input[name=flavor]:not([disabled]))").first.click()
-        page.locator("#resize").get_by_role("button", name="Resize").click()
-        page.wait_for_function(
-            "() => document.querySelector('#instance-live .title-row .badge').innerText.trim() === 'Stopped'",
-            timeout=60_000,
-        )
-        assert "Resize" in page.locator(".timeline").inner_text()
-        screenshot(page, "stack-instance-detail")
-
-        page.locator("#instance-live").get_by_role("button", name="Delete").click()
-        page.fill("#delete-confirm-name", "e2e-web-1")
-        page.get_by_role("button", name="Delete for good").click()
-        page.goto("/instances/")
-        for _ in range(120):
-            if page.locator("tr", has_text="e2e-web-1").count() == 0:
-                break
-            page.wait_for_timeout(500)
-            page.reload()
-        assert page.locator("tr", has_text="e2e-web-1").count() == 0
-    finally:
-        context.close()
 
 
 def test_beat_sends_the_schedule_from_the_database(stack):
@@ -128,3 +38,45 @@ def test_beat_sends_the_schedule_from_the_database(stack):
     for _ in range(2):
         seen = last_heartbeat()
         stack.wait_for(lambda seen=seen: last_heartbeat() != seen, what="a heartbeat sent by beat")
+
+
+LAUNCH_AND_ENABLE_BACKUPS = """
+from compute.models import Flavor, Image
+from compute.services import instance_launch
+from tenants.models import Membership
+m = Membership.objects.get(user__email='demo@hangar.local')
+flavor = Flavor.objects.filter(active=True).order_by('vcpus', 'ram_mib').first()
+image = Image.objects.public().filter(active=True).order_by('name').first()
+print(instance_launch(tenant=m.tenant, user=m.user, name='e2e-backed-up', flavor=flavor, image=image).pk)
+"""
+
+
+def test_beat_makes_the_backup_that_falls_due_on_the_worker(stack):
+    """A machine with backups enabled whose time has come: beat starts its backup, the worker makes the copy, the
+    schedule moves on to the next 03:xx."""
+    instance_id = stack.manage("shell", "-c", LAUNCH_AND_ENABLE_BACKUPS).strip().splitlines()[-1]
+    state = f"from compute.models import Instance; print(Instance.objects.get(pk='{instance_id}').state)"
+    stack.wait_for(lambda: stack.manage("shell", "-c", state).strip().endswith("running"), what="the machine built")
+    # Backups on, and the day's backup due now (as if its hour had just come).
+    stack.manage(
+        "shell",
+        "-c",
+        "from django.utils import timezone; from compute.models import Instance;"
+        "from compute.storage.services.backups import backups_enable;"
+        f"i = Instance.objects.get(pk='{instance_id}'); p = backups_enable(instance=i, user=None, hour=3);"
+        "type(p).objects.filter(pk=p.pk).update(next_run_at=timezone.now())",
+    )
+    made = (
+        "from compute.storage.backup_models import Backup;"
+        f"print(list(Backup.objects.filter(instance_id='{instance_id}').values_list('state', 'kind')))"
+    )
+    stack.wait_for(
+        lambda: "('available', 'scheduled')" in stack.manage("shell", "-c", made), what="the backup beat started"
+    )
+    schedule = (
+        "from django.utils import timezone; from compute.storage.backup_models import BackupPolicy;"
+        f"p = BackupPolicy.objects.get(instance_id='{instance_id}');"
+        "print(p.next_run_at > timezone.now() and p.next_run_at.hour == 3, p.last_run_at is not None)"
+    )
+    assert stack.manage("shell", "-c", schedule).strip().endswith("True True")
+    assert stack.manage("shell", "-c", made).count("available") == 1  # once, not once per beat

@@ -4,7 +4,7 @@ FACTORIES maps every model to its factory: the generic isolation tests build one
 names through it, so an app that adds a model with a URL must add its factory to its module's FACTORIES.
 """
 
-from tests.factories import api, billing, compute, monitoring, network, stacks, storage, tenants
+from tests.factories import api, backups, billing, compute, monitoring, network, stacks, storage, tenants
 from tests.factories.tenants import (
     InvitationFactory,
     MembershipFactory,
@@ -22,6 +22,7 @@ FACTORIES = {
     **monitoring.FACTORIES,
     **stacks.FACTORIES,
     **billing.FACTORIES,
+    **backups.FACTORIES,
 }
 
 __all__ = ["FACTORIES", "InvitationFactory", "MembershipFactory", "QuotaFactory", "TenantFactory", "UserFactory"]

@@ -11,14 +11,17 @@ def storage_event(
     action: str,
     volume: Volume | None = None,
     snapshot: Snapshot | None = None,
+    other=None,
+    other_type: str = "",
     message: str = "",
     actor=None,
     result: str = EventResult.SUCCEEDED,
     at=None,
 ) -> StorageEvent:
-    """Records a change to a volume or a snapshot (who, what, the outcome); what a person asked for (or was refused)
-    also goes to the organisation's activity log."""
-    subject = volume if volume is not None else snapshot
+    """Records a change to a volume or a snapshot — or to `other`, a backup, a machine's backup schedule or a
+    private image, of activity type `other_type` — (who, what, the outcome); what a person asked for (or was
+    refused) also goes to the organisation's activity log."""
+    subject = volume if volume is not None else snapshot if snapshot is not None else other
     extra = {"created_at": at} if at is not None else {}
     event = StorageEvent.objects.create(
         tenant_id=tenant_id,
@@ -33,5 +36,6 @@ def storage_event(
     )
     if actor is not None or result == EventResult.REFUSED:
         resource_type = ActivityEntry.ResourceType.VOLUME if volume is not None else ActivityEntry.ResourceType.SNAPSHOT
+        resource_type = other_type if other is not None else resource_type
         activity_from_event(event, resource_type=resource_type, resource_id=subject.pk, resource_name=subject.name)
     return event

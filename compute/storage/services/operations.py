@@ -69,7 +69,10 @@ def _drive_volume(volume: Volume, task: str) -> None:
 
 def _drive_snapshot(snapshot: Snapshot, task: str) -> None:
     driver = driver_for(snapshot.host)
-    if task == StorageTask.CREATE:
+    if task == StorageTask.CREATE and snapshot.task_params.get("boot_disk_of"):
+        # A machine's boot disk (compute.storage.services.boot_snapshots).
+        driver.disk_snapshot(snapshot.task_params["boot_disk_of"], name=snapshot.driver_name)
+    elif task == StorageTask.CREATE:
         params = snapshot.task_params
         driver.volume_snapshot(
             snapshot.driver_name,

@@ -1,0 +1,40 @@
+"""The embedded broker's transport: kombu's filesystem transport, each message written whole before it appears.
+
+kombu's own `_put` creates the message file in the queue folder and then writes it, while a consumer's `_get` moves
+and reads files without waiting for the writer's lock: a worker polling at that instant reads an empty message and
+stops with "Unrecoverable error: JSONDecodeError". Here a message is written under a name no consumer looks at and
+renamed into place when complete; a rename within one folder is atomic, so a consumer sees a whole message or none.
+`portal.celery` makes this the transport of `filesystem://` broker URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from time import monotonic
+
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+# A message being written: its name starts with a dot, so it matches no queue ("<stamp>_<uuid>.<queue>.msg").
+PARTIAL_PREFIX = ".partial-"
+
+
+class Channel(filesystem.Channel):
+    def _put(self, queue, payload, **kwargs):
+        """Puts `payload` onto `queue`: written in full under a partial name, then renamed into the queue."""
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, PARTIAL_PREFIX + name)
+        try:
+            with open(partial, "wb") as message:
+                message.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
