@@ -49,6 +49,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("Backups", "backups:backup-list", Permission.VIEW_RESOURCES, sections=("backup-list",)),
     NavItem("My images", "backups:image-list", Permission.VIEW_RESOURCES, sections=("image-list",)),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
+    NavItem("Stacks", "stacks:stack-list", Permission.VIEW_RESOURCES, sections=("stacks",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
     NavItem("Activity", "activity", Permission.VIEW_ACTIVITY, sections=("activity",)),

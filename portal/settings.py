@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "compute.network",
     "compute.storage",
     "compute.monitoring",
+    "compute.stacks",
     "billing",
 ]
 
@@ -378,6 +379,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compute.storage.tasks.backups_run_due",
         "schedule": float(env_int("BACKUPS_DUE_SECONDS", 60, minimum=1)),
     },
+    "stacks-resume": {"task": "compute.stacks.tasks.resume", "schedule": 60.0},
 }
 # Task modules autodiscovery does not find (it imports each app's `tasks` only).
 CELERY_IMPORTS = ("compute.storage.backup_tasks",)
@@ -436,6 +438,7 @@ SPECTACULAR_SETTINGS = {
         "EventResultEnum": "tenants.models.EventResult",
         # Snapshots, backups and private images go through the same states.
         "CopyStateEnum": "compute.storage.models.SnapshotState",
+        "StackRunStateEnum": "compute.stacks.models.RunState",
     },
 }
 

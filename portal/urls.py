@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("compute.monitoring.urls")),
     path("storage/", include("compute.storage.urls")),
     path("storage/", include("compute.storage.backup_urls")),
+    path("", include("compute.stacks.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]

@@ -444,6 +444,8 @@ class ActivityEntry(TenantOwned):
         SNAPSHOT = "snapshot", "Snapshot"
         BACKUP = "backup", "Backup"
         IMAGE = "image", "Image"
+        STACK = "stack", "Stack"
+        ALERT_POLICY = "alert_policy", "Alert policy"
 
     Outcome = EventResult
 

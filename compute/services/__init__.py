@@ -19,6 +19,7 @@ from compute.services.instances import (
     instance_action_succeeded,
     instance_build_failed,
     instance_build_succeeded,
+    instance_console_opened,
     instance_delete,
     instance_launch,
     instance_mark_error,
@@ -32,6 +33,7 @@ from compute.services.instances import (
     instance_task_failed,
 )
 from compute.services.keys import sshkey_create, sshkey_delete
+from compute.services.labels import resource_labels_set
 from compute.services.migration import instance_migrate, instance_migrate_succeeded
 from compute.services.reconciliation import (
     instance_domain_vanished,
@@ -52,6 +54,7 @@ __all__ = [
     "instance_action_succeeded",
     "instance_build_failed",
     "instance_build_succeeded",
+    "instance_console_opened",
     "instance_delete",
     "instance_domain_vanished",
     "instance_launch",
@@ -72,6 +75,7 @@ __all__ = [
     "orphan_domain_destroy",
     "orphan_domains_record",
     "region_make_default",
+    "resource_labels_set",
     "sshkey_create",
     "sshkey_delete",
 ]

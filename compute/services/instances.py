@@ -49,8 +49,9 @@ from compute.scheduler import claim_resize, schedule
 from compute.services import usage
 from compute.storage import services as storage_services
 from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
-from tenants.services import activity_from_event, quota_lock, user_check_verified
+from tenants.services import activity_from_event, activity_record, quota_lock, user_check_verified
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +250,7 @@ def instance_launch(
     user_data: str = "",
     public_ip: bool = False,
     region: Region | None = None,
+    labels: dict | None = None,
     disk_source: dict | None = None,
 ) -> Instance:
     """Reserves quota, a host of `region` (the default one if None) and the machine's addresses and enqueues its
@@ -262,6 +264,7 @@ def instance_launch(
     name = _clean_name(name)
     region = _launch_region(region)
     user_data = clean_user_data(user_data)
+    labels = labels_checked(labels)
     networks = network_services.networks_check(tenant_id=tenant.pk, networks=networks, region=region)
     firewalls = list(firewalls)
     if firewalls:
@@ -314,6 +317,7 @@ def instance_launch(
             private_ip=networking.private_ip,
             ssh_keys=snapshot,
             user_data=user_data,
+            labels=labels,
             created_by=user,
             created_at=now,
             disk_source=disk_source or {},
@@ -431,6 +435,21 @@ def instance_delete(*, instance: Instance, user, delete_backups: bool = False) -
         transition="delete",
         verb="delete",
         prepare=prepare,
+    )
+
+
+def instance_console_opened(*, instance: Instance, user) -> None:
+    """A member opens the machine's interactive console: the activity log says who, when and from where (what is
+    typed is never recorded)."""
+    activity_record(
+        tenant_id=instance.tenant_id,
+        resource_type=ActivityEntry.ResourceType.INSTANCE,
+        resource_id=instance.pk,
+        resource_name=instance.name,
+        action="console_open",
+        action_label="Console opened",
+        actor=user,
+        message="Interactive serial console",
     )
 
 

@@ -15,6 +15,7 @@ API_MODULES = [
     "compute.storage.api.urls",
     "compute.storage.api.backups",
     "compute.monitoring.api.urls",
+    "compute.stacks.api.urls",
     "billing.api.urls",
 ]
 

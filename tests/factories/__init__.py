@@ -4,7 +4,7 @@ FACTORIES maps every model to its factory: the generic isolation tests build one
 names through it, so an app that adds a model with a URL must add its factory to its module's FACTORIES.
 """
 
-from tests.factories import api, backups, billing, compute, monitoring, network, storage, tenants
+from tests.factories import api, backups, billing, compute, monitoring, network, stacks, storage, tenants
 from tests.factories.tenants import (
     InvitationFactory,
     MembershipFactory,
@@ -20,6 +20,7 @@ FACTORIES = {
     **network.FACTORIES,
     **storage.FACTORIES,
     **monitoring.FACTORIES,
+    **stacks.FACTORIES,
     **billing.FACTORIES,
     **backups.FACTORIES,
 }
