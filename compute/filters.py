@@ -6,11 +6,11 @@ values are refused, is decided here once for both.
 
 import django_filters
 
-from compute.models import Flavor, Image, Instance, InstanceState
-from portal.api.filters import IntegerFilter, StableOrderingFilter, StrictFilterSet
+from compute.models import Flavor, Image, Instance, InstanceState, SSHKey
+from portal.api.filters import IntegerFilter, LabelledFilterSet, StableOrderingFilter, StrictFilterSet
 
 
-class InstanceFilter(StrictFilterSet):
+class InstanceFilter(LabelledFilterSet):
     state = django_filters.MultipleChoiceFilter(
         choices=InstanceState.choices, help_text="One or more states, e.g. `?state=running&state=stopped`."
     )
@@ -32,7 +32,15 @@ class InstanceFilter(StrictFilterSet):
 
     class Meta:
         model = Instance
-        fields = ["state", "name", "flavor", "image", "created_after", "created_before"]
+        fields = ["state", "name", "flavor", "image", "label", "created_after", "created_before"]
+
+
+class SSHKeyFilter(LabelledFilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name, any case.")
+
+    class Meta:
+        model = SSHKey
+        fields = ["label", "name"]
 
 
 class FlavorFilter(StrictFilterSet):

@@ -21,6 +21,7 @@ from compute.drivers import DRIVERS
 from compute.drivers.base import ImageSource, PowerState
 from compute.lifecycle import INSTANCE, BillableResource
 from compute.prices import hourly_rate
+from tenants.labels import validate_labels
 from tenants.models import Event, TenantOwned, TenantQuerySet
 
 
@@ -297,6 +298,7 @@ class SSHKey(TenantOwned):
     fingerprint = models.CharField(max_length=100, editable=False)
     key_type = models.CharField(max_length=40, editable=False)
     bits = models.PositiveIntegerField(editable=False)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -490,6 +492,7 @@ class Instance(TenantOwned):
     task_deadline = models.DateTimeField(null=True, blank=True)
     task_requeues = models.PositiveIntegerField(default=0)
     error_reason = models.TextField(blank=True)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = InstanceQuerySet.as_manager()

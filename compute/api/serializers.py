@@ -8,7 +8,7 @@ from compute.network.cloudinit import MAX_USER_DATA_BYTES
 from compute.network.models import Firewall, Network
 from compute.network.selectors import instance_ports, instance_public_address
 from compute.sshkeys import MAX_KEY_LENGTH
-from portal.api.fields import StrictCharField
+from portal.api.fields import LabelsField, StrictCharField
 
 
 class FlavorSerializer(serializers.ModelSerializer):
@@ -41,7 +41,7 @@ class ImageSerializer(serializers.ModelSerializer):
 class SSHKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = SSHKey
-        fields = ["id", "name", "public_key", "fingerprint", "key_type", "bits", "created_at"]
+        fields = ["id", "name", "public_key", "fingerprint", "key_type", "bits", "labels", "created_at"]
         read_only_fields = fields
 
 
@@ -50,6 +50,11 @@ class SSHKeyCreateSerializer(serializers.Serializer):
     public_key = StrictCharField(
         max_length=MAX_KEY_LENGTH, help_text="One OpenSSH public key line, e.g. `ssh-ed25519 AAAA… me@laptop`."
     )
+    labels = LabelsField(required=False, default=dict)
+
+
+class LabelsUpdateSerializer(serializers.Serializer):
+    labels = LabelsField(help_text="Replaces all of the resource's labels (`{}` removes them).")
 
 
 class InstanceKeySerializer(serializers.Serializer):
@@ -110,6 +115,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "user_data",
             "traffic",
             "error_reason",
+            "labels",
             "allowed_actions",
             "created_at",
             "updated_at",
@@ -146,6 +152,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "user_data": instance.user_data,
             "traffic": self.get_traffic(instance),
             "error_reason": instance.error_reason,
+            "labels": instance.labels,
             "allowed_actions": instance.allowed_actions,
             "created_at": iso(instance.created_at),
             "updated_at": iso(instance.updated_at),
@@ -226,6 +233,7 @@ class InstanceCreateSerializer(TenantOwnedMixin, serializers.Serializer):
     public_ip = serializers.BooleanField(
         required=False, default=False, help_text="Allocate a new public IPv4 address and assign it to the machine."
     )
+    labels = LabelsField(required=False, default=dict)
     user_data = StrictCharField(
         required=False,
         allow_blank=True,
@@ -241,10 +249,11 @@ class InstanceUpdateSerializer(TenantOwnedMixin, serializers.Serializer):
     firewalls = _owned_ids(
         Firewall, help_text="Replaces its firewalls (at least one); the host applies the new rules live."
     )
+    labels = LabelsField(required=False, help_text="Replaces all of its labels (`{}` removes them).")
 
     def validate(self, attrs):
         if not attrs:
-            raise serializers.ValidationError({"non_field_errors": ["Give a new name, firewalls, or both."]})
+            raise serializers.ValidationError({"non_field_errors": ["Give a new name, firewalls, labels, or more."]})
         return attrs
 
 

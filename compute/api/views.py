@@ -13,7 +13,7 @@ from compute import selectors, services
 from compute.api import serializers as s
 from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.drivers.base import DriverError
-from compute.filters import FlavorFilter, ImageFilter, InstanceFilter
+from compute.filters import FlavorFilter, ImageFilter, InstanceFilter, SSHKeyFilter
 from compute.models import Instance, SSHKey
 from compute.network.selectors import with_networking
 from compute.network.services import instance_firewalls_set
@@ -104,6 +104,7 @@ class ImageViewSet(CatalogViewSet):
 class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = SSHKey.objects.order_by("name", "id")
     serializer_class = s.SSHKeySerializer
+    filterset_class = SSHKeyFilter
 
     @extend_schema(
         summary="Add an SSH key",
@@ -124,6 +125,18 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         return Response(
             s.SSHKeySerializer(key).data, status=status.HTTP_201_CREATED, headers={"Location": self.detail_url(key)}
         )
+
+    @extend_schema(
+        summary="Change the labels of an SSH key",
+        tags=["ssh-keys"],
+        request=s.LabelsUpdateSerializer,
+        responses={200: s.SSHKeySerializer},
+    )
+    def partial_update(self, request, pk=None):
+        key = self.get_object()
+        data = self.validated(s.LabelsUpdateSerializer, request.data)
+        key = services.resource_labels_set(resource=key, user=request.user, labels=data["labels"])
+        return Response(s.SSHKeySerializer(key).data)
 
     def perform_destroy(self, instance):
         services.sshkey_delete(key=instance, user=self.request.user)
@@ -220,11 +233,12 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             firewalls=data["firewalls"],
             user_data=data["user_data"],
             public_ip=data["public_ip"],
+            labels=data["labels"],
         )
         return self.accepted(instance)
 
     @extend_schema(
-        summary="Rename an instance or change its firewalls",
+        summary="Rename an instance, change its firewalls or its labels",
         description="`name` changes the display name only (the guest's hostname was set at build); `firewalls` "
         "replaces the machine's firewalls, applied live by its host.",
         tags=["instances"],
@@ -238,6 +252,8 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             instance = services.instance_rename(instance=instance, user=request.user, name=data["name"])
         if "firewalls" in data:
             instance = instance_firewalls_set(instance=instance, firewalls=data["firewalls"], user=request.user)
+        if "labels" in data:
+            instance = services.resource_labels_set(resource=instance, user=request.user, labels=data["labels"])
         return Response(s.InstanceSerializer(self.get_queryset().get(pk=instance.pk)).data)
 
     @extend_schema(

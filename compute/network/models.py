@@ -19,6 +19,7 @@ from compute.models import Host, Instance, Region
 from compute.network import addressing
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PORTED, PROTOCOLS, ports_label
 from portal.errors import ServiceError
+from tenants.labels import validate_labels
 from tenants.models import Event, TenantOwned, TenantQuerySet
 
 
@@ -30,6 +31,7 @@ class Network(TenantOwned):
     name = models.CharField(max_length=63)
     cidr = models.CharField("range (CIDR)", max_length=18)
     is_default = models.BooleanField(default=False, help_text="Machines launched without a choice join it.")
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -174,6 +176,7 @@ class PublicIP(TenantOwned):
     allocated_at = models.DateTimeField(default=timezone.now)
     assigned_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
 
     objects = PublicIPQuerySet.as_manager()
 
@@ -226,6 +229,7 @@ class Firewall(TenantOwned):
     name = models.CharField(max_length=63)
     description = models.CharField(max_length=200, blank=True)
     is_default = models.BooleanField(default=False, help_text="Machines launched without a choice get it.")
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     instances = models.ManyToManyField(Instance, related_name="firewalls", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -31,6 +31,7 @@ from compute.services.instances import (
     instance_task_failed,
 )
 from compute.services.keys import sshkey_create, sshkey_delete
+from compute.services.labels import resource_labels_set
 from compute.services.migration import instance_migrate, instance_migrate_succeeded
 from compute.services.reconciliation import (
     instance_domain_vanished,
@@ -70,6 +71,7 @@ __all__ = [
     "orphan_domain_destroy",
     "orphan_domains_record",
     "region_make_default",
+    "resource_labels_set",
     "sshkey_create",
     "sshkey_delete",
 ]

@@ -48,6 +48,7 @@ from compute.rules import (
 from compute.scheduler import claim_resize, schedule
 from compute.selectors import held_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
 from tenants.services import activity_from_event, quota_lock, user_check_verified
 
@@ -245,6 +246,7 @@ def instance_launch(
     user_data: str = "",
     public_ip: bool = False,
     region: Region | None = None,
+    labels: dict | None = None,
 ) -> Instance:
     """Reserves quota, a host of `region` (the default one if None) and the machine's addresses and enqueues its
     build; it starts `pending`. No host with room in the region: refused here, before anything is billed.
@@ -257,6 +259,7 @@ def instance_launch(
     name = _clean_name(name)
     region = _launch_region(region)
     user_data = clean_user_data(user_data)
+    labels = labels_checked(labels)
     networks = network_services.networks_check(tenant_id=tenant.pk, networks=networks, region=region)
     firewalls = list(firewalls)
     if firewalls:
@@ -293,6 +296,7 @@ def instance_launch(
             state=InstanceState.PENDING,
             ssh_keys=snapshot,
             user_data=user_data,
+            labels=labels,
             created_by=user,
             created_at=now,
         )

@@ -8,13 +8,15 @@ from django.db import IntegrityError, transaction
 from compute.models import SSHKey
 from compute.sshkeys import parse_public_key
 from portal.errors import InvalidRequest
+from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, Tenant
 from tenants.services import activity_record, user_check_verified
 
 
-def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str) -> SSHKey:
+def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str, labels: dict | None = None) -> SSHKey:
     """Validates and fingerprints the key; a name or key the tenant already has is refused."""
     user_check_verified(user=user, verb="add an SSH key")
+    labels = labels_checked(labels)
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("Give the key a name.", code="invalid_name", details={"field": "name"})
@@ -40,6 +42,7 @@ def sshkey_create(*, tenant: Tenant, user, name: str, public_key: str) -> SSHKey
                 fingerprint=parsed.fingerprint,
                 key_type=parsed.key_type,
                 bits=parsed.bits,
+                labels=labels,
                 created_by=user,
             )
             _activity(key, "create", "SSH key added", user, message=f"{key.key_type} {key.fingerprint}")

@@ -2,6 +2,9 @@
 
 import django_filters
 from django import forms
+from drf_spectacular.utils import extend_schema_field
+
+from tenants.labels import labels_filter, parse_selector
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
@@ -37,3 +40,39 @@ class StrictFilterSet(django_filters.FilterSet):
                 self.form.add_error(name, "Give a value, or leave the parameter out.")
                 valid = False
         return valid
+
+
+class LabelSelectorsField(forms.Field):
+    """Every `label` value of the query string, each checked to be `key=value` or `key`."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[tuple[str, str | None]]:
+        values = [value] if isinstance(value, str) else list(value or [])
+        selectors = []
+        for item in values:
+            if item.strip():
+                selectors.append(parse_selector(item))
+        return selectors
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "example": "team=web"}})
+class LabelFilter(django_filters.Filter):
+    """`?label=key=value` (that value) or `?label=key` (any value); repeat it and every one must match. One filter
+    for every list of labelled resources."""
+
+    field_class = LabelSelectorsField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("help_text", "`key=value` or `key` alone (any value); repeat it for more (all must match).")
+        kwargs.setdefault("label", "Label")
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        return labels_filter(qs, value) if value else qs
+
+
+class LabelledFilterSet(StrictFilterSet):
+    """The FilterSet of a list whose rows carry labels."""
+
+    label = LabelFilter()

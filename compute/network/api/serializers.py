@@ -4,7 +4,7 @@ from compute.api.serializers import OwnedObjectField, TenantOwnedMixin
 from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, PublicIP
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PROTOCOLS, RuleInput, rule_errors
-from portal.api.fields import StrictCharField
+from portal.api.fields import LabelsField, StrictCharField
 
 # --- networks -----------------------------------------------------------------------------------------------------
 
@@ -30,6 +30,7 @@ class NetworkSerializer(serializers.ModelSerializer):
             "capacity",
             "machine_count",
             "is_default",
+            "labels",
             "created_at",
         ]
         read_only_fields = fields
@@ -48,10 +49,21 @@ class NetworkCreateSerializer(serializers.Serializer):
         max_length=18,
         help_text="A private (RFC 1918) range from /16 to /28, e.g. `10.20.0.0/24`, overlapping none of yours.",
     )
+    labels = LabelsField(required=False, default=dict)
+
+
+def _something_given(attrs: dict, what: str) -> dict:
+    if not attrs:
+        raise serializers.ValidationError({"non_field_errors": [f"Give {what}."]})
+    return attrs
 
 
 class NetworkUpdateSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=63)
+    name = StrictCharField(max_length=63, required=False)
+    labels = LabelsField(required=False, help_text="Replaces all of its labels (`{}` removes them).")
+
+    def validate(self, attrs):
+        return _something_given(attrs, "a new name, labels, or both")
 
 
 # --- public addresses ---------------------------------------------------------------------------------------------
@@ -67,7 +79,7 @@ class PublicIPSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PublicIP
-        fields = ["id", "address", "region", "state", "instance", "allocated_at", "assigned_at"]
+        fields = ["id", "address", "region", "state", "instance", "labels", "allocated_at", "assigned_at"]
         read_only_fields = fields
 
 
@@ -84,6 +96,7 @@ class PublicIPCreateSerializer(TenantOwnedMixin, serializers.Serializer):
         default=None,
         help_text="Without a machine: the region whose machines it may reach (the default region when left out).",
     )
+    labels = LabelsField(required=False, default=dict)
 
     def validate(self, attrs):
         instance, region = attrs.get("instance"), attrs.get("region")
@@ -146,7 +159,17 @@ class FirewallSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Firewall
-        fields = ["id", "name", "description", "is_default", "rules", "instances", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "is_default",
+            "rules",
+            "instances",
+            "labels",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_instances(self, firewall) -> list[str]:
@@ -159,6 +182,7 @@ class FirewallCreateSerializer(serializers.Serializer):
     rules = FirewallRuleSerializer(
         many=True, required=False, default=list, help_text="Allow rules; everything else is dropped."
     )
+    labels = LabelsField(required=False, default=dict)
 
 
 class FirewallUpdateSerializer(serializers.Serializer):
@@ -167,3 +191,4 @@ class FirewallUpdateSerializer(serializers.Serializer):
     rules = FirewallRuleSerializer(
         many=True, required=False, help_text="The whole new rule set; its machines get it live."
     )
+    labels = LabelsField(required=False, help_text="Replaces all of its labels (`{}` removes them).")

@@ -10,9 +10,12 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from compute.api.serializers import LabelsUpdateSerializer
 from compute.network import services
 from compute.network.api import serializers as s
+from compute.network.filters import FirewallFilter, NetworkFilter, PublicIPFilter
 from compute.network.models import Firewall, FirewallRule, Network, PublicIP
+from compute.services import resource_labels_set
 from portal.api.views import TenantViewSet
 
 EXAMPLE_RULES = [
@@ -47,6 +50,7 @@ class NetworkViewSet(
         .order_by("-is_default", "name", "id")
     )
     serializer_class = s.NetworkSerializer
+    filterset_class = NetworkFilter
 
     @extend_schema(
         summary="Create a private network",
@@ -64,7 +68,7 @@ class NetworkViewSet(
         return self.created(network, s.NetworkSerializer)
 
     @extend_schema(
-        summary="Rename a network",
+        summary="Rename a network or change its labels",
         tags=["networks"],
         request=s.NetworkUpdateSerializer,
         responses={200: s.NetworkSerializer},
@@ -72,9 +76,11 @@ class NetworkViewSet(
     def partial_update(self, request, pk=None):
         network = self.get_object()
         data = self.validated(s.NetworkUpdateSerializer, request.data)
-        renamed = services.network_rename(network=network, user=request.user, name=data["name"])
-        renamed.machine_count = network.machine_count
-        return Response(s.NetworkSerializer(renamed).data)
+        if "name" in data:
+            network = services.network_rename(network=network, user=request.user, name=data["name"])
+        if "labels" in data:
+            network = resource_labels_set(resource=network, user=request.user, labels=data["labels"])
+        return Response(s.NetworkSerializer(self.get_queryset().get(pk=network.pk)).data)
 
     def perform_destroy(self, instance):
         services.network_delete(network=instance, user=self.request.user)
@@ -100,6 +106,7 @@ class PublicIPViewSet(
 ):
     queryset = PublicIP.objects.held().select_related("pool__region").order_by("-allocated_at", "id")
     serializer_class = s.PublicIPSerializer
+    filterset_class = PublicIPFilter
 
     @extend_schema(
         summary="Allocate a public IPv4 address",
@@ -119,9 +126,25 @@ class PublicIPViewSet(
     def create(self, request):
         data = self.validated(s.PublicIPCreateSerializer, request.data)
         public_ip = services.public_ip_allocate(
-            tenant=request.tenant, user=request.user, instance=data.get("instance"), region=data.get("region")
+            tenant=request.tenant,
+            user=request.user,
+            instance=data.get("instance"),
+            region=data.get("region"),
+            labels=data["labels"],
         )
         return self.created(public_ip, s.PublicIPSerializer)
+
+    @extend_schema(
+        summary="Change the labels of a public IPv4 address",
+        tags=["ips"],
+        request=LabelsUpdateSerializer,
+        responses={200: s.PublicIPSerializer},
+    )
+    def partial_update(self, request, pk=None):
+        public_ip = self.get_object()
+        data = self.validated(LabelsUpdateSerializer, request.data)
+        resource_labels_set(resource=public_ip, user=request.user, labels=data["labels"])
+        return Response(s.PublicIPSerializer(self.get_queryset().get(pk=public_ip.pk)).data)
 
     def perform_destroy(self, instance):
         services.public_ip_release(public_ip=instance, user=self.request.user)
@@ -173,6 +196,7 @@ class FirewallViewSet(
         Prefetch("rules", queryset=FirewallRule.objects.order_by("position", "id")), "instances"
     ).order_by("-is_default", "name", "id")
     serializer_class = s.FirewallSerializer
+    filterset_class = FirewallFilter
 
     def _reloaded(self, firewall: Firewall) -> Firewall:
         return self.get_queryset().get(pk=firewall.pk)
@@ -194,11 +218,12 @@ class FirewallViewSet(
             name=data["name"],
             description=data["description"],
             rules=s.rule_inputs(data["rules"]),
+            labels=data["labels"],
         )
         return self.created(self._reloaded(firewall), s.FirewallSerializer)
 
     @extend_schema(
-        summary="Rename a firewall or replace its rules",
+        summary="Rename a firewall, replace its rules or change its labels",
         description="`rules` replaces the whole rule set; every machine with this firewall gets it live.",
         tags=["firewalls"],
         request=s.FirewallUpdateSerializer,
@@ -215,6 +240,8 @@ class FirewallViewSet(
             description=data.get("description"),
             rules=rules,
         )
+        if "labels" in data:
+            resource_labels_set(resource=firewall, user=request.user, labels=data["labels"])
         return Response(s.FirewallSerializer(self._reloaded(firewall)).data)
 
     def perform_destroy(self, instance):

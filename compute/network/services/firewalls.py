@@ -18,6 +18,7 @@ from compute.network.rulesets import RuleInput, is_text, normal_cidr, rule_error
 from compute.network.services.common import after_commit, clean_name, owned_choice
 from compute.network.services.events import network_event
 from portal.errors import Conflict, InvalidRequest
+from tenants.labels import labels_checked
 from tenants.models import Tenant
 
 MAX_RULES = 50
@@ -84,9 +85,16 @@ def _describe(rules: list[RuleInput]) -> str:
 
 
 def firewall_create(
-    *, tenant: Tenant, user, name: str, description: str = "", rules: Iterable[RuleInput] = ()
+    *,
+    tenant: Tenant,
+    user,
+    name: str,
+    description: str = "",
+    rules: Iterable[RuleInput] = (),
+    labels: dict | None = None,
 ) -> Firewall:
     name = clean_name(name, what="firewall")
+    labels = labels_checked(labels)
     rules = rules_check(rules)
     with transaction.atomic():
         if Firewall.objects.filter(tenant=tenant, name__iexact=name).exists():
@@ -94,7 +102,11 @@ def firewall_create(
         try:
             with transaction.atomic():
                 firewall = Firewall.objects.create(
-                    tenant=tenant, name=name, description=_clean_description(description), created_by=user
+                    tenant=tenant,
+                    name=name,
+                    description=_clean_description(description),
+                    created_by=user,
+                    labels=labels,
                 )
         except IntegrityError:
             raise _name_error(name) from None

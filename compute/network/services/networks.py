@@ -17,6 +17,7 @@ from compute.network.models import Network, NetworkEventAction, Port
 from compute.network.services.common import after_commit, clean_name
 from compute.network.services.events import network_event
 from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.labels import labels_checked
 from tenants.models import Tenant
 from tenants.services.quotas import quota_lock
 
@@ -38,10 +39,13 @@ def _name_error(name: str) -> InvalidRequest:
     )
 
 
-def network_create(*, tenant: Tenant, user, name: str, cidr: str, region: Region | None = None) -> Network:
+def network_create(
+    *, tenant: Tenant, user, name: str, cidr: str, region: Region | None = None, labels: dict | None = None
+) -> Network:
     """A new private network in `region` (the default one if None): an RFC 1918 range that overlaps none of the
     tenant's other networks."""
     name = clean_name(name, what="network")
+    labels = labels_checked(labels)
     network_range = addressing.parse_private_cidr(cidr)
     if region is not None and not isinstance(region, Region):
         raise InvalidRequest(
@@ -68,7 +72,7 @@ def network_create(*, tenant: Tenant, user, name: str, cidr: str, region: Region
         try:
             with transaction.atomic():
                 network = Network.objects.create(
-                    tenant=tenant, region=region, name=name, cidr=str(network_range), created_by=user
+                    tenant=tenant, region=region, name=name, cidr=str(network_range), created_by=user, labels=labels
                 )
         except IntegrityError:
             raise _name_error(name) from None

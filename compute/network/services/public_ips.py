@@ -24,6 +24,7 @@ from compute.network.services.common import after_commit
 from compute.network.services.events import network_event
 from compute.rules import quota_refusal, standing_refusal
 from portal.errors import Conflict, InvalidRequest, Unprocessable
+from tenants.labels import labels_checked
 from tenants.models import Tenant
 from tenants.services.quotas import quota_lock
 
@@ -47,7 +48,7 @@ def _free_addresses(region: Region) -> list[tuple[PublicIPPool, str]]:
     ]
 
 
-def _take_address(*, tenant: Tenant, user, now, region: Region) -> PublicIP:
+def _take_address(*, tenant: Tenant, user, now, region: Region, labels: dict) -> PublicIP:
     for _attempt in range(ALLOCATION_ATTEMPTS):
         free = _free_addresses(region)
         if not free:
@@ -60,7 +61,7 @@ def _take_address(*, tenant: Tenant, user, now, region: Region) -> PublicIP:
         try:
             with transaction.atomic():
                 return PublicIP.objects.create(
-                    tenant=tenant, pool=pool, address=address, created_by=user, allocated_at=now
+                    tenant=tenant, pool=pool, address=address, created_by=user, allocated_at=now, labels=labels
                 )
         except IntegrityError:
             continue  # a concurrent request took it first
@@ -80,10 +81,16 @@ def _check_quota(tenant: Tenant) -> None:
 
 
 def public_ip_allocate(
-    *, tenant: Tenant, user, instance: Instance | None = None, region: Region | None = None
+    *,
+    tenant: Tenant,
+    user,
+    instance: Instance | None = None,
+    region: Region | None = None,
+    labels: dict | None = None,
 ) -> PublicIP:
     """Takes a free address from the pools of a region for the tenant (billed from now); assigns it to `instance`
     if given. The region is the machine's, else `region`, else the default one."""
+    labels = labels_checked(labels)
     standing = Tenant.objects.get(pk=tenant.pk)  # as it is now, not as the caller loaded it
     if (refusal := standing_refusal(tenant=standing, what="no public addresses can be allocated")) is not None:
         raise refusal
@@ -99,7 +106,7 @@ def public_ip_allocate(
         locked_instance = _lock_instance(instance) if instance is not None else None
         _check_quota(tenant)
         now = timezone.now()
-        public_ip = _take_address(tenant=tenant, user=user, now=now, region=region)
+        public_ip = _take_address(tenant=tenant, user=user, now=now, region=region, labels=labels)
         lifecycle.announce_billable(resource=public_ip.billable(), at=now)
         network_event(
             tenant_id=tenant.pk,
