@@ -57,7 +57,8 @@ def show(ctx: typer.Context, spec: Spec, item: dict, as_json: bool) -> None:
 def settle(
     ctx: typer.Context, spec: Spec, item: dict, *, target: str, wait: bool, timeout: float, as_json: bool
 ) -> None:
-    """Shows the accepted resource, or with --wait follows it until it leaves its transitional state."""
+    """Shows the accepted resource, or with --wait follows it until it leaves its transitional state; ending
+    anywhere but `target` (when given) or in `error` is a failure."""
     client = state(ctx).client()
     if wait and item.get("state") in TRANSITIONAL:
 
@@ -65,7 +66,7 @@ def settle(
             now = current.get("state", "")
             if now == "error":
                 return current.get("error_reason") or "it is in error"
-            if now not in TRANSITIONAL and now != target:
+            if target and now not in TRANSITIONAL and now != target:
                 return f"it ended {now!r}, not {target!r}"
             return ""
 
@@ -193,6 +194,7 @@ def instance_create(
     as_json: JsonOption = False,
 ) -> None:
     """Launch a machine (asynchronous: --wait follows it until it runs)."""
+    labels_ = parse_labels(label)
     client = state(ctx, as_json).client()
     body: dict = {
         "name": name,
@@ -210,8 +212,8 @@ def instance_create(
         body["user_data"] = _read_text(user_data, "user-data")
     if region:
         body["region"] = region
-    if label:
-        body["labels"] = parse_labels(label)
+    if labels_:
+        body["labels"] = labels_
     item = client.post("instances/", body)
     settle(ctx, INSTANCES, item, target="running", wait=wait, timeout=timeout, as_json=as_json)
 
@@ -585,14 +587,14 @@ def volume_create(
     if label:
         body["labels"] = parse_labels(label)
     item = client.post("volumes/", body)
-    settle(ctx, VOLUMES, item, target=item.get("state", ""), wait=wait, timeout=timeout, as_json=as_json)
+    settle(ctx, VOLUMES, item, target="", wait=wait, timeout=timeout, as_json=as_json)
 
 
 def _volume_action(ctx, ref: str, body: dict, *, wait: bool, timeout: float, as_json: bool) -> None:
     client = state(ctx, as_json).client()
     item = find(client, VOLUMES, ref)
     answer = client.post(f"volumes/{item['id']}/actions/", body)
-    settle(ctx, VOLUMES, answer, target=answer.get("state", ""), wait=wait, timeout=timeout, as_json=as_json)
+    settle(ctx, VOLUMES, answer, target="", wait=wait, timeout=timeout, as_json=as_json)
 
 
 @volumes.command("attach")
@@ -655,7 +657,7 @@ def snapshot_create(
     if label:
         body["labels"] = parse_labels(label)
     item = client.post("snapshots/", body)
-    settle(ctx, SNAPSHOTS, item, target=item.get("state", ""), wait=wait, timeout=timeout, as_json=as_json)
+    settle(ctx, SNAPSHOTS, item, target="", wait=wait, timeout=timeout, as_json=as_json)
 
 
 # -- labels ----------------------------------------------------------------------------------------------------------

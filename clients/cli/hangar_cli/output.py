@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -11,14 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 Column = tuple[str, Callable[[dict], Any]]
+PIPE_WIDTH = 200
+
+
+def _console(file) -> Console:
+    # Piped into a file or another program, a table keeps its natural width instead of folding at 80 columns.
+    width = None if file.isatty() else int(os.environ.get("COLUMNS") or PIPE_WIDTH)
+    return Console(file=file, highlight=False, soft_wrap=False, width=width)
 
 
 def stdout() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return _console(sys.stdout)
 
 
 def stderr() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=False)
+    return _console(sys.stderr)
 
 
 def print_json(data) -> None:
