@@ -32,7 +32,8 @@ HINTS = {
     "tokens page, then `hangar login`.",
     "permission_denied": "Your role or a read-only token may not do this: ask an owner, or use a read_write token.",
     "quota_exceeded": "`hangar quotas` shows your limits and what you use.",
-    "instance_busy": "Wait for the current action to finish (`--wait`), then try again.",
+    "instance_busy": "Its state does not allow that now: `hangar instances show NAME` lists what it can do "
+    "(`can`); add --wait to an action to follow it until it is done.",
     "plan_stale": "The resources changed since the plan was made: run `hangar apply` again for a fresh plan.",
     "rate_limited": "Too many requests: wait a moment and try again.",
 }
