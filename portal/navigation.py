@@ -39,6 +39,7 @@ NAV_ITEMS: list[NavItem] = [
         "Firewalls", "network:firewall-list", Permission.VIEW_RESOURCES, sections=("firewall-list", "firewall-detail")
     ),
     NavItem("Alerts", "monitoring:alert-list", Permission.VIEW_RESOURCES, sections=("monitoring",)),
+    NavItem("Stacks", "stacks:stack-list", Permission.VIEW_RESOURCES, sections=("stacks",)),
     NavItem("Team", "team", Permission.VIEW_MEMBERS, heading="Organisation", sections=("team",)),
     NavItem("Settings", "tenant-settings", Permission.VIEW_MEMBERS, sections=("tenant-settings",)),
     NavItem("Activity", "activity", Permission.VIEW_ACTIVITY, sections=("activity",)),

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "compute",
     "compute.network",
     "compute.monitoring",
+    "compute.stacks",
     "billing",
 ]
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("compute.urls")),
     path("", include("compute.network.urls")),
     path("", include("compute.monitoring.urls")),
+    path("", include("compute.stacks.urls")),
     path("billing/", include("billing.urls")),
     path("api/", include("portal.api.urls")),
 ]

@@ -420,6 +420,8 @@ class ActivityEntry(TenantOwned):
         NETWORK = "network", "Network"
         PUBLIC_IP = "public_ip", "Public IP"
         FIREWALL = "firewall", "Firewall"
+        STACK = "stack", "Stack"
+        ALERT_POLICY = "alert_policy", "Alert policy"
 
     Outcome = EventResult
 

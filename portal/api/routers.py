@@ -13,6 +13,7 @@ API_MODULES = [
     "compute.api.urls",
     "compute.network.api.urls",
     "compute.monitoring.api.urls",
+    "compute.stacks.api.urls",
     "billing.api.urls",
 ]
 

@@ -27,6 +27,7 @@ class Route:
     path: str  # with {pk} in place of the converter
     methods: tuple[str, ...]
     view_class: type
+    lookup: str = "pk"  # "name": the URL names the object by its name (stacks)
 
     @property
     def has_pk(self) -> bool:
@@ -45,7 +46,13 @@ class Route:
     def tenant_owned(self) -> bool:
         return self.model is not None and issubclass(self.model, TenantOwned)
 
+    @property
+    def schema_path(self) -> str:
+        return self.path.replace("{pk}", "{id}" if self.lookup == "pk" else "{" + self.lookup + "}")
+
     def url(self, pk=None) -> str:
+        if pk is not None and self.lookup != "pk":
+            pk = self.model.objects.filter(pk=pk).values_list(self.lookup, flat=True).first() or "no-such-name"
         return self.path.replace("{pk}", str(pk)) if pk is not None else self.path
 
     def make_object(self, tenant, n: int = 0):
@@ -80,8 +87,9 @@ def api_routes() -> list[Route]:
     for route, entry in _walk(get_resolver()):
         if not route.startswith("api/v1/") or not hasattr(entry.callback, "cls"):
             continue
-        path = "/" + route.replace("<uuid:pk>", "{pk}")
-        routes.append(Route(entry.name, path, _methods(entry.callback), entry.callback.cls))
+        lookup = "name" if "<slug:name>" in route else "pk"
+        path = "/" + route.replace("<uuid:pk>", "{pk}").replace("<slug:name>", "{pk}")
+        routes.append(Route(entry.name, path, _methods(entry.callback), entry.callback.cls, lookup))
     return sorted(routes, key=lambda r: r.name)
 
 

@@ -105,6 +105,8 @@ def test_read_token_writing_gets_403(owner, tenant, route, method):
 
 
 READS = [(r, m) for r, m in ROUTE_METHODS if m == "get"]
+# A stack export reads each kind of resource once (their relations prefetched), whatever their number.
+QUERY_BUDGETS = {"stack-export": 12, "stack-export-by-label": 12}
 
 
 @functools.cache
@@ -113,7 +115,7 @@ def _schema() -> dict:
 
 
 def _documented_statuses(path: str, method: str) -> set[str]:
-    return set(_schema()["paths"][path.replace("{pk}", "{id}")][method]["responses"])
+    return set(_schema()["paths"][path][method]["responses"])
 
 
 @pytest.mark.parametrize(("route", "method"), READS, ids=_ids(READS))
@@ -123,10 +125,10 @@ def test_owner_reads_in_the_documented_shape(owner, tenant, route, method, djang
     objects = [route.make_object(tenant, n) for n in range(3)] if needs_objects else []
     url = route.url(objects[0].pk if route.has_pk else None)
     # Token, membership, last-used stamp, count, page (+ a related lookup): never one query per row.
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(QUERY_BUDGETS.get(route.name, 8)):
         response = client.get(url)
     assert response.status_code == 200, response.content
-    assert "200" in _documented_statuses(route.path, method)
+    assert "200" in _documented_statuses(route.schema_path, method)
     content_type = response["Content-Type"]
     if not content_type.startswith("application/json"):
         assert route.name in ("invoice-pdf", "invoice-csv")

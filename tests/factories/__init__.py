@@ -4,7 +4,7 @@ FACTORIES maps every model to its factory: the generic isolation tests build one
 names through it, so an app that adds a model with a URL must add its factory to its module's FACTORIES.
 """
 
-from tests.factories import api, billing, compute, monitoring, network, tenants
+from tests.factories import api, billing, compute, monitoring, network, stacks, tenants
 from tests.factories.tenants import (
     InvitationFactory,
     MembershipFactory,
@@ -19,6 +19,7 @@ FACTORIES = {
     **compute.FACTORIES,
     **network.FACTORIES,
     **monitoring.FACTORIES,
+    **stacks.FACTORIES,
     **billing.FACTORIES,
 }
 

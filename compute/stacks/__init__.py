@@ -1,0 +1,1 @@
+"""Stacks: infrastructure declared in a document, planned against what exists, applied through the services."""
