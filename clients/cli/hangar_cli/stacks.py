@@ -16,7 +16,7 @@ from hangar_cli.state import (
     TimeoutOption,
     YesOption,
     confirm,
-    parse_labels,
+    label_filters,
     state,
 )
 from hangar_cli.wait import wait_for_run
@@ -197,6 +197,9 @@ def export(
         list[str] | None,
         typer.Option("--label", "-l", help="Instead of a stack: the resources with this label.", metavar="KEY=VALUE"),
     ] = None,
+    stack_name: Annotated[
+        str | None, typer.Option("--stack", help="With --label: the document's stack name (default: exported).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Write a stack document for a stack, or for existing resources by --label (to adopt them as a stack)."""
@@ -206,8 +209,10 @@ def export(
     if name:
         document = client.get(f"stacks/{quote(name, safe='')}/export/")["document"]
     else:
-        filters = [f"{key}={value}" for key, value in parse_labels(label).items()]
-        document = client.get("stacks/export/", label=filters)["document"]
+        params: dict = {"label": [selector for _, selector in label_filters(label)]}
+        if stack_name:
+            params["stack"] = stack_name
+        document = client.get("stacks/export/", **params)["document"]
     if out:
         out.write_text(document)
         output.note(f"Wrote {out}.")
@@ -221,7 +226,7 @@ stacks = typer.Typer(help="Stacks: list, show, schema (plan, apply, destroy and 
 
 
 def _resources(stack: dict):
-    resources = stack.get("resources")
+    resources = stack.get("resource_count", stack.get("resources"))
     return len(resources) if isinstance(resources, list) else resources
 
 
@@ -246,18 +251,15 @@ def show_stack(stack: dict) -> None:
     )
     resources = stack.get("resources")
     if isinstance(resources, list) and resources and isinstance(resources[0], dict):
-        columns = [("TYPE", f("type")), ("NAME", f("name")), ("STATE", f("state"))]
-        if any("monthly_cost" in item for item in resources):
-            columns.append(("MONTHLY", f("monthly_cost")))
-        output.table(resources, columns)
+        columns = [("TYPE", f("type")), ("NAME", f("name")), ("KEY", f("key")), ("DETAIL", f("detail"))]
+        output.table(resources, [*columns, ("MONTHLY", f("monthly_cost"))])
 
 
 @stacks.command("list")
 def stacks_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Your stacks with their resource count and monthly cost."""
     client = state(ctx, as_json).client()
-    body = client.get("stacks/")
-    items = body.get("data", body) if isinstance(body, dict) else body
+    items = client.list("stacks")
     if state(ctx).as_json:
         output.print_json(items)
         return

@@ -1,6 +1,7 @@
 """plan, apply, destroy, export: the plan with its cost difference, the prompt, progress and the run's outcome."""
 
-from fakeapi import error, page  # noqa: F401
+import httpx
+from fakeapi import error, page
 
 from hangar_cli.errors import FAILED, REFUSED, USAGE
 
@@ -97,8 +98,6 @@ def test_apply_asks_without_yes_and_applies_nothing(api, hangar, tmp_path):
 
 
 def test_apply_follows_the_run_to_the_end(api, hangar, tmp_path):
-    import httpx
-
     api.on("POST", "stacks/plans/", PLAN)
     api.on(
         "POST",
@@ -145,8 +144,6 @@ def test_apply_of_an_unchanged_document_does_nothing(api, hangar, tmp_path):
 
 
 def test_a_failed_run_is_code_7_with_the_failed_step(api, hangar, tmp_path):
-    import httpx
-
     api.on("POST", "stacks/plans/", PLAN)
     api.on(
         "POST",
@@ -188,12 +185,19 @@ def test_over_quota_plans_are_not_applied(api, hangar, tmp_path):
 
 
 def test_destroy_shows_the_stack_and_follows_the_run(api, hangar):
-    import httpx
-
     api.on(
         "GET",
         "stacks/shop/",
-        {"name": "shop", "resources": 3, "monthly_cost": "8.90", "currency": "EUR", "last_run": None},
+        {
+            "name": "shop",
+            "resource_count": 1,
+            "resources": [
+                {"type": "machine", "key": "web", "id": "x", "name": "web", "detail": "c1.small", "monthly_cost": "9"}
+            ],
+            "monthly_cost": "8.90",
+            "currency": "EUR",
+            "last_run": {"kind": "apply", "state": "succeeded"},
+        },
     )
     api.on(
         "DELETE",
@@ -205,7 +209,7 @@ def test_destroy_shows_the_stack_and_follows_the_run(api, hangar):
     api.on("GET", "stacks/runs/run-2/", {**RUN, "kind": "destroy", "state": "succeeded", "done": 3, "steps": []})
     result = hangar("destroy", "shop", "--yes")
     assert result.exit_code == 0, result.stderr
-    assert "8.90 EUR" in result.stdout
+    assert "8.90 EUR" in result.stdout and "c1.small" in result.stdout
     assert "destroy shop: succeeded" in result.stderr
 
 
@@ -214,30 +218,24 @@ def test_export_by_name_or_label(api, hangar, tmp_path):
     api.on("GET", "stacks/export/", {"document": "stack: adopted\n"})
     assert hangar("export", "shop").stdout == DOCUMENT
     out = tmp_path / "adopted.yaml"
-    assert hangar("export", "--label", "team=web", "-o", str(out)).exit_code == 0
+    exported = hangar("export", "--label", "team=web", "--label", "tier", "--stack", "adopted", "-o", str(out))
+    assert exported.exit_code == 0
     assert out.read_text() == "stack: adopted\n"
-    assert api.requests[-1].url.params.get_list("label") == ["team=web"]
+    assert api.requests[-1].url.params.get_list("label") == ["team=web", "tier"]
+    assert api.requests[-1].url.params["stack"] == "adopted"
     assert hangar("export").exit_code == USAGE
     assert hangar("export", "shop", "--label", "a=b").exit_code == USAGE
 
 
 def test_stacks_list(api, hangar):
-    api.on(
-        "GET",
-        "stacks/",
-        # One answer: a list of stacks.
-        [
-            [
-                {
-                    "name": "shop",
-                    "resources": 3,
-                    "monthly_cost": "8.90",
-                    "currency": "EUR",
-                    "last_run": {"kind": "apply", "state": "succeeded"},
-                }
-            ]
-        ],
-    )
+    summary = {
+        "name": "shop",
+        "resources": 3,
+        "monthly_cost": "8.90",
+        "currency": "EUR",
+        "last_run": {"kind": "apply", "state": "succeeded"},
+    }
+    api.on("GET", "stacks/", page([summary]))
     result = hangar("stacks", "list")
     assert result.exit_code == 0
     assert "shop" in result.stdout and "8.90 EUR" in result.stdout and "apply succeeded" in result.stdout
