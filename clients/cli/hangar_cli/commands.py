@@ -90,7 +90,7 @@ def list_items(ctx: typer.Context, spec: Spec, params: list[tuple[str, str]], as
     if state(ctx).as_json:
         output.print_json(items)
     else:
-        output.table(items, spec.columns(client), empty=f"No {spec.kind}s.")
+        output.table(items, spec.columns(client), empty=f"No {spec.plural}.")
 
 
 def add_common(app: typer.Typer, spec: Spec, *, with_list: bool = True, deletable: bool = True) -> None:
@@ -102,7 +102,7 @@ def add_common(app: typer.Typer, spec: Spec, *, with_list: bool = True, deletabl
         def list_(ctx: typer.Context, label: LabelOption = None, as_json: JsonOption = False) -> None:
             list_items(ctx, spec, label_filters(label), as_json)
 
-        list_.__doc__ = f"List your {spec.kind}s (every page); --label key=value keeps those carrying that label."
+        list_.__doc__ = f"List your {spec.plural} (every page); --label key=value keeps those carrying that label."
 
     @app.command("show")
     def show_(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
@@ -142,7 +142,7 @@ def add_common(app: typer.Typer, spec: Spec, *, with_list: bool = True, deletabl
         else:
             output.note(f"Deleted {spec.kind} {item.get(spec.key)}.")
 
-    delete_.__doc__ = f"Delete a {spec.kind}" + (" (--wait follows it to the end)." if spec.has_state else ".")
+    delete_.__doc__ = f"Delete {spec.a}" + (" (--wait follows it to the end)." if spec.has_state else ".")
 
 
 def created(ctx: typer.Context, spec: Spec, item: dict, as_json: bool) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hangar_cli.client import Client
 from hangar_cli.output import Column
@@ -39,7 +39,15 @@ class Spec:
     key: str = "name"  # what people call it (a public address by its address)
     has_state: bool = False
     help: str = ""
-    aliases: list[str] = field(default_factory=list)
+    plural: str = ""
+
+    def __post_init__(self):
+        self.plural = self.plural or f"{self.kind}s"
+
+    @property
+    def a(self) -> str:
+        """The kind with its article: `an instance`, `a volume`."""
+        return f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}"
 
 
 def labels(item: dict):
@@ -237,7 +245,14 @@ KEYS = Spec("ssh-keys", "SSH key", "keys", _key_columns, _key_details, help="SSH
 NETWORKS = Spec("networks", "network", "networks", _network_columns, _network_details, help="Private networks.")
 FIREWALLS = Spec("firewalls", "firewall", "firewalls", _firewall_columns, _firewall_details, help="Firewalls.")
 ADDRESSES = Spec(
-    "ips", "public address", "addresses", _address_columns, _address_details, key="address", help="Public IPv4."
+    "ips",
+    "public address",
+    "addresses",
+    _address_columns,
+    _address_details,
+    key="address",
+    help="Public IPv4.",
+    plural="public addresses",
 )
 VOLUMES = Spec("volumes", "volume", "volumes", _volume_columns, _volume_details, has_state=True, help="Volumes.")
 SNAPSHOTS = Spec(
