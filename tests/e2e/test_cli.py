@@ -129,3 +129,137 @@ def test_login_then_use_the_profile(hangar, stack, token, tmp_path):
     whoami = hangar("whoami", "--json", env={"HANGAR_URL": "", "HANGAR_TOKEN": ""})
     assert whoami.returncode == 0, whoami.stderr
     assert json.loads(whoami.stdout)["name"] == "Demo Company"
+
+
+STACK_V1 = """\
+stack: shop
+networks:
+  back:
+    cidr: 10.30.0.0/24
+firewalls:
+  web:
+    rules:
+      - {direction: in, protocol: tcp, ports: 22}
+      - {direction: out, protocol: any}
+machines:
+  web:
+    flavor: c1.micro
+    image: Debian 12
+    networks: [back]
+    firewalls: [web]
+"""
+# A bigger flavor and a public address for the machine.
+STACK_V2 = STACK_V1.replace("c1.micro", "c1.small") + "addresses:\n  web-ip:\n    assign_to: web\n"
+
+WHOLE_MONTH_INVOICE = """
+import json
+from datetime import datetime, time, timedelta
+from django.utils import timezone
+from billing.models import Invoice
+from billing.pricing import month_start, next_month
+from billing.services.metering import invoices_refresh
+from tenants.models import Membership
+tenant = Membership.objects.get(user__email='demo@hangar.local').tenant
+following = next_month(month_start(timezone.now()))
+last_second = timezone.make_aware(datetime.combine(next_month(following), time.min)) - timedelta(seconds=1)
+invoices_refresh(period_start=following, as_of=last_second, tenant_ids=[tenant.pk])
+invoice = Invoice.objects.for_tenant(tenant).get(period_start=following)
+lines = {}
+for line in invoice.lines.all():
+    lines[line.resource_type] = lines.get(line.resource_type, 0) + line.amount_cents
+print(json.dumps({"subtotal_cents": invoice.subtotal_cents, "lines": lines}))
+"""
+
+
+def _invoice_of_a_whole_month(stack) -> dict:
+    """Next month's invoice as billing computes it when the resources run the whole month (cents)."""
+    return json.loads(stack.manage("shell", "-c", WHOLE_MONTH_INVOICE).strip().splitlines()[-1])
+
+
+def _cents(amount: str) -> int:
+    return round(float(amount) * 100)
+
+
+def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_change(hangar, stack, tmp_path):
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(STACK_V1)
+    v2.write_text(STACK_V2)
+    prices = {item["name"]: item["monthly_price"] for item in json.loads(hangar("flavors", "--json").stdout)}
+
+    first = hangar("plan", "-f", str(v1), "--json")
+    assert first.returncode == 0, first.stderr
+    plan = json.loads(first.stdout)
+    changes = {(c["action"], c["type"], c["name"]) for c in plan["changes"]}
+    assert changes == {("create", "network", "back"), ("create", "firewall", "web"), ("create", "machine", "web")}
+    assert (plan["cost"]["monthly_before"], plan["cost"]["monthly_after"]) == ("0.00", prices["c1.micro"])
+
+    applied = hangar("apply", "-f", str(v1), "--yes")
+    assert applied.returncode == 0, applied.stderr + stack.tail_logs()
+    assert "3 to create" in applied.stdout and "+4.50 EUR a month" in applied.stdout
+    assert "✓ create machine web" in applied.stderr and "apply shop: succeeded (3 of 3 steps)" in applied.stderr
+
+    again = hangar("plan", "-f", str(v1))
+    assert again.returncode == 0
+    assert "No changes" in again.stdout and "(+0.00 EUR a month)" in again.stdout
+    invoice_v1 = _invoice_of_a_whole_month(stack)
+    assert invoice_v1["subtotal_cents"] == _cents(prices["c1.micro"])
+
+    changed = hangar("plan", "-f", str(v2), "--json")
+    assert changed.returncode == 0, changed.stderr
+    plan = json.loads(changed.stdout)
+    assert [(c["action"], c["type"], c["name"], c["fields"]) for c in plan["changes"]] == [
+        ("update", "machine", "web", {"flavor": ["c1.micro", "c1.small"]}),
+        ("create", "address", "web-ip", {"assigned_to": [None, "web"]}),
+    ]
+    cost = plan["cost"]
+    assert _cents(cost["monthly_before"]) == invoice_v1["subtotal_cents"]
+    assert _cents(cost["difference"]) == _cents(cost["monthly_after"]) - _cents(cost["monthly_before"])
+    shown = hangar("plan", "-f", str(v2))
+    assert "flavor: c1.micro → c1.small" in shown.stdout
+    assert f"({'+' + cost['difference']} EUR a month)" in shown.stdout
+
+    applied = hangar("apply", "-f", str(v2), "--yes")
+    assert applied.returncode == 0, applied.stderr + stack.tail_logs()
+    assert "apply shop: succeeded (2 of 2 steps)" in applied.stderr
+    assert "No changes" in hangar("plan", "-f", str(v2)).stdout
+    # Billing's own invoice for a whole month of the changed stack: the plan's figures, line by line.
+    invoice_v2 = _invoice_of_a_whole_month(stack)
+    assert invoice_v2["subtotal_cents"] == _cents(cost["monthly_after"])
+    assert invoice_v2["lines"]["instance"] == _cents(prices["c1.small"])
+    assert _cents(cost["difference"]) == (
+        _cents(prices["c1.small"]) - _cents(prices["c1.micro"]) + invoice_v2["lines"]["ipv4"]
+    )
+    listed = json.loads(hangar("stacks", "list", "--json").stdout)
+    assert [(s["name"], s["resources"], s["monthly_cost"]) for s in listed] == [("shop", 4, cost["monthly_after"])]
+    exported = hangar("export", "shop")
+    assert exported.returncode == 0 and "flavor: c1.small" in exported.stdout and "assign_to: web" in exported.stdout
+
+    destroyed = hangar("destroy", "shop", "--yes")
+    assert destroyed.returncode == 0, destroyed.stderr + stack.tail_logs()
+    assert "destroy shop: succeeded (4 of 4 steps)" in destroyed.stderr
+    assert json.loads(hangar("stacks", "list", "--json").stdout) == []
+    for kind in ("instances", "networks", "firewalls", "addresses"):
+        left = json.loads(hangar(kind, "list", "--label", "hangar.stack=shop", "--json").stdout)
+        assert left == [], (kind, left)
+
+
+def test_bad_stack_documents_are_refused_naming_the_field_and_line(hangar, tmp_path):
+    cycle = (
+        "stack: cyc\nmachines:\n  a: {flavor: c1.micro, image: Debian 12, depends_on: [b]}\n"
+        "  b: {flavor: c1.micro, image: Debian 12, depends_on: [a]}\n"
+    )
+    documents = {
+        "unknown key": (STACK_V1 + "    colour: blue\n", "machines.web.colour (line 16): Unknown key colour."),
+        "missing name": (STACK_V1.replace("[web]", "[missing]"), "machines.web.firewalls"),
+        "cycle": (cycle, "machines.b.depends_on (line 4): Dependency cycle: a → b → a."),
+        "over quota": (STACK_V1.replace("c1.micro", "c1.micro\n    count: 50"), "machines.web.count (line 13): 50"),
+    }
+    for what, (text, expected) in documents.items():
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        result = hangar("apply", "-f", str(path), "--yes")
+        assert result.returncode == 1, (what, result.stderr)
+        assert expected in result.stderr, (what, result.stderr)
+        if what == "missing name":
+            assert "missing" in result.stderr
+    assert json.loads(hangar("stacks", "list", "--json").stdout) == []
