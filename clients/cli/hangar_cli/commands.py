@@ -288,15 +288,7 @@ def instance_rename(ctx: typer.Context, ref: InstanceRef, new_name: str, as_json
 @instances.command("events")
 def instance_events(ctx: typer.Context, ref: InstanceRef, as_json: JsonOption = False) -> None:
     """A machine's action log: who asked for what, and how it ended."""
-    client = state(ctx, as_json).client()
-    item = find(client, INSTANCES, ref)
-    events = client.list(f"instances/{item['id']}/events")
-    if state(ctx).as_json:
-        output.print_json(events)
-        return
-    f = output.field
-    columns = [("WHEN", f("created_at")), ("ACTION", f("action")), ("RESULT", f("result")), ("BY", f("user"))]
-    output.table(events, [*columns, ("MESSAGE", f("message"))], empty="No events.")
+    _events(ctx, INSTANCES, ref, as_json)
 
 
 @instances.command("list")
@@ -560,7 +552,7 @@ def address_release(ctx: typer.Context, ref: AddressRef, yes: YesOption = False,
 
 # -- volumes and snapshots -------------------------------------------------------------------------------------------
 
-volumes = typer.Typer(help="Volumes: list, show, create, attach, detach, extend, delete.")
+volumes = typer.Typer(help="Volumes: list, show, create, attach, detach, extend, rename, events, delete.")
 add_common(volumes, VOLUMES)
 SizeOption = Annotated[int, typer.Option("--size", help="Size in GiB.", min=1)]
 
@@ -569,32 +561,39 @@ SizeOption = Annotated[int, typer.Option("--size", help="Size in GiB.", min=1)]
 def volume_create(
     ctx: typer.Context,
     name: str,
-    size: SizeOption,
+    size: Annotated[
+        int | None, typer.Option("--size", help="Size in GiB (from a snapshot: at least its size, the default).", min=1)
+    ] = None,
     region: Annotated[str | None, typer.Option("--region", help="A region's name.")] = None,
-    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Restore from this snapshot.")] = None,
+    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Make it from this snapshot.")] = None,
     label: LabelOption = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a volume."""
+    """Create a volume, empty (--size) or from a snapshot (--snapshot); --wait until it is available."""
+    labels_ = parse_labels(label)
+    if size is None and not snapshot:
+        raise HangarError("Give --size GIB (or --snapshot NAME to copy a snapshot).", exit_code=USAGE)
     client = state(ctx, as_json).client()
-    body: dict = {"name": name, "size_gib": size}
+    body: dict = {"name": name}
+    if size is not None:
+        body["size_gib"] = size
     if region:
         body["region"] = region
     if snapshot:
         body["snapshot"] = find(client, SNAPSHOTS, snapshot)["id"]
-    if label:
-        body["labels"] = parse_labels(label)
+    if labels_:
+        body["labels"] = labels_
     item = client.post("volumes/", body)
-    settle(ctx, VOLUMES, item, target="", wait=wait, timeout=timeout, as_json=as_json)
+    settle(ctx, VOLUMES, item, target="available", wait=wait, timeout=timeout, as_json=as_json)
 
 
-def _volume_action(ctx, ref: str, body: dict, *, wait: bool, timeout: float, as_json: bool) -> None:
+def _volume_action(ctx, ref: str, verb: str, body: dict, *, target: str, wait: bool, timeout: float, as_json: bool):
     client = state(ctx, as_json).client()
     item = find(client, VOLUMES, ref)
-    answer = client.post(f"volumes/{item['id']}/actions/", body)
-    settle(ctx, VOLUMES, answer, target="", wait=wait, timeout=timeout, as_json=as_json)
+    answer = client.post(f"volumes/{item['id']}/{verb}/", body)
+    settle(ctx, VOLUMES, answer, target=target, wait=wait, timeout=timeout, as_json=as_json)
 
 
 @volumes.command("attach")
@@ -606,10 +605,10 @@ def volume_attach(
     timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Attach a volume to a machine."""
+    """Attach a volume to a machine of its region (running or stopped)."""
     instance_id = find(state(ctx, as_json).client(), INSTANCES, instance)["id"]
-    body = {"type": "attach", "instance": instance_id}
-    _volume_action(ctx, ref, body, wait=wait, timeout=timeout, as_json=as_json)
+    body = {"instance": instance_id}
+    _volume_action(ctx, ref, "attach", body, target="in-use", wait=wait, timeout=timeout, as_json=as_json)
 
 
 @volumes.command("detach")
@@ -621,7 +620,7 @@ def volume_detach(
     as_json: JsonOption = False,
 ) -> None:
     """Detach a volume from its machine."""
-    _volume_action(ctx, ref, {"type": "detach"}, wait=wait, timeout=timeout, as_json=as_json)
+    _volume_action(ctx, ref, "detach", {}, target="available", wait=wait, timeout=timeout, as_json=as_json)
 
 
 @volumes.command("extend")
@@ -634,10 +633,19 @@ def volume_extend(
     as_json: JsonOption = False,
 ) -> None:
     """Grow a volume to --size GiB (volumes never shrink)."""
-    _volume_action(ctx, ref, {"type": "extend", "size_gib": size}, wait=wait, timeout=timeout, as_json=as_json)
+    body = {"size_gib": size}
+    _volume_action(ctx, ref, "extend", body, target="", wait=wait, timeout=timeout, as_json=as_json)
 
 
-snapshots = typer.Typer(help="Snapshots of volumes: list, show, create, delete.")
+@volumes.command("rename")
+def volume_rename(ctx: typer.Context, ref: Ref, new_name: str, as_json: JsonOption = False) -> None:
+    """Rename a volume."""
+    client = state(ctx, as_json).client()
+    item = find(client, VOLUMES, ref)
+    show(ctx, VOLUMES, client.patch(f"volumes/{item['id']}/", {"name": new_name}), as_json)
+
+
+snapshots = typer.Typer(help="Snapshots of volumes: list, show, create, events, delete.")
 add_common(snapshots, SNAPSHOTS)
 
 
@@ -651,13 +659,39 @@ def snapshot_create(
     timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Snapshot a volume."""
+    """Snapshot a volume (available or in use); `volumes create --snapshot` makes a volume of it."""
+    labels_ = parse_labels(label)
     client = state(ctx, as_json).client()
     body: dict = {"name": name, "volume": find(client, VOLUMES, volume)["id"]}
-    if label:
-        body["labels"] = parse_labels(label)
+    if labels_:
+        body["labels"] = labels_
     item = client.post("snapshots/", body)
-    settle(ctx, SNAPSHOTS, item, target="", wait=wait, timeout=timeout, as_json=as_json)
+    settle(ctx, SNAPSHOTS, item, target="available", wait=wait, timeout=timeout, as_json=as_json)
+
+
+def _events(ctx: typer.Context, spec: Spec, ref: str, as_json: bool) -> None:
+    client = state(ctx, as_json).client()
+    item = find(client, spec, ref)
+    events = client.list(f"{spec.collection}/{item['id']}/events")
+    if state(ctx).as_json:
+        output.print_json(events)
+        return
+    f = output.field
+    by = ("BY", lambda event: event.get("user") or event.get("actor"))
+    columns = [("WHEN", f("created_at")), ("ACTION", f("action")), ("RESULT", f("result")), by]
+    output.table(events, [*columns, ("MESSAGE", f("message"))], empty="No events.")
+
+
+@volumes.command("events")
+def volume_events(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
+    """A volume's event log."""
+    _events(ctx, VOLUMES, ref, as_json)
+
+
+@snapshots.command("events")
+def snapshot_events(ctx: typer.Context, ref: Ref, as_json: JsonOption = False) -> None:
+    """A snapshot's event log."""
+    _events(ctx, SNAPSHOTS, ref, as_json)
 
 
 # -- labels ----------------------------------------------------------------------------------------------------------

@@ -187,8 +187,15 @@ def _address_details(client: Client) -> list[Column]:
 
 
 def _size(item: dict):
-    size = item.get("size_gib", item.get("size_gb"))
+    size = item.get("size_gib")
     return f"{size} GiB" if size is not None else None
+
+
+def _attachment(item: dict):
+    attachment = item.get("attachment") or {}
+    if not attachment:
+        return None
+    return f"{attachment.get('instance_name')} ({attachment.get('device')})"
 
 
 def _volume_columns(client: Client) -> list[Column]:
@@ -196,7 +203,7 @@ def _volume_columns(client: Client) -> list[Column]:
         ("NAME", f("name")),
         ("STATE", f("state")),
         ("SIZE", _size),
-        ("ATTACHED TO", lambda item: client.name_of("instances", item.get("instance"))),
+        ("ATTACHED TO", _attachment),
         ("REGION", f("region")),
         ("LABELS", labels),
     ]
@@ -208,9 +215,13 @@ def _volume_details(client: Client) -> list[Column]:
         ("name", f("name")),
         ("state", f("state")),
         ("size", _size),
-        ("attached to", lambda item: client.name_of("instances", item.get("instance"))),
+        ("attached to", _attachment),
         ("region", f("region")),
+        ("guest id", lambda item: f"/dev/disk/by-id/virtio-{item['guest_id']}" if item.get("guest_id") else None),
+        ("from snapshot", lambda item: client.name_of("snapshots", item.get("source_snapshot"))),
         ("labels", labels),
+        ("error", f("error_reason")),
+        ("can", f("allowed_actions")),
         ("created", f("created_at")),
     ]
 
@@ -220,7 +231,8 @@ def _snapshot_columns(client: Client) -> list[Column]:
         ("NAME", f("name")),
         ("STATE", f("state")),
         ("SIZE", _size),
-        ("VOLUME", lambda item: client.name_of("volumes", item.get("volume"))),
+        ("SOURCE", f("source_name")),
+        ("REGION", f("region")),
         ("CREATED", f("created_at")),
         ("LABELS", labels),
     ]
@@ -232,8 +244,12 @@ def _snapshot_details(client: Client) -> list[Column]:
         ("name", f("name")),
         ("state", f("state")),
         ("size", _size),
-        ("volume", lambda item: client.name_of("volumes", item.get("volume"))),
+        ("source", f("source_name")),
+        ("region", f("region")),
+        ("crash-consistent", f("crash_consistent")),
         ("labels", labels),
+        ("error", f("error_reason")),
+        ("can", f("allowed_actions")),
         ("created", f("created_at")),
     ]
 

@@ -213,19 +213,46 @@ def test_addresses_allocate_assign_unassign_release(api, hangar):
     ]
 
 
-def test_volume_attach_detach_extend(api, hangar):
+def test_volumes_create_attach_detach_extend_and_snapshots(api, hangar):
     volume = {"id": "99999999-9999-4999-8999-999999999999", "name": "data", "state": "available", "size_gib": 10}
+    attached = {
+        **volume,
+        "state": "in-use",
+        "attachment": {"instance": instance()["id"], "instance_name": "web-1", "device": "vdb"},
+    }
     api.on("GET", "instances/", page([instance()]))
     api.on("GET", "volumes/", page([volume]))
-    api.on("POST", f"volumes/{volume['id']}/actions/", {**volume, "state": "attaching"})
-    api.on("GET", f"volumes/{volume['id']}/", {**volume, "state": "in-use", "instance": instance()["id"]})
-    attached = hangar("volumes", "attach", "data", "web-1", "--wait")
-    assert attached.exit_code == 0, attached.stderr
-    assert "web-1" in attached.stdout
+    api.on("POST", "volumes/", {**volume, "state": "creating"})
+    api.on("POST", f"volumes/{volume['id']}/attach/", {**volume, "state": "attaching"})
+    api.on("POST", f"volumes/{volume['id']}/extend/", {**attached, "state": "extending"})
+    api.on("POST", f"volumes/{volume['id']}/detach/", {**attached, "state": "detaching"})
+    api.on("GET", f"volumes/{volume['id']}/", [volume, attached])
+
+    assert hangar("volumes", "create", "data").exit_code == USAGE  # neither a size nor a snapshot
+    created = hangar("volumes", "create", "data", "--size", "10", "--label", "env=prod", "--wait")
+    assert created.exit_code == 0, created.stderr
+    assert "volume data: available" in created.stderr
+    result = hangar("volumes", "attach", "data", "web-1", "--wait")
+    assert result.exit_code == 0, result.stderr
+    assert "web-1 (vdb)" in result.stdout
     assert hangar("volumes", "extend", "data", "--size", "20").exit_code == 0
     assert hangar("volumes", "detach", "data").exit_code == 0
-    assert api.sent("POST", f"volumes/{volume['id']}/actions/") == [
-        {"type": "attach", "instance": instance()["id"]},
-        {"type": "extend", "size_gib": 20},
-        {"type": "detach"},
-    ]
+    assert api.sent("POST", "volumes/") == [{"name": "data", "size_gib": 10, "labels": {"env": "prod"}}]
+    assert api.sent("POST", f"volumes/{volume['id']}/attach/") == [{"instance": instance()["id"]}]
+    assert api.sent("POST", f"volumes/{volume['id']}/extend/") == [{"size_gib": 20}]
+    assert api.sent("POST", f"volumes/{volume['id']}/detach/") == [{}]
+
+    snapshot = {
+        "id": "aaaaaaaa-9999-4999-8999-999999999999",
+        "name": "nightly",
+        "state": "available",
+        "size_gib": 10,
+        "source_name": "data",
+    }
+    api.on("POST", "snapshots/", {**snapshot, "state": "creating"})
+    api.on("GET", "snapshots/", page([snapshot]))
+    assert hangar("snapshots", "create", "nightly", "--volume", "data").exit_code == 0
+    assert api.sent("POST", "snapshots/") == [{"name": "nightly", "volume": volume["id"]}]
+    assert "data" in hangar("snapshots", "list").stdout
+    assert hangar("volumes", "create", "copy", "--snapshot", "nightly").exit_code == 0
+    assert api.sent("POST", "volumes/")[-1] == {"name": "copy", "snapshot": snapshot["id"]}
