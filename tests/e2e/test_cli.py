@@ -131,6 +131,37 @@ def test_login_then_use_the_profile(hangar, stack, token, tmp_path):
     assert json.loads(whoami.stdout)["name"] == "Demo Company"
 
 
+def test_a_volume_created_attached_extended_snapshotted_and_deleted(hangar, stack):
+    if stack.get("/api/v1/volumes/").status_code == 404:
+        pytest.skip("this build has no volumes API")
+    machine = hangar("instances", "create", "cli-db-1", "-f", "c1.micro", "-i", "Debian 12", "--wait")
+    assert machine.returncode == 0, machine.stderr + stack.tail_logs()
+
+    created = hangar("volumes", "create", "cli-data", "--size", "10", "--label", "team=cli", "--wait", "--json")
+    assert created.returncode == 0, created.stderr + stack.tail_logs()
+    assert json.loads(created.stdout)["state"] == "available"
+    attached = hangar("volumes", "attach", "cli-data", "cli-db-1", "--wait", "--json")
+    assert attached.returncode == 0, attached.stderr
+    assert json.loads(attached.stdout)["attachment"]["instance_name"] == "cli-db-1"
+    extended = hangar("volumes", "extend", "cli-data", "--size", "20", "--wait", "--json")
+    assert extended.returncode == 0, extended.stderr
+    assert json.loads(extended.stdout)["size_gib"] == 20
+    shrink = hangar("volumes", "extend", "cli-data", "--size", "5")
+    assert shrink.returncode == 1 and "size_gib" in shrink.stderr
+
+    snapshot = hangar("snapshots", "create", "cli-nightly", "--volume", "cli-data", "--wait", "--json")
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert json.loads(snapshot.stdout)["state"] == "available"
+    listed = hangar("volumes", "list")
+    assert "cli-data" in listed.stdout and "cli-db-1 (vdb)" in listed.stdout
+
+    assert hangar("volumes", "detach", "cli-data", "--wait").returncode == 0
+    for kind, name in (("snapshots", "cli-nightly"), ("volumes", "cli-data"), ("instances", "cli-db-1")):
+        deleted = hangar(kind, "delete", name, "--yes", "--wait")
+        assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(hangar("volumes", "list", "--json").stdout) == []
+
+
 STACK_V1 = """\
 stack: shop
 networks:

@@ -225,40 +225,26 @@ def _instance_action(ctx, ref: str, body: dict, *, target: str, wait: bool, time
     settle(ctx, INSTANCES, answer, target=target, wait=wait, timeout=timeout, as_json=as_json)
 
 
-@instances.command("start")
-def instance_start(
-    ctx: typer.Context,
-    ref: InstanceRef,
-    wait: WaitOption = False,
-    timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
-    as_json: JsonOption = False,
-) -> None:
-    """Start a stopped machine."""
-    _instance_action(ctx, ref, {"type": "start"}, target="running", wait=wait, timeout=timeout, as_json=as_json)
+def _add_instance_action(verb: str, target: str, doc: str) -> None:
+    def command(
+        ctx: typer.Context,
+        ref: InstanceRef,
+        wait: WaitOption = False,
+        timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
+        as_json: JsonOption = False,
+    ) -> None:
+        _instance_action(ctx, ref, {"type": verb}, target=target, wait=wait, timeout=timeout, as_json=as_json)
+
+    command.__doc__ = doc
+    instances.command(verb)(command)
 
 
-@instances.command("stop")
-def instance_stop(
-    ctx: typer.Context,
-    ref: InstanceRef,
-    wait: WaitOption = False,
-    timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
-    as_json: JsonOption = False,
-) -> None:
-    """Stop a running machine (it stays billed: its capacity is still held)."""
-    _instance_action(ctx, ref, {"type": "stop"}, target="stopped", wait=wait, timeout=timeout, as_json=as_json)
-
-
-@instances.command("reboot")
-def instance_reboot(
-    ctx: typer.Context,
-    ref: InstanceRef,
-    wait: WaitOption = False,
-    timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT,
-    as_json: JsonOption = False,
-) -> None:
-    """Reboot a running machine."""
-    _instance_action(ctx, ref, {"type": "reboot"}, target="running", wait=wait, timeout=timeout, as_json=as_json)
+for _verb, _target, _doc in (
+    ("start", "running", "Start a stopped machine."),
+    ("stop", "stopped", "Stop a running machine (it stays billed: its capacity is still held)."),
+    ("reboot", "running", "Reboot a running machine."),
+):
+    _add_instance_action(_verb, _target, _doc)
 
 
 @instances.command("resize")
