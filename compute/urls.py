@@ -1,6 +1,6 @@
 from django.urls import path
 
-from compute import views, views_console
+from compute import views, views_console, views_labels
 
 app_name = "compute"
 
@@ -23,4 +23,14 @@ urlpatterns = [
     ),
     path("ssh-keys/", views.SSHKeyListView.as_view(), name="sshkey-list"),
     path("ssh-keys/<uuid:pk>/delete/", views.SSHKeyDeleteView.as_view(), name="sshkey-delete"),
+    *(
+        path(f"{prefix}/<uuid:pk>/labels/", views_labels.LabelsEditView.of(kind).as_view(), name=f"{kind}-labels")
+        for kind, prefix in (
+            ("instance", "instances"),
+            ("ssh-key", "ssh-keys"),
+            ("network", "networks"),
+            ("firewall", "firewalls"),
+            ("ip", "ips"),
+        )
+    ),
 ]

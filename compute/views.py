@@ -19,7 +19,7 @@ from django.views.generic import DetailView, FormView, ListView, View
 from django.views.generic.detail import SingleObjectMixin
 
 from compute import services
-from compute.filters import InstanceFilter
+from compute.filters import InstanceFilter, SSHKeyFilter
 from compute.forms import (
     DeleteForm,
     LaunchForm,
@@ -37,7 +37,7 @@ from compute.rules import image_fit_refusal, launch_quota_request, quota_refusal
 from compute.selectors import flavor_list, image_list, instance_events, quota_usage, region_choices, sshkey_list
 from portal.api.pagination import MAX_PER_PAGE, CappedPaginator
 from portal.errors import Conflict, ServiceError
-from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView, safe_next
+from portal.viewmixins import HtmxPartialMixin, LabelFilterMixin, TenantObjectActionView, safe_next
 from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 100
@@ -321,6 +321,7 @@ class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         fields = form.fields
         fields["state"].widget = _OneOfMany(choices=[("", "Any state"), *LIST_STATES])
         fields["name"].widget = forms.TextInput(attrs={"type": "search"})
+        fields["label"].widget = forms.TextInput(attrs={"type": "search", "placeholder": "team=web"})
         # Callables: the choices are read only when the full page renders, never for an htmx poll of the table.
         fields["flavor"].widget = forms.Select(
             choices=lambda: [("", "Any size"), *self.sizes_and_images_in_use["flavors"]]
@@ -335,6 +336,7 @@ class InstanceListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         fields["ordering"].widget.choices = [("", "Newest first"), *sorts]
         labels = {
             "name": "Name contains",
+            "label": "Label",
             "flavor": "Size",
             "ordering": "Sort by",
             "created_after": "Created after",
@@ -572,15 +574,17 @@ class InstanceDeleteView(TenantScopedMixin, SingleObjectMixin, FormView):
 # --- SSH keys ---------------------------------------------------------------------------------------------------
 
 
-class SSHKeyListView(TenantScopedMixin, ListView):
+class SSHKeyListView(LabelFilterMixin, TenantScopedMixin, ListView):
     """The tenant's SSH keys with fingerprints; members add keys here (POST)."""
 
     model = SSHKey
     template_name = "compute/sshkey_list.html"
     context_object_name = "keys"
 
+    label_filterset = SSHKeyFilter
+
     def get_queryset(self):
-        return super().get_queryset().select_related("created_by").order_by("name", "id")
+        return self.filter_by_labels(super().get_queryset().select_related("created_by").order_by("name", "id"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -8,6 +8,7 @@ from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.console.sessions import console_ticket
 from compute.drivers.base import DriverError
 from compute.models import Instance, InstanceState
+from compute.services import instance_console_opened
 from tenants.scoping import TenantScopedMixin
 
 DEFAULT_LINES = 100
@@ -58,6 +59,7 @@ class InstanceConsoleTicketView(TenantScopedMixin, SingleObjectMixin, View):
 
     def post(self, request, *args, **kwargs):
         instance = self.get_object()
+        instance_console_opened(instance=instance, user=request.user)
         return JsonResponse(
             {
                 "url": f"/ws/instances/{instance.pk}/console/",

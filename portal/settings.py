@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "tenants",
     "compute",
     "compute.network",
+    "compute.storage",
     "compute.monitoring",
     "compute.stacks",
     "billing",
@@ -180,6 +181,7 @@ DEFAULT_QUOTA = {
     "vcpus": env_int("QUOTA_VCPUS", 32, minimum=0),
     "ram_mib": env_int("QUOTA_RAM_MIB", 65536, minimum=0),
     "volume_gb": env_int("QUOTA_VOLUME_GB", 1000, minimum=0),
+    "volumes": env_int("QUOTA_VOLUMES", 10, minimum=0),
     "public_ips": env_int("QUOTA_PUBLIC_IPS", 5, minimum=0),
 }
 

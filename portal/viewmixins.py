@@ -1,7 +1,7 @@
 """Small helpers shared by the dashboard's views."""
 
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, QueryDict
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import View
@@ -63,3 +63,32 @@ class TenantObjectActionView(TenantScopedMixin, SingleObjectMixin, View):
             if self.success_message:
                 messages.success(request, self.success_message.format(obj=obj))
         return HttpResponseRedirect(safe_next(request, self.get_success_url(obj)))
+
+
+class LabelFilterMixin:
+    """A dashboard list whose rows carry labels: `?label=key=value` (or `key`) narrows it with the API's FilterSet
+    (`label_filterset`); a selector that cannot exist shows nothing and says why."""
+
+    label_filterset = None
+    label_error = ""
+
+    def label_selectors(self) -> list[str]:
+        return [value.strip() for value in self.request.GET.getlist("label") if value.strip()]
+
+    def filter_by_labels(self, queryset):
+        values = self.label_selectors()
+        if not values:
+            return queryset
+        data = QueryDict(mutable=True)
+        data.setlist("label", values)
+        filterset = self.label_filterset(data, queryset=queryset)
+        if filterset.is_valid():
+            return filterset.qs
+        self.label_error = " ".join(filterset.errors.get("label", ["That label selector is not valid."]))
+        return queryset.none()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["label_selector"] = ", ".join(self.label_selectors())
+        context["label_error"] = self.label_error
+        return context

@@ -210,7 +210,8 @@ class Quota(models.Model):
     instances = models.PositiveIntegerField()
     vcpus = models.PositiveIntegerField("vCPUs")
     ram_mib = models.PositiveIntegerField("RAM (MiB)")
-    volume_gb = models.PositiveIntegerField("volume storage (GB)")
+    volume_gb = models.PositiveIntegerField("volume storage (GiB)")
+    volumes = models.PositiveIntegerField("volumes", default=10)
     public_ips = models.PositiveIntegerField("public IPs")
 
     def __str__(self) -> str:
@@ -420,6 +421,10 @@ class ActivityEntry(TenantOwned):
         NETWORK = "network", "Network"
         PUBLIC_IP = "public_ip", "Public IP"
         FIREWALL = "firewall", "Firewall"
+        VOLUME = "volume", "Volume"
+        SNAPSHOT = "snapshot", "Snapshot"
+        BACKUP = "backup", "Backup"
+        IMAGE = "image", "Image"
         STACK = "stack", "Stack"
         ALERT_POLICY = "alert_policy", "Alert policy"
 

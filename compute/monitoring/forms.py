@@ -15,6 +15,13 @@ class AlertPolicyForm(forms.Form):
     instance = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="Every machine of the organisation", label="Machine"
     )
+    label_selector = forms.CharField(
+        required=False,
+        max_length=127,
+        label="…or the machines with the label",
+        help_text="key=value or key; with “Every machine” above. Machines gaining the label are watched at once.",
+        widget=forms.TextInput(attrs={"placeholder": "team=web"}),
+    )
     notify_email = forms.BooleanField(required=False, initial=True, label="E-mail the owners and admins")
     webhook_url = forms.URLField(
         required=False,

@@ -107,7 +107,13 @@ class AlertPolicy(TenantOwned):
         null=True,
         blank=True,
         related_name="+",
-        help_text="One machine; empty for every machine of the organisation.",
+        help_text="One machine; empty for every machine of the organisation (or those with the label below).",
+    )
+    label_selector = models.CharField(
+        "machines with the label",
+        max_length=127,
+        blank=True,
+        help_text="key=value (or key alone): only the machines carrying this label; empty for every machine.",
     )
     notify_email = models.BooleanField(default=True, help_text="E-mail the organisation's owners and admins.")
     webhook_url = models.URLField(max_length=500, blank=True)
@@ -139,6 +145,19 @@ class AlertPolicy(TenantOwned):
         """ "CPU above 90 % for 5 min"."""
         unit = " %" if self.metric == Metric.CPU else " bytes/s"
         return f"{self.get_metric_display()} {self.comparison} {self.threshold:g}{unit} for {self.duration_minutes} min"
+
+    @property
+    def scope(self) -> str:
+        """What it watches: "instance" (one machine), "label" (machines with a label) or "all"."""
+        if self.instance_id is not None:
+            return "instance"
+        return "label" if self.label_selector else "all"
+
+    @property
+    def scope_label(self) -> str:
+        if self.instance_id is not None:
+            return self.instance.name
+        return f"machines labelled {self.label_selector}" if self.label_selector else "every machine"
 
     def breached_by(self, value: float) -> bool:
         return value > self.threshold if self.comparison == Comparison.ABOVE else value < self.threshold

@@ -17,6 +17,7 @@ from compute.forms import add_service_error
 from compute.lifecycle import IPV4
 from compute.models import Instance
 from compute.network import services
+from compute.network.filters import FirewallFilter, NetworkFilter, PublicIPFilter
 from compute.network.forms import (
     AllocateForm,
     AssignForm,
@@ -39,7 +40,7 @@ from compute.network.selectors import (
 from compute.prices import hourly_display, monthly_display, resource_price
 from compute.selectors import quota_usage, several_regions
 from portal.errors import ServiceError
-from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView
+from portal.viewmixins import HtmxPartialMixin, LabelFilterMixin, TenantObjectActionView
 from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 10
@@ -98,7 +99,7 @@ class _CreateInListMixin:
 # --- networks -----------------------------------------------------------------------------------------------------
 
 
-class NetworkListView(_CreateInListMixin, TenantScopedMixin, ListView):
+class NetworkListView(LabelFilterMixin, _CreateInListMixin, TenantScopedMixin, ListView):
     """The tenant's private networks, with how many machines each has; members create more here."""
 
     model = Network
@@ -107,8 +108,10 @@ class NetworkListView(_CreateInListMixin, TenantScopedMixin, ListView):
     form_class = NetworkForm
     success_message = "The network {obj.name} ({obj.cidr}) was created. Pick it when you launch a machine."
 
+    label_filterset = NetworkFilter
+
     def get_queryset(self):
-        return network_list(tenant=self.request.tenant)
+        return self.filter_by_labels(network_list(tenant=self.request.tenant))
 
     def perform_create(self, form):
         return services.network_create(tenant=self.request.tenant, user=self.request.user, **form.cleaned_data)
@@ -215,7 +218,7 @@ def _ipv4_price() -> dict:
     return {"monthly": monthly_display(monthly), "hourly": hourly_display(monthly)}
 
 
-class PublicIPListView(HtmxPartialMixin, TenantScopedMixin, ListView):
+class PublicIPListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
     """The public addresses the tenant holds, with their machines' live state (polls while one is transitional)."""
 
     model = PublicIP
@@ -223,8 +226,10 @@ class PublicIPListView(HtmxPartialMixin, TenantScopedMixin, ListView):
     partial_template_name = "network/partials/ip_table.html"
     context_object_name = "addresses"
 
+    label_filterset = PublicIPFilter
+
     def get_queryset(self):
-        return public_ip_list(tenant=self.request.tenant)
+        return self.filter_by_labels(public_ip_list(tenant=self.request.tenant))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -322,15 +327,17 @@ class PublicIPReleaseView(_PublicIPActionView):
 # --- firewalls ----------------------------------------------------------------------------------------------------
 
 
-class FirewallListView(_CreateInListMixin, TenantScopedMixin, ListView):
+class FirewallListView(LabelFilterMixin, _CreateInListMixin, TenantScopedMixin, ListView):
     model = Firewall
     template_name = "network/firewall_list.html"
     context_object_name = "firewalls"
     form_class = FirewallForm
     success_message = "The firewall {obj.name} was created; add its rules, then give it to machines."
 
+    label_filterset = FirewallFilter
+
     def get_queryset(self):
-        return firewall_list(tenant=self.request.tenant)
+        return self.filter_by_labels(firewall_list(tenant=self.request.tenant))
 
     def perform_create(self, form):
         return services.firewall_create(tenant=self.request.tenant, user=self.request.user, **form.cleaned_data)

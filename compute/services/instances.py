@@ -50,7 +50,7 @@ from compute.selectors import held_usage
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
-from tenants.services import activity_from_event, quota_lock, user_check_verified
+from tenants.services import activity_from_event, activity_record, quota_lock, user_check_verified
 
 logger = logging.getLogger(__name__)
 
@@ -411,6 +411,21 @@ def instance_delete(*, instance: Instance, user) -> Instance:
         transition="delete",
         verb="delete",
         prepare=prepare,
+    )
+
+
+def instance_console_opened(*, instance: Instance, user) -> None:
+    """A member opens the machine's interactive console: the activity log says who, when and from where (what is
+    typed is never recorded)."""
+    activity_record(
+        tenant_id=instance.tenant_id,
+        resource_type=ActivityEntry.ResourceType.INSTANCE,
+        resource_id=instance.pk,
+        resource_name=instance.name,
+        action="console_open",
+        action_label="Console opened",
+        actor=user,
+        message="Interactive serial console",
     )
 
 

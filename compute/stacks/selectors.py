@@ -340,7 +340,9 @@ class _Planner:
             self.resolved[("firewall", name)] = obj
             wanted_rules = [rule_dict(rule) for rule in spec["rules"]]
             if obj is None:
-                self.change("create", "firewall", name, spec["name"], fields={"rules": [None, len(wanted_rules)]})
+                self.change(
+                    "create", "firewall", name, spec["name"], fields={"rules": [None, _rules_text(wanted_rules)]}
+                )
                 continue
             fields = {}
             if obj.name != spec["name"]:
@@ -349,7 +351,7 @@ class _Planner:
                 fields["description"] = [obj.description, spec["description"]]
             current = _rules_of(obj)
             if current != wanted_rules:
-                fields["rules"] = [current, wanted_rules]
+                fields["rules"] = [_rules_text(current), _rules_text(wanted_rules)]
             if fields or adopted:
                 self.change(
                     "update",
@@ -402,12 +404,15 @@ class _Planner:
                 if current["labels"] != dict(sorted(spec["labels"].items())):
                     fields["labels"] = [current["labels"], dict(sorted(spec["labels"].items()))]
                 if fields or adopted:
+                    reasons = ["adopt into the stack"] if adopted else []
+                    if "flavor" in fields and obj.state == InstanceState.RUNNING:
+                        reasons.append("a resize stops the machine and starts it again")
                     self.change(
                         "update",
                         "machine",
                         key,
                         machine,
-                        reason="adopt into the stack" if adopted else "",
+                        reason="; ".join(reasons),
                         fields=fields,
                         obj=obj,
                     )
@@ -599,6 +604,24 @@ class _Planner:
                     )
                     break
 
+    def price_changes(self, flavors: dict) -> None:
+        """Each change's effect on the monthly bill (`monthly_difference`), from the same prices as the totals."""
+        ipv4 = prices.resource_price(IPV4)
+        strays = {str(obj.pk): obj for _kind, obj in self.held.strays}
+        for change in self.changes:
+            before = after = Decimal(0)
+            if change["type"] == "machine":
+                old = strays.get(change["id"]) or self.held.machines.get(change["key"])
+                if old is not None and change["action"] != "create":
+                    before = prices.monthly_display(old.flavor.monthly_price)
+                if change["action"] != "delete":
+                    spec = self.doc["machines"][change["key"].rpartition(".")[0]]
+                    after = prices.monthly_display(flavors[spec["flavor"]].monthly_price)
+            elif change["type"] == "address":
+                before = ipv4 if change["action"] == "delete" else Decimal(0)
+                after = ipv4 if change["action"] == "create" else Decimal(0)
+            change["monthly_difference"] = _money(after - before)
+
     def cost(self, flavors: dict) -> dict:
         ipv4 = prices.resource_price(IPV4)
         before = Decimal(0)
@@ -642,6 +665,7 @@ class _Planner:
         self.plan_deletes()
         if self.problems:
             raise DocumentInvalid(self.problems)
+        self.price_changes(flavors)
         order = {"key": 0, "network": 1, "firewall": 2, "machine": 3, "address": 4}
         self.changes.sort(key=lambda c: (c["action"] == "delete", order[c["type"]]))
         return Plan(
@@ -651,6 +675,19 @@ class _Planner:
             cost=self.cost(flavors),
             fingerprint=_fingerprint(self.snapshots),
         )
+
+
+def _rules_text(rules: list[dict]) -> str:
+    """Rules as a plan shows them: "in tcp 443; in tcp 22 from 203.0.113.0/24; out any"."""
+    parts = []
+    for rule in rules:
+        text = f"{rule['direction']} {rule['protocol']}"
+        if "ports" in rule:
+            text += f" {rule['ports']}"
+        if "cidr" in rule:
+            text += f" {'from' if rule['direction'] == 'in' else 'to'} {rule['cidr']}"
+        parts.append(text)
+    return "; ".join(parts) or "no rules"
 
 
 def _fingerprint(snapshots: list[dict]) -> str:

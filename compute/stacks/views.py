@@ -72,7 +72,6 @@ class StackListView(TenantScopedMixin, TemplateView):
                 )
             except services.DocumentRefused as error:
                 problems = error.details
-                form.add_error(None, "The document is not valid: each problem is listed below.")
             except ServiceError as error:
                 form.add_error(None, error.message)
             else:

@@ -135,3 +135,56 @@ def test_same_labels_change_nothing(tenant, member):
     assert not ActivityEntry.objects.for_tenant(tenant).filter(action="labels").exists()
     assert Network.objects.get(pk=network.pk).labels == {"a": "b"}
     assert Instance and Firewall  # every labelled model is imported by this module's tests
+
+
+# --- the dashboard -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "make"),
+    [
+        ("/instances/", lambda tenant, labels: InstanceFactory(tenant=tenant, labels=labels)),
+        ("/ssh-keys/", lambda tenant, labels: SSHKeyFactory(tenant=tenant, labels=labels)),
+        ("/networks/", lambda tenant, labels: NetworkFactory(tenant=tenant, labels=labels)),
+        ("/firewalls/", lambda tenant, labels: FirewallFactory(tenant=tenant, labels=labels)),
+    ],
+)
+def test_dashboard_lists_show_chips_and_filter_by_label(member_client, tenant, url, make):
+    wanted = make(tenant, {"team": "web"})
+    other = make(tenant, {"team": "db"})
+    page = member_client.get(url, {"label": "team=web"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert wanted.name in text and other.name not in text
+    assert "team=web" in text  # the chip, and the filter box keeps it
+    bad = member_client.get(url, {"label": "NOT VALID"}).content.decode()
+    assert str(wanted.pk) not in bad and ("cannot be applied" in bad or "could not be applied" in bad)
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "model"),
+    [
+        ("instances", lambda t: InstanceFactory(tenant=t), Instance),
+        ("ssh-keys", lambda t: SSHKeyFactory(tenant=t), SSHKey),
+        ("networks", lambda t: NetworkFactory(tenant=t), Network),
+        ("firewalls", lambda t: FirewallFactory(tenant=t), Firewall),
+    ],
+)
+def test_labels_are_edited_from_the_dashboard(member_client, tenant, kind, make, model):
+    obj = make(tenant)
+    url = f"/{kind}/{obj.pk}/labels/"
+    assert member_client.get(url).status_code == 200
+    response = member_client.post(url, {"labels": "team=web\ntier = front"})
+    assert response.status_code == 302, response.content
+    assert model.objects.get(pk=obj.pk).labels == {"team": "web", "tier": "front"}
+    refused = member_client.post(url, {"labels": "Bad Key=1"})
+    assert refused.status_code == 400 and "is not valid" in refused.content.decode()
+    entry = ActivityEntry.objects.for_tenant(tenant).get(action="labels")
+    assert entry.channel == "dashboard" and entry.message == "added team=web, tier=front"
+
+
+def test_viewer_and_outsider_cannot_edit_labels(viewer_client, outsider_client, tenant):
+    network = NetworkFactory(tenant=tenant)
+    assert viewer_client.post(f"/networks/{network.pk}/labels/", {"labels": "a=b"}).status_code == 403
+    assert outsider_client.get(f"/networks/{network.pk}/labels/").status_code == 404
+    assert viewer_client.get(f"/instances/{network.pk}/labels/").status_code == 404

@@ -30,10 +30,15 @@ class AlertPolicySerializer(serializers.ModelSerializer):
     instance = serializers.UUIDField(source="instance_id", read_only=True, allow_null=True)
     webhook_url = serializers.CharField(read_only=True, help_text="Where webhooks go; empty for none.")
     condition = serializers.CharField(read_only=True)
+    scope = serializers.ChoiceField(
+        choices=["instance", "label", "all"],
+        read_only=True,
+        help_text="One machine (`instance`), the machines with `label_selector`, or all of them.",
+    )
 
     class Meta:
         model = AlertPolicy
-        fields = ["id", *POLICY_FIELDS, "condition", "created_at"]
+        fields = ["id", *POLICY_FIELDS, "scope", "condition", "created_at"]
         read_only_fields = fields
 
 
@@ -55,6 +60,12 @@ class AlertPolicyInputSerializer(serializers.Serializer):
     duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=5)
     instance = serializers.PrimaryKeyRelatedField(
         queryset=Instance.objects.none(), allow_null=True, default=None, help_text="One machine; null for all."
+    )
+    label_selector = serializers.CharField(
+        max_length=127,
+        allow_blank=True,
+        default="",
+        help_text="With `instance` null: only the machines with this label, `key=value` or `key`; empty for all.",
     )
     notify_email = serializers.BooleanField(default=True)
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, default="")

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,6 +35,9 @@ from compute.monitoring.models import (
 )
 from compute.monitoring.services.samples import minute_start
 from portal.errors import InvalidRequest
+from tenants.labels import labels_filter, parse_selector
+from tenants.models import ActivityEntry
+from tenants.services import activity_record
 
 NO_DATA_AFTER = timedelta(minutes=5)
 POLICY_FIELDS = (
@@ -43,6 +47,7 @@ POLICY_FIELDS = (
     "threshold",
     "duration_minutes",
     "instance",
+    "label_selector",
     "notify_email",
     "webhook_url",
     "enabled",
@@ -78,19 +83,33 @@ def _validated(*, tenant, values: dict) -> dict:
     instance = values.get("instance")
     if instance is not None and (instance.tenant_id != tenant.pk or instance.is_deleted):
         errors["instance"] = "Choose one of your machines, or none for all of them."
+    selector = (values.get("label_selector") or "").strip()
+    if selector:
+        try:
+            key, value = parse_selector(selector)
+        except ValidationError as error:
+            errors["label_selector"] = error.messages[0]
+        else:
+            selector = key if value is None else f"{key}={value}"
+        if instance is not None:
+            errors["label_selector"] = "Watch one machine or the machines with a label, not both."
     url = (values.get("webhook_url") or "").strip()
     if url and not url.startswith(("https://", "http://")):
         errors["webhook_url"] = "The webhook must be an http:// or https:// URL."
     if errors:
         raise InvalidRequest("The alert policy is not valid.", details=errors)
-    return {**values, "name": name, "webhook_url": url}
+    return {**values, "name": name, "webhook_url": url, "label_selector": selector}
 
 
 @transaction.atomic
 def alert_policy_create(*, tenant, user, **values) -> AlertPolicy:
     """Keyword arguments: the fields of POLICY_FIELDS (metric, threshold, … ; instance None for every machine)."""
     values = _validated(tenant=tenant, values={key: value for key, value in values.items() if key in POLICY_FIELDS})
-    return AlertPolicy.objects.create(tenant=tenant, created_by=user, **values)
+    policy = AlertPolicy.objects.create(tenant=tenant, created_by=user, **values)
+    _activity(
+        policy, "alert_create", "Alert policy created", user, message=f"{policy.condition} on {policy.scope_label}"
+    )
+    return policy
 
 
 @transaction.atomic
@@ -100,14 +119,20 @@ def alert_policy_update(*, policy: AlertPolicy, user, **changes) -> AlertPolicy:
     values.update({key: value for key, value in changes.items() if key in POLICY_FIELDS})
     values = _validated(tenant=policy.tenant, values=values)
     condition_changed = any(
-        values[name] != getattr(policy, name) for name in ("metric", "comparison", "threshold", "instance")
+        values[name] != getattr(policy, name)
+        for name in ("metric", "comparison", "threshold", "instance", "label_selector")
     )
+    changed = [name for name in POLICY_FIELDS if values[name] != getattr(policy, name)]
     for name, value in values.items():
         setattr(policy, name, value)
     policy.save(update_fields=list(POLICY_FIELDS))
     if condition_changed or not policy.enabled:
         # What fired under the old condition (or while it was on) no longer stands: closed without a notice.
         AlertIncident.objects.filter(policy=policy, recovered_at__isnull=True).update(recovered_at=timezone.now())
+    if changed:
+        names = ", ".join(name.replace("_", " ") for name in changed)
+        message = f"{names} changed: {policy.condition} on {policy.scope_label}"
+        _activity(policy, "alert_update", "Alert policy changed", user, message=message)
     return policy
 
 
@@ -121,7 +146,23 @@ def alert_policy_rotate_secret(*, policy: AlertPolicy, user) -> AlertPolicy:
 @transaction.atomic
 def alert_policy_delete(*, policy: AlertPolicy, user) -> None:
     """Deletes the policy with its history and any notice not yet sent."""
+    _activity(
+        policy, "alert_delete", "Alert policy deleted", user, message=f"{policy.condition} on {policy.scope_label}"
+    )
     policy.delete()
+
+
+def _activity(policy: AlertPolicy, action: str, label: str, user, *, message: str) -> None:
+    activity_record(
+        tenant_id=policy.tenant_id,
+        resource_type=ActivityEntry.ResourceType.ALERT_POLICY,
+        resource_id=policy.pk,
+        resource_name=policy.name,
+        action=action,
+        action_label=label,
+        actor=user,
+        message=message,
+    )
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
@@ -130,12 +171,10 @@ def alert_policy_delete(*, policy: AlertPolicy, user) -> None:
 def _covered_instances(policy: AlertPolicy) -> list[str]:
     if policy.instance_id is not None:
         return [str(policy.instance_id)]
-    return [
-        str(pk)
-        for pk in Instance.objects.filter(tenant_id=policy.tenant_id, state=InstanceState.RUNNING).values_list(
-            "pk", flat=True
-        )
-    ]
+    running = Instance.objects.filter(tenant_id=policy.tenant_id, state=InstanceState.RUNNING)
+    if policy.label_selector:
+        running = labels_filter(running, [policy.label_selector])
+    return [str(pk) for pk in running.values_list("pk", flat=True)]
 
 
 def alerts_evaluate(*, now: datetime | None = None) -> EvaluationReport:

@@ -14,6 +14,9 @@ class ChangeSerializer(serializers.Serializer):
     )
     key = serializers.CharField(allow_blank=True, help_text="The document entry (hangar.stack.key).")
     id = serializers.UUIDField(allow_null=True, help_text="The existing resource, if any.")
+    monthly_difference = serializers.DecimalField(
+        max_digits=14, decimal_places=2, coerce_to_string=True, help_text="What this change adds to the monthly bill."
+    )
 
 
 class QuotaCheckSerializer(serializers.Serializer):
