@@ -197,19 +197,24 @@ def export(
         list[str] | None,
         typer.Option("--label", "-l", help="Instead of a stack: the resources with this label.", metavar="KEY=VALUE"),
     ] = None,
+    unstacked: Annotated[
+        bool, typer.Option("--unstacked", help="Instead of a stack: every resource that belongs to no stack.")
+    ] = False,
     stack_name: Annotated[
-        str | None, typer.Option("--stack", help="With --label: the document's stack name (default: exported).")
+        str | None,
+        typer.Option("--stack", help="With --label or --unstacked: the document's stack name (default: exported)."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
-    """Write a stack document for a stack, or for existing resources by --label (to adopt them as a stack)."""
-    if bool(name) == bool(label):
-        raise HangarError("Name a stack, or give --label key=value (one or the other).", exit_code=USAGE)
+    """Write a stack document for a stack, or for resources you already run (--label, --unstacked): planning that
+    document adopts them into a stack."""
+    if sum((bool(name), bool(label), unstacked)) != 1:
+        raise HangarError("Name a stack, or give --label key=value, or --unstacked (one of them).", exit_code=USAGE)
     client = state(ctx).client()
     if name:
         document = client.get(f"stacks/{quote(name, safe='')}/export/")["document"]
     else:
-        params: dict = {"label": [selector for _, selector in label_filters(label)]}
+        params: dict = {"label": [selector for _, selector in label_filters(label)]} if label else {}
         if stack_name:
             params["stack"] = stack_name
         document = client.get("stacks/export/", **params)["document"]

@@ -223,7 +223,10 @@ def test_export_by_name_or_label(api, hangar, tmp_path):
     assert out.read_text() == "stack: adopted\n"
     assert api.requests[-1].url.params.get_list("label") == ["team=web", "tier"]
     assert api.requests[-1].url.params["stack"] == "adopted"
+    assert hangar("export", "--unstacked").exit_code == 0
+    assert "label" not in api.requests[-1].url.params
     assert hangar("export").exit_code == USAGE
+    assert hangar("export", "--unstacked", "--label", "a=b").exit_code == USAGE
     assert hangar("export", "shop", "--label", "a=b").exit_code == USAGE
 
 
