@@ -243,6 +243,8 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
         ("create", "address", "web-ip", {"assigned_to": [None, "web"]}),
     ]
     cost = plan["cost"]
+    share = {change["name"]: _cents(change["monthly_difference"]) for change in plan["changes"]}
+    assert share["web"] == _cents(prices["c1.small"]) - _cents(prices["c1.micro"])
     assert _cents(cost["monthly_before"]) == invoice_v1["subtotal_cents"]
     assert _cents(cost["difference"]) == _cents(cost["monthly_after"]) - _cents(cost["monthly_before"])
     shown = hangar("plan", "-f", str(v2))
@@ -257,9 +259,8 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     invoice_v2 = _invoice_of_a_whole_month(stack)
     assert invoice_v2["subtotal_cents"] == _cents(cost["monthly_after"])
     assert invoice_v2["lines"]["instance"] == _cents(prices["c1.small"])
-    assert _cents(cost["difference"]) == (
-        _cents(prices["c1.small"]) - _cents(prices["c1.micro"]) + invoice_v2["lines"]["ipv4"]
-    )
+    assert share["web-ip"] == invoice_v2["lines"]["ipv4"]
+    assert _cents(cost["difference"]) == share["web"] + share["web-ip"]
     listed = json.loads(hangar("stacks", "list", "--json").stdout)
     assert [(s["name"], s["resources"], s["monthly_cost"]) for s in listed] == [("shop", 4, cost["monthly_after"])]
     exported = hangar("export", "shop")

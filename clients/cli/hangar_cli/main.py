@@ -67,7 +67,9 @@ for command in (plan, apply, destroy, export):
 def login(
     ctx: typer.Context,
     url: Annotated[str | None, typer.Option("--url", help="Hangar's address.")] = None,
-    token: Annotated[str | None, typer.Option("--token", help="The token; asked for (hidden) when left out.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="The token (else HANGAR_TOKEN); asked for, hidden, when neither.")
+    ] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="The profile to write.")] = None,
 ) -> None:
     """Check a token and save it with the URL in a profile of the config file (mode 600)."""
@@ -78,7 +80,7 @@ def login(
     url = url or root.url or os.environ.get("HANGAR_URL") or stored.get("url")
     if not url:
         url = typer.prompt("Hangar URL", err=True)
-    token = token or root.token
+    token = token or root.token or os.environ.get("HANGAR_TOKEN")
     if not token:
         token = typer.prompt("API token (from the dashboard's API tokens page)", hide_input=True, err=True)
     url = config.normalise_url(url)

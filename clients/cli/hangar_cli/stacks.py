@@ -69,7 +69,7 @@ def money(value) -> str:
 
 def signed(value) -> str:
     text = money(value)
-    return text if text.startswith(("-", "—")) else f"+{text}"
+    return text if text.startswith(("-", "—", "+")) else f"+{text}"
 
 
 def render_plan(plan: dict) -> None:
@@ -82,17 +82,21 @@ def render_plan(plan: dict) -> None:
         from rich.table import Table
 
         grid = Table(header_style="bold")
-        for header in ("", "ACTION", "TYPE", "NAME", "CHANGES"):
-            grid.add_column(header, overflow="fold")
+        with_cost = any("monthly_difference" in change for change in plan.get("changes", []))
+        for header in ("", "ACTION", "TYPE", "NAME", "CHANGES", *(["MONTHLY"] if with_cost else [])):
+            grid.add_column(header, overflow="fold", justify="right" if header == "MONTHLY" else "left")
         for change in plan.get("changes", []):
             symbol, colour = SYMBOLS.get(change["action"], ("?", "white"))
-            grid.add_row(
+            cells = [
                 f"[{colour}]{symbol}[/{colour}]",
                 f"[{colour}]{change['action']}[/{colour}]",
                 change.get("type", ""),
                 change.get("name", ""),
                 change_text(change) or "—",
-            )
+            ]
+            if with_cost:
+                cells.append(signed(change.get("monthly_difference")))
+            grid.add_row(*cells)
         console.print(grid)
         counts = {action: 0 for action in SYMBOLS}
         for change in plan.get("changes", []):

@@ -17,6 +17,7 @@ PLAN = {
             "name": "web",
             "reason": "",
             "fields": {"flavor": ["c1.micro", "c1.small"]},
+            "monthly_difference": "3.40",
         },
         {"action": "create", "type": "volume", "name": "data", "reason": "", "fields": {"size_gib": [None, 10]}},
         {
@@ -59,6 +60,7 @@ def test_plan_shows_each_change_and_the_cost_difference(api, hangar, tmp_path):
     assert "the CIDR cannot change in place" in result.stdout
     assert "1 to create, 1 to update, 1 to replace, 0 to delete" in result.stdout
     assert "Monthly cost: 4.50 → 8.90 EUR (+4.40 EUR a month)" in result.stdout
+    assert "+3.40" in result.stdout  # the change's own share
     assert hangar("plan", "-f", stack_file(tmp_path), "--json").json() == PLAN
 
 
