@@ -399,6 +399,7 @@ SPECTACULAR_SETTINGS = {
         "TenantStatusEnum": "tenants.models.Tenant.Status",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "EventResultEnum": "tenants.models.EventResult",
+        "StackRunStateEnum": "compute.stacks.models.RunState",
     },
 }
 

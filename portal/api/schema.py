@@ -2,7 +2,7 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiTypes, extend_schema_field
 from rest_framework import serializers
 
 ERROR_DESCRIPTIONS = {
@@ -33,10 +33,26 @@ ERROR_EXAMPLES = {
 }
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": {}},
+            {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+        ]
+    }
+)
+class ErrorDetailsField(serializers.JSONField):
+    """An object (per-field messages, or context) or, for a document with several located problems (an invalid
+    stack document), a list of `{field, line, message}`."""
+
+
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, machine-readable reason, e.g. `quota_exceeded`.")
     message = serializers.CharField(help_text="A sentence for humans.")
-    details = serializers.DictField(help_text="Per-field messages for validation errors; context otherwise.")
+    details = ErrorDetailsField(
+        help_text="Per-field messages for validation errors; context otherwise; for `invalid_document`, a list of "
+        "`{field, line, message}`."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

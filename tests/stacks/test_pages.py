@@ -76,3 +76,17 @@ def test_viewer_sees_but_cannot_plan(viewer_client, catalog):
     assert viewer_client.get("/stacks/").status_code == 200
     assert b"Plan a document" not in viewer_client.get("/stacks/").content
     assert viewer_client.post("/stacks/", {"document": DOC}).status_code == 403
+
+
+def test_another_tenants_stack_is_a_404_by_name(outsider_client, outsider, tenant):
+    from tests.api.conftest import api_client_for
+    from tests.factories.stacks import StackFactory
+
+    StackFactory(tenant=tenant, name="private")
+    for url in ("/stacks/private/", "/stacks/private/export/", "/stacks/private/destroy/"):
+        assert outsider_client.get(url).status_code == 404, url
+    membership_tenant = outsider.memberships.get().tenant
+    api = api_client_for(outsider, membership_tenant)
+    assert api.get("/api/v1/stacks/private/").status_code == 404
+    assert api.delete("/api/v1/stacks/private/").status_code == 404
+    assert api.get("/api/v1/stacks/private/export/").status_code == 404

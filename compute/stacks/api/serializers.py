@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from compute.stacks.models import StackPlan, StackRun
+from compute.stacks.models import RunState, StackPlan, StackRun
 
 
 class ChangeSerializer(serializers.Serializer):
@@ -59,7 +59,7 @@ class StepSerializer(serializers.Serializer):
     action = serializers.CharField()
     type = serializers.CharField()
     name = serializers.CharField()
-    state = serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"])
+    state = serializers.ChoiceField(choices=RunState.choices)
     error = serializers.CharField(allow_blank=True)
 
 

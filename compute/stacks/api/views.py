@@ -105,6 +105,7 @@ class StackPlanViewSet(mixins.RetrieveModelMixin, TenantViewSet):
         responses={
             202: ACCEPTED_RUN,
             409: OpenApiResponse(ErrorSerializer, description="`plan_stale` or `run_in_progress`."),
+            422: OpenApiResponse(ErrorSerializer, description="`quota_exceeded`, or the organisation is on hold."),
         },
     )
     @action(detail=True, methods=["post"], url_path="apply")
