@@ -80,7 +80,8 @@ def settle(
             gone_is_done=target == "deleted",
         ) or {**item, "state": "deleted"}
     elif not (state(ctx).as_json or as_json):
-        output.note(f"{spec.kind} {item.get(spec.key)}: {item.get('state')} (add --wait to follow it)")
+        follow = " (add --wait to follow it)" if item.get("state") in TRANSITIONAL else ""
+        output.note(f"{spec.kind} {item.get(spec.key)}: {item.get('state')}{follow}")
     show(ctx, spec, item, as_json)
 
 

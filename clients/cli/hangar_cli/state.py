@@ -34,9 +34,12 @@ class State:
 
 
 def state(ctx: typer.Context, as_json: bool = False) -> State:
+    """The root's state; a command's own --json switches JSON on for everything it prints, errors included."""
     current: State = ctx.find_root().obj
     if as_json:
         current.as_json = True
+        if current._client is not None:
+            current._client.as_json = True
     return current
 
 
