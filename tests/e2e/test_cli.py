@@ -40,7 +40,7 @@ def token(stack) -> str:
 def hangar(stack, token, tmp_path):
     """Runs `hangar ARGS…` in a subprocess with HANGAR_URL and HANGAR_TOKEN set, and no config file."""
 
-    def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HANGAR_")},
             "HANGAR_URL": stack.url,
@@ -49,13 +49,16 @@ def hangar(stack, token, tmp_path):
             "HANGAR_POLL_INTERVAL": "0.3",
             **(env or {}),
         }
-        return subprocess.run(
-            [sys.executable, "-m", "hangar_cli", *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "hangar_cli", *args],
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as expired:
+            pytest.fail(f"hangar {' '.join(args)} ran over {timeout} s: {expired.stderr}\n{stack.tail_logs(4000)}")
 
     return run
 
