@@ -345,6 +345,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing-budgets-check": {"task": "billing.tasks.budgets_check", "schedule": 900.0},
     "monitoring-sample": {"task": "compute.monitoring.tasks.sample", "schedule": 60.0},
     "monitoring-purge": {"task": "compute.monitoring.tasks.purge", "schedule": crontab(minute=7)},
+    "stacks-resume": {"task": "compute.stacks.tasks.resume", "schedule": 60.0},
 }
 # Periodic tasks (heartbeat, reconciler, metering, …) have a queue of their own: a backlog of builds never holds up the
 # reconciler, nor makes a busy worker look dead. A worker consumes both queues unless told otherwise (-Q); where

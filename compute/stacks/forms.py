@@ -7,7 +7,7 @@ class StackDocumentForm(forms.Form):
     document = forms.CharField(
         label="Stack document",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "mono"}),
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false", "class": "mono", "wrap": "off"}),
         help_text="YAML or JSON. Its JSON Schema is at /api/v1/stacks/schema/.",
     )
     upload = forms.FileField(label="…or upload a file", required=False, help_text="A .yaml, .yml or .json file.")

@@ -92,6 +92,8 @@ class StackRun(TenantOwned):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When a worker last looked at it: an active run nobody looked at for a while is sent again (stacks_resume).
+    advanced_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

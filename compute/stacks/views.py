@@ -4,15 +4,18 @@ watch the run; each stack with its resources and monthly cost, export and destro
 from decimal import Decimal
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.generic import DetailView, TemplateView
 
 from compute.stacks import selectors, services
+from compute.stacks.document import valid_stack_name
 from compute.stacks.forms import StackDestroyForm, StackDocumentForm
 from compute.stacks.models import STACK_LABEL, Stack, StackPlan, StackRun
 from portal.errors import ServiceError
 from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView
+from tenants.labels import parse_selector
 from tenants.scoping import TenantScopedMixin
 
 EXAMPLE = """stack: shop
@@ -49,9 +52,26 @@ class StackListView(TenantScopedMixin, TemplateView):
             .order_by("name", "id")[:200]
         )
         context["stacks"] = selectors.stack_summaries(tenant=tenant, stacks=stacks)
-        context.setdefault("form", StackDocumentForm(initial={"document": self._example()}))
+        context.setdefault("form", StackDocumentForm(initial={"document": self._exported(context) or self._example()}))
         context["recent_runs"] = StackRun.objects.for_tenant(tenant).order_by("-created_at", "-id")[:10]
         return context
+
+    def _exported(self, context) -> str:
+        """`?adopt=team=web&name=web`: the resources with that label as a document, ready to plan (adoption)."""
+        selector = self.request.GET.get("adopt", "").strip()
+        name = self.request.GET.get("name", "").strip() or "adopted"
+        context["adopt_selector"], context["adopt_name"] = selector, name
+        if not selector:
+            return ""
+        try:
+            chosen = [parse_selector(selector)]
+        except ValidationError as error:
+            context["adopt_error"] = error.messages[0]
+            return ""
+        if not valid_stack_name(name):
+            context["adopt_error"] = "A stack's name is lower-case letters, digits and hyphens."
+            return ""
+        return selectors.stack_export(tenant=self.request.tenant, selectors=chosen, stack=name)
 
     def _example(self) -> str:
         from compute.models import Flavor, Image

@@ -92,3 +92,18 @@ def test_plan_cost_is_what_a_whole_month_is_invoiced(tenant, member, catalog, po
         bigger.cost["monthly_before"]
     )
     assert Decimal(bigger.cost["monthly_before"]) == Decimal(invoice.subtotal_cents) / 100
+
+
+def test_a_run_whose_message_was_lost_is_sent_again(tenant, member, catalog, pool, committed):
+    from compute.stacks.models import StackRun
+    from compute.stacks.services import stacks_resume
+
+    plan = stack_plan_create(tenant=tenant, user=member, source=DOC)
+    run = stack_plan_apply(plan=plan, user=member)  # not committed: its message never left
+    assert StackRun.objects.get(pk=run.pk).state == "pending"
+    assert stacks_resume(now=timezone.now()) == 0  # not idle long enough yet
+    with committed():
+        assert stacks_resume(now=timezone.now() + timedelta(minutes=2)) == 1
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error
+    assert stacks_resume(now=timezone.now() + timedelta(minutes=10)) == 0

@@ -90,3 +90,13 @@ def test_another_tenants_stack_is_a_404_by_name(outsider_client, outsider, tenan
     assert api.get("/api/v1/stacks/private/").status_code == 404
     assert api.delete("/api/v1/stacks/private/").status_code == 404
     assert api.get("/api/v1/stacks/private/export/").status_code == 404
+
+
+def test_adopting_labelled_resources_fills_the_document(member_client, tenant, catalog):
+    from tests.factories.network import NetworkFactory
+
+    NetworkFactory(tenant=tenant, name="legacy", cidr="10.70.0.0/24", labels={"team": "web"})
+    page = member_client.get("/stacks/", {"adopt": "team=web", "name": "web"}).content.decode()
+    assert "stack: web" in page and "10.70.0.0/24" in page
+    bad = member_client.get("/stacks/", {"adopt": "Not Valid"}).content.decode()
+    assert "the key must be" in bad

@@ -10,8 +10,10 @@ step's number and error; what earlier steps did stays, labelled, so the next pla
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from compute import services as compute_services
@@ -292,18 +294,37 @@ def stack_run_advance(*, run_id) -> str:
             except (Flavor.DoesNotExist, Image.DoesNotExist, Region.DoesNotExist) as error:
                 _run_failed(run, position, str(error))
                 return DONE
+            run.advanced_at = timezone.now()
             if outcome == WAIT:
                 step["polls"] = step.get("polls", 0) + 1
                 if step["polls"] > MAX_POLLS:
                     _run_failed(run, position, "Gave up waiting for it to finish.")
                     return DONE
-                run.save(update_fields=["steps"])
+                run.save(update_fields=["steps", "advanced_at"])
                 transaction.on_commit(lambda: _enqueue(run_id, countdown=2))
                 return WAIT
             step["state"] = "succeeded"
             step["error"] = ""
             run.done = sum(1 for s in run.steps if s["state"] == "succeeded")
-            run.save(update_fields=["steps", "done"])
+            run.save(update_fields=["steps", "done", "advanced_at"])
+
+
+def stacks_resume(*, now=None, idle_seconds: int = 60) -> int:
+    """Sends again every active run that no worker looked at for `idle_seconds` (its message was lost: the broker
+    was down, a worker died); returns how many. Advancing a run twice at once is harmless (each step is taken under
+    the run's row lock)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=idle_seconds)
+    stale = StackRun.objects.filter(state__in=[RunState.PENDING, RunState.RUNNING]).filter(
+        Q(advanced_at__lt=cutoff) | Q(advanced_at__isnull=True, created_at__lt=cutoff)
+    )
+    run_ids = list(stale.values_list("pk", flat=True))
+    if run_ids:
+        # Marked as looked at now, so the next sweep does not send them again before a worker had its turn.
+        StackRun.objects.filter(pk__in=run_ids).update(advanced_at=now)
+        for run_id in run_ids:
+            transaction.on_commit(lambda run_id=run_id: _enqueue(run_id))
+    return len(run_ids)
 
 
 def _run_finished(run: StackRun) -> None:
@@ -638,4 +659,5 @@ __all__ = [
     "stack_plan_apply",
     "stack_plan_create",
     "stack_run_advance",
+    "stacks_resume",
 ]
