@@ -8,7 +8,10 @@ import typer
 
 from hangar_cli import __version__, config, output
 from hangar_cli.client import Client
-from hangar_cli.commands import addresses, firewalls, instances, keys, labels, networks, snapshots, volumes
+from hangar_cli.commands.compute import instances, keys
+from hangar_cli.commands.labels import labels
+from hangar_cli.commands.network import addresses, firewalls, networks
+from hangar_cli.commands.storage import snapshots, volumes
 from hangar_cli.errors import EXIT_CODES, USAGE, HangarError
 from hangar_cli.stacks import apply, destroy, export, plan, stacks
 from hangar_cli.state import JsonOption, State, state
