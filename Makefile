@@ -17,9 +17,9 @@ EXTRAS := dev$(shell pkg-config --exists libvirt 2>/dev/null && echo ,libvirt)
 comma := ,
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-# Reinstall whenever pyproject.toml changes.
-$(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+# Reinstall whenever pyproject.toml (or the command-line client's, clients/cli) changes.
+$(INSTALLED): pyproject.toml clients/cli/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]' -e clients/cli
 	touch $@
 
 run: $(INSTALLED)
