@@ -161,6 +161,7 @@ def test_usage_graphs_for_each_range_and_an_alert_policy_from_the_page(page, mac
     page.goto(f"/instances/{instance.pk}/")
 
     usage = page.locator("#instance-usage")
+    usage.scroll_into_view_if_needed()  # the chart library loads when the graphs come near the screen
     usage.locator(".uplot").nth(2).wait_for()
     assert usage.locator(".uplot").count() == 3
     assert "CPU" in usage.locator(".u-legend").first.inner_text()
