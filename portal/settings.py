@@ -439,6 +439,9 @@ SPECTACULAR_SETTINGS = {
         # Snapshots, backups and private images go through the same states.
         "CopyStateEnum": "compute.storage.models.SnapshotState",
         "StackRunStateEnum": "compute.stacks.models.RunState",
+        "StackRunKindEnum": "compute.stacks.models.RunKind",
+        "BackupKindEnum": "compute.storage.backup_models.BackupKind",
+        "CreditEntryKindEnum": "billing.models.CreditEntry.Kind",
     },
 }
 
