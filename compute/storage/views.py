@@ -271,6 +271,8 @@ class SnapshotListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         if not self.request.htmx:
             events = storage_events(tenant=self.request.tenant, actions=SNAPSHOT_ACTIONS)[:EVENTS_SHOWN]
             context.update(prices=storage_prices(), events=events)
+        elif not context["polling"]:  # the last poll: the rows' dialogs too, out of band (as on the Volumes page)
+            context.update(dialogs_out_of_band=True, prices=storage_prices())
         return context
 
 

@@ -151,3 +151,12 @@ def test_the_lists_take_a_fixed_number_of_queries(
         assert member_client.get(SNAPSHOTS).status_code == 200
     with django_assert_max_num_queries(30):
         assert member_client.get(reverse("compute:instance-detail", args=[running.pk])).status_code == 200
+
+
+def test_the_last_poll_of_the_snapshots_brings_their_dialogs(member_client, volume, member, committed):
+    with committed():
+        snapshot = services.snapshot_create(volume=volume, user=member, name="snap")
+    partial = member_client.get(SNAPSHOTS, HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="snapshot-dialogs" hx-swap-oob="true">' in partial
+    assert f'<dialog id="restore-{snapshot.pk}">' in partial and f'<dialog id="delete-{snapshot.pk}">' in partial
+    assert "per GiB a month" in partial
