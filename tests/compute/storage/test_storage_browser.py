@@ -60,8 +60,8 @@ def test_create_attach_see_among_the_disks_detach_and_delete(new_page):
     page.wait_for_selector("#disks >> text=db-data")
     assert "vdb" in page.inner_text("#disks")
     screenshot(page, "storage-instance-disks")
-    page.on("dialog", lambda dialog: dialog.accept())  # the detach confirmation
     page.click("#disks button:has-text('Detach')")
+    page.click("dialog[open] [data-confirm-accept]")  # the page's own confirmation, never the browser's
     page.wait_for_selector("text=is being detached")
     volume.refresh_from_db()
     assert volume.state == "available"
