@@ -105,16 +105,21 @@ class VolumeListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         context = super().get_context_data(**kwargs)
         volumes = context["volumes"]
         context.update(polling=any(volume.is_transitional for volume in volumes), show_regions=several_regions())
-        if self.request.htmx:
+        if self.request.htmx and context["polling"]:
             return context
         tenant = self.request.tenant
-        usage = quota_usage(tenant=tenant, resources=("volume_gb", "volumes"))
-        context.update(
-            form=kwargs.get("form") or VolumeForm(tenant=tenant, initial={"size_gib": EXAMPLE_GIB}),
-            prices=storage_prices(),
-            usage={"volume_gb": usage["volume_gb"], "volumes": usage["volumes"]},
-            events=storage_events(tenant=tenant, actions=VOLUME_ACTIONS)[:EVENTS_SHOWN],
-        )
+        if self.request.htmx:
+            # The last poll, once every volume has settled: it also brings the rows' dialogs (out of band), since the
+            # buttons of a volume that was still being made when the page loaded had none to open.
+            context.update(dialogs_out_of_band=True, prices=storage_prices())
+        else:
+            usage = quota_usage(tenant=tenant, resources=("volume_gb", "volumes"))
+            context.update(
+                form=kwargs.get("form") or VolumeForm(tenant=tenant, initial={"size_gib": EXAMPLE_GIB}),
+                prices=storage_prices(),
+                usage={"volume_gb": usage["volume_gb"], "volumes": usage["volumes"]},
+                events=storage_events(tenant=tenant, actions=VOLUME_ACTIONS)[:EVENTS_SHOWN],
+            )
         machines = list(tenant_machines(tenant=tenant))  # every row's "attach to" choices, read once for the page
         for volume in volumes:
             volume.attach_machines = [
@@ -266,6 +271,8 @@ class SnapshotListView(HtmxPartialMixin, TenantScopedMixin, ListView):
         if not self.request.htmx:
             events = storage_events(tenant=self.request.tenant, actions=SNAPSHOT_ACTIONS)[:EVENTS_SHOWN]
             context.update(prices=storage_prices(), events=events)
+        elif not context["polling"]:  # the last poll: the rows' dialogs too, out of band (as on the Volumes page)
+            context.update(dialogs_out_of_band=True, prices=storage_prices())
         return context
 
 

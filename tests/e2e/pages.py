@@ -129,6 +129,16 @@ def sign_up(page, *, name: str, email: str, organisation: str, password: str = "
     page.wait_for_url(re.compile(r"/$"))
 
 
+def add_key_on_launch_form(page, name: str = "laptop") -> None:
+    """Adds a new SSH key from the launch form's inline key form and waits until it is selected."""
+    from tests.factories.compute import new_public_key
+
+    page.fill("#id_newkey-name", name)
+    page.fill("#id_newkey-public_key", new_public_key())
+    page.click("[data-key-add]")
+    page.wait_for_selector(f"text=The key {name} was added and selected.")
+
+
 def log_in(page, email: str, password: str) -> None:
     page.goto("/accounts/login/")
     page.fill("#id_username", email)

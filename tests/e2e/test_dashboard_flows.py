@@ -10,8 +10,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.pages import badge_text, check_page, sign_up, wait_for_badge
-from tests.factories.compute import new_public_key
+from tests.e2e.pages import add_key_on_launch_form, badge_text, check_page, sign_up, wait_for_badge
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -61,10 +60,7 @@ def test_first_machine_from_sign_up_to_delete(stack, stack_page):
     assert page.get_by_role("heading", name="Launch your first machine").is_visible()
     assert page.input_value("#id_name") == "web-1"
     check_page(page, "launch-form")
-    page.fill("#id_newkey-name", "laptop")
-    page.fill("#id_newkey-public_key", new_public_key())
-    page.click("[data-key-add]")
-    page.wait_for_selector("text=The key laptop was added and selected.")
+    add_key_on_launch_form(page)
     page.get_by_role("button", name="Launch instance").click()
     page.wait_for_url(re.compile(r"/instances/[0-9a-f-]{36}/$"))
     detail_url = page.url

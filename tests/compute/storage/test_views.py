@@ -122,6 +122,16 @@ def test_the_list_polls_while_something_is_transitional(member_client, tenant, m
     assert 'hx-trigger="every 2s"' in page
     partial = member_client.get(VOLUMES, HTTP_HX_REQUEST="true").content.decode()
     assert partial.startswith("{% comment %}") is False and 'id="volume-table"' in partial
+    assert 'id="volume-dialogs"' not in partial  # while it polls, the page keeps its dialogs as they are
+
+
+def test_the_last_poll_brings_the_dialogs_of_a_volume_made_meanwhile(member_client, volume, running):
+    """A volume still being made when the page loaded had no dialogs; once it settles, its buttons must open some."""
+    partial = member_client.get(VOLUMES, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 2s"' not in partial
+    assert '<div id="volume-dialogs" hx-swap-oob="true">' in partial
+    assert f'<dialog id="attach-{volume.pk}">' in partial and running.name in partial
+    assert f'<dialog id="delete-{volume.pk}">' in partial
 
 
 def test_the_lists_take_a_fixed_number_of_queries(
@@ -141,3 +151,12 @@ def test_the_lists_take_a_fixed_number_of_queries(
         assert member_client.get(SNAPSHOTS).status_code == 200
     with django_assert_max_num_queries(30):
         assert member_client.get(reverse("compute:instance-detail", args=[running.pk])).status_code == 200
+
+
+def test_the_last_poll_of_the_snapshots_brings_their_dialogs(member_client, volume, member, committed):
+    with committed():
+        snapshot = services.snapshot_create(volume=volume, user=member, name="snap")
+    partial = member_client.get(SNAPSHOTS, HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="snapshot-dialogs" hx-swap-oob="true">' in partial
+    assert f'<dialog id="restore-{snapshot.pk}">' in partial and f'<dialog id="delete-{snapshot.pk}">' in partial
+    assert "per GiB a month" in partial
