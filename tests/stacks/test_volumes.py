@@ -11,8 +11,10 @@ from compute.models import Instance
 from compute.stacks.document import DocumentInvalid, read
 from compute.stacks.models import STACK_LABEL, Stack
 from compute.stacks.selectors import stack_export
-from compute.stacks.services import DocumentRefused, stack_destroy
+from compute.stacks.services import DocumentRefused, stack_destroy, stack_plan_apply
 from compute.storage.models import Volume, VolumeState
+from portal.errors import Unprocessable
+from tenants.models import Quota
 from tests.stacks.test_apply import _apply, _plan
 
 pytestmark = pytest.mark.django_db
@@ -159,3 +161,16 @@ def test_export_declares_volumes_and_plans_no_change(tenant, member, catalog, co
     exported = stack_export(tenant=tenant, selectors=[(STACK_LABEL, "data")], stack="data")
     assert "volumes:" in exported and "attach_to: db" in exported and "size_gib: 20" in exported
     assert _plan(tenant, member, exported).no_changes
+
+
+def test_volumes_beyond_the_quota_are_shown_and_cannot_be_applied(tenant, member, catalog):
+    Quota.objects.update_or_create(tenant=tenant, defaults={**Quota.defaults(), "volume_gb": 15, "volumes": 1})
+    plan = _plan(tenant, member, DOC.replace("volumes:\n", "volumes:\n  logs: {size_gib: 1}\n"))
+    assert plan.quota["ok"] is False
+    assert plan.quota["problems"] == [
+        "This plan needs 21 more GiB of volumes: 21 of your quota of 15.",
+        "This plan needs 2 more volumes: 2 of your quota of 1.",
+    ]
+    with pytest.raises(Unprocessable) as refused:
+        stack_plan_apply(plan=plan, user=member)
+    assert refused.value.code == "quota_exceeded"
