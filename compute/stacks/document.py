@@ -16,6 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from compute.network.rulesets import ANYWHERE, RuleInput, rule_errors
+from compute.storage.models import MAX_VOLUME_GIB, MIN_VOLUME_GIB
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 MAX_COUNT = 50
@@ -63,8 +64,9 @@ SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "/api/v1/stacks/schema/",
     "title": "Hangar stack document",
-    "description": "Machines, networks, firewalls, SSH keys and public addresses declared by name. Resources are "
-    "matched to what exists by the labels hangar.stack (the stack's name) and hangar.stack.key (the name here).",
+    "description": "Machines, networks, firewalls, SSH keys, public addresses and volumes declared by name. "
+    "Resources are matched to what exists by the labels hangar.stack (the stack's name) and hangar.stack.key "
+    "(the name here).",
     "type": "object",
     "additionalProperties": False,
     "required": ["stack"],
@@ -154,11 +156,28 @@ SCHEMA: dict = {
             },
             "Public IPv4 addresses held by the stack (kept across machine replacements).",
         ),
+        "volumes": _named(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["size_gib"],
+                "properties": {
+                    "size_gib": {"type": "integer", "minimum": MIN_VOLUME_GIB, "maximum": MAX_VOLUME_GIB},
+                    "attach_to": {
+                        "type": "string",
+                        "description": "The machine it is attached to: a name under `machines` (of count 1), one "
+                        "of its machines by index (web.2) or by name (web-2).",
+                    },
+                    "labels": _LABELS,
+                },
+            },
+            "Volumes (block storage, named by their key here); they only grow.",
+        ),
     },
 }
 
 VALIDATOR = Draft202012Validator(SCHEMA)
-SECTIONS = ("networks", "firewalls", "keys", "machines", "addresses")
+SECTIONS = ("networks", "firewalls", "keys", "machines", "addresses", "volumes")
 
 
 @dataclass
@@ -325,7 +344,26 @@ def normalised(data: dict) -> dict:
         }
     for name, spec in (data.get("addresses") or {}).items():
         doc["addresses"][name] = {"assign_to": spec.get("assign_to") or None}
+    for name, spec in (data.get("volumes") or {}).items():
+        doc["volumes"][name] = {
+            "size_gib": spec["size_gib"],
+            "attach_to": spec.get("attach_to") or None,
+            "labels": dict(spec.get("labels") or {}),
+        }
     return doc
+
+
+def machine_key(doc: dict, ref: str | None) -> str | None:
+    """The key (web.2) of the one machine `ref` names: an entry of count 1, a key, or a machine's name; else None."""
+    if ref is None:
+        return None
+    if ref in doc["machines"]:
+        return f"{ref}.1" if doc["machines"][ref]["count"] == 1 else None
+    for name, spec in doc["machines"].items():
+        for index, machine in machine_names(name, spec):
+            if ref in (machine, f"{name}.{index}"):
+                return f"{name}.{index}"
+    return None
 
 
 def _reference_problems(parsed: Parsed, doc: dict) -> list[Problem]:
@@ -374,6 +412,16 @@ def _reference_problems(parsed: Parsed, doc: dict) -> list[Problem]:
             )
         elif target not in doc["machines"] and target not in instance_names:
             missing(path, "machines", target)
+    for name, spec in doc["volumes"].items():
+        target = spec["attach_to"]
+        if target is not None and machine_key(doc, target) is None:
+            path = ("volumes", name, "attach_to")
+            if target in doc["machines"]:
+                problems.append(
+                    Problem(_path_text(path), f"{target} has several machines: name one of them.", parsed.line(path))
+                )
+            else:
+                missing(path, "machines", target)
     for name, spec in doc["firewalls"].items():
         for index, rule in enumerate(spec["rules"]):
             for field_name, message in rule_errors(rule).items():

@@ -33,7 +33,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Concat
 
 from compute import prices
-from compute.lifecycle import IPV4
+from compute.lifecycle import IPV4, VOLUME
 from compute.models import EventAction, Flavor, Image, Instance, InstanceEvent, InstanceState, Region, SSHKey
 from compute.network import addressing
 from compute.network.models import Firewall, FirewallRule, Network, PublicIP
@@ -45,17 +45,19 @@ from compute.stacks.document import (
     Parsed,
     Problem,
     dump_yaml,
+    machine_key,
     machine_names,
     machine_order,
     rule_dict,
 )
 from compute.stacks.models import KEY_LABEL, STACK_LABEL, Stack, StackRun
+from compute.storage.models import Volume, VolumeState
 from portal.errors import ServiceError
 from tenants.labels import labels_filter
 from tenants.models import EventResult, Tenant
 
 CENT = Decimal("0.01")
-TYPES = ("key", "network", "firewall", "machine", "address")
+TYPES = ("key", "network", "firewall", "machine", "address", "volume")
 
 
 # A machine whose build failed was never billed (billing starts when a build succeeds); one in error later still is.
@@ -93,6 +95,7 @@ class Holdings:
     firewalls: dict = field(default_factory=dict)
     machines: dict = field(default_factory=dict)
     addresses: dict = field(default_factory=dict)
+    volumes: dict = field(default_factory=dict)
     strays: list = field(default_factory=list)  # (type, object)
 
     def by_type(self) -> dict[str, dict]:
@@ -102,6 +105,7 @@ class Holdings:
             "firewall": self.firewalls,
             "machine": self.machines,
             "address": self.addresses,
+            "volume": self.volumes,
         }
 
     def count(self) -> int:
@@ -121,6 +125,10 @@ def _querysets(tenant: Tenant) -> dict[str, QuerySet]:
         .prefetch_related("firewalls", "ports")
         .order_by("name", "id"),
         "address": PublicIP.objects.for_tenant(tenant).held().select_related("instance").order_by("address", "id"),
+        "volume": Volume.objects.for_tenant(tenant)
+        .exclude(state=VolumeState.DELETED)
+        .select_related("instance")
+        .order_by("name", "id"),
     }
 
 
@@ -179,6 +187,14 @@ def _snapshot(kind: str, obj) -> dict:
         return {**base, "name": obj.name, "description": obj.description, "rules": _rules_of(obj)}
     if kind == "machine":
         return {**base, **_machine_state(obj), "state": obj.state}
+    if kind == "volume":
+        return {
+            **base,
+            "name": obj.name,
+            "size_gib": obj.size_gib,
+            "instance": str(obj.instance_id or ""),
+            "state": obj.state,
+        }
     return {**base, "address": obj.address, "instance": str(obj.instance_id or "")}
 
 
@@ -531,12 +547,49 @@ class _Planner:
                     obj=obj,
                 )
 
+    def plan_volumes(self) -> None:
+        for name, spec in self.doc["volumes"].items():
+            obj, adopted = self._match("volume", name, name, ("volumes", name))
+            target = machine_key(self.doc, spec["attach_to"])
+            target_name = self.resolved[("machine", target)][0] if target else None
+            if obj is None:
+                fields = {"size_gib": [None, spec["size_gib"]]}
+                if target:
+                    fields["attached_to"] = [None, target_name]
+                self.change("create", "volume", name, name, fields=fields)
+                continue
+            current_name = obj.instance.name if obj.instance_id else None
+            size = {"size_gib": [obj.size_gib, spec["size_gib"]]} if obj.size_gib != spec["size_gib"] else {}
+            reason = ""
+            if obj.state == VolumeState.ERROR:
+                reason = f"the volume is in error ({obj.error_reason or 'no reason recorded'})"
+            elif obj.size_gib > spec["size_gib"]:
+                reason = "volumes only grow"
+            if reason:
+                fields = {**size, "attached_to": [current_name, target_name]} if target_name else size
+                self.change("replace", "volume", name, name, reason=reason, fields=fields, obj=obj)
+                continue
+            fields = dict(size)
+            current_key = obj.instance.labels.get(KEY_LABEL) if obj.instance_id else None
+            machine_fate = self.fate.get(("machine", target)) if target else None
+            reasons = ["adopt into the stack"] if adopted else []
+            if current_key != target or machine_fate in ("create", "replace"):
+                fields["attached_to"] = [current_name, target_name]
+                if machine_fate == "replace":
+                    reasons.append("its machine is replaced")
+            if _user_labels(obj.labels) != dict(sorted(spec["labels"].items())):
+                fields["labels"] = [_user_labels(obj.labels), dict(sorted(spec["labels"].items()))]
+            if fields or adopted:
+                self.change("update", "volume", name, name, reason="; ".join(reasons), fields=fields, obj=obj)
+            else:
+                self.fate[("volume", name)] = "keep"
+
     def plan_deletes(self) -> None:
         wanted_addresses = {c["key"] for c in self.changes if c["type"] == "address"} | {
             key for key in self.held.addresses if self._address_wanted(key)
         }
         for kind, group in self.held.by_type().items():
-            section = {"key": "keys", "network": "networks", "firewall": "firewalls"}.get(kind)
+            section = {"key": "keys", "network": "networks", "firewall": "firewalls", "volume": "volumes"}.get(kind)
             for key, obj in group.items():
                 if kind == "address":
                     gone = key not in wanted_addresses
@@ -574,7 +627,7 @@ class _Planner:
 
     def quota(self, flavors: dict) -> dict:
         usage = quota_usage(tenant=self.tenant)
-        delta = {"instances": 0, "vcpus": 0, "ram_mib": 0, "public_ips": 0}
+        delta = {"instances": 0, "vcpus": 0, "ram_mib": 0, "public_ips": 0, "volume_gb": 0, "volumes": 0}
         for change in self.changes:
             if change["type"] == "machine":
                 old = self.held.machines.get(change["key"]) if change["action"] != "create" else None
@@ -596,6 +649,10 @@ class _Planner:
                     delta["ram_mib"] += new_flavor.ram_mib
             elif change["type"] == "address":
                 delta["public_ips"] += {"create": 1, "delete": -1}.get(change["action"], 0)
+            elif change["type"] == "volume":
+                old_size, new_size = self._volume_sizes(change)
+                delta["volume_gb"] += new_size - old_size
+                delta["volumes"] += {"create": 1, "delete": -1}.get(change["action"], 0)
         problems = []
         for resource, change in delta.items():
             after = usage[resource]["used"] + change
@@ -605,11 +662,23 @@ class _Planner:
                     "vcpus": "vCPUs",
                     "ram_mib": "MiB of RAM",
                     "public_ips": "public IPv4 addresses",
+                    "volume_gb": "GiB of volumes",
+                    "volumes": "volumes",
                 }[resource]
                 problems.append(
                     f"This plan needs {change} more {label}: {after} of your quota of {usage[resource]['limit']}."
                 )
         return {"ok": not problems, "problems": problems, "delta": delta}
+
+    def _volume_sizes(self, change: dict) -> tuple[int, int]:
+        """The GiB a volume change holds before and after (a stray's own size when it is deleted)."""
+        old = None
+        if change["action"] != "create":
+            old = self.held.volumes.get(change["key"]) or next(
+                (o for k, o in self.held.strays if k == "volume" and str(o.pk) == change["id"]), None
+            )
+        new = self.doc["volumes"][change["key"]]["size_gib"] if change["action"] != "delete" else 0
+        return (old.size_gib if old is not None else 0), new
 
     def check_counts(self, flavors: dict) -> None:
         """A single machine entry that could never fit the quota is a mistake in the document."""
@@ -650,6 +719,8 @@ class _Planner:
             elif change["type"] == "address":
                 before = ipv4 if change["action"] == "delete" else Decimal(0)
                 after = ipv4 if change["action"] == "create" else Decimal(0)
+            elif change["type"] == "volume":
+                before, after = (volume_monthly(size) for size in self._volume_sizes(change))
             change["monthly_difference"] = _money(after - before)
 
     def cost(self, flavors: dict) -> dict:
@@ -660,6 +731,8 @@ class _Planner:
             before += prices.monthly_display(obj.flavor.monthly_price)
         addresses_held = len(self.held.addresses) + sum(1 for kind, _ in self.held.strays if kind == "address")
         before += ipv4 * addresses_held
+        volumes_held = [*self.held.volumes.values(), *(obj for kind, obj in self.held.strays if kind == "volume")]
+        before += sum((volume_monthly(v.size_gib) for v in volumes_held), Decimal(0))
         after = Decimal(0)
         addresses = len(self.doc["addresses"])
         for spec in self.doc["machines"].values():
@@ -669,6 +742,7 @@ class _Planner:
             if spec["public_ip"]:
                 addresses += spec["count"]
         after += ipv4 * addresses
+        after += sum((volume_monthly(spec["size_gib"]) for spec in self.doc["volumes"].values()), Decimal(0))
         before, after = prices.monthly_display(before), prices.monthly_display(after)
         return {
             "currency": settings.BILLING_CURRENCY,
@@ -689,11 +763,12 @@ class _Planner:
             raise DocumentInvalid(self.problems)
         self.plan_machines(region, flavors, images)
         self.plan_addresses()
+        self.plan_volumes()
         self.plan_deletes()
         if self.problems:
             raise DocumentInvalid(self.problems)
         self.price_changes(flavors)
-        order = {"key": 0, "network": 1, "firewall": 2, "machine": 3, "address": 4}
+        order = {"key": 0, "network": 1, "firewall": 2, "machine": 3, "address": 4, "volume": 5}
         self.changes.sort(key=lambda c: (c["action"] == "delete", order[c["type"]]))
         return Plan(
             stack=self.stack,
@@ -702,6 +777,13 @@ class _Planner:
             cost=self.cost(flavors),
             fingerprint=_fingerprint(self.snapshots),
         )
+
+
+def volume_monthly(size_gib: int) -> Decimal:
+    """What a volume of `size_gib` costs a month: billing's current price of a GiB times its size."""
+    if not size_gib:
+        return Decimal(0)
+    return prices.monthly_display(prices.resource_price(VOLUME) * size_gib)
 
 
 def _rules_text(rules: list[dict]) -> str:
@@ -741,7 +823,7 @@ def stack_fingerprint(*, tenant: Tenant, parsed: Parsed, doc: dict) -> str:
 
 def _resource_rows(*, tenant: Tenant, names: list[str]):
     """(stack, type, id, name, key, detail, monthly price) of every resource of these stacks, in one query (a union
-    over the five kinds); addresses carry no price here (the IPv4 price applies to each)."""
+    over the six kinds); addresses carry no price here (the IPv4 price applies to each), volumes their size."""
     text = CharField()
     money = DecimalField(max_digits=12, decimal_places=2)
     zero = Value(Decimal("0.00"), output_field=money)
@@ -784,8 +866,16 @@ def _resource_rows(*, tenant: Tenant, names: list[str]):
             ),
             zero,
         ),
+        # A volume's row carries its size in GiB where the others carry a price: the summary prices it.
+        part(
+            Volume.objects.for_tenant(tenant).exclude(state=VolumeState.DELETED),
+            "volume",
+            F("name"),
+            Concat(Cast("size_gib", output_field=text), Value(" GiB · "), "state", output_field=text),
+            Cast("size_gib", output_field=money),
+        ),
     ]
-    order = {kind: n for n, kind in enumerate(("machine", "address", "network", "firewall", "key"))}
+    order = {kind: n for n, kind in enumerate(("machine", "volume", "address", "network", "firewall", "key"))}
     rows = list(machines.union(*parts, all=True))
     return sorted(rows, key=lambda row: (row[0], order[row[1]], row[3]))
 
@@ -814,7 +904,10 @@ def stack_summaries(*, tenant: Tenant, stacks: list[Stack], with_rows: bool = Fa
         resources = []
         total = Decimal(0)
         for _stack, kind, pk, name, key, detail, price in mine:
-            monthly = ipv4 if kind == "address" else prices.monthly_display(price or 0)
+            if kind == "volume":
+                monthly = volume_monthly(int(price))
+            else:
+                monthly = ipv4 if kind == "address" else prices.monthly_display(price or 0)
             total += monthly
             resources.append(
                 {
@@ -940,6 +1033,16 @@ def stack_export(*, tenant: Tenant, selectors: list[tuple[str, str | None]], sta
             if address.instance_id:
                 entry["assign_to"] = address.instance.name
             doc["addresses"][_slug(name)] = entry
+    volumes = list(labels_filter(qs["volume"], selectors))
+    if volumes:
+        doc["volumes"] = {}
+        for volume in volumes:
+            entry = {"size_gib": volume.size_gib}
+            if volume.instance_id in machine_address:
+                entry["attach_to"] = volume.instance.name
+            if _user_labels(volume.labels):
+                entry["labels"] = _user_labels(volume.labels)
+            doc["volumes"][_doc_name(volume.labels, volume.name)] = entry
     for section in ("networks", "firewalls", "keys"):
         if section in doc and not doc[section]:
             del doc[section]

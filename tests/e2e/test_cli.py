@@ -182,8 +182,8 @@ machines:
     networks: [back]
     firewalls: [web]
 """
-# A bigger flavor and a public address for the machine.
-STACK_V2 = STACK_V1.replace("c1.micro", "c1.small") + "addresses:\n  web-ip:\n    assign_to: web\n"
+# A bigger flavor and a volume attached to the machine.
+STACK_V2 = STACK_V1.replace("c1.micro", "c1.small") + "volumes:\n  web-data:\n    size_gib: 10\n    attach_to: web\n"
 
 WHOLE_MONTH_INVOICE = """
 import json
@@ -205,9 +205,23 @@ print(json.dumps({"subtotal_cents": invoice.subtotal_cents, "lines": lines}))
 """
 
 
+VOLUME_GIB_PRICE = """
+from django.utils import timezone
+from billing.models import ResourceType
+from billing.selectors import resource_price_current
+print(resource_price_current(resource_type=ResourceType.VOLUME, at=timezone.now()))
+"""
+
+
 def _invoice_of_a_whole_month(stack) -> dict:
     """Next month's invoice as billing computes it when the resources run the whole month (cents)."""
     return json.loads(stack.manage("shell", "-c", WHOLE_MONTH_INVOICE).strip().splitlines()[-1])
+
+
+def _minus(invoice: dict, baseline: dict) -> dict:
+    """What an invoice charges beyond another one, in cents."""
+    lines = {kind: cents - baseline["lines"].get(kind, 0) for kind, cents in invoice["lines"].items()}
+    return {"subtotal_cents": invoice["subtotal_cents"] - baseline["subtotal_cents"], "lines": lines}
 
 
 def _cents(amount: str) -> int:
@@ -219,6 +233,7 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     v1.write_text(STACK_V1)
     v2.write_text(STACK_V2)
     prices = {item["name"]: item["monthly_price"] for item in json.loads(hangar("flavors", "--json").stdout)}
+    volume_gib_price = float(stack.manage("shell", "-c", VOLUME_GIB_PRICE).strip().splitlines()[-1])
 
     first = hangar("plan", "-f", str(v1), "--json")
     assert first.returncode == 0, first.stderr
@@ -235,20 +250,20 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     again = hangar("plan", "-f", str(v1))
     assert again.returncode == 0
     assert "No changes" in again.stdout and "(+0.00 EUR a month)" in again.stdout
+    # The demo tenant's own resources are on the same invoice: the plan's difference is compared with the
+    # invoice's difference between the two versions of the stack.
     invoice_v1 = _invoice_of_a_whole_month(stack)
-    assert invoice_v1["subtotal_cents"] == _cents(prices["c1.micro"])
 
     changed = hangar("plan", "-f", str(v2), "--json")
     assert changed.returncode == 0, changed.stderr
     plan = json.loads(changed.stdout)
     assert [(c["action"], c["type"], c["name"], c["fields"]) for c in plan["changes"]] == [
         ("update", "machine", "web", {"flavor": ["c1.micro", "c1.small"]}),
-        ("create", "address", "web-ip", {"assigned_to": [None, "web"]}),
+        ("create", "volume", "web-data", {"size_gib": [None, 10], "attached_to": [None, "web"]}),
     ]
     cost = plan["cost"]
     share = {change["name"]: _cents(change["monthly_difference"]) for change in plan["changes"]}
     assert share["web"] == _cents(prices["c1.small"]) - _cents(prices["c1.micro"])
-    assert _cents(cost["monthly_before"]) == invoice_v1["subtotal_cents"]
     assert _cents(cost["difference"]) == _cents(cost["monthly_after"]) - _cents(cost["monthly_before"])
     shown = hangar("plan", "-f", str(v2))
     assert "flavor: c1.micro → c1.small" in shown.stdout
@@ -259,23 +274,25 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     assert "apply shop: succeeded (2 of 2 steps)" in applied.stderr
     assert "No changes" in hangar("plan", "-f", str(v2)).stdout
     # Billing's own invoice for a whole month of the changed stack: the plan's figures, line by line.
-    invoice_v2 = _invoice_of_a_whole_month(stack)
-    assert invoice_v2["subtotal_cents"] == _cents(cost["monthly_after"])
-    assert invoice_v2["lines"]["instance"] == _cents(prices["c1.small"])
-    assert share["web-ip"] == invoice_v2["lines"]["ipv4"]
-    assert _cents(cost["difference"]) == share["web"] + share["web-ip"]
+    change = _minus(_invoice_of_a_whole_month(stack), invoice_v1)
+    assert change["subtotal_cents"] == _cents(cost["difference"])
+    assert change["lines"]["instance"] == share["web"]
+    assert change["lines"]["volume"] == share["web-data"] == round(10 * 100 * volume_gib_price)
+    assert _cents(cost["difference"]) == share["web"] + share["web-data"]
     listed = json.loads(hangar("stacks", "list", "--json").stdout)
     assert [(s["name"], s["resources"], s["monthly_cost"]) for s in listed] == [("shop", 4, cost["monthly_after"])]
     exported = hangar("export", "shop")
-    assert exported.returncode == 0 and "flavor: c1.small" in exported.stdout and "assign_to: web" in exported.stdout
+    assert exported.returncode == 0 and "flavor: c1.small" in exported.stdout and "attach_to: web" in exported.stdout
 
     destroyed = hangar("destroy", "shop", "--yes")
     assert destroyed.returncode == 0, destroyed.stderr + stack.tail_logs()
-    assert "destroy shop: succeeded (4 of 4 steps)" in destroyed.stderr
+    assert "destroy shop: succeeded (5 of 5 steps)" in destroyed.stderr  # the volume detached, then deleted
     assert json.loads(hangar("stacks", "list", "--json").stdout) == []
     for kind in ("instances", "networks", "firewalls", "addresses"):
         left = json.loads(hangar(kind, "list", "--label", "hangar.stack=shop", "--json").stdout)
         assert left == [], (kind, left)
+    volumes = json.loads(hangar("volumes", "list", "--json").stdout)
+    assert "web-data" not in [volume["name"] for volume in volumes]
 
 
 def test_bad_stack_documents_are_refused_naming_the_field_and_line(hangar, tmp_path):

@@ -175,8 +175,8 @@ class StackExportView(TenantApiView):
     @extend_schema(
         operation_id="stacks_export_by_label",
         summary="Export resources selected by label as a stack document",
-        description="Every instance, network, firewall, SSH key and public address with all the given labels, and "
-        "what their machines refer to. Planning the result adopts them into the stack.",
+        description="Every instance, volume, network, firewall, SSH key and public address with all the given labels, "
+        "and what their machines refer to. Planning the result adopts them into the stack.",
         tags=["stacks"],
         parameters=[
             OpenApiParameter(

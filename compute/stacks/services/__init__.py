@@ -24,6 +24,8 @@ from compute.network.services.firewalls import firewall_rules
 from compute.stacks import document as documents
 from compute.stacks.models import KEY_LABEL, STACK_LABEL, RunKind, RunState, Stack, StackPlan, StackRun
 from compute.stacks.selectors import _querysets, stack_holdings, stack_plan_compute
+from compute.storage.models import Volume, VolumeState
+from compute.storage.services import volumes as storage_services
 from portal.errors import Conflict, InvalidRequest, ServiceError, Unprocessable
 from tenants.labels import labels_filter
 from tenants.models import ActivityEntry, Tenant
@@ -119,10 +121,28 @@ def _steps_for_plan(plan: StackPlan) -> list[dict]:
             **extra,
         }
 
-    by = {"early": [], "network": [], "machine_gone": [], "network_swap": [], "machine": [], "address": [], "late": []}
+    by = {
+        "early": [],
+        "network": [],
+        "volume_off": [],
+        "machine_gone": [],
+        "network_swap": [],
+        "machine": [],
+        "address": [],
+        "volume": [],
+        "late": [],
+    }
     for change in plan.changes:
         kind, action = change["type"], change["action"]
-        if action == "delete":
+        if kind == "volume":
+            # Detached before any machine goes away; made, grown and attached once the machines run.
+            if action in ("delete", "replace") or (action == "update" and "attached_to" in change["fields"]):
+                by["volume_off"].append(step(change, "detach"))
+            if action in ("delete", "replace"):
+                by["volume_off"].append(step(change, "delete", replacing=action == "replace"))
+            if action != "delete":
+                by["volume"].append(step(change, "create" if action == "replace" else action))
+        elif action == "delete":
             by["machine_gone" if kind == "machine" else "late"].append(step(change, "delete"))
         elif kind == "key":
             if action == "replace":
@@ -224,21 +244,24 @@ def _enqueue(run_id, countdown: float | None = None) -> None:
 
 
 def stack_destroy(*, tenant: Tenant, user, name: str) -> StackRun:
-    """Deletes every resource of the stack: machines first, then addresses, firewalls, networks and keys."""
+    """Deletes every resource of the stack: volumes detached first, machines, then volumes, addresses, firewalls,
+    networks and keys."""
     stack = Stack.objects.for_tenant(tenant).filter(name__iexact=name).first()
     if stack is None:
         raise InvalidRequest(f"There is no stack {name}.", code="not_found")
     holdings = stack_holdings(tenant=tenant, stack=stack.name)
     steps = []
-    order = ("machine", "address", "firewall", "network", "key")
+    order = ("volume", "machine", "volume", "address", "firewall", "network", "key")
     groups = holdings.by_type()
-    for kind in order:
+    for position, kind in enumerate(order):
         items = [(key, obj) for key, obj in groups[kind].items()]
         items += [("", obj) for k, obj in holdings.strays if k == kind]
         for key, obj in items:
+            if position == 0 and obj.instance_id is None:
+                continue
             steps.append(
                 {
-                    "action": "delete",
+                    "action": "detach" if position == 0 else "delete",
                     "type": kind,
                     "name": obj.address if kind == "address" else obj.name,
                     "key": key,
@@ -393,6 +416,7 @@ def _perform(run: StackRun, step: dict) -> str:
         "firewall": _network_step,
         "machine": _machine_step,
         "address": _address_step,
+        "volume": _volume_step,
     }[step["type"]]
     return handler(context, step)
 
@@ -631,6 +655,62 @@ def _address_step(context: _Context, step: dict) -> str:
         network_services.public_ip_unassign(public_ip=obj, user=user)
     elif target is not None and obj.instance_id != target.pk:
         network_services.public_ip_assign(public_ip=obj, instance=target, user=user)
+    return DONE
+
+
+def _volume_step(context: _Context, step: dict) -> str:
+    """Detach, delete, or make and converge one volume: each waits while the volume (or its machine) is busy."""
+    user = context.user
+    if step["action"] in ("detach", "delete"):
+        obj = Volume.objects.for_tenant(context.tenant).filter(pk=step["id"]).first() if step["id"] else None
+        if obj is None or obj.state == VolumeState.DELETED:
+            return DONE
+        if obj.is_transitional:
+            return WAIT
+        if obj.instance_id is not None and obj.state == VolumeState.IN_USE:
+            storage_services.volume_detach(volume=obj, user=user)
+            return WAIT
+        if step["action"] == "detach":
+            return DONE
+        storage_services.volume_delete(volume=obj, user=user)
+        return WAIT
+    key = step["key"]
+    spec = context.doc["volumes"][key]
+    obj = context.find("volume", key) or (
+        Volume.objects.for_tenant(context.tenant).filter(pk=step["id"]).first() if step["action"] == "update" else None
+    )
+    if obj is None:
+        storage_services.volume_create(
+            tenant=context.tenant,
+            user=user,
+            name=key,
+            size_gib=spec["size_gib"],
+            region=context.region(),
+            labels=context.labels(key, spec["labels"]),
+        )
+        return WAIT
+    if obj.state == VolumeState.ERROR:
+        raise Unprocessable(f"Volume {obj.name} failed: {obj.error_reason or 'no reason given'}", code="volume_failed")
+    if obj.is_transitional:
+        return WAIT
+    wanted_labels = context.labels(key, spec["labels"])
+    if obj.labels != wanted_labels:
+        obj = storage_services.volume_update(volume=obj, user=user, labels=wanted_labels)
+    if obj.size_gib < spec["size_gib"]:
+        storage_services.volume_extend(volume=obj, user=user, size_gib=spec["size_gib"])
+        return WAIT
+    target_key = documents.machine_key(context.doc, spec["attach_to"])
+    target = context.find("machine", target_key) if target_key else None
+    if target_key and target is None:
+        raise Conflict(f"The machine for volume {key} does not exist.", code="missing_dependency")
+    if obj.instance_id is not None and (target is None or obj.instance_id != target.pk):
+        storage_services.volume_detach(volume=obj, user=user)
+        return WAIT
+    if target is not None and obj.instance_id is None:
+        if target.state != InstanceState.RUNNING and target.is_transitional:
+            return WAIT  # attached once its machine has settled
+        storage_services.volume_attach(volume=obj, instance=target, user=user)
+        return WAIT
     return DONE
 
 
