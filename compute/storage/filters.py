@@ -3,10 +3,10 @@
 import django_filters
 
 from compute.storage.models import Snapshot, SnapshotState, Volume, VolumeState
-from portal.api.filters import StableOrderingFilter, StrictFilterSet
+from portal.api.filters import LabelledFilterSet, StableOrderingFilter
 
 
-class VolumeFilter(StrictFilterSet):
+class VolumeFilter(LabelledFilterSet):
     state = django_filters.MultipleChoiceFilter(
         choices=VolumeState.choices, help_text="One or more states, e.g. `?state=available&state=in-use`."
     )
@@ -22,10 +22,10 @@ class VolumeFilter(StrictFilterSet):
 
     class Meta:
         model = Volume
-        fields = ["state", "name", "instance", "attached"]
+        fields = ["label", "state", "name", "instance", "attached"]
 
 
-class SnapshotFilter(StrictFilterSet):
+class SnapshotFilter(LabelledFilterSet):
     state = django_filters.MultipleChoiceFilter(choices=SnapshotState.choices)
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name, any case.")
     volume = django_filters.UUIDFilter(field_name="source_volume_id", help_text="Taken of this volume.")
@@ -36,4 +36,4 @@ class SnapshotFilter(StrictFilterSet):
 
     class Meta:
         model = Snapshot
-        fields = ["state", "name", "volume"]
+        fields = ["label", "state", "name", "volume"]

@@ -21,6 +21,7 @@ from compute.network.forms import RenameForm
 from compute.prices import hourly_rate, monthly_display, resource_price
 from compute.selectors import quota_usage, several_regions
 from compute.storage import services
+from compute.storage.filters import SnapshotFilter, VolumeFilter
 from compute.storage.forms import AttachForm, ExtendForm, SnapshotForm, SnapshotVolumeForm, VolumeForm
 from compute.storage.models import Snapshot, StorageEventAction, Volume
 from compute.storage.selectors import (
@@ -31,7 +32,7 @@ from compute.storage.selectors import (
     volume_list,
 )
 from portal.errors import ServiceError
-from portal.viewmixins import HtmxPartialMixin, TenantObjectActionView
+from portal.viewmixins import HtmxPartialMixin, LabelFilterMixin, TenantObjectActionView
 from tenants.scoping import TenantScopedMixin
 
 EVENTS_SHOWN = 10
@@ -90,7 +91,7 @@ class _ActionView(TenantObjectActionView):
 # --- volumes ----------------------------------------------------------------------------------------------------
 
 
-class VolumeListView(HtmxPartialMixin, TenantScopedMixin, ListView):
+class VolumeListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
     """The tenant's volumes with their machines; members create more here (POST), with the price shown first."""
 
     model = Volume
@@ -98,8 +99,10 @@ class VolumeListView(HtmxPartialMixin, TenantScopedMixin, ListView):
     partial_template_name = "storage/partials/volume_table.html"
     context_object_name = "volumes"
 
+    label_filterset = VolumeFilter
+
     def get_queryset(self):
-        return volume_list(tenant=self.request.tenant)
+        return self.filter_by_labels(volume_list(tenant=self.request.tenant))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -253,14 +256,16 @@ class InstanceAttachView(_ActionView):
 # --- snapshots --------------------------------------------------------------------------------------------------
 
 
-class SnapshotListView(HtmxPartialMixin, TenantScopedMixin, ListView):
+class SnapshotListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
     model = Snapshot
     template_name = "storage/snapshot_list.html"
     partial_template_name = "storage/partials/snapshot_table.html"
     context_object_name = "snapshots"
 
+    label_filterset = SnapshotFilter
+
     def get_queryset(self):
-        return snapshot_list(tenant=self.request.tenant)
+        return self.filter_by_labels(snapshot_list(tenant=self.request.tenant))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -160,3 +160,25 @@ def test_the_last_poll_of_the_snapshots_brings_their_dialogs(member_client, volu
     assert '<div id="snapshot-dialogs" hx-swap-oob="true">' in partial
     assert f'<dialog id="restore-{snapshot.pk}">' in partial and f'<dialog id="delete-{snapshot.pk}">' in partial
     assert "per GiB a month" in partial
+
+
+def test_volumes_and_snapshots_are_filtered_by_label_on_the_pages_and_the_api(
+    make_volume, member, tenant, committed, member_client
+):
+    from tests.api.conftest import api_client_for
+
+    tagged = make_volume(name="tagged", size_gib=10, labels={"team": "db"})
+    make_volume(name="plain", size_gib=10)
+    with committed():
+        services.snapshot_create(volume=tagged, user=member, name="tagged-snap", labels={"team": "db"})
+    client = member_client
+
+    page = client.get("/storage/volumes/?label=team=db").content.decode()
+    assert "<strong>tagged</strong>" in page and "<strong>plain</strong>" not in page
+    page = client.get("/storage/snapshots/?label=team").content.decode()
+    assert "<strong>tagged-snap</strong>" in page
+    assert "<strong>tagged-snap</strong>" not in client.get("/storage/snapshots/?label=team=web").content.decode()
+
+    api = api_client_for(member, tenant)
+    listed = api.get("/api/v1/volumes/?label=team=db").json()
+    assert [row["name"] for row in listed["data"]] == ["tagged"]
