@@ -19,7 +19,8 @@ BACKUP_HOUR = 3
 
 
 def seed(*, tenant, stdout) -> None:
-    """Once per organisation (one that ever had volumes is left alone), after the demo machines are launched."""
+    """Once per organisation (one that ever had volumes is left alone), after the demo machines and their billing
+    history: the storage is this month's, billed from today."""
     if Volume.objects.filter(tenant=tenant).exists():
         stdout.write("Storage: the demo volumes are in place.")
         return

@@ -50,8 +50,8 @@ class Command(BaseCommand):
 
     def seeders(self):
         """Each app's demo seeding, in dependency order: the catalog and prices, then the demo organisation's
-        resources (each app's own function: machines, and whatever else it owns), then the billing history, which
-        backdates every resource's segment and issues the past months' invoices."""
+        machines, then the billing history (their segments backdated, the past months' invoices issued), then the
+        storage added this month, then a budget near its limit that counts all of it."""
         from billing import demo as billing_demo
         from compute import demo as compute_demo
         from compute.network import demo as network_demo
@@ -62,6 +62,7 @@ class Command(BaseCommand):
             network_demo.seed,
             billing_demo.seed,
             compute_demo.seed_machines,
-            storage_demo.seed,
             billing_demo.seed_history,
+            storage_demo.seed,
+            billing_demo.seed_budget,
         ]
