@@ -74,6 +74,7 @@ def test_demo_seed_is_idempotent(tenant):
     for _ in range(2):
         demo.seed(tenant=tenant, stdout=io.StringIO())
         demo.seed_history(tenant=tenant, stdout=io.StringIO())
+        demo.seed_budget(tenant=tenant, stdout=io.StringIO())
     assert flavor.prices.get().monthly_price == Decimal("7.00")
     assert credit_balance(tenant=tenant) == demo.WELCOME_CREDIT
     assert CreditEntry.objects.filter(tenant=tenant).count() == 1
