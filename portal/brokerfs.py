@@ -18,8 +18,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
-# A message being written: its name starts with a dot, so it matches no queue ("<stamp>_<uuid>.<queue>.msg").
-PARTIAL_PREFIX = ".partial-"
+# A message being written is "<stamp>_<uuid>.<queue>.part": no consumer takes a name without ".<queue>.msg".
+PARTIAL_SUFFIX = ".part"
 
 
 class Channel(filesystem.Channel):
@@ -27,7 +27,7 @@ class Channel(filesystem.Channel):
         """Puts `payload` onto `queue`: written in full under a partial name, then renamed into the queue."""
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
-        partial = os.path.join(self.data_folder_out, PARTIAL_PREFIX + name)
+        partial = os.path.join(self.data_folder_out, name.removesuffix(".msg") + PARTIAL_SUFFIX)
         try:
             with open(partial, "wb") as message:
                 message.write(str_to_bytes(dumps(payload)))
