@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +169,8 @@ class Stack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
-        os.killpg(process.pid, sig)
+        with suppress(ProcessLookupError):  # it had already exited (its log says why)
+            os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
     def pause(self, name: str) -> None:

@@ -1,7 +1,6 @@
 """Redis (the broker and the cache, one server as README lays it out) stopped while users launch machines."""
 
 import http.cookiejar
-import importlib.metadata
 import re
 import urllib.parse
 import urllib.request
@@ -34,19 +33,6 @@ class Browser:
             assert "/accounts/login/" not in response.url, "the log-in failed"
 
 
-# kombu 5.7.0's Redis transport makes a worker whose broker went away exit instead of reconnecting: closing the
-# channel restores unacked messages through a connection whose parameters are gone ("'NoneType' object has no
-# attribute 'hostname'"). With kombu 5.6 this scenario passes; 5.6 changes eager tasks under the unit tests, so the
-# project stays on 5.7 and this scenario is expected to fail there until kombu fixes it (strict: it reports when
-# a release does).
-KOMBU_WORKER_EXITS_ON_REDIS_LOSS = importlib.metadata.version("kombu") == "5.7.0"
-
-
-@pytest.mark.xfail(
-    KOMBU_WORKER_EXITS_ON_REDIS_LOSS,
-    reason="kombu 5.7.0: the worker exits when its Redis broker goes away",
-    strict=True,
-)
 def test_users_launch_while_redis_is_down_and_the_work_runs_once_it_is_back(running_stack):
     fault = running_stack
     tenant = fault.new_tenant()
