@@ -1,5 +1,6 @@
 import pytest
 
+from tests.compute.real_guests import demo_image, guest_api, ssh_key  # noqa: F401  (real guests, for every module)
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, SSHKeyFactory
 
 

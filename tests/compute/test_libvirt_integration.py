@@ -24,315 +24,34 @@ whatever database the rest of the suite uses. Timings of each step are printed (
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from django.conf import settings
+
+from tests.compute.real_guests import (
+    READY_LINE,
+    URI,
+    Worker,
+    _remove_domain,
+    _remove_network,
+    demo_image_registered,
+    libvirtd_answers,
+    libvirtd_pid,
+    local_host,
+    namespace,
+    publishing_to,
+    shared_database,
+    ssh,
+    start_libvirtd,
+    virsh,
+    wait_for_ssh,
+)
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-URI = "qemu:///system"
-READY_LINE = "HANGAR-DEMO-GUEST READY"
-REQUIRED = os.environ.get("HANGAR_REQUIRE_LIBVIRT", "") == "1"
-NETNS = os.environ.get("HANGAR_LIBVIRT_NETNS", "")
-SETUP_COMMAND = "HANGAR_LIBVIRT_NETNS=hangar scripts/ci-libvirt, then run the tests with HANGAR_LIBVIRT_NETNS=hangar"
-LIBVIRTD_PIDFILE = Path("/run/libvirtd.pid")
-PUBLIC_IP = "203.0.113.10"
-SQLITE_OPTIONS = {
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
-}
-
-
-def _unavailable() -> str:
-    """Why real guests cannot run here ("" if they can)."""
-    try:
-        import libvirt
-    except ImportError:
-        return "libvirt-python is not installed (pip install -e '.[libvirt]')"
-    programs = ("virsh", "libvirtd", "qemu-system-x86_64", "qemu-img", "busybox", "cpio", "dropbear", "genisoimage")
-    for program in (*programs, "dnsmasq", "nft", "ip", "ssh", "ssh-keygen"):
-        if shutil.which(program) is None:
-            return f"{program} is not installed ({SETUP_COMMAND})"
-    if not NETNS:
-        return f"HANGAR_LIBVIRT_NETNS names no network namespace for the guests ({SETUP_COMMAND})"
-    if os.geteuid() != 0:
-        return "reaching guests inside a network namespace needs root"
-    try:
-        libvirt.open(URI).close()
-    except libvirt.libvirtError as error:
-        return f"libvirtd does not answer at {URI} ({error}); {SETUP_COMMAND}"
-    pid = libvirtd_pid()
-    if pid is None or not in_namespace(pid):
-        return f"libvirtd does not run in network namespace {NETNS} ({SETUP_COMMAND})"
-    return ""
-
-
-@pytest.fixture(scope="module")
-def demo_image() -> Path:
-    reason = _unavailable()
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"HANGAR_REQUIRE_LIBVIRT=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    image_dir = Path(settings.HANGAR_IMAGE_DIR)
-    build = subprocess.run(
-        [str(ROOT / "scripts" / "build-demo-image"), str(image_dir)], capture_output=True, text=True, timeout=600
-    )
-    if build.returncode != 0:
-        message = f"scripts/build-demo-image failed:\n{build.stdout}\n{build.stderr}"
-        if REQUIRED:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return image_dir / "demo"
-
-
-# --- the worker and this process share a private database and broker -------------------------------------------------
-class Worker:
-    """A Celery worker subprocess (prefork, one child) on the test's own SQLite file and embedded broker."""
-
-    def __init__(self, var_dir: Path):
-        self.var_dir = var_dir
-        self.database = var_dir / "hangar.sqlite3"
-        self.log = var_dir / "worker.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_ALLOW_ASYNC"))}
-        self.env.pop("CELERY_BROKER_URL", None)  # the embedded broker, under HANGAR_VAR_DIR
-        self.env.update(
-            HANGAR_VAR_DIR=str(var_dir),
-            DATABASE_URL=f"sqlite:///{self.database}",
-            CACHE_URL=f"file://{var_dir / 'cache'}",
-            HANGAR_IMAGE_DIR=str(settings.HANGAR_IMAGE_DIR),
-            LIBVIRT_SHUTDOWN_TIMEOUT="30",
-            PYTHONUNBUFFERED="1",
-            DEBUG="0",
-        )
-        self.process: subprocess.Popen | None = None
-
-    def migrate(self) -> None:
-        result = subprocess.run(
-            [str(BIN / "python"), "manage.py", "migrate", "--noinput"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(str(BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO", "--concurrency", "1"),
-                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def wait_for(self, predicate, *, what: str, timeout: float) -> float:
-        """Seconds until `predicate()` holds; fails (with the worker's log) after `timeout` or if the worker died."""
-        started = time.monotonic()
-        while not predicate():
-            assert self.alive(), f"the worker exited:\n{self.output()[-4000:]}"
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"waited {timeout:.0f} s for {what}; worker log:\n{self.output()[-4000:]}")
-            time.sleep(0.25)
-        return time.monotonic() - started
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.process = None
-
-
-@contextmanager
-def shared_database(path: Path):
-    """This thread's ORM works on the worker's SQLite file for the duration (the test database is left as it is)."""
-    from django.db import connections
-    from django.db.utils import load_backend
-
-    config = connections.configure_settings(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "OPTIONS": dict(SQLITE_OPTIONS)}}
-    )["default"]
-    wrapper = load_backend(config["ENGINE"]).DatabaseWrapper(config, "default")
-    previous = connections["default"]
-    connections["default"] = wrapper
-    try:
-        yield
-    finally:
-        wrapper.close()
-        connections["default"] = previous
-
-
-@contextmanager
-def publishing_to(var_dir: Path, monkeypatch):
-    """Tasks this process enqueues go to the worker's embedded broker instead of running eagerly."""
-    from portal.celery import app
-
-    # Celery prefers these variables to its configuration (the PostgreSQL + Redis run of the suite sets one).
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
-    broker = var_dir / "broker"
-    for folder in ("queue", "control", "processed"):
-        (broker / folder).mkdir(parents=True, exist_ok=True)
-    keys = ("broker_url", "broker_transport_options", "task_always_eager")
-    saved = {key: app.conf[key] for key in keys}
-
-    def reset_pools():
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None
-
-    app.conf.update(
-        broker_url="filesystem://",
-        broker_transport_options={
-            "data_folder_in": str(broker / "queue"),
-            "data_folder_out": str(broker / "queue"),
-            "control_folder": str(broker / "control"),
-            "processed_folder": str(broker / "processed"),
-            "store_processed": False,
-            "polling_interval": 0.1,
-        },
-        task_always_eager=False,
-    )
-    reset_pools()
-    try:
-        yield
-    finally:
-        reset_pools()
-        app.conf.update(saved)
-
-
-def local_host(name: str = "local-qemu", **fields):
-    """This machine's libvirt as a Hangar host."""
-    from compute.models import Host
-
-    return Host.objects.create(name=name, driver="libvirt", uri=URI, vcpus=4, ram_mib=4096, disk_gib=50, **fields)
-
-
-def demo_image_registered(demo_image: Path):
-    """The demo image as an operator enters it in the admin."""
-    from compute.models import Image
-
-    return Image.objects.create(
-        name="Hangar demo guest",
-        os="BusyBox",
-        version="demo",
-        min_disk_gib=1,
-        min_ram_mib=128,
-        disk_path=str(demo_image / "disk.raw"),
-        disk_format="raw",
-        kernel_path=str(demo_image / "vmlinuz"),
-        initrd_path=str(demo_image / "initrd.img"),
-        kernel_cmdline="console=ttyS0 quiet",
-    )
-
-
-# --- libvirtd, killed and revived by the test ---------------------------------------------------------------------
-def libvirtd_pid() -> int | None:
-    """The running libvirtd's pid; None if it is gone (a killed one may linger as a zombie until reaped)."""
-    try:
-        pid = int(LIBVIRTD_PIDFILE.read_text().strip())
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if state in ("Z", "X") else pid
-
-
-def libvirtd_answers() -> bool:
-    import libvirt
-
-    try:
-        libvirt.open(URI).close()
-    except libvirt.libvirtError:
-        return False
-    return True
-
-
-def in_namespace(pid: int) -> bool:
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{NETNS}").st_ino
-    except OSError:
-        return False
-
-
-def start_libvirtd() -> None:
-    if libvirtd_pid() is None:
-        subprocess.run(["ip", "netns", "exec", NETNS, "libvirtd", "-d"], check=True, timeout=60)
-
-
-# --- guests, reached from inside the namespace ---------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ssh_key(tmp_path_factory) -> Path:
-    """A key made for this run; the guests get its public half through their seed."""
-    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
-    return key
-
-
-def ssh(key: Path, address: str, command: str, *, timeout: float = 20) -> subprocess.CompletedProcess:
-    """`command` on the guest as root; a connection that hangs (a firewall closing mid-handshake) counts as failed."""
-    options = (
-        *("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes", "LogLevel=ERROR"),
-        *("ConnectTimeout=3", "ServerAliveInterval=2", "ServerAliveCountMax=2"),
-    )
-    argv = [
-        *("ip", "netns", "exec", NETNS, "ssh", "-i", str(key)),
-        *(part for option in options for part in ("-o", option)),
-        f"root@{address}",
-        command,
-    ]
-    try:
-        return subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as expired:
-        return subprocess.CompletedProcess(argv, 124, stdout=expired.stdout or b"", stderr=expired.stderr or b"")
-
-
-def wait_for_ssh(key: Path, address: str, *, timeout: float) -> float:
-    started = time.monotonic()
-    while ssh(key, address, "true").returncode != 0:
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"no SSH at {address} after {timeout:.0f} s")
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
-def namespace(*command: str) -> str:
-    return subprocess.run(
-        ["ip", "netns", "exec", NETNS, *command], capture_output=True, text=True, timeout=30, check=False
-    ).stdout
-
-
-def virsh(*args: str) -> str:
-    return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=60).stdout
 
 
 # --- the test -------------------------------------------------------------------------------------------------------
@@ -472,14 +191,6 @@ def test_a_real_guest_boots_stops_resizes_restarts_survives_libvirtd_and_is_dele
         print("\nlibvirt integration timings: " + ", ".join(f"{step} {sec:.1f} s" for step, sec in timings.items()))
 
 
-def _remove_domain(uuid: str) -> None:
-    """Leave the host clean even when the test failed half-way."""
-    from compute.drivers.libvirt import LibvirtDriver
-    from compute.models import Host
-
-    LibvirtDriver(Host(name="cleanup", driver="libvirt", uri=URI, vcpus=1, ram_mib=256, disk_gib=1)).destroy(uuid)
-
-
 # --- networking, through the API ----------------------------------------------------------------------------------
 USER_DATA = """#cloud-config
 write_files:
@@ -493,160 +204,95 @@ ALL_OUT = {"direction": "out", "protocol": "any", "cidr": "0.0.0.0/0"}
 
 
 def test_through_the_api_a_real_guest_takes_its_key_and_user_data_answers_ssh_at_its_public_address_behind_its_firewall(
-    demo_image, ssh_key, tmp_path, django_db_blocker, monkeypatch
+    guest_api, ssh_key
 ):
     import libvirt
-    from rest_framework.test import APIClient
 
     from compute.drivers.libvirt_xml import bridge_name
-    from compute.models import Flavor
     from compute.network.models import Network, PublicIP, PublicIPPool
     from compute.network.tasks import sample_traffic
-    from tenants.models import ApiToken
-    from tenants.roles import Role
-    from tenants.services import api_token_create
-    from tests.factories import MembershipFactory
 
-    worker = Worker(tmp_path)
-    timings: dict[str, float] = {}
-    instance_id = None
-    network_ids: list[str] = []
+    with guest_api("networking", name="it.net", vcpus=1, ram_mib=160, disk_gib=1) as api:
+        call = api.call
+        # The operator's pool: the documentation range, which exists only inside the namespace.
+        PublicIPPool.objects.create(name="it-public", cidr="203.0.113.8/29", excluded="203.0.113.9")
 
-    def step(name: str, since: float) -> float:
-        timings[name] = time.monotonic() - since
-        return time.monotonic()
+        def instance() -> dict:
+            return call("get", f"instances/{instance_id}/", expect=200)
 
-    started = time.monotonic()
-    worker.migrate()
-    worker.start()
-    try:
-        with django_db_blocker.unblock(), shared_database(worker.database), publishing_to(tmp_path, monkeypatch):
-            local_host()
-            image = demo_image_registered(demo_image)
-            flavor = Flavor.objects.create(name="it.net", vcpus=1, ram_mib=160, disk_gib=1, monthly_price=Decimal("1"))
-            # The operator's pool: the documentation range, which exists only inside the namespace.
-            PublicIPPool.objects.create(name="it-public", cidr="203.0.113.8/29", excluded="203.0.113.9")
-            membership = MembershipFactory(role=Role.OWNER)
-            secret = api_token_create(membership=membership, name="it", scope=ApiToken.Scope.READ_WRITE)[1]
-            api = APIClient()
-            api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        # Launch with a key and user-data that writes a file; SSH in with the key, read the file and the name.
+        instance_id = api.launch("it-net-guest", key=api.upload_key(), user_data=USER_DATA)
+        network_ids = list(api.networks)
+        private_ip = api.reachable(instance_id)
+        answer = ssh(ssh_key, private_ip, "cat /root/from-user-data.txt; hostname").stdout.decode()
+        assert answer.split("\n")[:2] == ["written by user-data", "it-net-guest"], answer
+        api.step("launch → SSH with the key, file and hostname read")
 
-            def call(method: str, url: str, body: dict | None = None, *, expect: int) -> dict:
-                response = getattr(api, method)(f"/api/v1/{url}", body, format="json")
-                assert response.status_code == expect, (method, url, response.status_code, response.content)
-                return response.json() if response.content else {}
+        # A public address, allocated and assigned: SSH to it.
+        public = call("post", "ips/", {}, expect=201)
+        assert public["address"].startswith("203.0.113.")
+        call("post", f"ips/{public['id']}/actions/", {"type": "assign", "instance": instance_id}, expect=202)
+        assert instance()["public_ip"] == public["address"]
+        wait_for_ssh(ssh_key, public["address"], timeout=60)
+        assert ssh(ssh_key, public["address"], "hostname").stdout.decode().strip() == "it-net-guest"
+        api.step("public address allocated, assigned → SSH")
 
-            def instance() -> dict:
-                return call("get", f"instances/{instance_id}/", expect=200)
+        # Its firewall replaced by one without port 22: SSH fails. The rule added back: SSH works, live.
+        closed = call("post", "firewalls/", {"name": "no-ssh", "rules": [ICMP_IN, ALL_OUT]}, expect=201)
+        call("patch", f"instances/{instance_id}/", {"firewalls": [closed["id"]]}, expect=200)
+        api.worker.wait_for(
+            lambda: ssh(ssh_key, public["address"], "true", timeout=10).returncode != 0,
+            what="SSH to be refused",
+            timeout=60,
+        )
+        api.step("firewall without port 22 → SSH fails")
+        call("patch", f"firewalls/{closed['id']}/", {"rules": [SSH_IN, ICMP_IN, ALL_OUT]}, expect=200)
+        wait_for_ssh(ssh_key, public["address"], timeout=60)
+        api.step("port 22 added back → SSH works")
 
-            # Launch with a key and user-data that writes a file; SSH in with the key, read the file and the name.
-            at = time.monotonic()
-            key = call(
-                "post", "ssh-keys/", {"name": "it", "public_key": ssh_key.with_suffix(".pub").read_text()}, expect=201
-            )
-            launched = call(
-                "post",
-                "instances/",
-                {
-                    "name": "it-net-guest",
-                    "flavor": str(flavor.pk),
-                    "image": str(image.pk),
-                    "ssh_keys": [key["id"]],
-                    "user_data": USER_DATA,
-                },
-                expect=202,
-            )
-            instance_id = launched["id"]
-            network_ids = list(Network.objects.filter(tenant=membership.tenant).values_list("pk", flat=True))
-            worker.wait_for(lambda: instance()["state"] == "running", what="the build", timeout=180)
-            private_ip = instance()["addresses"][0]["ip"]
-            wait_for_ssh(ssh_key, private_ip, timeout=120)
-            answer = ssh(ssh_key, private_ip, "cat /root/from-user-data.txt; hostname").stdout.decode()
-            assert answer.split("\n")[:2] == ["written by user-data", "it-net-guest"], answer
-            at = step("launch → SSH with the key, file and hostname read", at)
+        # 2 MiB sent by the guest: the metered outbound bytes show them.
+        sample_traffic.delay()
+        api.worker.wait_for(lambda: instance()["traffic"] is not None, what="a first traffic sample", timeout=60)
+        before = instance()["traffic"]["tx_bytes"]
+        sent = ssh(ssh_key, public["address"], "head -c 2097152 /dev/zero", timeout=60)
+        assert len(sent.stdout) == 2 * 1024**2
 
-            # A public address, allocated and assigned: SSH to it.
-            public = call("post", "ips/", {}, expect=201)
-            assert public["address"].startswith("203.0.113.")
-            call("post", f"ips/{public['id']}/actions/", {"type": "assign", "instance": instance_id}, expect=202)
-            assert instance()["public_ip"] == public["address"]
-            wait_for_ssh(ssh_key, public["address"], timeout=60)
-            assert ssh(ssh_key, public["address"], "hostname").stdout.decode().strip() == "it-net-guest"
-            at = step("public address allocated, assigned → SSH", at)
-
-            # Its firewall replaced by one without port 22: SSH fails. The rule added back: SSH works, live.
-            closed = call("post", "firewalls/", {"name": "no-ssh", "rules": [ICMP_IN, ALL_OUT]}, expect=201)
-            call("patch", f"instances/{instance_id}/", {"firewalls": [closed["id"]]}, expect=200)
-            worker.wait_for(
-                lambda: ssh(ssh_key, public["address"], "true", timeout=10).returncode != 0,
-                what="SSH to be refused",
-                timeout=60,
-            )
-            at = step("firewall without port 22 → SSH fails", at)
-            call("patch", f"firewalls/{closed['id']}/", {"rules": [SSH_IN, ICMP_IN, ALL_OUT]}, expect=200)
-            wait_for_ssh(ssh_key, public["address"], timeout=60)
-            at = step("port 22 added back → SSH works", at)
-
-            # 2 MiB sent by the guest: the metered outbound bytes show them.
+        def metered() -> bool:
             sample_traffic.delay()
-            worker.wait_for(lambda: instance()["traffic"] is not None, what="a first traffic sample", timeout=60)
-            before = instance()["traffic"]["tx_bytes"]
-            sent = ssh(ssh_key, public["address"], "head -c 2097152 /dev/zero", timeout=60)
-            assert len(sent.stdout) == 2 * 1024**2
+            time.sleep(1)
+            return instance()["traffic"]["tx_bytes"] - before >= 2 * 1024**2
 
-            def metered() -> bool:
-                sample_traffic.delay()
-                time.sleep(1)
-                return instance()["traffic"]["tx_bytes"] - before >= 2 * 1024**2
+        api.worker.wait_for(metered, what="the 2 MiB in the metered traffic", timeout=60)
+        api.step("2 MiB sent → metered")
 
-            worker.wait_for(metered, what="the 2 MiB in the metered traffic", timeout=60)
-            at = step("2 MiB sent → metered", at)
+        # Delete: the addresses are free again and nothing of the machine is left on the host.
+        call("delete", f"instances/{instance_id}/", expect=202)
+        api.worker.wait_for(lambda: instance()["state"] == "deleted", what="the delete", timeout=120)
+        assert call("get", f"ips/{public['id']}/", expect=200)["state"] == "allocated"  # unmapped, still ours
+        call("delete", f"ips/{public['id']}/", expect=204)
+        assert PublicIP.objects.get(pk=public["id"]).state == "released"
+        assert not Network.objects.filter(ports__instance_id=instance_id).exists()
+        conn = libvirt.open(URI)
+        try:
+            pool = conn.storagePoolLookupByName("hangar")
 
-            # Delete: the addresses are free again and nothing of the machine is left on the host.
-            call("delete", f"instances/{instance_id}/", expect=202)
-            worker.wait_for(lambda: instance()["state"] == "deleted", what="the delete", timeout=120)
-            assert call("get", f"ips/{public['id']}/", expect=200)["state"] == "allocated"  # unmapped, still ours
-            call("delete", f"ips/{public['id']}/", expect=204)
-            assert PublicIP.objects.get(pk=public["id"]).state == "released"
-            assert not Network.objects.filter(ports__instance_id=instance_id).exists()
-            conn = libvirt.open(URI)
-            try:
-                pool = conn.storagePoolLookupByName("hangar")
+            def host_clean() -> bool:
+                pool.refresh(0)
+                networks = virsh("net-list", "--all", "--name").split()
+                return (
+                    not [name for name in pool.listVolumes() if instance_id in name]
+                    and f"hangar-fw-{instance_id}" not in virsh("nwfilter-list")
+                    and not [n for n in network_ids if f"hangar-net-{n}" in networks]
+                    and public["address"] not in namespace("nft", "list", "table", "ip", "hangar")
+                )
 
-                def host_clean() -> bool:
-                    pool.refresh(0)
-                    networks = virsh("net-list", "--all", "--name").split()
-                    return (
-                        not [name for name in pool.listVolumes() if instance_id in name]
-                        and f"hangar-fw-{instance_id}" not in virsh("nwfilter-list")
-                        and not [n for n in network_ids if f"hangar-net-{n}" in networks]
-                        and public["address"] not in namespace("nft", "list", "table", "ip", "hangar")
-                    )
-
-                worker.wait_for(host_clean, what="the host to forget the machine", timeout=60)
-            finally:
-                conn.close()
-            assert f"hangar-{instance_id}" not in virsh("list", "--all", "--name").split()
-            bridges = namespace("ip", "-br", "link")
-            assert not [n for n in network_ids if bridge_name(str(n)) in bridges]
-            step("delete → addresses free, nothing left on the host", at)
-    finally:
-        worker.stop()
-        if instance_id is not None and libvirtd_answers():
-            _remove_domain(str(instance_id))
-            for network_id in network_ids:
-                _remove_network(str(network_id))
-        timings["total"] = time.monotonic() - started
-        print("\nlibvirt networking timings: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in timings.items()))
-
-
-def _remove_network(network_id: str) -> None:
-    from compute.drivers.libvirt import LibvirtDriver
-    from compute.models import Host
-
-    LibvirtDriver(Host(name="cleanup", driver="libvirt", uri=URI, vcpus=1, ram_mib=256, disk_gib=1)).network_remove(
-        network_id
-    )
+            api.worker.wait_for(host_clean, what="the host to forget the machine", timeout=60)
+        finally:
+            conn.close()
+        assert f"hangar-{instance_id}" not in virsh("list", "--all", "--name").split()
+        bridges = namespace("ip", "-br", "link")
+        assert not [n for n in network_ids if bridge_name(str(n)) in bridges]
+        api.step("delete → addresses free, nothing left on the host")
 
 
 def test_evacuating_a_host_moves_running_and_stopped_guests_to_another_pool(

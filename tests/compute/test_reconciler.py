@@ -11,6 +11,7 @@ from compute.models import Instance, OrphanDomain, SimulatedDomain
 from compute.reconciler import reconcile
 from compute.services import instance_stop
 from portal.celery import app as celery_app
+from tests.celery_conf import set_celery_conf
 from tests.factories.compute import HostFactory, InstanceFactory, SimulatedDomainFactory
 
 NO_GRACE = timedelta(0)
@@ -239,20 +240,17 @@ def broker(tmp_path, monkeypatch):
     folders = {name: tmp_path / name for name in ("queue", "control", "processed")}
     for folder in folders.values():
         folder.mkdir()
-    # The configuration before the environment (which Celery prefers), so monkeypatch restores the real URL.
-    monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
-    monkeypatch.setenv("CELERY_BROKER_URL", "filesystem://")
-    monkeypatch.setattr(
-        celery_app.conf,
-        "broker_transport_options",
-        {
+    set_celery_conf(
+        monkeypatch,
+        broker_url="filesystem://",
+        broker_transport_options={
             "data_folder_in": str(folders["queue"]),
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
             "processed_folder": str(folders["processed"]),
         },
+        task_always_eager=False,
     )
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", False)
 
     class Broker:
         @staticmethod

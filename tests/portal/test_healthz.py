@@ -5,7 +5,7 @@ from django.db.backends.utils import CursorWrapper
 from django.urls import reverse
 
 from portal import tasks
-from portal.celery import app as celery_app
+from tests.celery_conf import set_celery_conf
 
 
 @pytest.mark.django_db
@@ -29,11 +29,7 @@ def test_healthz_says_when_no_worker_has_been_seen(client):
 
 @pytest.mark.django_db
 def test_healthz_is_503_when_the_broker_is_down(client, monkeypatch):
-    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration, so point both at nothing;
-    # the configuration first, so that what monkeypatch restores afterwards is the real URL, not the broken one.
-    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(celery_app.conf, "broker_transport_options", {})
+    set_celery_conf(monkeypatch, broker_url="redis://127.0.0.1:1/0", broker_transport_options={})
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
