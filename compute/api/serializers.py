@@ -9,7 +9,7 @@ from compute.network.cloudinit import MAX_USER_DATA_BYTES
 from compute.network.models import Firewall, Network
 from compute.network.selectors import instance_ports, instance_public_address
 from compute.sshkeys import MAX_KEY_LENGTH
-from portal.api.fields import LabelsField, StrictCharField
+from portal.api.fields import LabelsField, StrictBooleanField, StrictCharField
 
 
 class FlavorSerializer(serializers.ModelSerializer):
@@ -292,7 +292,7 @@ class InstanceCreateSerializer(TenantOwnedMixin, serializers.Serializer):
         default=list,
         help_text="Their rules apply to it; empty: your default firewall (SSH and ping in, everything out).",
     )
-    public_ip = serializers.BooleanField(
+    public_ip = StrictBooleanField(
         required=False, default=False, help_text="Allocate a new public IPv4 address and assign it to the machine."
     )
     labels = LabelsField(required=False, default=dict)

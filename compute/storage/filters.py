@@ -3,7 +3,7 @@
 import django_filters
 
 from compute.storage.models import Snapshot, SnapshotState, Volume, VolumeState
-from portal.api.filters import LabelledFilterSet, StableOrderingFilter
+from portal.api.filters import BooleanFilter, LabelledFilterSet, StableOrderingFilter
 
 
 class VolumeFilter(LabelledFilterSet):
@@ -12,7 +12,7 @@ class VolumeFilter(LabelledFilterSet):
     )
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the name, any case.")
     instance = django_filters.UUIDFilter(field_name="instance_id", help_text="Attached to this machine.")
-    attached = django_filters.BooleanFilter(
+    attached = BooleanFilter(
         field_name="instance", lookup_expr="isnull", exclude=True, help_text="`true`: attached ones only."
     )
     ordering = StableOrderingFilter(

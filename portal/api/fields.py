@@ -16,6 +16,17 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: DRF's BooleanField would take 0, 1, "yes" or "off" too."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class LabelsField(serializers.DictField):
     """A resource's labels: an object of `key: value` strings (keys lower-case, at most 32 labels)."""
 

@@ -23,6 +23,27 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+class StrictBooleanField(forms.Field):
+    """`true` or `false` (any case); django-filter's own would take `null`, `unknown` or `2` as "no filter"."""
+
+    default_error_messages = {"invalid": "Give true or false."}
+
+    def to_python(self, value) -> bool | None:
+        if value in (None, ""):
+            return None
+        choice = {"true": True, "false": False}.get(str(value).strip().lower())
+        if choice is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return choice
+
+
+@extend_schema_field({"type": "boolean"})
+class BooleanFilter(django_filters.BooleanFilter):
+    """A boolean query parameter that refuses anything but `true` and `false`."""
+
+    field_class = StrictBooleanField
+
+
 class StrictFilterSet(django_filters.FilterSet):
     """An empty value for a typed filter (`?image=`, `?created_after=`, `?ordering=,`) is a 400, not silently
     "no filter"."""

@@ -44,6 +44,8 @@ def test_the_backup_schedule_shows_its_price_and_turns_on_and_off(worker_api, ma
     assert on.json()["next_run_at"] is not None
     bad = worker_api.put(_policy_url(machine), {"enabled": True, "hour": 25}, format="json")
     assert_error(bad, 400, "invalid")
+    for body in ({"enabled": 1}, {"enabled": "true"}, {"enabled": False, "delete_backups": 0}):
+        assert_error(worker_api.put(_policy_url(machine), body, format="json"), 400, "invalid")
     off = worker_api.put(_policy_url(machine), {"enabled": False}, format="json")
     assert off.json()["enabled"] is False
 

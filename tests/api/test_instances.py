@@ -119,6 +119,8 @@ def test_launch_validation_errors_are_400(member_api, catalog, outsider):
         {"name": "w", "flavor": str(catalog["small"].pk), "image": str(catalog["image"].pk), "ssh_keys": "x"},
         {"name": "w", "flavor": str(catalog["small"].pk), "image": str(catalog["image"].pk),
          "ssh_keys": [str(foreign_key.pk)]},
+        {"name": "w", "flavor": str(catalog["small"].pk), "image": str(catalog["image"].pk), "public_ip": 1},
+        {"name": "w", "flavor": str(catalog["small"].pk), "image": str(catalog["image"].pk), "public_ip": "yes"},
     ):  # fmt: skip
         assert_error(member_api.post("/api/v1/instances/", body, format="json"), 400)
     assert not Instance.objects.exists()

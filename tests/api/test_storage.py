@@ -151,3 +151,20 @@ def test_the_lists_take_a_fixed_number_of_queries(api, catalog, tenant, django_a
         assert len(api.get("/api/v1/volumes/").json()["data"]) == 5
     with django_assert_max_num_queries(12):
         assert len(api.get("/api/v1/snapshots/").json()["data"]) == 5
+
+
+def test_the_attached_filter_takes_true_or_false_and_refuses_anything_else(api, catalog):  # noqa: F811
+    machine = _machine(api, catalog)
+    attached, spare = _volume(api, name="data-1"), _volume(api, name="spare")
+    response = api.post(f"/api/v1/volumes/{attached['id']}/attach/", {"instance": machine["id"]}, format="json")
+    assert response.status_code == 202, response.content
+
+    def listed(value: str) -> list[str]:
+        response = api.get("/api/v1/volumes/", {"attached": value})
+        assert response.status_code == 200, response.content
+        return [item["id"] for item in response.json()["data"]]
+
+    assert listed("true") == [attached["id"]]
+    assert listed("False") == [spare["id"]]
+    for value in ("null", "unknown", "2", "yes"):
+        assert_error(api.get("/api/v1/volumes/", {"attached": value}), 400, "invalid")

@@ -4,7 +4,7 @@ from compute.models import Instance
 from compute.monitoring.models import AlertIncident, AlertNotification, AlertPolicy, Comparison, Metric
 from compute.monitoring.selectors import USAGE_RANGES
 from compute.monitoring.services.alerts import POLICY_FIELDS
-from portal.api.fields import StrictCharField
+from portal.api.fields import StrictBooleanField, StrictCharField
 
 
 def _series(help_text: str):
@@ -67,9 +67,9 @@ class AlertPolicyInputSerializer(serializers.Serializer):
         default="",
         help_text="With `instance` null: only the machines with this label, `key=value` or `key`; empty for all.",
     )
-    notify_email = serializers.BooleanField(default=True)
+    notify_email = StrictBooleanField(default=True)
     webhook_url = serializers.URLField(max_length=500, allow_blank=True, default="")
-    enabled = serializers.BooleanField(default=True)
+    enabled = StrictBooleanField(default=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -15,7 +15,7 @@ from compute.storage.api.serializers import SnapshotSerializer
 from compute.storage.backup_models import Backup, BackupState
 from compute.storage.services import backups as services
 from compute.storage.services.boot_snapshots import instance_snapshot
-from portal.api.fields import StrictCharField
+from portal.api.fields import StrictBooleanField, StrictCharField
 from portal.api.views import HangarApiMixin, TenantViewSet
 from tenants.scoping import TenantScopedMixin
 
@@ -62,7 +62,7 @@ class BackupRestoreSerializer(TenantOwnedMixin, serializers.Serializer):
     )
     ssh_keys = OwnedObjectField(SSHKey, many=True, required=False)
     firewalls = OwnedObjectField(Firewall, many=True, required=False)
-    public_ip = serializers.BooleanField(required=False, default=False)
+    public_ip = StrictBooleanField(required=False, default=False)
     confirm_name = StrictCharField(
         max_length=200, required=False, help_text="`overwrite`: the machine's name, typed to confirm."
     )
@@ -76,7 +76,7 @@ class BackupRestoreSerializer(TenantOwnedMixin, serializers.Serializer):
 
 
 class BackupPolicySerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
     hour = serializers.IntegerField(min_value=0, max_value=23, help_text="The hour of the day (UTC) it runs.")
     minute = serializers.IntegerField(read_only=True, help_text="Its start in the hour, spread per machine.")
     keep = serializers.IntegerField(read_only=True, help_text="How many backups are kept (the newest).")
@@ -90,9 +90,9 @@ class BackupPolicySerializer(serializers.Serializer):
 
 
 class BackupPolicyUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
     hour = serializers.IntegerField(min_value=0, max_value=23, required=False, default=3)
-    delete_backups = serializers.BooleanField(
+    delete_backups = StrictBooleanField(
         required=False, default=False, help_text="Turning backups off: delete the backups made so far too."
     )
 
