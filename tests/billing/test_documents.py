@@ -16,7 +16,8 @@ from billing.documents import invoice_pdf
 from billing.models import BillingAccount, Invoice
 from billing.services.metering import invoices_refresh
 from portal.templatetags.hangar import money
-from tests.factories.billing import SegmentFactory
+from tests.factories import TenantFactory
+from tests.factories.billing import InvoiceFactory, SegmentFactory
 
 MARCH = date(2026, 3, 1)
 AFTER_MARCH = datetime(2026, 4, 3, tzinfo=UTC)
@@ -108,6 +109,14 @@ def test_a_draft_says_it_is_an_estimate_for_the_organisation(tenant):
     assert tenant.name in text and "Estimate: this draft is refreshed" in text
 
 
+def test_a_month_without_usage_says_so(tenant):
+    invoice = InvoiceFactory(tenant=tenant, period_start=MARCH)
+
+    text = _flat(_pages(invoice_pdf(invoice=invoice))[0])
+
+    assert "No usage in this month." in text and "Total 0.00 EUR" in text and "Page 1 of 1" in text
+
+
 def test_credit_notes_are_listed(tenant):
     invoice = _invoice(tenant, ["web-1"])
     services.credit_note_issue(invoice=invoice, amount=Decimal("1.25"), reason="Outage on 3 March", now=AFTER_MARCH)
@@ -162,6 +171,4 @@ def test_the_system_check_is_quiet_when_the_font_is_installed():
 
 @pytest.fixture
 def other_tenant(db):
-    from tests.factories import TenantFactory
-
     return TenantFactory()
