@@ -1,7 +1,8 @@
-"""`manage.py check --deploy`: a deployment must not credit balances from test cards."""
+"""System checks: invoice PDFs need their font; a deployment (`--deploy`) must not credit balances from test cards."""
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -15,3 +16,21 @@ def test_payments_in_production(app_configs=None, **kwargs):
             id="billing.W001",
         )
     ]
+
+
+@checks.register()
+def invoice_pdf_fonts(app_configs=None, **kwargs):
+    from billing.pdf import FONT_FILES, FONT_PACKAGE, font_path
+
+    for name in FONT_FILES.values():
+        try:
+            font_path(name)
+        except ImproperlyConfigured as error:
+            return [
+                checks.Warning(
+                    str(error),
+                    hint=f"Workers cannot render invoice PDFs until the package {FONT_PACKAGE} is installed.",
+                    id="billing.W002",
+                )
+            ]
+    return []

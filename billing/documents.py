@@ -1,11 +1,9 @@
-"""Invoice documents: the PDF (WeasyPrint, from the template the HTML view shows) and the CSV of the lines."""
+"""Invoice documents: the PDF (drawn by `billing.pdf` from the data the HTML view shows) and the CSV of the lines."""
 
 import csv
 import io
-from functools import cache
 
 from django.conf import settings
-from django.template.loader import render_to_string
 
 from billing.models import Invoice
 
@@ -50,22 +48,10 @@ def invoice_context(*, invoice: Invoice) -> dict:
     }
 
 
-@cache
-def _pdf_styles():
-    """The fonts and the invoice stylesheet, loaded once per process (a worker renders thousands of invoices)."""
-    from weasyprint import CSS
-    from weasyprint.text.fonts import FontConfiguration
-
-    fonts = FontConfiguration()
-    return fonts, CSS(filename=str(settings.BASE_DIR / "static" / "css" / "invoice.css"), font_config=fonts)
-
-
 def invoice_pdf(*, invoice: Invoice) -> bytes:
-    from weasyprint import HTML
+    from billing.pdf import render_invoice
 
-    fonts, stylesheet = _pdf_styles()
-    html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice=invoice))
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(stylesheets=[stylesheet], font_config=fonts)
+    return render_invoice(invoice_context(invoice=invoice))
 
 
 def invoice_csv(*, invoice: Invoice) -> str:

@@ -469,6 +469,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
         "axes": {"level": "WARNING"},
+        # Cutting a font down for every invoice PDF logs a dozen lines at INFO (every glyph kept, by name).
+        "fontTools": {"level": "WARNING"},
         # At DEBUG these would print WebSocket frames, and so what people type in a console: never below INFO.
         "websockets": {"level": "INFO"},
         "uvicorn.protocols": {"level": "INFO"},
