@@ -226,9 +226,9 @@ def test_transient_error_class_is_the_retry_trigger():
 # The statements of one build, after a first build on the host (which makes the host's network and loads the
 # catalog): claim it (an UPDATE) and read it with its host; read its interfaces, the leases of its network on the
 # host and state that network (an UPDATE); read its firewall rules; the hypervisor's lock (PostgreSQL only), the host
-# with what its domains hold, whether the domain exists already, and its INSERT; record the outcome: lock the
-# instance, UPDATE it, INSERT the build event, read the flavor's plan and price, INSERT the billing segment.
-BUILD_QUERIES = 15
+# with what its domains hold and whether the domain exists already (one query), and its INSERT; record the outcome:
+# lock the instance, UPDATE it, INSERT the build event, read the flavor's plan and price, INSERT the billing segment.
+BUILD_QUERIES = 14
 
 
 def test_a_build_takes_a_constant_number_of_queries(launch, django_capture_on_commit_callbacks):
