@@ -80,13 +80,13 @@ def current() -> Catalog:
     return loaded
 
 
-def flavor(pk) -> Flavor | None:
-    found = current().flavors.get(pk)
+def flavor(pk, *, snapshot: Catalog | None = None) -> Flavor | None:
+    found = (snapshot or current()).flavors.get(pk)
     return found if found is not None else Flavor.objects.filter(pk=pk).first()
 
 
-def image(pk) -> Image | None:
-    found = current().images.get(pk)
+def image(pk, *, snapshot: Catalog | None = None) -> Image | None:
+    found = (snapshot or current()).images.get(pk)
     return found if found is not None else Image.objects.prefetch_related("regions").filter(pk=pk).first()
 
 
@@ -101,10 +101,12 @@ def default_region() -> Region | None:
 
 def attach(instance):
     """The instance with its flavor, image and resize flavor set from the catalog (no joins, no queries)."""
-    instance.flavor = flavor(instance.flavor_id)
-    instance.image = image(instance.image_id)
+    # One version check for all three: each is a cache round trip, and workers attach on every task they run.
+    snapshot = current()
+    instance.flavor = flavor(instance.flavor_id, snapshot=snapshot)
+    instance.image = image(instance.image_id, snapshot=snapshot)
     if instance.resize_flavor_id is not None:
-        instance.resize_flavor = flavor(instance.resize_flavor_id)
+        instance.resize_flavor = flavor(instance.resize_flavor_id, snapshot=snapshot)
     return instance
 
 

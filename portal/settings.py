@@ -135,7 +135,7 @@ if CACHE_URL.startswith("redis"):
         raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} has an invalid port.") from None
     if not _cache.hostname:
         raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} names no Redis host.")
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": CACHE_URL}}
 elif CACHE_URL.startswith("locmem"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:

@@ -570,7 +570,8 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             at=now,
         )
         lifecycle.announce_billable(resource=locked.billable(), at=now)
-        network_services.traffic_baseline_reset(instance_id=locked.pk)
+        # No traffic baseline to reset, unlike a start: the counters of a machine are first read once it runs
+        # (traffic_sample_running), and a build only ever precedes that (a retry is refused once a build succeeded).
         provisioning = (now - locked.created_at).total_seconds()
         transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
     return locked

@@ -60,7 +60,9 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     )
     if not claimed:
         return None
-    return catalog.attach(Instance.objects.select_related("host", "migration_host").get(pk=instance_id))
+    # Only a move reads the host it goes to: every other task would pay for a join it never uses.
+    hosts = ("host", "migration_host") if task == InstanceTask.MIGRATE else ("host",)
+    return catalog.attach(Instance.objects.select_related(*hosts).get(pk=instance_id))
 
 
 def instance_task_progress(*, instance_id: str, task: str) -> None:

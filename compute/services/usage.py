@@ -82,6 +82,14 @@ def _apply(*, tenants: dict, hosts: dict) -> None:
         Host.objects.filter(pk=host_id).update(**changes)
 
 
+def _holding(fields: tuple | None) -> tuple | None:
+    """What decides an instance's shares (_shares): its USAGE_FIELDS, with the state reduced to deleted or not."""
+    if fields is None:
+        return None
+    state_index = USAGE_FIELDS.index("state")
+    return (*fields[:state_index], fields[state_index] == InstanceState.DELETED, *fields[state_index + 1 :])
+
+
 def _fields(instance: Instance) -> tuple:
     return tuple(getattr(instance, name) for name in USAGE_FIELDS)
 
@@ -108,6 +116,8 @@ def _on_save(sender, instance: Instance, created: bool, update_fields=None, raw:
         # Saved from an object not read from the database: what it held before is unknown, so recount its rows.
         usage_totals_repair(tenant_ids=[instance.tenant_id], host_ids=[instance.host_id, instance.migration_host_id])
         return
+    if _holding(before) == _holding(after):
+        return  # e.g. building → running: nothing held changes, and no flavor needs looking up to know it
     before_tenants, before_hosts = _shares(before)
     after_tenants, after_hosts = _shares(after)
     if not (before_tenants or after_tenants or before_hosts or after_hosts):

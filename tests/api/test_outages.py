@@ -14,9 +14,7 @@ from tests.conftest import login_client
 pytestmark = pytest.mark.django_db
 
 # Nothing listens on port 1 (binding it needs root): connecting is refused at once, as with a stopped Redis.
-UNREACHABLE_REDIS = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-}
+UNREACHABLE_REDIS = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
 
 
 @pytest.fixture

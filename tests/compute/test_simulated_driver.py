@@ -149,6 +149,21 @@ def test_capacity_is_accounted_for_real(db):
     assert driver.host_capacity().vcpus == 4
 
 
+def test_a_resize_counts_the_other_domains_but_not_the_one_resized(db):
+    host = HostFactory(name="tiny", vcpus=4, ram_mib=8192, disk_gib=100, cpu_allocation_ratio=Decimal(1))
+    driver = SimulatedDriver(host)
+    resized, other = (replace(SPEC, uuid=f"00000000-0000-0000-0000-00000000000{n}", vcpus=1) for n in (1, 2))
+    driver.create(resized)
+    driver.create(other)
+    driver.stop(resized.uuid, force=True)
+
+    driver.resize(resized.uuid, vcpus=3, ram_mib=2048, disk_gib=20)  # 3 + the other's 1: the host's 4
+    with pytest.raises(PermanentDriverError, match="cannot hold it"):
+        driver.resize(resized.uuid, vcpus=4, ram_mib=2048, disk_gib=20)
+
+    assert SimulatedDomain.objects.get(uuid=resized.uuid).vcpus == 3
+
+
 def test_private_addresses_are_unique_per_host(db):
     driver = SimulatedDriver(HostFactory(name="big", vcpus=1024, ram_mib=1048576, disk_gib=100000))
     addresses = {

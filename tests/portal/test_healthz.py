@@ -49,9 +49,7 @@ def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
 @pytest.mark.django_db
 def test_healthz_is_503_json_naming_the_cache_when_it_is_down(client, settings):
     # Nothing listens on port 1: connecting is refused at once, as with a stopped Redis.
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     body = response.json()

@@ -17,8 +17,6 @@ def test_the_500_page_needs_no_database(db, django_assert_num_queries):
 
 
 def test_the_heartbeat_reads_as_unknown_when_the_cache_is_down(settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
     heartbeat = worker_heartbeat_or_unknown()
     assert heartbeat.last_seen is None and heartbeat.latency_seconds is None
