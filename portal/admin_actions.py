@@ -108,6 +108,49 @@ def is_response(value) -> bool:
     return isinstance(value, TemplateResponse)
 
 
+def confirmed_service_action(
+    call: Callable,
+    *,
+    name: str,
+    description: str,
+    title: str,
+    explanation: str,
+    done_label: str | Callable[[dict], str],
+    form_class=NoteForm,
+    permission: str = "change",
+    report: Callable | None = None,
+    first_only: bool = False,
+):
+    """An admin action that asks for confirmation (see `confirmed`), then calls `call(obj, user, confirmation)` (a
+    service) on each selected object through run_service_action; the note becomes the admin log's note.
+
+    `done_label` may be a function of the confirmation (a label naming the amount entered); `first_only` acts on the
+    first selected object alone.
+    """
+
+    def action(modeladmin, request, queryset):
+        if first_only:
+            queryset = queryset[:1]
+        confirmation = confirmed(
+            modeladmin, request, queryset, title=title, explanation=explanation, form_class=form_class
+        )
+        if is_response(confirmation):
+            return confirmation
+        run_service_action(
+            modeladmin,
+            request,
+            queryset,
+            call=lambda obj: call(obj, request.user, confirmation),
+            done_label=done_label(confirmation) if callable(done_label) else done_label,
+            note=confirmation["note"],
+            report=report,
+        )
+        return None
+
+    action.__name__ = name
+    return admin_action(description=description, permissions=[permission])(action)
+
+
 def extend_registered(model, extend: Callable) -> None:
     """Lets a higher app add to a lower app's admin page (compute and billing add their parts to the tenant's) without
     the lower app importing it: `extend(base_admin_class)` returns the subclass to register instead."""
