@@ -8,17 +8,19 @@ UPDATE; an outcome recorder clears it. If the broker is down the reconciler send
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import NoReturn
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute import lifecycle
 from compute.rules import quota_refusal, standing_refusal
 from compute.selectors import held_usage
-from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, StorageTask, Volume
+from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, SnapshotState, StorageTask, Volume, VolumeState
 from compute.storage.services.events import storage_event
 from portal.errors import Conflict, InvalidRequest
-from tenants.models import Tenant
+from tenants.models import EventResult, Tenant
 from tenants.services import quota_lock
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 TASK_FIELDS = ["task", "task_params", "task_enqueued_at", "task_progress_at", "task_deadline", "task_requeues"]
 KINDS = {Volume: "volume", Snapshot: "snapshot"}
 MODELS = {"volume": Volume, "snapshot": Snapshot}
+ERROR_STATES = {Volume: VolumeState.ERROR, Snapshot: SnapshotState.ERROR}
 
 
 def dispatch(kind: str, pk: str, task: str) -> None:
@@ -38,8 +41,9 @@ def dispatch(kind: str, pk: str, task: str) -> None:
         logger.exception("Could not enqueue %s for %s %s; the reconciler will retry.", task, kind, pk)
 
 
-def set_task(item: Volume | Snapshot, task: str, *, params: dict | None = None, now=None) -> None:
-    """Records the work the item now waits for and enqueues it once the transaction commits."""
+def set_task(item, task: str, *, params: dict | None = None, now=None, send: Callable | None = None) -> None:
+    """Records the work the item now waits for and enqueues it once the transaction commits (through `send` for an
+    item the volume and snapshot workers do not handle: a backup)."""
     now = now or timezone.now()
     item.task = task
     item.task_params = params or {}
@@ -47,11 +51,13 @@ def set_task(item: Volume | Snapshot, task: str, *, params: dict | None = None, 
     item.task_progress_at = None
     item.task_deadline = now + STORAGE_TASK_DEADLINES[task]
     item.task_requeues = 0
-    kind, pk = KINDS[type(item)], str(item.pk)
-    transaction.on_commit(lambda: dispatch(kind, pk, task))
+    if send is None:
+        kind, pk = KINDS[type(item)], str(item.pk)
+        send = lambda: dispatch(kind, pk, task)  # noqa: E731
+    transaction.on_commit(send)
 
 
-def clear_task(item: Volume | Snapshot) -> None:
+def clear_task(item) -> None:
     item.task = StorageTask.NONE
     item.task_params = {}
     item.task_enqueued_at = None
@@ -91,6 +97,153 @@ def name_taken(model, *, tenant_id, name: str, what: str) -> InvalidRequest | No
             details={"field": "name"},
         )
     return None
+
+
+def insert_named(item: Volume | Snapshot) -> None:
+    """Saves a new item; a name taken meanwhile by a concurrent request (the database's constraint) is refused like
+    one taken before."""
+    what = KINDS[type(item)]
+    try:
+        with transaction.atomic():
+            item.save(force_insert=True)
+    except IntegrityError:
+        raise InvalidRequest(
+            f"You already have a {what} called {item.name}; pick another name.",
+            code="name_taken",
+            details={"field": "name"},
+        ) from None
+
+
+def create_requested(item: Volume | Snapshot, *, user, action: str, message: str, now, params=None) -> None:
+    """Inserts a new item that waits for its creation, enqueues the work and records the request."""
+    set_task(item, StorageTask.CREATE, params=params, now=now)
+    insert_named(item)
+    storage_event(
+        tenant_id=item.tenant_id,
+        action=action,
+        **{KINDS[type(item)]: item},
+        message=message,
+        actor=user,
+        result=EventResult.REQUESTED,
+        at=now,
+    )
+
+
+def lock(model, item):
+    """The item (or the one of that primary key) locked for this transaction."""
+    pk = item.pk if isinstance(item, model) else item
+    return model.objects.select_for_update().get(pk=pk)
+
+
+def pending(model, pk, task: str, task_states: dict):
+    """The item locked, if it still waits for `task`; None for an outcome of work it no longer waits for."""
+    item = model.objects.select_for_update().filter(pk=pk).first()
+    if item is None or item.task != task or item.state != task_states[task][0]:
+        return None
+    return item
+
+
+def start_task(
+    locked: Volume | Snapshot,
+    task: str,
+    *,
+    state: str,
+    user,
+    action: str,
+    message: str = "",
+    params=None,
+    fields=(),
+    now=None,
+) -> None:
+    """Moves a locked item into `state`, records the work it now waits for and the request."""
+    now = now or timezone.now()
+    locked.state = state
+    set_task(locked, task, params=params, now=now)
+    locked.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
+    storage_event(
+        tenant_id=locked.tenant_id,
+        action=action,
+        **{KINDS[type(locked)]: locked},
+        message=message,
+        actor=user,
+        result=EventResult.REQUESTED,
+        at=now,
+    )
+
+
+def finish_task(
+    item: Volume | Snapshot, *, action: str, fields=(), message: str = "", result: str = EventResult.SUCCEEDED, at=None
+) -> None:
+    """Records the outcome of the work a locked item waited for (its new state set already): the work is cleared,
+    the item saved with `fields` and the outcome logged."""
+    clear_task(item)
+    item.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
+    storage_event(
+        tenant_id=item.tenant_id, action=action, **{KINDS[type(item)]: item}, message=message, result=result, at=at
+    )
+
+
+def delete_refusal(locked: Volume | Snapshot, *, making, happening: str) -> Conflict | None:
+    """Why the item cannot be deleted now, if it cannot: its state, or work on it that `making` (a queryset of what
+    is being made from it) shows; `happening` says what that work is."""
+    what = KINDS[type(locked)]
+    if not locked.can_delete():
+        return busy(locked, "delete", "an available or failed")
+    if making.exists():
+        return Conflict(f"{happening}; delete it when that has finished.", code=f"{what}_busy")
+    return None
+
+
+def refuse(item: Volume | Snapshot, action: str, user, refusal: Exception) -> NoReturn:
+    """Logs a refused request after its transaction (so the row survives) and raises it."""
+    storage_event(
+        tenant_id=item.tenant_id,
+        action=action,
+        **{KINDS[type(item)]: item},
+        message=getattr(refusal, "message", str(refusal)),
+        actor=user,
+        result=EventResult.REFUSED,
+    )
+    raise refusal
+
+
+def item_delete(item: Volume | Snapshot, *, user, refusal_of: Callable, state: str, action: str, resource_type: str):
+    """The delete request of a volume or snapshot: locks it and asks `refusal_of(locked)` why it cannot be deleted
+    now, if it cannot (the refusal is logged after the transaction and raised); else its billing stops at once and
+    the deletion of its data is enqueued (it moves to `state`)."""
+    with transaction.atomic():
+        locked = lock(type(item), item)
+        refusal = refusal_of(locked)
+        if refusal is None:
+            now = timezone.now()
+            lifecycle.announce_ended(resource_type=resource_type, resource_id=locked.pk, at=now)
+            start_task(locked, StorageTask.DELETE, state=state, user=user, action=action, now=now)
+    if refusal is not None:
+        refuse(locked, action, user, refusal)
+    return locked
+
+
+def item_vanished(model, *, pk, state: str, host_name: str, resource_type: str, action: str) -> bool:
+    """The reconciler found the item's file gone from its host's pool: it goes to `error` (billing stops), like an
+    instance whose machine vanished. Only if it is still in `state` (a settled state)."""
+    with transaction.atomic():
+        item = model.objects.select_for_update().filter(pk=pk, state=state).first()
+        if item is None:
+            return False
+        now = timezone.now()
+        lifecycle.announce_ended(resource_type=resource_type, resource_id=item.pk, at=now)
+        item.state = ERROR_STATES[model]
+        item.error_reason = f"Its data is gone from host {host_name}."
+        item.save(update_fields=["state", "error_reason", "updated_at"])
+        storage_event(
+            tenant_id=item.tenant_id,
+            action=action,
+            **{KINDS[model]: item},
+            message=item.error_reason,
+            result=EventResult.FAILED,
+            at=now,
+        )
+    return True
 
 
 PAST = {"delete": "deleted", "snapshot": "snapshotted", "restore": "restored from", "rename": "renamed"}
