@@ -245,6 +245,34 @@ class Flavor(models.Model):
         return f"{self.vcpus} vCPU / {ram}"
 
 
+class StatefulResource:
+    """What machines, private images and the storage app's items answer alike (a mixin with no fields): their name,
+    whether work on them is in progress (a state of their kind's `transitional_states`), whether they are gone."""
+
+    transitional_states: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.state in self.transitional_states
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == "deleted"
+
+
+class PoolFile(StatefulResource):
+    """An item kept as a file in a host's storage pool, named there `<driver_prefix><id>` (libvirt: `<name>.qcow2`)."""
+
+    driver_prefix = ""
+
+    @property
+    def driver_name(self) -> str:
+        return f"{self.driver_prefix}{self.pk}"
+
+
 class DiskFormat(models.TextChoices):
     RAW = "raw", "raw"
     QCOW2 = "qcow2", "qcow2"
@@ -265,7 +293,7 @@ IMAGE_TRANSITIONAL_STATES = frozenset({ImageState.CREATING, ImageState.DELETING}
 IMAGE_TASK_DEADLINE = timedelta(minutes=30)
 
 
-class Image(models.Model):
+class Image(PoolFile, models.Model):
     """An operating system image: a base disk, or a kernel + initrd pair, that the driver boots.
 
     Images of no tenant are the provider's catalog; an image with a tenant is that tenant's private image, made from
@@ -274,6 +302,8 @@ class Image(models.Model):
     """
 
     State = ImageState
+    transitional_states = IMAGE_TRANSITIONAL_STATES
+    driver_prefix = "hangar-image-"  # a private image's file
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -342,21 +372,9 @@ class Image(models.Model):
             models.CheckConstraint(condition=models.Q(state__in=ImageState.values), name="image_state_valid"),
         ]
 
-    def __str__(self) -> str:
-        return self.name
-
     @property
     def is_private(self) -> bool:
         return self.tenant_id is not None
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in IMAGE_TRANSITIONAL_STATES
-
-    @property
-    def driver_name(self) -> str:
-        """A private image's file in its host's pool (libvirt: `<name>.qcow2`)."""
-        return f"hangar-image-{self.pk}"
 
     def billable(self) -> BillableResource:
         """A private image as billing meters it: its GiB (compute.lifecycle)."""
@@ -581,11 +599,12 @@ class InstanceQuerySet(TenantQuerySet):
         return self.filter(state__in=TRANSITIONAL_STATES)
 
 
-class Instance(TenantOwned):
+class Instance(StatefulResource, TenantOwned):
     """A virtual machine rented by a tenant."""
 
     State = InstanceState
     Task = InstanceTask
+    transitional_states = TRANSITIONAL_STATES
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=63, validators=[validate_instance_name])
@@ -657,9 +676,6 @@ class Instance(TenantOwned):
             ("retry_instance", "Can retry a failed provisioning"),
         ]
 
-    def __str__(self) -> str:
-        return self.name
-
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
@@ -667,14 +683,6 @@ class Instance(TenantOwned):
         fields = instance.__dict__
         instance._usage_read = tuple(fields.get(name, DEFERRED_FIELD) for name in USAGE_FIELDS)
         return instance
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in TRANSITIONAL_STATES
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == InstanceState.DELETED
 
     def can(self, action: str) -> bool:
         """Whether the instance's state allows `action` (a key of INSTANCE_ACTIONS)."""
