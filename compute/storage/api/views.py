@@ -6,7 +6,7 @@ Location header; poll it (or its events) until it settles.
 """
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -67,13 +67,6 @@ class _StorageViewSet(TenantViewSet):
     def get_queryset(self):
         queryset = super().get_queryset()
         return queryset.exclude(state="deleted") if self.action == "list" else queryset
-
-    def accepted(self, obj, serializer_class, route: str | None = None) -> Response:
-        return Response(
-            serializer_class(obj).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": self.detail_url(obj, route)},
-        )
 
     def events_page(self, **scope) -> Response:
         page = self.paginate_queryset(selectors.storage_events(tenant=self.request.tenant, **scope))
