@@ -164,27 +164,21 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
-finalize_now = service_action(
-    lambda invoice, user: services.invoice_finalize(invoice=invoice, actor=user),
-    name="finalize_now",
-    description="Finalize now (months that have ended)",
-    done_label="Finalized",
-    permission="view",
-)
-mark_paid = service_action(
-    lambda invoice, user: services.invoice_mark_paid(invoice=invoice, actor=user),
-    name="mark_paid",
-    description="Mark paid",
-    done_label="Marked paid",
-    permission="view",
-)
-void = service_action(
-    lambda invoice, user: services.invoice_void(invoice=invoice, actor=user),
-    name="void",
-    description="Void (unpaid only)",
-    done_label="Voided",
-    permission="view",
-)
+# The invoice actions: an operator acts on invoices they can see (name, service, description, what was done).
+INVOICE_ACTIONS = [
+    service_action(
+        lambda invoice, user, call=call: call(invoice=invoice, actor=user),
+        name=name,
+        description=description,
+        done_label=done_label,
+        permission="view",
+    )
+    for name, call, description, done_label in [
+        ("finalize_now", services.invoice_finalize, "Finalize now (months that have ended)", "Finalized"),
+        ("mark_paid", services.invoice_mark_paid, "Mark paid", "Marked paid"),
+        ("void", services.invoice_void, "Void (unpaid only)", "Voided"),
+    ]
+]
 
 
 @admin.register(Invoice)
@@ -194,7 +188,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     search_fields = ["number", "tenant__name", "bill_to_name"]
     list_select_related = ["tenant"]
     inlines = [InvoiceLineInline]
-    actions = [finalize_now, mark_paid, void, "issue_credit_note"]
+    actions = [*INVOICE_ACTIONS, "issue_credit_note"]
     readonly_fields = [
         "tenant", "period_start", "status", "number", "currency", "subtotal_display", "tax_rate", "tax_display",
         "total_display", "bill_to_name", "bill_to_address", "bill_to_vat_id", "metered_at", "finalized_at", "paid_at",

@@ -135,12 +135,9 @@ class StorageItem(PoolFile, TenantOwned, TaskFields):
         return [action for action in self.actions if getattr(self, f"can_{action}")()]
 
     def billable(self) -> BillableResource:
+        kind = self.resource_type
         return BillableResource(
-            tenant_id=self.tenant_id,
-            resource_type=self.resource_type,
-            resource_id=self.pk,
-            name=self.name,
-            quantity=self.size_gib,
+            tenant_id=self.tenant_id, resource_type=kind, resource_id=self.pk, name=self.name, quantity=self.size_gib
         )
 
 

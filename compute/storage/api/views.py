@@ -61,6 +61,12 @@ SNAPSHOT_ACCEPTED = OpenApiResponse(
 )
 
 
+def _update_schema(what: str, tag: str, request, response):
+    return extend_schema(
+        summary=f"Rename a {what} or replace its labels", tags=[tag], request=request, responses={200: response}
+    )
+
+
 class _StorageViewSet(TenantViewSet):
     kind = ""  # "volume" or "snapshot": the keyword its services and its event log take it by
     update_serializer_class = None
@@ -89,12 +95,7 @@ class _StorageViewSet(TenantViewSet):
 
 @extend_schema_view(
     list=extend_schema(summary="List your volumes (deleted ones are left out)", tags=["volumes"]),
-    partial_update=extend_schema(
-        summary="Rename a volume or replace its labels",
-        tags=["volumes"],
-        request=s.VolumeUpdateSerializer,
-        responses={200: s.VolumeSerializer},
-    ),
+    partial_update=_update_schema("volume", "volumes", s.VolumeUpdateSerializer, s.VolumeSerializer),
     events=extend_schema(summary="A volume's event log, newest first", tags=["volumes"]),
     retrieve=extend_schema(
         summary="One volume",
@@ -197,12 +198,7 @@ class VolumeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageVi
 @extend_schema_view(
     list=extend_schema(summary="List your snapshots (deleted ones are left out)", tags=["snapshots"]),
     retrieve=extend_schema(summary="One snapshot", tags=["snapshots"]),
-    partial_update=extend_schema(
-        summary="Rename a snapshot or replace its labels",
-        tags=["snapshots"],
-        request=s.SnapshotUpdateSerializer,
-        responses={200: s.SnapshotSerializer},
-    ),
+    partial_update=_update_schema("snapshot", "snapshots", s.SnapshotUpdateSerializer, s.SnapshotSerializer),
     events=extend_schema(summary="A snapshot's event log, newest first", tags=["snapshots"]),
 )
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageViewSet):

@@ -32,7 +32,7 @@ from compute.storage.backup_models import (
 )
 from compute.storage.models import StorageEventAction, StorageTask
 from compute.storage.services.common import TASK_FIELDS, clear_task, set_task
-from compute.storage.services.events import storage_event
+from compute.storage.services.events import item_event
 from portal.errors import Conflict, InvalidRequest, ServiceError
 from tenants.models import ActivityEntry, EventResult
 
@@ -63,18 +63,9 @@ def _set_task(backup: Backup, task: str, *, now: datetime) -> None:
     set_task(backup, task, now=now, send=lambda: _dispatch(task, backup_id))
 
 
-def _log(subject, action: str, result: str, *, user=None, message: str = "", at=None) -> None:
+def _log(subject, action: str, result: str, **details) -> None:
     """Records a change to a backup, or to a machine's backup schedule (`subject` is then the machine)."""
-    storage_event(
-        tenant_id=subject.tenant_id,
-        action=action,
-        result=result,
-        other=subject,
-        other_type=BACKUP_RESOURCE,
-        actor=user,
-        message=message,
-        at=at,
-    )
+    item_event(subject, action, result, other_type=BACKUP_RESOURCE, **details)
 
 
 def _refuse(subject, action: str, user, refusal: ServiceError) -> NoReturn:

@@ -18,7 +18,7 @@ from compute import lifecycle
 from compute.rules import quota_refusal, standing_refusal
 from compute.selectors import held_usage
 from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, SnapshotState, StorageTask, Volume, VolumeState
-from compute.storage.services.events import storage_event
+from compute.storage.services.events import item_event
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import EventResult, Tenant
 from tenants.services import quota_lock
@@ -89,44 +89,33 @@ def clean_labels(labels) -> dict[str, str]:
     return labels
 
 
+def name_taken_error(what: str, name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"You already have {what} called {name}; pick another name.", code="name_taken", details={"field": "name"}
+    )
+
+
 def name_taken(model, *, tenant_id, name: str, what: str) -> InvalidRequest | None:
     if model.objects.filter(tenant_id=tenant_id, name__iexact=name).exclude(state="deleted").exists():
-        return InvalidRequest(
-            f"You already have a {what} called {name}; pick another name.",
-            code="name_taken",
-            details={"field": "name"},
-        )
+        return name_taken_error(f"a {what}", name)
     return None
 
 
-def insert_named(item: Volume | Snapshot) -> None:
+def insert_named(item, *, what: str = "") -> None:
     """Saves a new item; a name taken meanwhile by a concurrent request (the database's constraint) is refused like
-    one taken before."""
-    what = KINDS[type(item)]
+    one taken before. `what` names its kind with its article ("an image"; by default "a volume", "a snapshot")."""
     try:
         with transaction.atomic():
             item.save(force_insert=True)
     except IntegrityError:
-        raise InvalidRequest(
-            f"You already have a {what} called {item.name}; pick another name.",
-            code="name_taken",
-            details={"field": "name"},
-        ) from None
+        raise name_taken_error(what or f"a {KINDS[type(item)]}", item.name) from None
 
 
 def create_requested(item: Volume | Snapshot, *, user, action: str, message: str, now, params=None) -> None:
     """Inserts a new item that waits for its creation, enqueues the work and records the request."""
     set_task(item, StorageTask.CREATE, params=params, now=now)
     insert_named(item)
-    storage_event(
-        tenant_id=item.tenant_id,
-        action=action,
-        **{KINDS[type(item)]: item},
-        message=message,
-        actor=user,
-        result=EventResult.REQUESTED,
-        at=now,
-    )
+    item_event(item, action, EventResult.REQUESTED, user=user, message=message, at=now)
 
 
 def lock(model, item):
@@ -160,15 +149,7 @@ def start_task(
     locked.state = state
     set_task(locked, task, params=params, now=now)
     locked.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
-    storage_event(
-        tenant_id=locked.tenant_id,
-        action=action,
-        **{KINDS[type(locked)]: locked},
-        message=message,
-        actor=user,
-        result=EventResult.REQUESTED,
-        at=now,
-    )
+    item_event(locked, action, EventResult.REQUESTED, user=user, message=message, at=now)
 
 
 def finish_task(
@@ -178,9 +159,7 @@ def finish_task(
     the item saved with `fields` and the outcome logged."""
     clear_task(item)
     item.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
-    storage_event(
-        tenant_id=item.tenant_id, action=action, **{KINDS[type(item)]: item}, message=message, result=result, at=at
-    )
+    item_event(item, action, result, message=message, at=at)
 
 
 def delete_refusal(locked: Volume | Snapshot, *, making, happening: str) -> Conflict | None:
@@ -196,14 +175,7 @@ def delete_refusal(locked: Volume | Snapshot, *, making, happening: str) -> Conf
 
 def refuse(item: Volume | Snapshot, action: str, user, refusal: Exception) -> NoReturn:
     """Logs a refused request after its transaction (so the row survives) and raises it."""
-    storage_event(
-        tenant_id=item.tenant_id,
-        action=action,
-        **{KINDS[type(item)]: item},
-        message=getattr(refusal, "message", str(refusal)),
-        actor=user,
-        result=EventResult.REFUSED,
-    )
+    item_event(item, action, EventResult.REFUSED, user=user, message=getattr(refusal, "message", str(refusal)))
     raise refusal
 
 
@@ -235,14 +207,7 @@ def item_vanished(model, *, pk, state: str, host_name: str, resource_type: str, 
         item.state = ERROR_STATES[model]
         item.error_reason = f"Its data is gone from host {host_name}."
         item.save(update_fields=["state", "error_reason", "updated_at"])
-        storage_event(
-            tenant_id=item.tenant_id,
-            action=action,
-            **{KINDS[model]: item},
-            message=item.error_reason,
-            result=EventResult.FAILED,
-            at=now,
-        )
+        item_event(item, action, EventResult.FAILED, message=item.error_reason, at=now)
     return True
 
 
@@ -302,6 +267,6 @@ def item_update(*, item: Volume | Snapshot, user, name, labels, action: str, res
             old, locked.name = locked.name, name
             fields.append("name")
             lifecycle.announce_renamed(resource_type=resource_type, resource_id=locked.pk, name=name)
-            storage_event(tenant_id=locked.tenant_id, action=action, **{what: locked}, message=f"was {old}", actor=user)
+            item_event(locked, action, user=user, message=f"was {old}")
         locked.save(update_fields=fields)
     return locked
