@@ -273,6 +273,22 @@ class PoolFile(StatefulResource):
         return f"{self.driver_prefix}{self.pk}"
 
 
+class WorkFields(models.Model):
+    """Work in progress, for the reconciler: its parameters, when it was (re-)enqueued, when a worker last showed
+    progress, when it must be finished by, and why it failed. Each model adds its own `task` field (what is pending,
+    from its own choices)."""
+
+    task_params = models.JSONField(default=dict, blank=True)
+    task_enqueued_at = models.DateTimeField(null=True, blank=True)
+    task_progress_at = models.DateTimeField(null=True, blank=True)
+    task_deadline = models.DateTimeField(null=True, blank=True)
+    task_requeues = models.PositiveIntegerField(default=0)
+    error_reason = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class DiskFormat(models.TextChoices):
     RAW = "raw", "raw"
     QCOW2 = "qcow2", "qcow2"
@@ -599,7 +615,7 @@ class InstanceQuerySet(TenantQuerySet):
         return self.filter(state__in=TRANSITIONAL_STATES)
 
 
-class Instance(StatefulResource, TenantOwned):
+class Instance(StatefulResource, TenantOwned, WorkFields):
     """A virtual machine rented by a tenant."""
 
     State = InstanceState
@@ -630,15 +646,8 @@ class Instance(StatefulResource, TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
     # The size a requested resize moves to; counted against quota and host capacity until it finishes.
     resize_flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    # Work in progress, for the reconciler: what is pending, when it was (re-)enqueued, when a worker last showed
-    # progress, and when it must be finished by.
+    # The work in progress (WorkFields has the rest of it).
     task = models.CharField(max_length=16, choices=InstanceTask.choices, default=InstanceTask.NONE, blank=True)
-    task_params = models.JSONField(default=dict, blank=True)
-    task_enqueued_at = models.DateTimeField(null=True, blank=True)
-    task_progress_at = models.DateTimeField(null=True, blank=True)
-    task_deadline = models.DateTimeField(null=True, blank=True)
-    task_requeues = models.PositiveIntegerField(default=0)
-    error_reason = models.TextField(blank=True)
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     deleted_at = models.DateTimeField(null=True, blank=True)
     # A machine restored from a backup: its first disk was copied from that file of its host's pool, not made from

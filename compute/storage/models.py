@@ -16,7 +16,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from compute.lifecycle import SNAPSHOT, VOLUME, BillableResource
-from compute.models import Host, Instance, PoolFile, Region
+from compute.models import Host, Instance, PoolFile, Region, WorkFields
 from tenants.models import Event, TenantOwned
 
 MIN_VOLUME_GIB = 1
@@ -69,17 +69,11 @@ STORAGE_TASK_DEADLINES = {
 }
 
 
-class TaskFields(models.Model):
-    """Work in progress, for the reconciler (the same bookkeeping as compute.Instance): what is pending, when it was
-    (re-)enqueued, when a worker last showed progress, and when it must be finished by."""
+class TaskFields(WorkFields):
+    """Work in progress, for the reconciler (the same bookkeeping as compute.Instance): what is pending, and the
+    rest of WorkFields."""
 
     task = models.CharField(max_length=16, choices=StorageTask.choices, default=StorageTask.NONE, blank=True)
-    task_params = models.JSONField(default=dict, blank=True)
-    task_enqueued_at = models.DateTimeField(null=True, blank=True)
-    task_progress_at = models.DateTimeField(null=True, blank=True)
-    task_deadline = models.DateTimeField(null=True, blank=True)
-    task_requeues = models.PositiveIntegerField(default=0)
-    error_reason = models.TextField(blank=True)
 
     class Meta:
         abstract = True
@@ -144,7 +138,7 @@ class StorageItem(PoolFile, TenantOwned, TaskFields):
 VOLUME_ACTIONS = ("attach", "detach", "extend", "snapshot", "rename", "delete")
 
 
-class Volume(StorageItem):  # noqa: DJ008 (StatefulResource names it)
+class Volume(StorageItem):
     """A block device a tenant rents: created empty or from a snapshot, attached to one machine at a time."""
 
     State = VolumeState
@@ -213,7 +207,7 @@ class SnapshotState(models.TextChoices):
 SNAPSHOT_TRANSITIONAL_STATES = frozenset({SnapshotState.CREATING, SnapshotState.DELETING})
 
 
-class Snapshot(StorageItem):  # noqa: DJ008 (StatefulResource names it)
+class Snapshot(StorageItem):
     """A point-in-time copy of a volume, or of a machine's boot disk, kept in the source's host pool."""
 
     State = SnapshotState
