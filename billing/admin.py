@@ -403,7 +403,7 @@ record_topup = confirmed_service_action(
     "shown in its billing log, and lifts a credit hold or suspension it settles.",
     form_class=TopUpAmountForm,
     done_label=lambda confirmation: f"Top-up of {confirmation['amount']} {settings.BILLING_CURRENCY} recorded",
-    first_only=True,
+    select=lambda queryset: queryset[:1],
 )
 
 

@@ -33,7 +33,6 @@ from portal.admin_actions import (
     RequiredNoteForm,
     confirmed_service_action,
     extend_registered,
-    run_service_action,
     service_action,
 )
 from tenants.models import Tenant
@@ -102,15 +101,13 @@ def reconcile_now(modeladmin, request, queryset) -> None:
 # --- regions ---------------------------------------------------------------------------------------------------
 
 
-@admin.action(description="Make the default region", permissions=["change"])
-def make_default(modeladmin, request, queryset):
-    run_service_action(
-        modeladmin,
-        request,
-        queryset[:1],
-        call=lambda region: services.region_make_default(region=region, actor=request.user),
-        done_label="Made the default region",
-    )
+make_default = service_action(
+    lambda region, user: services.region_make_default(region=region, actor=user),
+    name="make_default",
+    description="Make the default region",
+    done_label="Made the default region",
+    select=lambda queryset: queryset[:1],
+)
 
 
 @admin.register(Region)

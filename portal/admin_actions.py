@@ -57,16 +57,32 @@ def run_service_action(
     return done
 
 
-def service_action(call: Callable, *, name: str, description: str, done_label: str, permission: str = "change"):
-    """An admin action that calls `call(obj, user)` (a service) on each selected object, through run_service_action."""
+def service_action(
+    call: Callable,
+    *,
+    name: str,
+    description: str,
+    done_label: str,
+    permission: str | None = "change",
+    select: Callable | None = None,
+):
+    """An admin action that calls `call(obj, user)` (a service) on each selected object, through run_service_action.
+
+    `select(queryset)` narrows the selection to the objects the service applies to (the first one, those with work
+    in progress…); `permission` None offers the action to whoever may view the list.
+    """
 
     def action(modeladmin, request, queryset):
         run_service_action(
-            modeladmin, request, queryset, call=lambda obj: call(obj, request.user), done_label=done_label
+            modeladmin,
+            request,
+            select(queryset) if select is not None else queryset,
+            call=lambda obj: call(obj, request.user),
+            done_label=done_label,
         )
 
     action.__name__ = name
-    return admin_action(description=description, permissions=[permission])(action)
+    return admin_action(description=description, permissions=[permission] if permission else None)(action)
 
 
 class NoteForm(forms.Form):
@@ -119,18 +135,18 @@ def confirmed_service_action(
     form_class=NoteForm,
     permission: str = "change",
     report: Callable | None = None,
-    first_only: bool = False,
+    select: Callable | None = None,
 ):
     """An admin action that asks for confirmation (see `confirmed`), then calls `call(obj, user, confirmation)` (a
     service) on each selected object through run_service_action; the note becomes the admin log's note.
 
-    `done_label` may be a function of the confirmation (a label naming the amount entered); `first_only` acts on the
-    first selected object alone.
+    `done_label` may be a function of the confirmation (a label naming the amount entered); `select` narrows the
+    selection as service_action's does.
     """
 
     def action(modeladmin, request, queryset):
-        if first_only:
-            queryset = queryset[:1]
+        if select is not None:
+            queryset = select(queryset)
         confirmation = confirmed(
             modeladmin, request, queryset, title=title, explanation=explanation, form_class=form_class
         )
