@@ -49,7 +49,6 @@ from compute.storage.services.common import (
     set_task,
     start_task,
 )
-from compute.storage.services.events import storage_event
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.models import EventResult, Tenant
 from tenants.services import user_check_verified
@@ -336,16 +335,13 @@ def instance_volumes_detach(*, instance: Instance, user=None) -> list[Volume]:
     detached = []
     for volume in Volume.objects.select_for_update().filter(instance=instance).order_by("pk"):
         if volume.state == VolumeState.IN_USE or volume.state == VolumeState.ATTACHING:
-            volume.state = TASK_STATES[StorageTask.DETACH][0]
-            set_task(volume, StorageTask.DETACH, params={"machine_deleted": True})
-            volume.save(update_fields=["state", "updated_at", *TASK_FIELDS])
-            storage_event(
-                tenant_id=volume.tenant_id,
+            _start(
+                volume,
+                StorageTask.DETACH,
+                user=user,
                 action=A.VOLUME_DETACH,
-                volume=volume,
                 message=f"from {instance.name}, which is being deleted; the volume is kept",
-                actor=user,
-                result=EventResult.REQUESTED,
+                params={"machine_deleted": True},
             )
             detached.append(volume)
     return detached
