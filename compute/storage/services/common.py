@@ -1,4 +1,5 @@
-"""What every storage transition shares: task bookkeeping for the reconciler, names, and the refusal of a busy item.
+"""What every storage transition shares: task bookkeeping for the reconciler, names, the lock, start, refusal and
+outcome of a volume's or snapshot's request, its deletion, and the loss of its file.
 
 Volumes and snapshots carry the same task fields as instances (compute.storage.models.TaskFields): a request
 records the work it waits for and enqueues it when its transaction commits; a worker claims it with a conditional
@@ -51,10 +52,11 @@ def set_task(item, task: str, *, params: dict | None = None, now=None, send: Cal
     item.task_progress_at = None
     item.task_deadline = now + STORAGE_TASK_DEADLINES[task]
     item.task_requeues = 0
-    if send is None:
-        kind, pk = KINDS[type(item)], str(item.pk)
-        send = lambda: dispatch(kind, pk, task)  # noqa: E731
-    transaction.on_commit(send)
+    if send is not None:
+        transaction.on_commit(send)
+        return
+    kind, pk = KINDS[type(item)], str(item.pk)
+    transaction.on_commit(lambda: dispatch(kind, pk, task))
 
 
 def clear_task(item) -> None:
