@@ -30,10 +30,9 @@ from compute.models import Flavor
 from portal.admin_actions import (
     AppendOnlyMixin,
     ReadOnlyAdminMixin,
-    confirmed,
+    confirmed_service_action,
     extend_registered,
-    is_response,
-    run_service_action,
+    service_action,
 )
 from portal.errors import ServiceError
 from tenants.models import Tenant
@@ -165,6 +164,23 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+# The invoice actions: an operator acts on invoices they can see (name, service, description, what was done).
+INVOICE_ACTIONS = [
+    service_action(
+        lambda invoice, user, call=call: call(invoice=invoice, actor=user),
+        name=name,
+        description=description,
+        done_label=done_label,
+        permission="view",
+    )
+    for name, call, description, done_label in [
+        ("finalize_now", services.invoice_finalize, "Finalize now (months that have ended)", "Finalized"),
+        ("mark_paid", services.invoice_mark_paid, "Mark paid", "Marked paid"),
+        ("void", services.invoice_void, "Void (unpaid only)", "Voided"),
+    ]
+]
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "tenant", "period_start", "status", "total_display", "finalized_at", "paid_at"]
@@ -172,7 +188,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     search_fields = ["number", "tenant__name", "bill_to_name"]
     list_select_related = ["tenant"]
     inlines = [InvoiceLineInline]
-    actions = ["finalize_now", "mark_paid", "void", "issue_credit_note"]
+    actions = [*INVOICE_ACTIONS, "issue_credit_note"]
     readonly_fields = [
         "tenant", "period_start", "status", "number", "currency", "subtotal_display", "tax_rate", "tax_display",
         "total_display", "bill_to_name", "bill_to_address", "bill_to_vat_id", "metered_at", "finalized_at", "paid_at",
@@ -193,36 +209,6 @@ class InvoiceAdmin(ReadOnlyAdmin):
     @admin.display(description="total", ordering="total_cents")
     def total_display(self, obj):
         return f"{obj.total} {obj.currency}"
-
-    @admin.action(description="Finalize now (months that have ended)", permissions=["view"])
-    def finalize_now(self, request, queryset):
-        run_service_action(
-            self,
-            request,
-            queryset,
-            call=lambda i: services.invoice_finalize(invoice=i, actor=request.user),
-            done_label="Finalized",
-        )
-
-    @admin.action(description="Mark paid", permissions=["view"])
-    def mark_paid(self, request, queryset):
-        run_service_action(
-            self,
-            request,
-            queryset,
-            call=lambda i: services.invoice_mark_paid(invoice=i, actor=request.user),
-            done_label="Marked paid",
-        )
-
-    @admin.action(description="Void (unpaid only)", permissions=["view"])
-    def void(self, request, queryset):
-        run_service_action(
-            self,
-            request,
-            queryset,
-            call=lambda i: services.invoice_void(invoice=i, actor=request.user),
-            done_label="Voided",
-        )
 
     @admin.action(description="Issue a credit note", permissions=["view"])
     def issue_credit_note(self, request, queryset):
@@ -406,30 +392,19 @@ class TopUpAmountForm(forms.Form):
     note = forms.CharField(label="Description (e.g. the bank transfer's reference)", max_length=300, required=False)
 
 
-@admin.action(description="Record a credit top-up…", permissions=["change"])
-def record_topup(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset[:1],
-        title="Record a credit top-up",
-        explanation="Credit the organisation received (a payment, a goodwill credit). It is added to its ledger, "
-        "shown in its billing log, and lifts a credit hold or suspension it settles.",
-        form_class=TopUpAmountForm,
-    )
-    if is_response(confirmation):
-        return confirmation
-    run_service_action(
-        modeladmin,
-        request,
-        queryset[:1],
-        call=lambda tenant: services.credit_topup(
-            tenant=tenant, amount=confirmation["amount"], description=confirmation["note"], actor=request.user
-        ),
-        done_label=f"Top-up of {confirmation['amount']} {settings.BILLING_CURRENCY} recorded",
-        note=confirmation["note"],
-    )
-    return None
+record_topup = confirmed_service_action(
+    lambda tenant, user, confirmation: services.credit_topup(
+        tenant=tenant, amount=confirmation["amount"], description=confirmation["note"], actor=user
+    ),
+    name="record_topup",
+    description="Record a credit top-up…",
+    title="Record a credit top-up",
+    explanation="Credit the organisation received (a payment, a goodwill credit). It is added to its ledger, "
+    "shown in its billing log, and lifts a credit hold or suspension it settles.",
+    form_class=TopUpAmountForm,
+    done_label=lambda confirmation: f"Top-up of {confirmation['amount']} {settings.BILLING_CURRENCY} recorded",
+    select=lambda queryset: queryset[:1],
+)
 
 
 def _tenant_admin_with_billing(base):

@@ -31,10 +31,8 @@ from compute.templatetags.capacity import capacity_bar as capacity_context
 from portal.admin_actions import (
     ReadOnlyAdminMixin,
     RequiredNoteForm,
-    confirmed,
+    confirmed_service_action,
     extend_registered,
-    is_response,
-    run_service_action,
     service_action,
 )
 from tenants.models import Tenant
@@ -103,15 +101,13 @@ def reconcile_now(modeladmin, request, queryset) -> None:
 # --- regions ---------------------------------------------------------------------------------------------------
 
 
-@admin.action(description="Make the default region", permissions=["change"])
-def make_default(modeladmin, request, queryset):
-    run_service_action(
-        modeladmin,
-        request,
-        queryset[:1],
-        call=lambda region: services.region_make_default(region=region, actor=request.user),
-        done_label="Made the default region",
-    )
+make_default = service_action(
+    lambda region, user: services.region_make_default(region=region, actor=user),
+    name="make_default",
+    description="Make the default region",
+    done_label="Made the default region",
+    select=lambda queryset: queryset[:1],
+)
 
 
 @admin.register(Region)
@@ -171,29 +167,17 @@ def test_connection(modeladmin, request, queryset) -> None:
             )
 
 
-@admin.action(description="Evacuate (move every machine to other hosts of the region)…", permissions=["change"])
-def evacuate(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset,
-        title="Evacuate",
-        explanation="Each host is drained, and every machine on it moves to another host of its region: running "
-        "machines are shut down, moved and started again (a few minutes offline); stopped ones stay stopped. "
-        "Their organisations see it in each machine's log.",
-    )
-    if is_response(confirmation):
-        return confirmation
-    run_service_action(
-        modeladmin,
-        request,
-        queryset,
-        call=lambda host: services.host_evacuate(host=host, actor=request.user),
-        done_label="Evacuation started",
-        note=confirmation["note"],
-        report=lambda evacuation: evacuation.summary(),
-    )
-    return None
+evacuate = confirmed_service_action(
+    lambda host, user, confirmation: services.host_evacuate(host=host, actor=user),
+    name="evacuate",
+    description="Evacuate (move every machine to other hosts of the region)…",
+    title="Evacuate",
+    explanation="Each host is drained, and every machine on it moves to another host of its region: running "
+    "machines are shut down, moved and started again (a few minutes offline); stopped ones stay stopped. "
+    "Their organisations see it in each machine's log.",
+    done_label="Evacuation started",
+    report=lambda evacuation: evacuation.summary(),
+)
 
 
 @admin.register(Host)
@@ -333,52 +317,26 @@ migrate = service_action(
 )
 
 
-@admin.action(description="Mark as error…", permissions=["change"])
-def mark_error(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset,
-        title="Mark as error",
-        explanation="Whatever these machines are doing is abandoned and they are flagged as failed; their owners "
-        "read the reason in each machine's log and can then only delete them.",
-        form_class=RequiredNoteForm,
-    )
-    if is_response(confirmation):
-        return confirmation
-    reason = confirmation["note"]
-    run_service_action(
-        modeladmin,
-        request,
-        queryset,
-        call=lambda instance: services.instance_mark_error(instance=instance, user=request.user, reason=reason),
-        done_label="Marked as error",
-        note=reason,
-    )
-    return None
-
-
-@admin.action(description="Delete (stop billing, destroy the machine)…", permissions=["change"])
-def delete_instances(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset,
-        title="Delete",
-        explanation="Billing of these machines stops now; each machine and its disk are destroyed. This cannot be "
-        "undone.",
-    )
-    if is_response(confirmation):
-        return confirmation
-    run_service_action(
-        modeladmin,
-        request,
-        queryset,
-        call=lambda instance: services.instance_delete(instance=instance, user=request.user),
-        done_label="Deletion requested",
-        note=confirmation["note"],
-    )
-    return None
+mark_error = confirmed_service_action(
+    lambda instance, user, confirmation: services.instance_mark_error(
+        instance=instance, user=user, reason=confirmation["note"]
+    ),
+    name="mark_error",
+    description="Mark as error…",
+    title="Mark as error",
+    explanation="Whatever these machines are doing is abandoned and they are flagged as failed; their owners "
+    "read the reason in each machine's log and can then only delete them.",
+    form_class=RequiredNoteForm,
+    done_label="Marked as error",
+)
+delete_instances = confirmed_service_action(
+    lambda instance, user, confirmation: services.instance_delete(instance=instance, user=user),
+    name="delete_instances",
+    description="Delete (stop billing, destroy the machine)…",
+    title="Delete",
+    explanation="Billing of these machines stops now; each machine and its disk are destroyed. This cannot be undone.",
+    done_label="Deletion requested",
+)
 
 
 @admin.register(Instance)

@@ -245,6 +245,50 @@ class Flavor(models.Model):
         return f"{self.vcpus} vCPU / {ram}"
 
 
+class StatefulResource:
+    """What machines, private images and the storage app's items answer alike (a mixin with no fields): their name,
+    whether work on them is in progress (a state of their kind's `transitional_states`), whether they are gone."""
+
+    transitional_states: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.state in self.transitional_states
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == "deleted"
+
+
+class PoolFile(StatefulResource):
+    """An item kept as a file in a host's storage pool, named there `<driver_prefix><id>` (libvirt: `<name>.qcow2`)."""
+
+    driver_prefix = ""
+
+    @property
+    def driver_name(self) -> str:
+        return f"{self.driver_prefix}{self.pk}"
+
+
+class WorkFields(models.Model):
+    """Work in progress, for the reconciler: its parameters, when it was (re-)enqueued, when a worker last showed
+    progress, when it must be finished by, and why it failed. Each model adds its own `task` field (what is pending,
+    from its own choices)."""
+
+    task_params = models.JSONField(default=dict, blank=True)
+    task_enqueued_at = models.DateTimeField(null=True, blank=True)
+    task_progress_at = models.DateTimeField(null=True, blank=True)
+    task_deadline = models.DateTimeField(null=True, blank=True)
+    task_requeues = models.PositiveIntegerField(default=0)
+    error_reason = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
 class DiskFormat(models.TextChoices):
     RAW = "raw", "raw"
     QCOW2 = "qcow2", "qcow2"
@@ -265,7 +309,7 @@ IMAGE_TRANSITIONAL_STATES = frozenset({ImageState.CREATING, ImageState.DELETING}
 IMAGE_TASK_DEADLINE = timedelta(minutes=30)
 
 
-class Image(models.Model):
+class Image(PoolFile, models.Model):
     """An operating system image: a base disk, or a kernel + initrd pair, that the driver boots.
 
     Images of no tenant are the provider's catalog; an image with a tenant is that tenant's private image, made from
@@ -274,6 +318,8 @@ class Image(models.Model):
     """
 
     State = ImageState
+    transitional_states = IMAGE_TRANSITIONAL_STATES
+    driver_prefix = "hangar-image-"  # a private image's file
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -342,21 +388,9 @@ class Image(models.Model):
             models.CheckConstraint(condition=models.Q(state__in=ImageState.values), name="image_state_valid"),
         ]
 
-    def __str__(self) -> str:
-        return self.name
-
     @property
     def is_private(self) -> bool:
         return self.tenant_id is not None
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in IMAGE_TRANSITIONAL_STATES
-
-    @property
-    def driver_name(self) -> str:
-        """A private image's file in its host's pool (libvirt: `<name>.qcow2`)."""
-        return f"hangar-image-{self.pk}"
 
     def billable(self) -> BillableResource:
         """A private image as billing meters it: its GiB (compute.lifecycle)."""
@@ -581,11 +615,12 @@ class InstanceQuerySet(TenantQuerySet):
         return self.filter(state__in=TRANSITIONAL_STATES)
 
 
-class Instance(TenantOwned):
+class Instance(StatefulResource, TenantOwned, WorkFields):
     """A virtual machine rented by a tenant."""
 
     State = InstanceState
     Task = InstanceTask
+    transitional_states = TRANSITIONAL_STATES
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=63, validators=[validate_instance_name])
@@ -611,15 +646,8 @@ class Instance(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
     # The size a requested resize moves to; counted against quota and host capacity until it finishes.
     resize_flavor = models.ForeignKey(Flavor, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    # Work in progress, for the reconciler: what is pending, when it was (re-)enqueued, when a worker last showed
-    # progress, and when it must be finished by.
+    # The work in progress (WorkFields has the rest of it).
     task = models.CharField(max_length=16, choices=InstanceTask.choices, default=InstanceTask.NONE, blank=True)
-    task_params = models.JSONField(default=dict, blank=True)
-    task_enqueued_at = models.DateTimeField(null=True, blank=True)
-    task_progress_at = models.DateTimeField(null=True, blank=True)
-    task_deadline = models.DateTimeField(null=True, blank=True)
-    task_requeues = models.PositiveIntegerField(default=0)
-    error_reason = models.TextField(blank=True)
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     deleted_at = models.DateTimeField(null=True, blank=True)
     # A machine restored from a backup: its first disk was copied from that file of its host's pool, not made from
@@ -657,9 +685,6 @@ class Instance(TenantOwned):
             ("retry_instance", "Can retry a failed provisioning"),
         ]
 
-    def __str__(self) -> str:
-        return self.name
-
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
@@ -667,14 +692,6 @@ class Instance(TenantOwned):
         fields = instance.__dict__
         instance._usage_read = tuple(fields.get(name, DEFERRED_FIELD) for name in USAGE_FIELDS)
         return instance
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in TRANSITIONAL_STATES
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == InstanceState.DELETED
 
     def can(self, action: str) -> bool:
         """Whether the instance's state allows `action` (a key of INSTANCE_ACTIONS)."""

@@ -57,16 +57,32 @@ def run_service_action(
     return done
 
 
-def service_action(call: Callable, *, name: str, description: str, done_label: str, permission: str = "change"):
-    """An admin action that calls `call(obj, user)` (a service) on each selected object, through run_service_action."""
+def service_action(
+    call: Callable,
+    *,
+    name: str,
+    description: str,
+    done_label: str,
+    permission: str | None = "change",
+    select: Callable | None = None,
+):
+    """An admin action that calls `call(obj, user)` (a service) on each selected object, through run_service_action.
+
+    `select(queryset)` narrows the selection to the objects the service applies to (the first one, those with work
+    in progress…); `permission` None offers the action to whoever may view the list.
+    """
 
     def action(modeladmin, request, queryset):
         run_service_action(
-            modeladmin, request, queryset, call=lambda obj: call(obj, request.user), done_label=done_label
+            modeladmin,
+            request,
+            select(queryset) if select is not None else queryset,
+            call=lambda obj: call(obj, request.user),
+            done_label=done_label,
         )
 
     action.__name__ = name
-    return admin_action(description=description, permissions=[permission])(action)
+    return admin_action(description=description, permissions=[permission] if permission else None)(action)
 
 
 class NoteForm(forms.Form):
@@ -106,6 +122,49 @@ def confirmed(modeladmin, request, queryset, *, title: str, explanation: str, fo
 
 def is_response(value) -> bool:
     return isinstance(value, TemplateResponse)
+
+
+def confirmed_service_action(
+    call: Callable,
+    *,
+    name: str,
+    description: str,
+    title: str,
+    explanation: str,
+    done_label: str | Callable[[dict], str],
+    form_class=NoteForm,
+    permission: str = "change",
+    report: Callable | None = None,
+    select: Callable | None = None,
+):
+    """An admin action that asks for confirmation (see `confirmed`), then calls `call(obj, user, confirmation)` (a
+    service) on each selected object through run_service_action; the note becomes the admin log's note.
+
+    `done_label` may be a function of the confirmation (a label naming the amount entered); `select` narrows the
+    selection as service_action's does.
+    """
+
+    def action(modeladmin, request, queryset):
+        if select is not None:
+            queryset = select(queryset)
+        confirmation = confirmed(
+            modeladmin, request, queryset, title=title, explanation=explanation, form_class=form_class
+        )
+        if is_response(confirmation):
+            return confirmation
+        run_service_action(
+            modeladmin,
+            request,
+            queryset,
+            call=lambda obj: call(obj, request.user, confirmation),
+            done_label=done_label(confirmation) if callable(done_label) else done_label,
+            note=confirmation["note"],
+            report=report,
+        )
+        return None
+
+    action.__name__ = name
+    return admin_action(description=description, permissions=[permission])(action)
 
 
 def extend_registered(model, extend: Callable) -> None:

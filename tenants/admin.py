@@ -5,7 +5,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
-from portal.admin_actions import ReadOnlyAdminMixin, confirmed, is_response, run_service_action
+from portal.admin_actions import ReadOnlyAdminMixin, confirmed_service_action
 from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Quota, Tenant, TenantEvent, User
 from tenants.services import (
     activity_record,
@@ -60,22 +60,14 @@ class QuotaInline(admin.StackedInline):
 
 
 def _standing_action(*, status: str, title: str, explanation: str, service):
-    def action(modeladmin, request, queryset):
-        confirmation = confirmed(modeladmin, request, queryset, title=title, explanation=explanation)
-        if is_response(confirmation):
-            return confirmation
-        run_service_action(
-            modeladmin,
-            request,
-            queryset,
-            call=lambda tenant: service(tenant=tenant, actor=request.user, note=confirmation["note"]),
-            done_label=Tenant.Status(status).label,
-            note=confirmation["note"],
-        )
-        return None
-
-    action.__name__ = f"standing_{status}"
-    return admin.action(description=f"{title}…", permissions=["change"])(action)
+    return confirmed_service_action(
+        lambda tenant, user, confirmation: service(tenant=tenant, actor=user, note=confirmation["note"]),
+        name=f"standing_{status}",
+        description=f"{title}…",
+        title=title,
+        explanation=explanation,
+        done_label=Tenant.Status(status).label,
+    )
 
 
 @admin.register(Tenant)

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, renderers, status
+from rest_framework import mixins, renderers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -180,11 +180,7 @@ class PaymentViewSet(BillingPermissions, mixins.ListModelMixin, mixins.RetrieveM
             payment = services.payment_invoice_start(invoice=data["invoice"], user=request.user)
         else:
             payment = services.payment_topup_start(tenant=request.tenant, user=request.user, amount=data["amount"])
-        return Response(
-            s.PaymentSerializer(payment, context=self.get_serializer_context()).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": self.detail_url(payment)},
-        )
+        return self.created(payment, s.PaymentSerializer, context=self.get_serializer_context())
 
 
 class UsageView(BillingPermissions, TenantApiView):

@@ -3,9 +3,8 @@
 Every write calls the same services as the dashboard (compute.services); nothing here decides a rule.
 """
 
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -108,10 +107,6 @@ class ImageViewSet(mixins.DestroyModelMixin, CatalogViewSet):
         if request.method not in SAFE_METHODS:
             _ImageWrites().check_tenant_permission(request)
 
-    def accepted(self, image: Image) -> Response:
-        url = self.request.build_absolute_uri(reverse("api:image-detail", kwargs={"pk": image.pk}))
-        return Response(s.ImageSerializer(image).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
-
     @extend_schema(
         summary="Make a private image from a snapshot",
         description="Copies the snapshot into an image of your organisation, kept in the snapshot's region: the "
@@ -129,7 +124,7 @@ class ImageViewSet(mixins.DestroyModelMixin, CatalogViewSet):
         snapshot = Snapshot.objects.for_tenant(request.tenant).filter(pk=data["snapshot"]).first()
         if snapshot is None:
             raise ValidationError({"snapshot": ["No snapshot of yours has that id."]})
-        return self.accepted(image_create(snapshot=snapshot, user=request.user, name=data["name"]))
+        return self.accepted(image_create(snapshot=snapshot, user=request.user, name=data["name"]), s.ImageSerializer)
 
     @extend_schema(
         summary="Delete a private image",
@@ -141,7 +136,7 @@ class ImageViewSet(mixins.DestroyModelMixin, CatalogViewSet):
     def destroy(self, request, pk=None):
         from compute.storage.services.images import image_delete
 
-        return self.accepted(image_delete(image=self.get_object(), user=request.user))
+        return self.accepted(image_delete(image=self.get_object(), user=request.user), s.ImageSerializer)
 
 
 @extend_schema_view(
@@ -174,9 +169,7 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     def create(self, request):
         data = self.validated(s.SSHKeyCreateSerializer, request.data)
         key = services.sshkey_create(tenant=request.tenant, user=request.user, **data)
-        return Response(
-            s.SSHKeySerializer(key).data, status=status.HTTP_201_CREATED, headers={"Location": self.detail_url(key)}
-        )
+        return self.created(key, s.SSHKeySerializer)
 
     @extend_schema(
         summary="Change the labels of an SSH key",
@@ -229,13 +222,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             return queryset
         return super().filter_queryset(queryset)
 
-    def accepted(self, instance: Instance) -> Response:
-        return Response(
-            s.InstanceSerializer(instance).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": self.detail_url(instance)},
-        )
-
     @extend_schema(
         summary="Launch an instance",
         description="Checks quota and the region's capacity at once (a region without room refuses with 422 "
@@ -287,7 +273,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             public_ip=data["public_ip"],
             labels=data["labels"],
         )
-        return self.accepted(instance)
+        return self.accepted(instance, s.InstanceSerializer)
 
     @extend_schema(
         summary="Rename an instance, change its firewalls or its labels",
@@ -332,7 +318,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         instance = services.instance_delete(
             instance=self.get_object(), user=request.user, delete_backups=raw in ("true", "1")
         )
-        return self.accepted(instance)
+        return self.accepted(instance, s.InstanceSerializer)
 
     @extend_schema(
         summary="Start, stop, reboot or resize an instance",
@@ -359,7 +345,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             instance = services.instance_reboot(instance=instance, user=request.user)
         else:
             instance = services.instance_resize(instance=instance, user=request.user, flavor=data["flavor"])
-        return self.accepted(instance)
+        return self.accepted(instance, s.InstanceSerializer)
 
     @extend_schema(
         summary="An instance's serial console output (read-only)",

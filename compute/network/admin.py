@@ -24,7 +24,7 @@ from compute.network.models import (
     SimulatedNetwork,
     TrafficUsage,
 )
-from portal.admin_actions import ReadOnlyAdminMixin, run_service_action
+from portal.admin_actions import ReadOnlyAdminMixin, service_action
 
 
 @admin.register(PublicIPPool)
@@ -70,15 +70,14 @@ class PublicIPPoolAdmin(admin.ModelAdmin):
         return f"{held} of {size} addresses held, {max(size - held, 0)} free"
 
 
-@admin.action(description="Release (back to the pool; billing stops)")
-def release(modeladmin, request, queryset) -> None:
-    run_service_action(
-        modeladmin,
-        request,
-        queryset.held(),
-        call=lambda public_ip: services.public_ip_release(public_ip=public_ip, user=request.user),
-        done_label="Released",
-    )
+release = service_action(
+    lambda public_ip, user: services.public_ip_release(public_ip=public_ip, user=user),
+    name="release",
+    description="Release (back to the pool; billing stops)",
+    done_label="Released",
+    permission=None,
+    select=lambda queryset: queryset.held(),
+)
 
 
 @admin.register(PublicIP)

@@ -15,7 +15,7 @@ from compute.storage.models import (
     Volume,
 )
 from compute.storage.selectors import pool_usage
-from portal.admin_actions import ReadOnlyAdminMixin, run_service_action, service_action
+from portal.admin_actions import ReadOnlyAdminMixin, service_action
 
 OPERATOR_REQUEUE = "Sent to the workers again by an operator."
 
@@ -40,38 +40,32 @@ class StuckFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _kind(queryset) -> str:
-    return "volume" if queryset.model is Volume else "snapshot"
+def _kind(item) -> str:
+    return "volume" if isinstance(item, Volume) else "snapshot"
 
 
-@admin.action(description="Send stuck work to the workers again", permissions=["change"])
-def requeue(modeladmin, request, queryset) -> None:
-    kind = _kind(queryset)
-    run_service_action(
-        modeladmin,
-        request,
-        queryset.exclude(task=""),
-        call=lambda item: services.storage_task_requeue(
-            kind=kind, pk=str(item.pk), seen_enqueued_at=item.task_enqueued_at, reason=OPERATOR_REQUEUE
-        ),
-        done_label="Sent again",
-    )
+def _with_work(queryset):
+    return queryset.exclude(task="")
 
 
-@admin.action(description="Fail the work in progress (the item goes back, or to error)", permissions=["change"])
-def fail_work(modeladmin, request, queryset) -> None:
-    kind = _kind(queryset)
-    run_service_action(
-        modeladmin,
-        request,
-        queryset.exclude(task=""),
-        call=lambda item: services.storage_task_failed(
-            kind=kind, pk=str(item.pk), task=item.task, reason=f"Stopped by an operator ({request.user})."
-        ),
-        done_label="Failed",
-    )
-
-
+requeue = service_action(
+    lambda item, user: services.storage_task_requeue(
+        kind=_kind(item), pk=str(item.pk), seen_enqueued_at=item.task_enqueued_at, reason=OPERATOR_REQUEUE
+    ),
+    name="requeue",
+    description="Send stuck work to the workers again",
+    done_label="Sent again",
+    select=_with_work,
+)
+fail_work = service_action(
+    lambda item, user: services.storage_task_failed(
+        kind=_kind(item), pk=str(item.pk), task=item.task, reason=f"Stopped by an operator ({user})."
+    ),
+    name="fail_work",
+    description="Fail the work in progress (the item goes back, or to error)",
+    done_label="Failed",
+    select=_with_work,
+)
 detach = service_action(
     lambda volume, user: services.volume_detach(volume=volume, user=user),
     name="detach",

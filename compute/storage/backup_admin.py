@@ -7,29 +7,16 @@ from django.contrib import admin
 from compute.storage.backup_models import Backup, BackupPolicy, BackupState, PrivateImage
 from compute.storage.services import backups as backup_services
 from compute.storage.services.images import image_delete
-from portal.admin_actions import ReadOnlyAdminMixin, confirmed, is_response, run_service_action
+from portal.admin_actions import ReadOnlyAdminMixin, confirmed_service_action
 
-
-@admin.action(description="Delete the selected backups…", permissions=["change"])
-def delete_backups(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset,
-        title="Delete backups",
-        explanation="Each backup's copy of the disk is destroyed; it can no longer be restored.",
-    )
-    if is_response(confirmation):
-        return confirmation
-    run_service_action(
-        modeladmin,
-        request,
-        queryset,
-        call=lambda backup: backup_services.backup_delete(backup=backup, user=request.user),
-        done_label="Deletion requested",
-        note=confirmation["note"],
-    )
-    return None
+delete_backups = confirmed_service_action(
+    lambda backup, user, confirmation: backup_services.backup_delete(backup=backup, user=user),
+    name="delete_backups",
+    description="Delete the selected backups…",
+    title="Delete backups",
+    explanation="Each backup's copy of the disk is destroyed; it can no longer be restored.",
+    done_label="Deletion requested",
+)
 
 
 @admin.action(description="Run the backups that are due now", permissions=["change"])
@@ -71,26 +58,14 @@ class BackupPolicyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return policy.instance.backups.filter(state=BackupState.AVAILABLE).count()
 
 
-@admin.action(description="Delete the selected private images…", permissions=["change"])
-def delete_private_images(modeladmin, request, queryset):
-    confirmation = confirmed(
-        modeladmin,
-        request,
-        queryset,
-        title="Delete private images",
-        explanation="Only images no machine uses are deleted (the others are named); billing for them stops now.",
-    )
-    if is_response(confirmation):
-        return confirmation
-    run_service_action(
-        modeladmin,
-        request,
-        queryset,
-        call=lambda image: image_delete(image=image, user=request.user),
-        done_label="Deletion requested",
-        note=confirmation["note"],
-    )
-    return None
+delete_private_images = confirmed_service_action(
+    lambda image, user, confirmation: image_delete(image=image, user=user),
+    name="delete_private_images",
+    description="Delete the selected private images…",
+    title="Delete private images",
+    explanation="Only images no machine uses are deleted (the others are named); billing for them stops now.",
+    done_label="Deletion requested",
+)
 
 
 @admin.register(PrivateImage)

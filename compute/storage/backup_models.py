@@ -15,7 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from compute.models import Host, Image, Instance, Region
+from compute.models import Host, Image, Instance, PoolFile, Region
 from compute.storage.models import TaskFields
 from tenants.models import TenantOwned
 
@@ -87,11 +87,13 @@ class BackupKind(models.TextChoices):
     MANUAL = "manual", "On request"
 
 
-class Backup(TenantOwned, TaskFields):
+class Backup(PoolFile, TenantOwned, TaskFields):
     """One copy of a machine's boot disk, made by its daily schedule (or on request), in the machine's host pool."""
 
     State = BackupState
     Kind = BackupKind
+    transitional_states = BACKUP_TRANSITIONAL_STATES
+    driver_prefix = "hangar-backup-"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -126,22 +128,6 @@ class Backup(TenantOwned, TaskFields):
             models.Index(fields=["instance", "state"], name="backup_instance_state"),
             models.Index(fields=["state", "task_enqueued_at"], name="backup_state_enqueued"),
         ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in BACKUP_TRANSITIONAL_STATES
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == BackupState.DELETED
-
-    @property
-    def driver_name(self) -> str:
-        """The backup's file in the host's pool (libvirt: `<name>.qcow2`)."""
-        return f"hangar-backup-{self.pk}"
 
 
 class PrivateImage(Image):

@@ -16,7 +16,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from compute.lifecycle import SNAPSHOT, VOLUME, BillableResource
-from compute.models import Host, Instance, Region
+from compute.models import Host, Instance, PoolFile, Region, WorkFields
 from tenants.models import Event, TenantOwned
 
 MIN_VOLUME_GIB = 1
@@ -69,17 +69,11 @@ STORAGE_TASK_DEADLINES = {
 }
 
 
-class TaskFields(models.Model):
-    """Work in progress, for the reconciler (the same bookkeeping as compute.Instance): what is pending, when it was
-    (re-)enqueued, when a worker last showed progress, and when it must be finished by."""
+class TaskFields(WorkFields):
+    """Work in progress, for the reconciler (the same bookkeeping as compute.Instance): what is pending, and the
+    rest of WorkFields."""
 
     task = models.CharField(max_length=16, choices=StorageTask.choices, default=StorageTask.NONE, blank=True)
-    task_params = models.JSONField(default=dict, blank=True)
-    task_enqueued_at = models.DateTimeField(null=True, blank=True)
-    task_progress_at = models.DateTimeField(null=True, blank=True)
-    task_deadline = models.DateTimeField(null=True, blank=True)
-    task_requeues = models.PositiveIntegerField(default=0)
-    error_reason = models.TextField(blank=True)
 
     class Meta:
         abstract = True
@@ -90,14 +84,69 @@ def validate_labels(value) -> None:
         raise ValidationError("Labels are a map of text keys to text values.")
 
 
-class Volume(TenantOwned, TaskFields):
-    """A block device a tenant rents: created empty or from a snapshot, attached to one machine at a time."""
+class StorageItem(PoolFile, TenantOwned, TaskFields):
+    """What volumes and snapshots share: a named, labelled file of a tenant in one host's pool of a region, billed by
+    its GiB (`resource_type`), whose actions (`actions`) each have a `can_<action>` guard. Each kind declares its own
+    `region` and `host` (their reverse names are migrated as they are)."""
 
-    State = VolumeState
     Task = StorageTask
+    resource_type = ""
+    actions: tuple[str, ...] = ()
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=63)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "tenant",
+                condition=~models.Q(state="deleted"),
+                name="%(class)s_unique_live_name_per_tenant",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state"], name="%(class)s_tenant_state"),
+            models.Index(fields=["host", "state"], name="%(class)s_host_state"),
+            models.Index(fields=["state", "task_enqueued_at"], name="%(class)s_state_enqueued"),
+        ]
+
+    def can_rename(self) -> bool:
+        return self.state != "deleted"
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        """What the dashboard offers and the API lists for this item now."""
+        return [action for action in self.actions if getattr(self, f"can_{action}")()]
+
+    def billable(self) -> BillableResource:
+        kind = self.resource_type
+        return BillableResource(
+            tenant_id=self.tenant_id, resource_type=kind, resource_id=self.pk, name=self.name, quantity=self.size_gib
+        )
+
+
+VOLUME_ACTIONS = ("attach", "detach", "extend", "snapshot", "rename", "delete")
+
+
+class Volume(StorageItem):
+    """A block device a tenant rents: created empty or from a snapshot, attached to one machine at a time."""
+
+    State = VolumeState
+    transitional_states = VOLUME_TRANSITIONAL_STATES
+    driver_prefix = "hangar-vol-"
+    resource_type = VOLUME
+    actions = VOLUME_ACTIONS
+
     size_gib = models.PositiveIntegerField(
         "size (GiB)", validators=[MinValueValidator(MIN_VOLUME_GIB), MaxValueValidator(MAX_VOLUME_GIB)]
     )
@@ -110,23 +159,10 @@ class Volume(TenantOwned, TaskFields):
     source_snapshot = models.ForeignKey(
         "Snapshot", on_delete=models.SET_NULL, null=True, blank=True, related_name="volumes_made"
     )
-    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "id"]
+    class Meta(StorageItem.Meta):
         constraints = [
-            models.UniqueConstraint(
-                Lower("name"),
-                "tenant",
-                condition=~models.Q(state=VolumeState.DELETED),
-                name="volume_unique_live_name_per_tenant",
-            ),
+            *StorageItem.Meta.constraints,
             models.UniqueConstraint(
                 fields=["instance", "device"],
                 condition=models.Q(instance__isnull=False) & ~models.Q(device=""),
@@ -138,27 +174,6 @@ class Volume(TenantOwned, TaskFields):
                 name="volume_size_in_range",
             ),
         ]
-        indexes = [
-            models.Index(fields=["tenant", "state"], name="volume_tenant_state"),
-            models.Index(fields=["host", "state"], name="volume_host_state"),
-            models.Index(fields=["state", "task_enqueued_at"], name="volume_state_enqueued"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in VOLUME_TRANSITIONAL_STATES
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == VolumeState.DELETED
-
-    @property
-    def driver_name(self) -> str:
-        """The volume's name in the host's pool (libvirt: `<name>.qcow2`)."""
-        return f"hangar-vol-{self.pk}"
 
     @property
     def guest_id(self) -> str:
@@ -180,22 +195,6 @@ class Volume(TenantOwned, TaskFields):
     def can_delete(self) -> bool:
         return self.state in (VolumeState.AVAILABLE, VolumeState.ERROR)
 
-    def can_rename(self) -> bool:
-        return self.state != VolumeState.DELETED
-
-    @property
-    def allowed_actions(self) -> list[str]:
-        """What the dashboard offers and the API lists for this volume now."""
-        return [action for action in VOLUME_ACTIONS if getattr(self, f"can_{action}")()]
-
-    def billable(self) -> BillableResource:
-        return BillableResource(
-            tenant_id=self.tenant_id, resource_type=VOLUME, resource_id=self.pk, name=self.name, quantity=self.size_gib
-        )
-
-
-VOLUME_ACTIONS = ("attach", "detach", "extend", "snapshot", "rename", "delete")
-
 
 class SnapshotState(models.TextChoices):
     CREATING = "creating", "Creating"
@@ -208,14 +207,15 @@ class SnapshotState(models.TextChoices):
 SNAPSHOT_TRANSITIONAL_STATES = frozenset({SnapshotState.CREATING, SnapshotState.DELETING})
 
 
-class Snapshot(TenantOwned, TaskFields):
+class Snapshot(StorageItem):
     """A point-in-time copy of a volume, or of a machine's boot disk, kept in the source's host pool."""
 
     State = SnapshotState
-    Task = StorageTask
+    transitional_states = SNAPSHOT_TRANSITIONAL_STATES
+    driver_prefix = "hangar-snap-"
+    resource_type = SNAPSHOT
+    actions = ("restore", "rename", "delete")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=63)
     state = models.CharField(max_length=16, choices=SnapshotState.choices, default=SnapshotState.CREATING)
     size_gib = models.PositiveIntegerField("size (GiB)", help_text="The source's size when it was taken.")
     source_volume = models.ForeignKey(
@@ -235,46 +235,12 @@ class Snapshot(TenantOwned, TaskFields):
     )
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="snapshots")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, null=True, blank=True, related_name="snapshots")
-    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
-    deleted_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "id"]
+    class Meta(StorageItem.Meta):
         constraints = [
-            models.UniqueConstraint(
-                Lower("name"),
-                "tenant",
-                condition=~models.Q(state=SnapshotState.DELETED),
-                name="snapshot_unique_live_name_per_tenant",
-            ),
+            *StorageItem.Meta.constraints,
             models.CheckConstraint(condition=models.Q(state__in=SnapshotState.values), name="snapshot_state_valid"),
         ]
-        indexes = [
-            models.Index(fields=["tenant", "state"], name="snapshot_tenant_state"),
-            models.Index(fields=["host", "state"], name="snapshot_host_state"),
-            models.Index(fields=["state", "task_enqueued_at"], name="snapshot_state_enqueued"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def is_transitional(self) -> bool:
-        return self.state in SNAPSHOT_TRANSITIONAL_STATES
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.state == SnapshotState.DELETED
-
-    @property
-    def driver_name(self) -> str:
-        """The snapshot's name in the host's pool (libvirt: `<name>.qcow2`)."""
-        return f"hangar-snap-{self.pk}"
 
     def can_restore(self) -> bool:
         """Whether new volumes can be made from it."""
@@ -282,22 +248,6 @@ class Snapshot(TenantOwned, TaskFields):
 
     def can_delete(self) -> bool:
         return self.state in (SnapshotState.AVAILABLE, SnapshotState.ERROR)
-
-    def can_rename(self) -> bool:
-        return self.state != SnapshotState.DELETED
-
-    @property
-    def allowed_actions(self) -> list[str]:
-        return [action for action in ("restore", "rename", "delete") if getattr(self, f"can_{action}")()]
-
-    def billable(self) -> BillableResource:
-        return BillableResource(
-            tenant_id=self.tenant_id,
-            resource_type=SNAPSHOT,
-            resource_id=self.pk,
-            name=self.name,
-            quantity=self.size_gib,
-        )
 
 
 class StorageEventAction(models.TextChoices):

@@ -60,8 +60,10 @@ def _form_errors_to_messages(request, form) -> None:
 
 
 class _ActionView(TenantObjectActionView):
-    """A POST from a dialog: validates its form (errors become flash messages) and calls one service."""
+    """A POST from a dialog: validates its form (errors become flash messages) and calls one service; by default on
+    a volume, back to its page."""
 
+    model = Volume
     form_class = None
 
     def get_form(self, obj):
@@ -91,40 +93,54 @@ class _ActionView(TenantObjectActionView):
 # --- volumes ----------------------------------------------------------------------------------------------------
 
 
-class VolumeListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
+class _StorageListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
+    """The tenant's volumes or snapshots (`selector`), filtered by label, with prices and the log of `event_actions`;
+    the list polls itself while any row is transitional, and its last poll brings the rows' dialogs out of band (the
+    buttons of a row still being made when the page loaded had none to open)."""
+
+    selector = None
+    event_actions: list[str] = []
+
+    def get_queryset(self):
+        return self.filter_by_labels(type(self).selector(tenant=self.request.tenant))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            polling=any(item.is_transitional for item in context["object_list"]), show_regions=several_regions()
+        )
+        if not self.request.htmx:
+            events = storage_events(tenant=self.request.tenant, actions=self.event_actions)[:EVENTS_SHOWN]
+            context.update(prices=storage_prices(), events=events)
+        elif not context["polling"]:
+            context.update(dialogs_out_of_band=True, prices=storage_prices())
+        return context
+
+
+class VolumeListView(_StorageListView):
     """The tenant's volumes with their machines; members create more here (POST), with the price shown first."""
 
     model = Volume
     template_name = "storage/volume_list.html"
     partial_template_name = "storage/partials/volume_table.html"
     context_object_name = "volumes"
-
     label_filterset = VolumeFilter
-
-    def get_queryset(self):
-        return self.filter_by_labels(volume_list(tenant=self.request.tenant))
+    selector = volume_list
+    event_actions = VOLUME_ACTIONS
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        volumes = context["volumes"]
-        context.update(polling=any(volume.is_transitional for volume in volumes), show_regions=several_regions())
         if self.request.htmx and context["polling"]:
             return context
         tenant = self.request.tenant
-        if self.request.htmx:
-            # The last poll, once every volume has settled: it also brings the rows' dialogs (out of band), since the
-            # buttons of a volume that was still being made when the page loaded had none to open.
-            context.update(dialogs_out_of_band=True, prices=storage_prices())
-        else:
+        if not self.request.htmx:
             usage = quota_usage(tenant=tenant, resources=("volume_gb", "volumes"))
             context.update(
                 form=kwargs.get("form") or VolumeForm(tenant=tenant, initial={"size_gib": EXAMPLE_GIB}),
-                prices=storage_prices(),
                 usage={"volume_gb": usage["volume_gb"], "volumes": usage["volumes"]},
-                events=storage_events(tenant=tenant, actions=VOLUME_ACTIONS)[:EVENTS_SHOWN],
             )
         machines = list(tenant_machines(tenant=tenant))  # every row's "attach to" choices, read once for the page
-        for volume in volumes:
+        for volume in context["volumes"]:
             volume.attach_machines = [
                 m for m in machines if m.host is not None and m.host.region_id == volume.region_id
             ]
@@ -177,8 +193,6 @@ class VolumeDetailView(HtmxPartialMixin, TenantScopedMixin, DetailView):
 
 
 class VolumeAttachView(_ActionView):
-    model = Volume
-
     def get_form(self, volume):
         return AttachForm(self.request.POST, instances=attachable_instances(volume=volume))
 
@@ -189,15 +203,12 @@ class VolumeAttachView(_ActionView):
 
 
 class VolumeDetachView(_ActionView):
-    model = Volume
-
     def perform(self, volume, form) -> str:
         services.volume_detach(volume=volume, user=self.request.user)
         return f"{volume.name} is being detached; its data stays on the volume."
 
 
 class VolumeExtendView(_ActionView):
-    model = Volume
     form_class = ExtendForm
 
     def perform(self, volume, form) -> str:
@@ -207,7 +218,6 @@ class VolumeExtendView(_ActionView):
 
 
 class VolumeSnapshotView(_ActionView):
-    model = Volume
     form_class = SnapshotForm
 
     def perform(self, volume, form) -> str:
@@ -217,7 +227,6 @@ class VolumeSnapshotView(_ActionView):
 
 
 class VolumeRenameView(_ActionView):
-    model = Volume
     form_class = RenameForm
 
     def perform(self, volume, form) -> str:
@@ -226,8 +235,6 @@ class VolumeRenameView(_ActionView):
 
 
 class VolumeDeleteView(_ActionView):
-    model = Volume
-
     def perform(self, volume, form) -> str:
         services.volume_delete(volume=volume, user=self.request.user)
         return f"{volume.name} is being deleted; billing for it has stopped."
@@ -256,29 +263,14 @@ class InstanceAttachView(_ActionView):
 # --- snapshots --------------------------------------------------------------------------------------------------
 
 
-class SnapshotListView(LabelFilterMixin, HtmxPartialMixin, TenantScopedMixin, ListView):
+class SnapshotListView(_StorageListView):
     model = Snapshot
     template_name = "storage/snapshot_list.html"
     partial_template_name = "storage/partials/snapshot_table.html"
     context_object_name = "snapshots"
-
     label_filterset = SnapshotFilter
-
-    def get_queryset(self):
-        return self.filter_by_labels(snapshot_list(tenant=self.request.tenant))
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(
-            polling=any(snapshot.is_transitional for snapshot in context["snapshots"]),
-            show_regions=several_regions(),
-        )
-        if not self.request.htmx:
-            events = storage_events(tenant=self.request.tenant, actions=SNAPSHOT_ACTIONS)[:EVENTS_SHOWN]
-            context.update(prices=storage_prices(), events=events)
-        elif not context["polling"]:  # the last poll: the rows' dialogs too, out of band (as on the Volumes page)
-            context.update(dialogs_out_of_band=True, prices=storage_prices())
-        return context
+    selector = snapshot_list
+    event_actions = SNAPSHOT_ACTIONS
 
 
 class _SnapshotActionView(_ActionView):

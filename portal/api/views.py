@@ -2,8 +2,9 @@
 
 from django.core.exceptions import SuspiciousOperation
 from django.urls import reverse
-from rest_framework import exceptions, generics, viewsets
+from rest_framework import exceptions, generics, status, viewsets
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 
 from portal.api import idempotency, parsers, ratelimit
 from portal.api.ratelimit import RateLimited
@@ -11,7 +12,8 @@ from tenants.scoping import TenantScopedMixin
 
 
 class HangarApiMixin:
-    """Counts each request against its credential's rate limits and makes POSTs safe to retry."""
+    """Counts each request against its credential's rate limits, makes POSTs safe to retry, and answers writes with
+    the item and its URL (`accepted`, `created`)."""
 
     parser_classes = [parsers.JSONParser]
     rate_limit_state: ratelimit.WindowState | None = None
@@ -38,6 +40,23 @@ class HangarApiMixin:
             except RateLimited as exc:
                 self.rate_limit_state = exc.state
                 raise
+
+    def detail_url(self, obj, route: str | None = None) -> str:
+        """The absolute URL of `obj` at `route` (a URL name; by default this viewset's detail route)."""
+        name = route or f"api:{self.basename}-detail"
+        return self.request.build_absolute_uri(reverse(name, kwargs={"pk": obj.pk}))
+
+    def accepted(self, obj, serializer_class, *, route: str | None = None) -> Response:
+        """202: work on `obj` goes on in the background; its URL (at `route`) is in the Location header to poll."""
+        return self._located(obj, serializer_class, status.HTTP_202_ACCEPTED, route=route)
+
+    def created(self, obj, serializer_class, *, route: str | None = None, context: dict | None = None) -> Response:
+        """201: `obj` exists now; its URL (at `route`) is in the Location header."""
+        return self._located(obj, serializer_class, status.HTTP_201_CREATED, route=route, context=context)
+
+    def _located(self, obj, serializer_class, status_code: int, *, route=None, context=None) -> Response:
+        data = serializer_class(obj, context=context or {}).data
+        return Response(data, status=status_code, headers={"Location": self.detail_url(obj, route)})
 
     def validated(self, serializer_class, data) -> dict:
         """Validates an input serializer (which may narrow choices to the caller's tenant) or raises a 400."""
@@ -75,10 +94,6 @@ class TenantViewSet(HangarApiMixin, TenantScopedMixin, viewsets.GenericViewSet):
     """A viewset over one tenant-owned model: the queryset is scoped and the role checked by TenantScopedMixin."""
 
     lookup_value_converter = "uuid"
-
-    def detail_url(self, obj, route: str | None = None) -> str:
-        name = route or f"api:{self.basename}-detail"
-        return self.request.build_absolute_uri(reverse(name, kwargs={"pk": obj.pk}))
 
 
 class CatalogViewSet(HangarApiMixin, viewsets.ReadOnlyModelViewSet):

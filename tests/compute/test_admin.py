@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from compute.models import Instance, OrphanDomain, SimulatedDomain
+from compute.models import Instance, OrphanDomain, Region, SimulatedDomain
 from tests.conftest import login_client
 from tests.factories.compute import (
     FlavorFactory,
@@ -12,6 +12,7 @@ from tests.factories.compute import (
     InstanceEventFactory,
     InstanceFactory,
     OrphanDomainFactory,
+    RegionFactory,
     SimulatedDomainFactory,
     SSHKeyFactory,
 )
@@ -188,3 +189,18 @@ def test_an_operator_adds_a_host(operator_client):
     )
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Host.objects.get(name="sim-c").vcpus_allocatable == 64
+
+
+def test_make_default_region_acts_on_the_first_selected_region_only(operator_client):
+    default, north, south = RegionFactory(), RegionFactory(name="north"), RegionFactory(name="south")
+
+    response = operator_client.post(
+        reverse("admin:compute_region_changelist"),
+        {"action": "make_default", "_selected_action": [north.pk, south.pk]},
+        follow=True,
+    )
+
+    assert [region.name for region in Region.objects.filter(is_default=True)] == ["north"]
+    assert "Made the default region: 1 done." in response.content.decode()
+    default.refresh_from_db()
+    assert not default.is_default

@@ -2,7 +2,7 @@
 compute.monitoring.services, as the dashboard's do."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, mixins, status
+from rest_framework import generics, mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -64,11 +64,7 @@ class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     def create(self, request):
         data = self.validated(s.AlertPolicyInputSerializer, request.data)
         policy = services.alert_policy_create(tenant=request.tenant, user=request.user, **data)
-        return Response(
-            s.AlertPolicyWithSecretSerializer(policy).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": self.detail_url(policy)},
-        )
+        return self.created(policy, s.AlertPolicyWithSecretSerializer)
 
     @extend_schema(
         summary="Change an alert policy",

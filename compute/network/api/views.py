@@ -6,7 +6,7 @@ Creating and changing these is immediate in Hangar; the hosts follow within seco
 
 from django.db.models import Count, Prefetch
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -25,13 +25,6 @@ EXAMPLE_RULES = [
 ]
 
 
-class _CreatedMixin:
-    def created(self, obj, serializer_class) -> Response:
-        return Response(
-            serializer_class(obj).data, status=status.HTTP_201_CREATED, headers={"Location": self.detail_url(obj)}
-        )
-
-
 @extend_schema_view(
     list=extend_schema(summary="List your private networks (the default one first)", tags=["networks"]),
     retrieve=extend_schema(summary="One network", tags=["networks"]),
@@ -41,9 +34,7 @@ class _CreatedMixin:
         tags=["networks"],
     ),
 )
-class NetworkViewSet(
-    _CreatedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
-):
+class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = (
         Network.objects.select_related("region")
         .annotate(machine_count=Count("ports"))
@@ -101,9 +92,7 @@ IP_ACCEPTED = OpenApiResponse(
         tags=["ips"],
     ),
 )
-class PublicIPViewSet(
-    _CreatedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
-):
+class PublicIPViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = PublicIP.objects.held().select_related("pool__region").order_by("-allocated_at", "id")
     serializer_class = s.PublicIPSerializer
     filterset_class = PublicIPFilter
@@ -173,11 +162,7 @@ class PublicIPViewSet(
             public_ip = services.public_ip_assign(public_ip=public_ip, instance=data["instance"], user=request.user)
         else:
             public_ip = services.public_ip_unassign(public_ip=public_ip, user=request.user)
-        return Response(
-            s.PublicIPSerializer(public_ip).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": self.detail_url(public_ip)},
-        )
+        return self.accepted(public_ip, s.PublicIPSerializer)
 
 
 @extend_schema_view(
@@ -189,9 +174,7 @@ class PublicIPViewSet(
         tags=["firewalls"],
     ),
 )
-class FirewallViewSet(
-    _CreatedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet
-):
+class FirewallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     queryset = Firewall.objects.prefetch_related(
         Prefetch("rules", queryset=FirewallRule.objects.order_by("position", "id")), "instances"
     ).order_by("-is_default", "name", "id")

@@ -4,9 +4,8 @@ Every write calls compute.stacks.services, as the dashboard does.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -46,16 +45,6 @@ ACCEPTED_RUN = OpenApiResponse(
 )
 
 
-def _run_url(request, run: StackRun) -> str:
-    return request.build_absolute_uri(reverse("api:stack-run-detail", kwargs={"pk": run.pk}))
-
-
-def _accepted(request, run: StackRun) -> Response:
-    return Response(
-        s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": _run_url(request, run)}
-    )
-
-
 class StackSchemaView(HangarApiMixin, APIView):
     """The JSON Schema of stack documents."""
 
@@ -91,9 +80,7 @@ class StackPlanViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     def create(self, request):
         data = self.validated(s.PlanCreateSerializer, request.data)
         plan = services.stack_plan_create(tenant=request.tenant, user=request.user, source=data["document"])
-        return Response(
-            s.PlanSerializer(plan).data, status=status.HTTP_201_CREATED, headers={"Location": self.detail_url(plan)}
-        )
+        return self.created(plan, s.PlanSerializer)
 
     @extend_schema(
         summary="Apply a plan",
@@ -111,7 +98,7 @@ class StackPlanViewSet(mixins.RetrieveModelMixin, TenantViewSet):
     @action(detail=True, methods=["post"], url_path="apply")
     def apply(self, request, pk=None):
         run = services.stack_plan_apply(plan=self.get_object(), user=request.user)
-        return _accepted(request, run)
+        return self.accepted(run, s.RunSerializer, route="api:stack-run-detail")
 
 
 @extend_schema_view(retrieve=extend_schema(summary="One run: its steps and how far it got", tags=["stacks"]))
@@ -152,7 +139,8 @@ class StackViewSet(mixins.ListModelMixin, TenantViewSet):
     )
     def destroy(self, request, name=None):
         stack = self.get_object()
-        return _accepted(request, services.stack_destroy(tenant=request.tenant, user=request.user, name=stack.name))
+        run = services.stack_destroy(tenant=request.tenant, user=request.user, name=stack.name)
+        return self.accepted(run, s.RunSerializer, route="api:stack-run-detail")
 
     @extend_schema(
         summary="Export a stack as a document",

@@ -1,9 +1,9 @@
 """Backup endpoints: a machine's backup schedule, its backups, and their restore (as a new machine, or over the
 machine's own disk). Every write calls compute.storage.services; nothing here decides a rule."""
 
-from django.urls import path, reverse
+from django.urls import path
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, mixins, serializers, status
+from rest_framework import generics, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -97,14 +97,6 @@ class BackupPolicyUpdateSerializer(serializers.Serializer):
     )
 
 
-def _accepted(request, instance: Instance) -> Response:
-    return Response(
-        InstanceSerializer(instance).data,
-        status=status.HTTP_202_ACCEPTED,
-        headers={"Location": request.build_absolute_uri(reverse("api:instance-detail", kwargs={"pk": instance.pk}))},
-    )
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List your backups (deleted ones are left out), newest first",
@@ -129,13 +121,6 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
                     raise serializers.ValidationError({"instance": ["Must be a machine's id."]}) from None
         return queryset
 
-    def accepted(self, backup: Backup) -> Response:
-        return Response(
-            BackupSerializer(backup).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": self.detail_url(backup)},
-        )
-
     @extend_schema(
         summary="Back up a machine now",
         description="Backups must be enabled on it (its schedule keeps the newest 7, this one included). A running "
@@ -146,7 +131,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     )
     def create(self, request):
         data = self.validated(BackupCreateSerializer, request.data)
-        return self.accepted(services.backup_create(instance=data["instance"], user=request.user))
+        return self.accepted(services.backup_create(instance=data["instance"], user=request.user), BackupSerializer)
 
     @extend_schema(
         summary="Delete a backup",
@@ -155,7 +140,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         responses={202: BackupSerializer},
     )
     def destroy(self, request, pk=None):
-        return self.accepted(services.backup_delete(backup=self.get_object(), user=request.user))
+        return self.accepted(services.backup_delete(backup=self.get_object(), user=request.user), BackupSerializer)
 
     @extend_schema(
         summary="Restore a backup",
@@ -187,7 +172,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
                 firewalls=data.get("firewalls", []),
                 public_ip=data["public_ip"],
             )
-        return _accepted(request, instance)
+        return self.accepted(instance, InstanceSerializer, route="api:instance-detail")
 
 
 class InstanceBackupPolicyView(HangarApiMixin, TenantScopedMixin, generics.GenericAPIView):
@@ -251,8 +236,7 @@ class InstanceSnapshotView(HangarApiMixin, TenantScopedMixin, generics.GenericAP
         instance = self.get_object()
         data = self.validated(InstanceSnapshotCreateSerializer, request.data)
         snapshot = instance_snapshot(instance=instance, user=request.user, name=data["name"])
-        url = request.build_absolute_uri(reverse("api:snapshot-detail", kwargs={"pk": snapshot.pk}))
-        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+        return self.accepted(snapshot, SnapshotSerializer, route="api:snapshot-detail")
 
 
 routes = [("backups", BackupViewSet, "backup")]

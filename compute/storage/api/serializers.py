@@ -21,8 +21,17 @@ class AttachmentSerializer(serializers.Serializer):
     device = serializers.CharField(help_text="The disk as the machine sees it (vdb…); see also `guest_id`.")
 
 
-class VolumeSerializer(serializers.ModelSerializer):
+# What volumes and snapshots show alike (a comment, not a docstring: a docstring would become the subclasses'
+# description in the schema); each lists its own fields between HEAD and TAIL.
+class _StorageItemSerializer(serializers.ModelSerializer):
+    HEAD = ["id", "name", "size_gib", "state", "region"]
+    TAIL = ["labels", "allowed_actions", "error_reason", "created_at", "updated_at"]
+
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    allowed_actions = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
+class VolumeSerializer(_StorageItemSerializer):
     attachment = serializers.SerializerMethodField(
         help_text="The machine it is attached to (or being attached to / detached from); null when unattached."
     )
@@ -30,24 +39,15 @@ class VolumeSerializer(serializers.ModelSerializer):
     guest_id = serializers.CharField(
         read_only=True, help_text="Inside the machine the disk is /dev/disk/by-id/virtio-<guest_id>."
     )
-    allowed_actions = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Volume
         fields = [
-            "id",
-            "name",
-            "size_gib",
-            "state",
-            "region",
+            *_StorageItemSerializer.HEAD,
             "attachment",
             "guest_id",
             "source_snapshot",
-            "labels",
-            "allowed_actions",
-            "error_reason",
-            "created_at",
-            "updated_at",
+            *_StorageItemSerializer.TAIL,
         ]
         read_only_fields = fields
 
@@ -95,32 +95,22 @@ class VolumeExtendSerializer(serializers.Serializer):
     )
 
 
-class SnapshotSerializer(serializers.ModelSerializer):
-    region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+class SnapshotSerializer(_StorageItemSerializer):
     source_volume = serializers.UUIDField(source="source_volume_id", read_only=True, allow_null=True)
     source_instance = serializers.UUIDField(
         source="source_instance_id", read_only=True, allow_null=True, help_text="Set for a snapshot of a boot disk."
     )
     source_name = serializers.CharField(read_only=True, help_text="The source's name (kept when it is gone).")
-    allowed_actions = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Snapshot
         fields = [
-            "id",
-            "name",
-            "size_gib",
-            "state",
-            "region",
+            *_StorageItemSerializer.HEAD,
             "source_volume",
             "source_instance",
             "source_name",
             "crash_consistent",
-            "labels",
-            "allowed_actions",
-            "error_reason",
-            "created_at",
-            "updated_at",
+            *_StorageItemSerializer.TAIL,
         ]
         read_only_fields = fields
 

@@ -6,7 +6,7 @@ Location header; poll it (or its events) until it settles.
 """
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -61,27 +61,42 @@ SNAPSHOT_ACCEPTED = OpenApiResponse(
 )
 
 
+def _update_schema(what: str, tag: str, request, response):
+    return extend_schema(
+        summary=f"Rename a {what} or replace its labels", tags=[tag], request=request, responses={200: response}
+    )
+
+
 class _StorageViewSet(TenantViewSet):
+    kind = ""  # "volume" or "snapshot": the keyword its services and its event log take it by
+    update_serializer_class = None
+    update_service = None
     filterset_class = None
 
     def get_queryset(self):
         queryset = super().get_queryset()
         return queryset.exclude(state="deleted") if self.action == "list" else queryset
 
-    def accepted(self, obj, serializer_class, route: str | None = None) -> Response:
-        return Response(
-            serializer_class(obj).data,
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": self.detail_url(obj, route)},
-        )
+    # Renames the item and/or replaces its labels; each viewset names it in its schema (extend_schema_view).
+    def partial_update(self, request, pk=None):
+        item = self.get_object()
+        data = self.validated(self.update_serializer_class, request.data)
+        item = type(self).update_service(**{self.kind: item}, user=request.user, **data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=item.pk)).data)
 
-    def events_page(self, **scope) -> Response:
-        page = self.paginate_queryset(selectors.storage_events(tenant=self.request.tenant, **scope))
+    # The item's event log, newest first; each viewset names it in its schema (extend_schema_view).
+    @extend_schema(responses={200: s.StorageEventSerializer(many=True)}, filters=False)
+    @action(detail=True, methods=["get"], url_path="events", filterset_class=None)
+    def events(self, request, pk=None):
+        scope = {self.kind: self.get_object()}
+        page = self.paginate_queryset(selectors.storage_events(tenant=request.tenant, **scope))
         return self.get_paginated_response(s.StorageEventSerializer(page, many=True).data)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List your volumes (deleted ones are left out)", tags=["volumes"]),
+    partial_update=_update_schema("volume", "volumes", s.VolumeUpdateSerializer, s.VolumeSerializer),
+    events=extend_schema(summary="A volume's event log, newest first", tags=["volumes"]),
     retrieve=extend_schema(
         summary="One volume",
         description="Deleted volumes stay readable, so a client polling a delete sees `deleted`.",
@@ -92,6 +107,9 @@ class VolumeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageVi
     queryset = Volume.objects.select_related("region", "instance").order_by("-created_at", "id")
     serializer_class = s.VolumeSerializer
     filterset_class = VolumeFilter
+    kind = "volume"
+    update_serializer_class = s.VolumeUpdateSerializer
+    update_service = services.volume_update
 
     @extend_schema(
         summary="Create a volume",
@@ -112,18 +130,6 @@ class VolumeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageVi
         data = self.validated(s.VolumeCreateSerializer, request.data)
         volume = services.volume_create(tenant=request.tenant, user=request.user, **data)
         return self.accepted(volume, s.VolumeSerializer)
-
-    @extend_schema(
-        summary="Rename a volume or replace its labels",
-        tags=["volumes"],
-        request=s.VolumeUpdateSerializer,
-        responses={200: s.VolumeSerializer},
-    )
-    def partial_update(self, request, pk=None):
-        volume = self.get_object()
-        data = self.validated(s.VolumeUpdateSerializer, request.data)
-        volume = services.volume_update(volume=volume, user=request.user, **data)
-        return Response(s.VolumeSerializer(self.get_queryset().get(pk=volume.pk)).data)
 
     @extend_schema(
         summary="Delete a volume",
@@ -188,25 +194,20 @@ class VolumeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageVi
             services.volume_extend(volume=volume, user=request.user, size_gib=data["size_gib"]), s.VolumeSerializer
         )
 
-    @extend_schema(
-        summary="A volume's event log, newest first",
-        tags=["volumes"],
-        responses={200: s.StorageEventSerializer(many=True)},
-        filters=False,
-    )
-    @action(detail=True, methods=["get"], url_path="events", filterset_class=None)
-    def events(self, request, pk=None):
-        return self.events_page(volume=self.get_object())
-
 
 @extend_schema_view(
     list=extend_schema(summary="List your snapshots (deleted ones are left out)", tags=["snapshots"]),
     retrieve=extend_schema(summary="One snapshot", tags=["snapshots"]),
+    partial_update=_update_schema("snapshot", "snapshots", s.SnapshotUpdateSerializer, s.SnapshotSerializer),
+    events=extend_schema(summary="A snapshot's event log, newest first", tags=["snapshots"]),
 )
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _StorageViewSet):
     queryset = Snapshot.objects.select_related("region").order_by("-created_at", "id")
     serializer_class = s.SnapshotSerializer
     filterset_class = SnapshotFilter
+    kind = "snapshot"
+    update_serializer_class = s.SnapshotUpdateSerializer
+    update_service = services.snapshot_update
 
     @extend_schema(
         summary="Take a snapshot of a volume",
@@ -228,18 +229,6 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Storage
             volume=data["volume"], user=request.user, name=data["name"], labels=data["labels"]
         )
         return self.accepted(snapshot, s.SnapshotSerializer)
-
-    @extend_schema(
-        summary="Rename a snapshot or replace its labels",
-        tags=["snapshots"],
-        request=s.SnapshotUpdateSerializer,
-        responses={200: s.SnapshotSerializer},
-    )
-    def partial_update(self, request, pk=None):
-        snapshot = self.get_object()
-        data = self.validated(s.SnapshotUpdateSerializer, request.data)
-        snapshot = services.snapshot_update(snapshot=snapshot, user=request.user, **data)
-        return Response(s.SnapshotSerializer(snapshot).data)
 
     @extend_schema(
         summary="Delete a snapshot",
@@ -266,13 +255,3 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Storage
         data = self.validated(s.SnapshotVolumeSerializer, request.data)
         volume = services.volume_create(tenant=request.tenant, user=request.user, snapshot=snapshot, **data)
         return self.accepted(volume, s.VolumeSerializer, route="api:volume-detail")
-
-    @extend_schema(
-        summary="A snapshot's event log, newest first",
-        tags=["snapshots"],
-        responses={200: s.StorageEventSerializer(many=True)},
-        filters=False,
-    )
-    @action(detail=True, methods=["get"], url_path="events", filterset_class=None)
-    def events(self, request, pk=None):
-        return self.events_page(snapshot=self.get_object())

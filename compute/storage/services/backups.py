@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NoReturn
 
 from django.db import transaction
 from django.utils import timezone
@@ -29,8 +30,9 @@ from compute.storage.backup_models import (
     BackupState,
     backup_minute,
 )
-from compute.storage.models import STORAGE_TASK_DEADLINES, StorageEventAction, StorageTask
-from compute.storage.services.events import storage_event
+from compute.storage.models import StorageEventAction, StorageTask
+from compute.storage.services.common import TASK_FIELDS, clear_task, set_task
+from compute.storage.services.events import item_event
 from portal.errors import Conflict, InvalidRequest, ServiceError
 from tenants.models import ActivityEntry, EventResult
 
@@ -39,7 +41,8 @@ logger = logging.getLogger(__name__)
 BACKUP_RESOURCE = ActivityEntry.ResourceType.BACKUP
 # The states a machine's disk can be copied in: a running machine gives a crash-consistent copy.
 BACKUP_FROM = frozenset({InstanceState.RUNNING, InstanceState.STOPPED})
-TASK_FIELDS = ["task", "task_params", "task_enqueued_at", "task_progress_at", "task_deadline", "task_requeues"]
+# The state each task keeps a backup in while it waits for it.
+TASK_STATES = {StorageTask.CREATE: BackupState.CREATING, StorageTask.DELETE: BackupState.DELETING}
 LIVE_BACKUP_STATES = (BackupState.CREATING, BackupState.AVAILABLE)
 
 
@@ -56,21 +59,27 @@ def _dispatch(task: str, backup_id: str) -> None:
 
 
 def _set_task(backup: Backup, task: str, *, now: datetime) -> None:
-    backup.task = task
-    backup.task_params = {}
-    backup.task_enqueued_at = now
-    backup.task_progress_at = None
-    backup.task_deadline = now + STORAGE_TASK_DEADLINES[task]
-    backup.task_requeues = 0
     backup_id = str(backup.pk)
-    transaction.on_commit(lambda: _dispatch(task, backup_id))
+    set_task(backup, task, now=now, send=lambda: _dispatch(task, backup_id))
 
 
-def _clear_task(backup: Backup) -> None:
-    backup.task = StorageTask.NONE
-    backup.task_params = {}
-    backup.task_enqueued_at = backup.task_progress_at = backup.task_deadline = None
-    backup.task_requeues = 0
+def _log(subject, action: str, result: str, **details) -> None:
+    """Records a change to a backup, or to a machine's backup schedule (`subject` is then the machine)."""
+    item_event(subject, action, result, other_type=BACKUP_RESOURCE, **details)
+
+
+def _refuse(subject, action: str, user, refusal: ServiceError) -> NoReturn:
+    """Logs a refused request after its transaction (so the row survives) and raises it."""
+    _log(subject, action, EventResult.REFUSED, user=user, message=refusal.message)
+    raise refusal
+
+
+def _pending(backup_id: str, task: str) -> Backup | None:
+    """The backup locked, if it still waits for `task`; None for an outcome of work it no longer waits for."""
+    backup = Backup.objects.select_for_update().filter(pk=backup_id).first()
+    if backup is None or backup.state != TASK_STATES.get(task) or backup.task != task:
+        return None
+    return backup
 
 
 def _lock_instance(instance: Instance) -> Instance:
@@ -139,28 +148,17 @@ def backups_enable(*, instance: Instance, user, hour: int) -> BackupPolicy:
             policy.next_run_at = policy.next_after(now)
             policy.save(update_fields=["enabled", "hour", "keep", "next_run_at", "updated_at"])
             message = f"{policy.schedule_label}, keeping the last {policy.keep}"
-            storage_event(
-                tenant_id=locked.tenant_id,
-                action=StorageEventAction.BACKUPS_ENABLE,
-                result=EventResult.SUCCEEDED,
-                other=locked,
-                other_type=BACKUP_RESOURCE,
-                actor=user,
+            _log(
+                locked,
+                StorageEventAction.BACKUPS_ENABLE,
+                EventResult.SUCCEEDED,
+                user=user,
                 message=f"Schedule changed: {message}" if was_enabled else message,
                 at=now,
             )
             _billing_sync(instance=locked, at=now)
     if refusal is not None:
-        storage_event(
-            tenant_id=locked.tenant_id,
-            action=StorageEventAction.BACKUPS_ENABLE,
-            result=EventResult.REFUSED,
-            other=locked,
-            other_type=BACKUP_RESOURCE,
-            actor=user,
-            message=refusal.message,
-        )
-        raise refusal
+        _refuse(locked, StorageEventAction.BACKUPS_ENABLE, user, refusal)
     return policy
 
 
@@ -178,13 +176,11 @@ def backups_disable(*, instance: Instance, user, delete_backups: bool = False) -
         policy.enabled, policy.next_run_at = False, None
         policy.save(update_fields=["enabled", "next_run_at", "updated_at"])
         deleted = _delete_all(instance=locked, user=user) if delete_backups else 0
-        storage_event(
-            tenant_id=locked.tenant_id,
-            action=StorageEventAction.BACKUPS_DISABLE,
-            result=EventResult.SUCCEEDED,
-            other=locked,
-            other_type=BACKUP_RESOURCE,
-            actor=user,
+        _log(
+            locked,
+            StorageEventAction.BACKUPS_DISABLE,
+            EventResult.SUCCEEDED,
+            user=user,
             message=f"{deleted} backups are being deleted." if delete_backups else "Its backups are kept.",
             at=now,
         )
@@ -256,28 +252,18 @@ def backup_create(*, instance: Instance, user, kind: str = BackupKind.MANUAL, no
             )
             _set_task(backup, StorageTask.CREATE, now=now)
             backup.save(force_insert=True)
-            storage_event(
-                tenant_id=locked.tenant_id,
-                action=StorageEventAction.BACKUP_CREATE,
-                result=EventResult.REQUESTED,
-                other=backup,
-                other_type=BACKUP_RESOURCE,
-                actor=user,
+            _log(
+                backup,
+                StorageEventAction.BACKUP_CREATE,
+                EventResult.REQUESTED,
+                user=user,
                 message="Crash-consistent: taken while the machine runs." if backup.crash_consistent else "",
                 at=now,
             )
+    if refusal is not None and user is None:
+        raise refusal  # a scheduled run: backups_run_due records why it skipped the day
     if refusal is not None:
-        if user is not None:
-            storage_event(
-                tenant_id=locked.tenant_id,
-                action=StorageEventAction.BACKUP_CREATE,
-                result=EventResult.REFUSED,
-                other=locked,
-                other_type=BACKUP_RESOURCE,
-                actor=user,
-                message=refusal.message,
-            )
-        raise refusal
+        _refuse(locked, StorageEventAction.BACKUP_CREATE, user, refusal)
     return backup
 
 
@@ -297,12 +283,10 @@ def backups_run_due(*, now: datetime | None = None) -> list[Backup]:
         try:
             started.append(backup_create(instance=policy.instance, user=None, kind=BackupKind.SCHEDULED, now=now))
         except ServiceError as refusal:
-            storage_event(
-                tenant_id=policy.tenant_id,
-                action=StorageEventAction.BACKUP_CREATE,
-                result=EventResult.FAILED,
-                other=policy.instance,
-                other_type=BACKUP_RESOURCE,
+            _log(
+                policy.instance,
+                StorageEventAction.BACKUP_CREATE,
+                EventResult.FAILED,
                 message=f"Skipped today's backup: {refusal.message}",
                 at=now,
             )
@@ -311,9 +295,9 @@ def backups_run_due(*, now: datetime | None = None) -> list[Backup]:
 
 def backup_task_claim(*, backup_id: str, task: str) -> Backup | None:
     """Claims pending work with a conditional UPDATE; None: nothing to do (done already, or never ours)."""
-    state = BackupState.CREATING if task == StorageTask.CREATE else BackupState.DELETING
     now = timezone.now()
-    claimed = Backup.objects.filter(pk=backup_id, task=task, state=state).update(task_progress_at=now, updated_at=now)
+    waiting = Backup.objects.filter(pk=backup_id, task=task, state=TASK_STATES.get(task))
+    claimed = waiting.update(task_progress_at=now, updated_at=now)
     if not claimed:
         return None
     return Backup.objects.select_related("host", "instance").get(pk=backup_id)
@@ -322,24 +306,16 @@ def backup_task_claim(*, backup_id: str, task: str) -> Backup | None:
 def backup_create_succeeded(*, backup_id: str, size_gib: int) -> Backup | None:
     """The copy is made: the backup is available, and the oldest beyond the policy's `keep` are deleted."""
     with transaction.atomic():
-        backup = Backup.objects.select_for_update().filter(pk=backup_id).first()
-        if backup is None or backup.state != BackupState.CREATING or backup.task != StorageTask.CREATE:
+        backup = _pending(backup_id, StorageTask.CREATE)
+        if backup is None:
             return None
         now = timezone.now()
         backup.state = BackupState.AVAILABLE
         backup.size_gib = size_gib or backup.size_gib
         backup.completed_at = now
-        _clear_task(backup)
+        clear_task(backup)
         backup.save(update_fields=["state", "size_gib", "completed_at", "updated_at", "error_reason", *TASK_FIELDS])
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_CREATE,
-            result=EventResult.SUCCEEDED,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            message=f"{backup.size_gib} GiB",
-            at=now,
-        )
+        _log(backup, StorageEventAction.BACKUP_CREATE, EventResult.SUCCEEDED, message=f"{backup.size_gib} GiB", at=now)
         policy = BackupPolicy.objects.filter(instance_id=backup.instance_id).first()
         keep = policy.keep if policy is not None else BACKUPS_KEPT
         kept = Backup.objects.filter(instance_id=backup.instance_id, state=BackupState.AVAILABLE)
@@ -351,23 +327,15 @@ def backup_create_succeeded(*, backup_id: str, size_gib: int) -> Backup | None:
 def backup_task_failed(*, backup_id: str, task: str, reason: str) -> Backup | None:
     """A copy or removal that cannot succeed: the backup goes to `error` with the reason (a failed copy is kept so
     people see it; it can be deleted)."""
-    state = BackupState.CREATING if task == StorageTask.CREATE else BackupState.DELETING
     with transaction.atomic():
-        backup = Backup.objects.select_for_update().filter(pk=backup_id).first()
-        if backup is None or backup.state != state or backup.task != task:
+        backup = _pending(backup_id, task)
+        if backup is None:
             return None
         backup.state = BackupState.ERROR
         backup.error_reason = reason[:2000]
-        _clear_task(backup)
+        clear_task(backup)
         backup.save(update_fields=["state", "error_reason", "updated_at", *TASK_FIELDS])
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_ERROR,
-            result=EventResult.FAILED,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            message=reason,
-        )
+        _log(backup, StorageEventAction.BACKUP_ERROR, EventResult.FAILED, message=reason)
     return backup
 
 
@@ -380,15 +348,7 @@ def _request_delete(backup: Backup, *, user) -> None:
     backup.error_reason = ""
     _set_task(backup, StorageTask.DELETE, now=now)
     backup.save(update_fields=["state", "error_reason", "updated_at", *TASK_FIELDS])
-    storage_event(
-        tenant_id=backup.tenant_id,
-        action=StorageEventAction.BACKUP_DELETE,
-        result=EventResult.REQUESTED,
-        other=backup,
-        other_type=BACKUP_RESOURCE,
-        actor=user,
-        at=now,
-    )
+    _log(backup, StorageEventAction.BACKUP_DELETE, EventResult.REQUESTED, user=user, at=now)
 
 
 def backup_delete(*, backup: Backup, user) -> Backup:
@@ -406,16 +366,7 @@ def backup_delete(*, backup: Backup, user) -> Backup:
         else:
             _request_delete(locked, user=user)
     if refusal is not None:
-        storage_event(
-            tenant_id=locked.tenant_id,
-            action=StorageEventAction.BACKUP_DELETE,
-            result=EventResult.REFUSED,
-            other=locked,
-            other_type=BACKUP_RESOURCE,
-            actor=user,
-            message=refusal.message,
-        )
-        raise refusal
+        _refuse(locked, StorageEventAction.BACKUP_DELETE, user, refusal)
     return locked
 
 
@@ -423,22 +374,15 @@ def backup_delete_succeeded(*, backup_id: str) -> Backup | None:
     """The file is gone: the backup is deleted; the machine's backups stop being billed if it has none left and
     backups are off (or the machine is gone)."""
     with transaction.atomic():
-        backup = Backup.objects.select_for_update().filter(pk=backup_id).first()
-        if backup is None or backup.state != BackupState.DELETING or backup.task != StorageTask.DELETE:
+        backup = _pending(backup_id, StorageTask.DELETE)
+        if backup is None:
             return None
         now = timezone.now()
         backup.state = BackupState.DELETED
         backup.deleted_at = now
-        _clear_task(backup)
+        clear_task(backup)
         backup.save(update_fields=["state", "deleted_at", "updated_at", *TASK_FIELDS])
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_DELETE,
-            result=EventResult.SUCCEEDED,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            at=now,
-        )
+        _log(backup, StorageEventAction.BACKUP_DELETE, EventResult.SUCCEEDED, at=now)
         if backup.instance_id is not None:
             _billing_sync(instance=Instance.objects.get(pk=backup.instance_id), at=now)
     return backup
@@ -478,13 +422,11 @@ def backup_restore(*, backup: Backup, user, confirm_name: str) -> Instance:
         )
     with transaction.atomic():
         restored = instance_restore(instance=instance, user=user, disk_file=backup.driver_name, label=backup.name)
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_RESTORE,
-            result=EventResult.REQUESTED,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            actor=user,
+        _log(
+            backup,
+            StorageEventAction.BACKUP_RESTORE,
+            EventResult.REQUESTED,
+            user=user,
             message=f"Overwriting the disk of {instance.name}",
         )
     return restored
@@ -526,13 +468,11 @@ def backup_restore_as_new(
                 "host": str(backup.host_id),
             },
         )
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_RESTORE,
-            result=EventResult.REQUESTED,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            actor=user,
+        _log(
+            backup,
+            StorageEventAction.BACKUP_RESTORE,
+            EventResult.REQUESTED,
+            user=user,
             message=f"As a new machine, {instance.name}",
         )
     return instance
@@ -570,12 +510,5 @@ def backup_vanished(*, backup_id: str, host_name: str) -> bool:
         backup.state = BackupState.ERROR
         backup.error_reason = f"Its copy is gone from host {host_name}."
         backup.save(update_fields=["state", "error_reason", "updated_at"])
-        storage_event(
-            tenant_id=backup.tenant_id,
-            action=StorageEventAction.BACKUP_ERROR,
-            other=backup,
-            other_type=BACKUP_RESOURCE,
-            message=backup.error_reason,
-            result=EventResult.FAILED,
-        )
+        _log(backup, StorageEventAction.BACKUP_ERROR, EventResult.FAILED, message=backup.error_reason)
     return True

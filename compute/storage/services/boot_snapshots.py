@@ -5,16 +5,20 @@ volumes, or a private image."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from compute.models import Instance, InstanceState
 from compute.scheduler import place_storage
-from compute.storage.models import Snapshot, StorageEventAction, StorageTask
-from compute.storage.services.common import check_accepts_new_spending, clean_labels, clean_name, name_taken, set_task
-from compute.storage.services.events import storage_event
-from portal.errors import Conflict, InvalidRequest
-from tenants.models import EventResult
+from compute.storage.models import Snapshot, StorageEventAction
+from compute.storage.services.common import (
+    check_accepts_new_spending,
+    clean_labels,
+    clean_name,
+    create_requested,
+    name_taken,
+)
+from portal.errors import Conflict
 from tenants.services import user_check_verified
 
 CRASH_CONSISTENT_WARNING = (
@@ -58,26 +62,15 @@ def instance_snapshot(*, instance: Instance, user, name: str, labels: dict | Non
             created_by=user,
             created_at=now,
         )
-        set_task(snapshot, StorageTask.CREATE, params={"boot_disk_of": str(locked.pk)}, now=now)
-        try:
-            with transaction.atomic():
-                snapshot.save(force_insert=True)
-        except IntegrityError:
-            raise InvalidRequest(
-                f"You already have a snapshot called {name}; pick another name.",
-                code="name_taken",
-                details={"field": "name"},
-            ) from None
         message = f"of the disk of {locked.name} ({locked.flavor.disk_gib} GiB)"
         if running:
             message += f". {CRASH_CONSISTENT_WARNING}"
-        storage_event(
-            tenant_id=locked.tenant_id,
+        create_requested(
+            snapshot,
+            user=user,
             action=StorageEventAction.SNAPSHOT_CREATE,
-            snapshot=snapshot,
             message=message,
-            actor=user,
-            result=EventResult.REQUESTED,
-            at=now,
+            now=now,
+            params={"boot_disk_of": str(locked.pk)},
         )
     return snapshot

@@ -1,4 +1,5 @@
-"""What every storage transition shares: task bookkeeping for the reconciler, names, and the refusal of a busy item.
+"""What every storage transition shares: task bookkeeping for the reconciler, names, the lock, start, refusal and
+outcome of a volume's or snapshot's request, its deletion, and the loss of its file.
 
 Volumes and snapshots carry the same task fields as instances (compute.storage.models.TaskFields): a request
 records the work it waits for and enqueues it when its transaction commits; a worker claims it with a conditional
@@ -8,17 +9,19 @@ UPDATE; an outcome recorder clears it. If the broker is down the reconciler send
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import NoReturn
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute import lifecycle
 from compute.rules import quota_refusal, standing_refusal
 from compute.selectors import held_usage
-from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, StorageTask, Volume
-from compute.storage.services.events import storage_event
+from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, SnapshotState, StorageTask, Volume, VolumeState
+from compute.storage.services.events import item_event
 from portal.errors import Conflict, InvalidRequest
-from tenants.models import Tenant
+from tenants.models import EventResult, Tenant
 from tenants.services import quota_lock
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 TASK_FIELDS = ["task", "task_params", "task_enqueued_at", "task_progress_at", "task_deadline", "task_requeues"]
 KINDS = {Volume: "volume", Snapshot: "snapshot"}
 MODELS = {"volume": Volume, "snapshot": Snapshot}
+ERROR_STATES = {Volume: VolumeState.ERROR, Snapshot: SnapshotState.ERROR}
 
 
 def dispatch(kind: str, pk: str, task: str) -> None:
@@ -38,8 +42,9 @@ def dispatch(kind: str, pk: str, task: str) -> None:
         logger.exception("Could not enqueue %s for %s %s; the reconciler will retry.", task, kind, pk)
 
 
-def set_task(item: Volume | Snapshot, task: str, *, params: dict | None = None, now=None) -> None:
-    """Records the work the item now waits for and enqueues it once the transaction commits."""
+def set_task(item, task: str, *, params: dict | None = None, now=None, send: Callable | None = None) -> None:
+    """Records the work the item now waits for and enqueues it once the transaction commits (through `send` for an
+    item the volume and snapshot workers do not handle: a backup)."""
     now = now or timezone.now()
     item.task = task
     item.task_params = params or {}
@@ -47,11 +52,14 @@ def set_task(item: Volume | Snapshot, task: str, *, params: dict | None = None, 
     item.task_progress_at = None
     item.task_deadline = now + STORAGE_TASK_DEADLINES[task]
     item.task_requeues = 0
+    if send is not None:
+        transaction.on_commit(send)
+        return
     kind, pk = KINDS[type(item)], str(item.pk)
     transaction.on_commit(lambda: dispatch(kind, pk, task))
 
 
-def clear_task(item: Volume | Snapshot) -> None:
+def clear_task(item) -> None:
     item.task = StorageTask.NONE
     item.task_params = {}
     item.task_enqueued_at = None
@@ -83,14 +91,126 @@ def clean_labels(labels) -> dict[str, str]:
     return labels
 
 
+def name_taken_error(what: str, name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"You already have {what} called {name}; pick another name.", code="name_taken", details={"field": "name"}
+    )
+
+
 def name_taken(model, *, tenant_id, name: str, what: str) -> InvalidRequest | None:
     if model.objects.filter(tenant_id=tenant_id, name__iexact=name).exclude(state="deleted").exists():
-        return InvalidRequest(
-            f"You already have a {what} called {name}; pick another name.",
-            code="name_taken",
-            details={"field": "name"},
-        )
+        return name_taken_error(f"a {what}", name)
     return None
+
+
+def insert_named(item, *, what: str = "") -> None:
+    """Saves a new item; a name taken meanwhile by a concurrent request (the database's constraint) is refused like
+    one taken before. `what` names its kind with its article ("an image"; by default "a volume", "a snapshot")."""
+    try:
+        with transaction.atomic():
+            item.save(force_insert=True)
+    except IntegrityError:
+        raise name_taken_error(what or f"a {KINDS[type(item)]}", item.name) from None
+
+
+def create_requested(item: Volume | Snapshot, *, user, action: str, message: str, now, params=None) -> None:
+    """Inserts a new item that waits for its creation, enqueues the work and records the request."""
+    set_task(item, StorageTask.CREATE, params=params, now=now)
+    insert_named(item)
+    item_event(item, action, EventResult.REQUESTED, user=user, message=message, at=now)
+
+
+def lock(model, item):
+    """The item (or the one of that primary key) locked for this transaction."""
+    pk = item.pk if isinstance(item, model) else item
+    return model.objects.select_for_update().get(pk=pk)
+
+
+def pending(model, pk, task: str, task_states: dict):
+    """The item locked, if it still waits for `task`; None for an outcome of work it no longer waits for."""
+    item = model.objects.select_for_update().filter(pk=pk).first()
+    if item is None or item.task != task or item.state != task_states[task][0]:
+        return None
+    return item
+
+
+def start_task(
+    locked: Volume | Snapshot,
+    task: str,
+    *,
+    state: str,
+    user,
+    action: str,
+    message: str = "",
+    params=None,
+    fields=(),
+    now=None,
+) -> None:
+    """Moves a locked item into `state`, records the work it now waits for and the request."""
+    now = now or timezone.now()
+    locked.state = state
+    set_task(locked, task, params=params, now=now)
+    locked.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
+    item_event(locked, action, EventResult.REQUESTED, user=user, message=message, at=now)
+
+
+def finish_task(
+    item: Volume | Snapshot, *, action: str, fields=(), message: str = "", result: str = EventResult.SUCCEEDED, at=None
+) -> None:
+    """Records the outcome of the work a locked item waited for (its new state set already): the work is cleared,
+    the item saved with `fields` and the outcome logged."""
+    clear_task(item)
+    item.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
+    item_event(item, action, result, message=message, at=at)
+
+
+def delete_refusal(locked: Volume | Snapshot, *, making, happening: str) -> Conflict | None:
+    """Why the item cannot be deleted now, if it cannot: its state, or work on it that `making` (a queryset of what
+    is being made from it) shows; `happening` says what that work is."""
+    what = KINDS[type(locked)]
+    if not locked.can_delete():
+        return busy(locked, "delete", "an available or failed")
+    if making.exists():
+        return Conflict(f"{happening}; delete it when that has finished.", code=f"{what}_busy")
+    return None
+
+
+def refuse(item: Volume | Snapshot, action: str, user, refusal: Exception) -> NoReturn:
+    """Logs a refused request after its transaction (so the row survives) and raises it."""
+    item_event(item, action, EventResult.REFUSED, user=user, message=getattr(refusal, "message", str(refusal)))
+    raise refusal
+
+
+def item_delete(item: Volume | Snapshot, *, user, refusal_of: Callable, state: str, action: str, resource_type: str):
+    """The delete request of a volume or snapshot: locks it and asks `refusal_of(locked)` why it cannot be deleted
+    now, if it cannot (the refusal is logged after the transaction and raised); else its billing stops at once and
+    the deletion of its data is enqueued (it moves to `state`)."""
+    with transaction.atomic():
+        locked = lock(type(item), item)
+        refusal = refusal_of(locked)
+        if refusal is None:
+            now = timezone.now()
+            lifecycle.announce_ended(resource_type=resource_type, resource_id=locked.pk, at=now)
+            start_task(locked, StorageTask.DELETE, state=state, user=user, action=action, now=now)
+    if refusal is not None:
+        refuse(locked, action, user, refusal)
+    return locked
+
+
+def item_vanished(model, *, pk, state: str, host_name: str, resource_type: str, action: str) -> bool:
+    """The reconciler found the item's file gone from its host's pool: it goes to `error` (billing stops), like an
+    instance whose machine vanished. Only if it is still in `state` (a settled state)."""
+    with transaction.atomic():
+        item = model.objects.select_for_update().filter(pk=pk, state=state).first()
+        if item is None:
+            return False
+        now = timezone.now()
+        lifecycle.announce_ended(resource_type=resource_type, resource_id=item.pk, at=now)
+        item.state = ERROR_STATES[model]
+        item.error_reason = f"Its data is gone from host {host_name}."
+        item.save(update_fields=["state", "error_reason", "updated_at"])
+        item_event(item, action, EventResult.FAILED, message=item.error_reason, at=now)
+    return True
 
 
 PAST = {"delete": "deleted", "snapshot": "snapshotted", "restore": "restored from", "rename": "renamed"}
@@ -149,6 +269,6 @@ def item_update(*, item: Volume | Snapshot, user, name, labels, action: str, res
             old, locked.name = locked.name, name
             fields.append("name")
             lifecycle.announce_renamed(resource_type=resource_type, resource_id=locked.pk, name=name)
-            storage_event(tenant_id=locked.tenant_id, action=action, **{what: locked}, message=f"was {old}", actor=user)
+            item_event(locked, action, user=user, message=f"was {old}")
         locked.save(update_fields=fields)
     return locked

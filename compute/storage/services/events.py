@@ -39,3 +39,17 @@ def storage_event(
         resource_type = other_type if other is not None else resource_type
         activity_from_event(event, resource_type=resource_type, resource_id=subject.pk, resource_name=subject.name)
     return event
+
+
+def item_event(
+    item, action: str, result: str = EventResult.SUCCEEDED, *, user=None, message: str = "", at=None, other_type=""
+) -> StorageEvent:
+    """storage_event about one item: a volume or a snapshot, or (of `other_type`) a backup, a machine's backup
+    schedule or a private image."""
+    if other_type:
+        subject = {"other": item, "other_type": other_type}
+    else:
+        subject = {"volume": item} if isinstance(item, Volume) else {"snapshot": item}
+    return storage_event(
+        tenant_id=item.tenant_id, action=action, **subject, message=message, actor=user, result=result, at=at
+    )

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from compute import lifecycle
 from compute.models import IMAGE_TASK_DEADLINE, DiskFormat, Image, ImageState, Instance
 from compute.scheduler import place_storage
 from compute.storage.models import Snapshot, SnapshotState, StorageEventAction
-from compute.storage.services.events import storage_event
+from compute.storage.services.common import insert_named
+from compute.storage.services.events import item_event
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import ActivityEntry, EventResult
 
@@ -35,17 +36,8 @@ def _enqueue(image: Image, task: str, now) -> None:
     transaction.on_commit(lambda: _dispatch(task, image_id))
 
 
-def _log(image: Image, action: str, result: str, *, user=None, message: str = "", at=None) -> None:
-    storage_event(
-        tenant_id=image.tenant_id,
-        action=action,
-        result=result,
-        other=image,
-        other_type=IMAGE_RESOURCE,
-        actor=user,
-        message=message,
-        at=at,
-    )
+def _log(image: Image, action: str, result: str, **details) -> None:
+    item_event(image, action, result, other_type=IMAGE_RESOURCE, **details)
 
 
 def _clean_name(name: str) -> str:
@@ -100,15 +92,7 @@ def image_create(*, snapshot: Snapshot, user, name: str) -> Image:
             created_at=now,
         )
         _enqueue(image, "create", now)
-        try:
-            with transaction.atomic():
-                image.save(force_insert=True)
-        except IntegrityError:
-            raise InvalidRequest(
-                f"You already have an image called {name}; pick another name.",
-                code="name_taken",
-                details={"field": "name"},
-            ) from None
+        insert_named(image, what="an image")
         _log(image, StorageEventAction.IMAGE_CREATE, EventResult.REQUESTED, user=user, message=f"from {locked.name}")
     return image
 

@@ -17,7 +17,7 @@ from compute.models import Host
 from compute.storage.models import STORAGE_TASK_DEADLINES, Snapshot, StorageTask, Volume
 from compute.storage.services import snapshots, volumes
 from compute.storage.services.common import MODELS, dispatch
-from compute.storage.services.events import storage_event
+from compute.storage.services.events import item_event
 from tenants.models import EventResult
 
 TASK_STATES = {"volume": volumes.TASK_STATES, "snapshot": snapshots.TASK_STATES}
@@ -128,14 +128,7 @@ def storage_task_requeue(*, kind: str, pk: str, seen_enqueued_at, reason: str) -
         item.task_progress_at = None
         item.task_requeues += 1
         item.save(update_fields=["task_enqueued_at", "task_progress_at", "task_requeues", "updated_at"])
-        storage_event(
-            tenant_id=item.tenant_id,
-            action=TASK_ACTIONS_OF[kind][item.task],
-            **{kind: item},
-            message=reason,
-            result=EventResult.REQUESTED,
-            at=now,
-        )
+        item_event(item, TASK_ACTIONS_OF[kind][item.task], EventResult.REQUESTED, message=reason, at=now)
         task = item.task
         transaction.on_commit(lambda: dispatch(kind, pk, task))
     return True

@@ -11,7 +11,7 @@ requested, and an extend closes one segment and opens the next at its new size.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from compute import lifecycle
@@ -36,12 +36,19 @@ from compute.storage.services.common import (
     check_volume_quota,
     clean_labels,
     clean_name,
-    clear_task,
+    create_requested,
+    delete_refusal,
+    finish_task,
+    item_delete,
     item_update,
+    item_vanished,
+    lock,
     name_taken,
+    pending,
+    refuse,
     set_task,
+    start_task,
 )
-from compute.storage.services.events import storage_event
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.models import EventResult, Tenant
 from tenants.services import user_check_verified
@@ -66,11 +73,6 @@ TASK_ACTIONS = {
 ATTACHABLE_STATES = (InstanceState.RUNNING, InstanceState.STOPPED)
 
 
-def _lock(volume: Volume | str) -> Volume:
-    pk = volume.pk if isinstance(volume, Volume) else volume
-    return Volume.objects.select_for_update().get(pk=pk)
-
-
 def _clean_size(size_gib, *, field: str = "size_gib") -> int:
     if isinstance(size_gib, bool) or not isinstance(size_gib, int):
         try:
@@ -86,33 +88,8 @@ def _clean_size(size_gib, *, field: str = "size_gib") -> int:
     return size_gib
 
 
-def _refuse(volume: Volume, action: str, user, refusal: Exception) -> None:
-    """Logs a refused request after its transaction (so the row survives) and raises it."""
-    storage_event(
-        tenant_id=volume.tenant_id,
-        action=action,
-        volume=volume,
-        message=getattr(refusal, "message", str(refusal)),
-        actor=user,
-        result=EventResult.REFUSED,
-    )
-    raise refusal
-
-
-def _start(locked: Volume, task: str, *, user, action: str, message: str = "", params=None, fields=()) -> None:
-    now = timezone.now()
-    locked.state = TASK_STATES[task][0]
-    set_task(locked, task, params=params, now=now)
-    locked.save(update_fields=["state", "updated_at", *TASK_FIELDS, *fields])
-    storage_event(
-        tenant_id=locked.tenant_id,
-        action=action,
-        volume=locked,
-        message=message,
-        actor=user,
-        result=EventResult.REQUESTED,
-        at=now,
-    )
+def _start(locked: Volume, task: str, **request) -> None:
+    start_task(locked, task, state=TASK_STATES[task][0], **request)
 
 
 # --- requests ---------------------------------------------------------------------------------------------------
@@ -184,24 +161,8 @@ def volume_create(
             created_by=user,
             created_at=now,
         )
-        set_task(volume, StorageTask.CREATE, now=now)
-        try:
-            with transaction.atomic():
-                volume.save(force_insert=True)
-        except IntegrityError:
-            raise name_taken(Volume, tenant_id=tenant.pk, name=name, what="volume") or InvalidRequest(
-                f"You already have a volume called {name}; pick another name.", code="name_taken"
-            ) from None
         message = f"{size_gib} GiB" + (f" from snapshot {snapshot.name}" if snapshot is not None else ", empty")
-        storage_event(
-            tenant_id=tenant.pk,
-            action=A.VOLUME_CREATE,
-            volume=volume,
-            message=message,
-            actor=user,
-            result=EventResult.REQUESTED,
-            at=now,
-        )
+        create_requested(volume, user=user, action=A.VOLUME_CREATE, message=message, now=now)
     return volume
 
 
@@ -215,7 +176,7 @@ def volume_attach(*, volume: Volume, instance: Instance, user) -> Volume:
     refusal = None
     with transaction.atomic():
         machine = Instance.objects.select_for_update().get(pk=instance.pk)  # the machine first, then its volumes
-        locked = _lock(volume)
+        locked = lock(Volume, volume)
         device = free_device(instance=machine)
         if not locked.can_attach():
             refusal = busy(locked, "attach", "an available")
@@ -256,7 +217,7 @@ def volume_attach(*, volume: Volume, instance: Instance, user) -> Volume:
                 fields=["instance", "device", "host"],
             )
     if refusal is not None:
-        _refuse(locked, A.VOLUME_ATTACH, user, refusal)
+        refuse(locked, A.VOLUME_ATTACH, user, refusal)
     return locked
 
 
@@ -266,7 +227,7 @@ def volume_detach(*, volume: Volume, user) -> Volume:
     with transaction.atomic():
         if volume.instance_id is not None:
             Instance.objects.select_for_update().filter(pk=volume.instance_id).first()
-        locked = _lock(volume)
+        locked = lock(Volume, volume)
         if not locked.can_detach():
             refusal = busy(locked, "detach", "an in-use")
         else:
@@ -287,7 +248,7 @@ def volume_detach(*, volume: Volume, user) -> Volume:
                     message=f"from {machine.name}" if machine is not None else "",
                 )
     if refusal is not None:
-        _refuse(locked, A.VOLUME_DETACH, user, refusal)
+        refuse(locked, A.VOLUME_DETACH, user, refusal)
     return locked
 
 
@@ -298,7 +259,7 @@ def volume_extend(*, volume: Volume, user, size_gib) -> Volume:
     size_gib = _clean_size(size_gib)
     refusal = None
     with transaction.atomic():
-        locked = _lock(volume)
+        locked = lock(Volume, volume)
         if not locked.can_extend():
             refusal = busy(locked, "extend", "an available or in-use")
         elif size_gib <= locked.size_gib:
@@ -329,36 +290,36 @@ def volume_extend(*, volume: Volume, user, size_gib) -> Volume:
                 fields=["size_gib"],
             )
     if refusal is not None:
-        _refuse(locked, A.VOLUME_EXTEND, user, refusal)
+        refuse(locked, A.VOLUME_EXTEND, user, refusal)
     return locked
 
 
 def volume_delete(*, volume: Volume, user) -> Volume:
     """Stops billing at once and enqueues the deletion of the volume's data. Refused while it is attached (the
     message names the machine); its snapshots are kept."""
-    refusal = None
-    with transaction.atomic():
-        locked = _lock(volume)
-        if locked.instance_id is not None and locked.state != VolumeState.ERROR:
-            machine = Instance.objects.filter(pk=locked.instance_id).values_list("name", flat=True).first()
-            refusal = Conflict(
-                f"{locked.name} is attached to {machine}; detach it first.",
-                code="volume_attached",
-                details={"instance": str(locked.instance_id), "instance_name": machine},
-            )
-        elif not locked.can_delete():
-            refusal = busy(locked, "delete", "an available or failed")
-        elif locked.snapshots.filter(state=SnapshotState.CREATING).exists():
-            refusal = Conflict(
-                f"A snapshot of {locked.name} is being taken; delete it when that has finished.", code="volume_busy"
-            )
-        else:
-            now = timezone.now()
-            lifecycle.announce_ended(resource_type=lifecycle.VOLUME, resource_id=locked.pk, at=now)
-            _start(locked, StorageTask.DELETE, user=user, action=A.VOLUME_DELETE)
-    if refusal is not None:
-        _refuse(locked, A.VOLUME_DELETE, user, refusal)
-    return locked
+    return item_delete(
+        volume,
+        user=user,
+        refusal_of=_delete_refusal,
+        state=TASK_STATES[StorageTask.DELETE][0],
+        action=A.VOLUME_DELETE,
+        resource_type=lifecycle.VOLUME,
+    )
+
+
+def _delete_refusal(locked: Volume) -> Conflict | None:
+    if locked.instance_id is not None and locked.state != VolumeState.ERROR:
+        machine = Instance.objects.filter(pk=locked.instance_id).values_list("name", flat=True).first()
+        return Conflict(
+            f"{locked.name} is attached to {machine}; detach it first.",
+            code="volume_attached",
+            details={"instance": str(locked.instance_id), "instance_name": machine},
+        )
+    return delete_refusal(
+        locked,
+        making=locked.snapshots.filter(state=SnapshotState.CREATING),
+        happening=f"A snapshot of {locked.name} is being taken",
+    )
 
 
 def volume_update(*, volume: Volume, user, name: str | None = None, labels: dict | None = None) -> Volume:
@@ -374,16 +335,13 @@ def instance_volumes_detach(*, instance: Instance, user=None) -> list[Volume]:
     detached = []
     for volume in Volume.objects.select_for_update().filter(instance=instance).order_by("pk"):
         if volume.state == VolumeState.IN_USE or volume.state == VolumeState.ATTACHING:
-            volume.state = TASK_STATES[StorageTask.DETACH][0]
-            set_task(volume, StorageTask.DETACH, params={"machine_deleted": True})
-            volume.save(update_fields=["state", "updated_at", *TASK_FIELDS])
-            storage_event(
-                tenant_id=volume.tenant_id,
+            _start(
+                volume,
+                StorageTask.DETACH,
+                user=user,
                 action=A.VOLUME_DETACH,
-                volume=volume,
                 message=f"from {instance.name}, which is being deleted; the volume is kept",
-                actor=user,
-                result=EventResult.REQUESTED,
+                params={"machine_deleted": True},
             )
             detached.append(volume)
     return detached
@@ -396,22 +354,14 @@ def instance_has_volumes(*, instance: Instance) -> bool:
 # --- outcomes (the worker's side) -------------------------------------------------------------------------------
 
 
-def _pending(volume_id: str, task: str) -> Volume | None:
-    """The volume locked, if it still waits for `task`; None for an outcome of work it no longer waits for."""
-    volume = Volume.objects.select_for_update().filter(pk=volume_id).first()
-    if volume is None or volume.task != task or volume.state != TASK_STATES[task][0]:
-        return None
-    return volume
-
-
 def volume_task_succeeded(*, volume_id: str, task: str) -> Volume | None:
     """Records the outcome of finished work; ignored if the volume has moved on."""
     with transaction.atomic():
-        volume = _pending(volume_id, task)
+        volume = pending(Volume, volume_id, task, TASK_STATES)
         if volume is None:
             return None
         now = timezone.now()
-        fields = ["state", "updated_at", *TASK_FIELDS]
+        fields = []
         message = ""
         after = TASK_STATES[task][1]
         if task == StorageTask.CREATE:
@@ -430,9 +380,7 @@ def volume_task_succeeded(*, volume_id: str, task: str) -> Volume | None:
             volume.deleted_at = now
             fields.append("deleted_at")
         volume.state = after
-        clear_task(volume)
-        volume.save(update_fields=fields)
-        storage_event(tenant_id=volume.tenant_id, action=TASK_ACTIONS[task], volume=volume, message=message, at=now)
+        finish_task(volume, action=TASK_ACTIONS[task], fields=fields, message=message, at=now)
         _follow_machine(volume)
     return volume
 
@@ -451,7 +399,7 @@ def _follow_machine(volume: Volume) -> None:
 def volume_moved(*, volume_id: str) -> bool:
     """The worker moved the volume's file to the machine's host: a failure from here on leaves it there."""
     with transaction.atomic():
-        volume = _pending(volume_id, StorageTask.ATTACH)
+        volume = pending(Volume, volume_id, StorageTask.ATTACH, TASK_STATES)
         if volume is None or "move_from" not in volume.task_params:
             return False
         volume.task_params = {key: value for key, value in volume.task_params.items() if key != "move_from"}
@@ -463,10 +411,10 @@ def volume_task_failed(*, volume_id: str, task: str, reason: str) -> Volume | No
     """Records a failure: a create or delete leaves the volume in `error`; a failed attach, detach or extend puts it
     back as it was (unattached, attached, at its old size), with the reason in its log."""
     with transaction.atomic():
-        volume = _pending(volume_id, task)
+        volume = pending(Volume, volume_id, task, TASK_STATES)
         if volume is None:
             return None
-        fields = ["state", "updated_at", "error_reason", *TASK_FIELDS]
+        fields = ["error_reason"]
         if task in (StorageTask.CREATE, StorageTask.DELETE):
             volume.state = VolumeState.ERROR
         elif task == StorageTask.ATTACH:
@@ -482,15 +430,7 @@ def volume_task_failed(*, volume_id: str, task: str, reason: str) -> Volume | No
             volume.size_gib = volume.task_params.get("from_gib") or volume.size_gib
             fields.append("size_gib")
         volume.error_reason = reason
-        clear_task(volume)
-        volume.save(update_fields=fields)
-        storage_event(
-            tenant_id=volume.tenant_id,
-            action=TASK_ACTIONS[task],
-            volume=volume,
-            message=reason,
-            result=EventResult.FAILED,
-        )
+        finish_task(volume, action=TASK_ACTIONS[task], fields=fields, message=reason, result=EventResult.FAILED)
         _follow_machine(volume)
     return volume
 
@@ -498,21 +438,11 @@ def volume_task_failed(*, volume_id: str, task: str, reason: str) -> Volume | No
 def volume_vanished(*, volume_id: str, expected_state: str, host_name: str) -> bool:
     """The reconciler found the volume's file gone from its host's pool: it goes to `error` (billing stops), like an
     instance whose machine vanished. Only if it is still in `expected_state` (a settled state)."""
-    with transaction.atomic():
-        volume = Volume.objects.select_for_update().filter(pk=volume_id, state=expected_state).first()
-        if volume is None:
-            return False
-        now = timezone.now()
-        lifecycle.announce_ended(resource_type=lifecycle.VOLUME, resource_id=volume.pk, at=now)
-        volume.state = VolumeState.ERROR
-        volume.error_reason = f"Its data is gone from host {host_name}."
-        volume.save(update_fields=["state", "error_reason", "updated_at"])
-        storage_event(
-            tenant_id=volume.tenant_id,
-            action=A.VOLUME_ERROR,
-            volume=volume,
-            message=volume.error_reason,
-            result=EventResult.FAILED,
-            at=now,
-        )
-    return True
+    return item_vanished(
+        Volume,
+        pk=volume_id,
+        state=expected_state,
+        host_name=host_name,
+        resource_type=lifecycle.VOLUME,
+        action=A.VOLUME_ERROR,
+    )
