@@ -3,6 +3,7 @@
 Every write calls the same services as the dashboard (compute.services); nothing here decides a rule.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
@@ -17,6 +18,7 @@ from compute.filters import FlavorFilter, ImageFilter, InstanceFilter, SSHKeyFil
 from compute.models import Image, Instance, SSHKey
 from compute.network.selectors import with_networking
 from compute.network.services import instance_firewalls_set
+from portal.api.filters import StrictBooleanField
 from portal.api.schema import ErrorSerializer
 from portal.api.views import CatalogViewSet, TenantApiView, TenantViewSet
 from tenants.api.serializers import QuotasSerializer
@@ -312,11 +314,13 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         filters=False,
     )
     def destroy(self, request, pk=None):
-        raw = request.query_params.get("delete_backups", "false").lower()
-        if raw not in ("true", "false", "1", "0"):
-            raise ValidationError({"delete_backups": ["Must be true or false."]})
+        raw = request.query_params.get("delete_backups")
+        try:
+            delete_backups = raw is not None and StrictBooleanField().clean(raw)
+        except DjangoValidationError as error:
+            raise ValidationError({"delete_backups": error.messages}) from error
         instance = services.instance_delete(
-            instance=self.get_object(), user=request.user, delete_backups=raw in ("true", "1")
+            instance=self.get_object(), user=request.user, delete_backups=delete_backups
         )
         return self.accepted(instance, s.InstanceSerializer)
 
