@@ -105,7 +105,7 @@ def instances(*, tenant_ids: list, live: int, deleted: int, flavors, images, hos
             INSERT INTO compute_instance (id, tenant_id, name, flavor_id, image_id, host_id, state, power_state,
                 private_ip, ssh_keys, created_by_id, created_at, updated_at, resize_flavor_id, task, task_params,
                 task_enqueued_at, task_progress_at, task_deadline, task_requeues, error_reason, deleted_at, user_data,
-                region_id)
+                region_id, labels, disk_source)
             SELECT gen_random_uuid(), t.id, 'vm-' || g, (%(flavors)s::uuid[])[1 + g %% 3],
                 (%(images)s::uuid[])[1 + g %% 3], (%(hosts)s::uuid[])[1 + g %% %(host_count)s],
                 CASE WHEN g > %(live)s THEN 'deleted' WHEN g %% 5 = 0 THEN 'stopped' ELSE 'running' END,
@@ -113,7 +113,7 @@ def instances(*, tenant_ids: list, live: int, deleted: int, flavors, images, hos
                 CASE WHEN g > %(live)s THEN NULL
                      ELSE ('10.' || (g / 65536) %% 256 || '.' || (g / 256) %% 256 || '.' || g %% 256)::inet END,
                 '[]'::jsonb, NULL, now() - (random() * interval '365 days'), now(), NULL, '', '{}'::jsonb,
-                NULL, NULL, NULL, 0, '', CASE WHEN g > %(live)s THEN now() END, '', %(region)s
+                NULL, NULL, NULL, 0, '', CASE WHEN g > %(live)s THEN now() END, '', %(region)s, '{}'::jsonb, '{}'::jsonb
             FROM tenants_tenant t CROSS JOIN generate_series(1, %(total)s) g
             WHERE t.id = ANY(%(tenants)s::uuid[])
             """,
