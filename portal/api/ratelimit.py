@@ -79,13 +79,14 @@ class _Counters:
         self._lock = threading.Lock()
         self._shared_down_until = 0.0
 
-    def count(self, key: str, seconds: int) -> int:
+    def count(self, windows: list[tuple[str, int]]) -> list[int]:
+        """Adds one to each (key, seconds) window's counter; returns the counts."""
         if time.monotonic() >= self._shared_down_until:
             try:
-                return _count_in(cache, key, seconds)
+                return _count_in(cache, windows)
             except Exception as error:  # any backend failure (Redis refused or timed out, a full disk) means "down"
                 self._shared_failed(error)
-        return _count_in(self.local, key, seconds)
+        return _count_in(self.local, windows)
 
     def _shared_failed(self, error: Exception) -> None:
         with self._lock:
@@ -103,7 +104,14 @@ class _Counters:
 _counters = _Counters()
 
 
-def _count_in(store, key: str, seconds: int) -> int:
+def _count_in(store, windows: list[tuple[str, int]]) -> list[int]:
+    counted = getattr(store, "count_windows", None)
+    if counted is not None:  # Redis: every window in one round trip
+        return counted(windows)
+    return [_count_one(store, key, seconds) for key, seconds in windows]
+
+
+def _count_one(store, key: str, seconds: int) -> int:
     # add() is a no-op when the key exists, so the window's expiry is set once, by its first request.
     store.add(key, 0, timeout=seconds + 1)
     try:
@@ -118,9 +126,15 @@ def hit(*, identity: str, write: bool, now: float | None = None) -> WindowState:
     now = time.time() if now is None else now
     tightest = None
     exceeded = None
-    for window in windows_for(write=write):
-        started = int(now // window.seconds) * window.seconds
-        used = _counters.count(f"hangar:ratelimit:{identity}:{window.name}:{started}", window.seconds)
+    windows = windows_for(write=write)
+    starts = [int(now // window.seconds) * window.seconds for window in windows]
+    counts = _counters.count(
+        [
+            (f"hangar:ratelimit:{identity}:{window.name}:{started}", window.seconds)
+            for window, started in zip(windows, starts, strict=True)
+        ]
+    )
+    for window, started, used in zip(windows, starts, counts, strict=True):
         state = WindowState(window.limit, window.limit - used, max(int(started + window.seconds - now), 1))
         if used > window.limit and (exceeded is None or state.reset > exceeded.reset):
             exceeded = state

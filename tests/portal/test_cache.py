@@ -1,5 +1,7 @@
 """The Redis cache backend: one redis-py client per connection pool, not one per cache call."""
 
+import shutil
+
 import pytest
 import redis
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -27,3 +29,31 @@ def test_django_s_own_backend_makes_a_client_per_call():
 def test_a_refused_connection_raises_as_with_django_s_backend():
     with pytest.raises(redis.ConnectionError):
         RedisCache(UNREACHABLE, {}).get("key")
+
+
+@pytest.fixture
+def live_redis(tmp_path):
+    """A private redis-server on a free port (never the machine's own)."""
+    from tests.fault.servers import RedisServer
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_counters_count_every_window_in_one_round_trip_and_expire_from_their_first_count(live_redis):
+    cache = RedisCache(live_redis.url(0), {})
+    windows = [("minute", 60), ("hour", 3600)]
+    assert cache.count_windows(windows) == [1, 1]
+    client = cache._cache.get_client(write=True)
+    first_ttl = client.ttl(cache.make_and_validate_key("hour"))
+    assert 3600 <= first_ttl <= 3601
+    client.expire(cache.make_and_validate_key("hour"), 100)  # a later count must not set the expiry again
+    assert cache.count_windows(windows) == [2, 2]
+    assert client.ttl(cache.make_and_validate_key("hour")) <= 100
+    assert cache.get("minute") == 2  # the counters are ordinary cache integers
+    client.delete(cache.make_and_validate_key("minute"))  # expired: counting starts over
+    assert cache.count_windows(windows) == [1, 3]
