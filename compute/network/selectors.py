@@ -137,14 +137,50 @@ def tenant_outbound_bytes(*, tenant: Tenant, start: datetime, end: datetime) -> 
 # --- what hosts should have (the driver specs) --------------------------------------------------------------------
 
 
-def with_networking(instances: QuerySet[Instance]) -> QuerySet[Instance]:
-    """Instances with what instance_ports(), instance_public_address() and their firewalls read: two queries for
-    the whole list, none per row."""
+def with_public_address(instances: QuerySet[Instance]) -> QuerySet[Instance]:
+    """Instances annotated with what instance_public_address() reads, in the same query."""
     assigned = PublicIP.objects.filter(instance=OuterRef("pk"), state=PublicIPState.ASSIGNED).values("address")
-    return instances.annotate(public_address=Subquery(assigned[:1])).prefetch_related(
+    return instances.annotate(public_address=Subquery(assigned[:1]))
+
+
+def with_networking(instances: QuerySet[Instance]) -> QuerySet[Instance]:
+    """Instances with what instance_ports(), instance_public_address() and instance_firewall_ids() read: two
+    queries for the whole list, none per row."""
+    return with_public_address(instances).prefetch_related(
         Prefetch("ports", queryset=Port.objects.select_related("network").order_by("index"), to_attr="port_list"),
-        "firewalls",
+        Prefetch("firewalls", queryset=Firewall.objects.only("pk"), to_attr="firewall_list"),
     )
+
+
+def networking_attach(instances: list[Instance]) -> list[Instance]:
+    """with_networking()'s two prefetches for instances already read (a page of a list), by their ids: the same two
+    queries, without prefetch_related's cost of turning every row object into a value of its IN lists (a third
+    of a 200-row page's time)."""
+    by_id = {instance.pk: instance for instance in instances}
+    for instance in instances:
+        instance.port_list, instance.firewall_list = [], []
+    if not by_id:
+        return instances
+    ids = list(by_id)
+    for port in Port.objects.filter(instance_id__in=ids).select_related("network").order_by("instance_id", "index"):
+        by_id[port.instance_id].port_list.append(port)
+    attached = Instance.firewalls.through.objects.filter(instance_id__in=ids)
+    # Each machine's firewalls in the firewalls' own order.
+    order = [
+        f"-firewall__{name[1:]}" if name.startswith("-") else f"firewall__{name}" for name in Firewall._meta.ordering
+    ]
+    for instance_id, firewall_id in attached.order_by(*order).values_list("instance_id", "firewall_id"):
+        by_id[instance_id].firewall_list.append(firewall_id)
+    return instances
+
+
+def instance_firewall_ids(instance: Instance) -> list:
+    """The ids of the firewalls whose rules apply to the machine (known to one just launched, prefetched by
+    with_networking(), or read now)."""
+    for known in (getattr(instance, "firewall_ids", None), getattr(instance, "firewall_list", None)):
+        if known is not None:
+            return [getattr(firewall, "pk", firewall) for firewall in known]
+    return list(instance.firewalls.values_list("pk", flat=True))
 
 
 def instance_ports(instance: Instance) -> list[Port]:

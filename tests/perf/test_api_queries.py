@@ -3,11 +3,15 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.serializers import ModelSerializer
 
-from compute.api.serializers import InstanceSerializer
+from compute.api.serializers import InstanceAddressSerializer, InstanceSerializer, InstanceTrafficSerializer
 from compute.models import Instance, InstanceState
+from compute.network.models import TrafficCounter
+from compute.network.selectors import instance_ports
 from compute.network.services import network_defaults_ensure
+from compute.network.services.networks import ports_create
 from portal.api import pagination
 from tests.api.conftest import api_client_for
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, InstanceFactory, SSHKeyFactory
@@ -70,6 +74,23 @@ def test_instance_serializer_says_what_its_declared_fields_say(tenant):
     for instance in [*instances, *Instance.objects.filter(pk__in=[i.pk for i in instances])]:
         serializer = InstanceSerializer()
         assert serializer.to_representation(instance) == ModelSerializer.to_representation(serializer, instance)
+
+
+def test_addresses_and_traffic_say_what_their_serializers_say(tenant):
+    """The list writes each interface and the traffic counters out by hand; DRF's serializers are the reference."""
+    network, _firewall = network_defaults_ensure(tenant=tenant)
+    instance = InstanceFactory(tenant=tenant, name="wired")
+    ports_create(instance=instance, networks=[network], interfaces=[("10.9.0.5", "52:54:00:aa:bb:01")])
+    TrafficCounter.objects.create(instance=instance, rx_total=2**40, tx_total=7, sampled_at=timezone.now())
+    bare = InstanceFactory(tenant=tenant, name="unwired")
+    for each in Instance.objects.filter(pk__in=[instance.pk, bare.pk]).select_related("traffic"):
+        serializer = InstanceSerializer()
+        ports = instance_ports(each)
+        assert serializer.get_addresses(each) == InstanceAddressSerializer(ports, many=True).data
+        counter = getattr(each, "traffic", None)
+        expected_traffic = InstanceTrafficSerializer(counter).data if counter is not None else None
+        assert serializer.get_traffic(each) == expected_traffic
+    assert InstanceSerializer().get_addresses(instance)[0]["ip"] == "10.9.0.5"
 
 
 def test_a_list_longer_than_the_count_cap_says_so_and_still_pages_on(member_api, tenant, monkeypatch):

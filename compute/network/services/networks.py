@@ -9,8 +9,6 @@ get the address of one that is still shutting down.
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -159,7 +157,7 @@ def interfaces_choose(*, networks: list[Network]) -> list[tuple[str, str]]:
         rows = Port.objects.filter(Q(network__in=networks) | Q(mac__in=macs)).order_by()
         for network_id, address, mac in rows.values_list("network", "address", "mac"):
             if network_id in used:
-                used[network_id].add(int(ipaddress.IPv4Address(address)))
+                used[network_id].add(addressing.address_value(address))
             clash = clash or mac in macs
         if clash or len(set(macs)) < len(macs):
             continue
