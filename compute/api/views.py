@@ -190,6 +190,20 @@ class SSHKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         services.sshkey_delete(key=instance, user=self.request.user)
 
 
+# Columns of an instance the list's rows never read (the work in progress, where its disk came from, who launched it).
+LIST_UNREAD = (
+    "task_params",
+    "disk_source",
+    "task_enqueued_at",
+    "task_progress_at",
+    "task_deadline",
+    "task_requeues",
+    "created_by",
+    "migration_host",
+    "deleted_at",
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List your instances (deleted ones are left out)", tags=["instances"]),
     retrieve=extend_schema(
@@ -214,13 +228,13 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         queryset = super().get_queryset()
         if self.action == "list":
             # Rows are only read: the region's name rides along instead of a Region per row, and the columns no
-            # field shows (the work's parameters, the disk's source) are not decoded.
+            # field shows are not read.
             queryset = (
                 queryset.live()
                 .select_related(None)
                 .select_related("traffic")
                 .annotate(region_name=F("region__name"))
-                .defer("task_params", "disk_source")
+                .defer(*LIST_UNREAD)
             )
         if self.action == "list":
             queryset = with_public_address(queryset)  # the page's interfaces and firewalls: paginate_queryset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from compute.drivers.base import DhcpHost, FirewallRuleSpec, NatMapping, NetworkSpec, NicSpec
@@ -21,6 +21,7 @@ from compute.network.models import (
     PublicIPState,
     TrafficUsage,
 )
+from portal.lookups import AnyOf
 from tenants.models import Tenant
 
 LIVE = ~Q(instance__state=InstanceState.DELETED)
@@ -155,16 +156,17 @@ def with_networking(instances: QuerySet[Instance]) -> QuerySet[Instance]:
 def networking_attach(instances: list[Instance]) -> list[Instance]:
     """with_networking()'s two prefetches for instances already read (a page of a list), by their ids: the same two
     queries, without prefetch_related's cost of turning every row object into a value of its IN lists (a third
-    of a 200-row page's time)."""
+    of a 200-row page's time), and with the ids as one parameter (AnyOf)."""
     by_id = {instance.pk: instance for instance in instances}
     for instance in instances:
         instance.port_list, instance.firewall_list = [], []
     if not by_id:
         return instances
     ids = list(by_id)
-    for port in Port.objects.filter(instance_id__in=ids).select_related("network").order_by("instance_id", "index"):
+    ports = Port.objects.filter(AnyOf(F("instance_id"), ids)).select_related("network")
+    for port in ports.order_by("instance_id", "index"):
         by_id[port.instance_id].port_list.append(port)
-    attached = Instance.firewalls.through.objects.filter(instance_id__in=ids)
+    attached = Instance.firewalls.through.objects.filter(AnyOf(F("instance_id"), ids))
     # Each machine's firewalls in the firewalls' own order.
     order = [
         f"-firewall__{name[1:]}" if name.startswith("-") else f"firewall__{name}" for name in Firewall._meta.ordering
