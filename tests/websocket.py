@@ -1,4 +1,5 @@
-"""A WebSocket client for ASGI applications in tests (channels.testing needs daphne, which Hangar does not use)."""
+"""WebSocket and HTTP clients for ASGI applications in tests (channels.testing needs daphne, which Hangar does not
+use)."""
 
 import asyncio
 import threading
@@ -68,3 +69,32 @@ class WebsocketCommunicator(ApplicationCommunicator):
     async def disconnect(self, code: int = 1000, timeout: float = 5) -> None:
         await self.send_input({"type": "websocket.disconnect", "code": code})
         await self.wait(timeout)
+
+
+async def http_request(application, method: str, path: str, *, body: bytes = b"", headers=()) -> dict:
+    """One HTTP request through `application`: {"status", "headers" (a dict, names in lower case), "body"}."""
+    parsed = urlparse(path)
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": unquote(parsed.path),
+        "raw_path": parsed.path.encode(),
+        "query_string": parsed.query.encode(),
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 443),
+    }
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(10)
+    chunks = []
+    while True:
+        message = await communicator.receive_output(10)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await communicator.wait()
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return {"status": start["status"], "headers": headers, "body": b"".join(chunks)}

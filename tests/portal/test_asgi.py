@@ -1,0 +1,65 @@
+"""The ASGI application's HTTP side: Django's pages and API, with the middleware stack run as one synchronous call."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+from portal.asgi import application, http_application
+from tests.websocket import http_request, run_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _request(method: str, path: str, **kwargs) -> dict:
+    async def scenario():
+        return await http_request(application, method, path, **kwargs)
+
+    return run_async(scenario)
+
+
+def test_the_middleware_stack_is_one_synchronous_call():
+    assert not asyncio.iscoroutinefunction(http_application._middleware_chain)
+
+
+def test_an_api_request_is_answered_in_the_api_s_error_shape():
+    response = _request("GET", "/api/v1/instances/", headers=[(b"authorization", b"Bearer hgr_unknown")])
+    assert response["status"] == 401
+    assert json.loads(response["body"])["error"]["code"] == "authentication_failed"
+
+
+def test_a_page_comes_with_the_headers_the_middleware_adds():
+    response = _request("GET", "/accounts/login/")
+    assert response["status"] == 200 and b"<form" in response["body"]
+    assert "content-security-policy" in response["headers"] and response["headers"]["x-frame-options"] == "DENY"
+
+
+def test_a_body_over_the_limit_is_refused_in_the_api_s_error_shape():
+    body = json.dumps({"name": "x" * 3_000_000}).encode()
+    headers = [(b"authorization", b"Bearer hgr_unknown"), (b"content-type", b"application/json")]
+    response = _request("POST", "/api/v1/instances/", body=body, headers=headers)
+    assert response["status"] in (401, 413)
+    assert "error" in json.loads(response["body"])
+
+
+def test_views_run_outside_the_event_loop_s_thread(monkeypatch):
+    """A synchronous view may block (database, hypervisor): it must never run on the loop's own thread."""
+    from portal import views
+
+    seen = {}
+    original = views._check_database
+
+    def check_database():
+        seen["view"] = threading.get_ident()
+        return original()
+
+    monkeypatch.setattr(views, "_check_database", check_database)
+
+    async def scenario():
+        seen["loop"] = threading.get_ident()
+        return await http_request(application, "GET", "/healthz")
+
+    response = run_async(scenario)
+    assert response["status"] in (200, 503)
+    assert seen.get("view") is not None and seen["view"] != seen["loop"]
