@@ -2,11 +2,15 @@
 console over WebSocket (Django Channels) on the same origin."""
 
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import django
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections, connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 # whitenoise answers static files with a synchronous file iterator; Django reads it in a thread, as it should, but
@@ -15,19 +19,59 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 
 
 class SynchronousStackHandler(ASGIHandler):
-    """Django's ASGI handler with the middleware and the view run as one synchronous call, in one thread switch.
+    """Django's ASGI handler with the middleware and the view run as one synchronous call, on a pool of long-lived
+    threads.
 
     Every page and API view here is synchronous. Django's async mode runs each old-style middleware's
-    process_request and process_response in a thread of its own: about twenty thread switches per request, 2 to 3 ms
-    of CPU (ten times a small JSON view's own cost). Here the stack runs as it does under WSGI, called once from the
-    event loop; reading the body, streaming the answer and noticing a client that went away stay Django's.
+    process_request and process_response in a thread switch of its own (about twenty per request, 2 to 3 ms of CPU,
+    ten times a small JSON view's own cost), and gives every request a new thread of its own: whatever a thread
+    keeps was made again for each request, a PostgreSQL connection (persistent connections never persisted) and
+    Celery's result backend (found by scanning every installed package's entry points). Here the stack runs as under
+    a threaded WSGI server: once per request, on one of WEB_THREADS threads that keep their connections, checked
+    before and after each request as Django's request signals would. Reading the body, streaming the answer and
+    noticing a client that went away stay Django's.
     """
+
+    _executor: ThreadPoolExecutor | None = None
+    _executor_lock = threading.Lock()
+
+    @classmethod
+    def executor(cls) -> ThreadPoolExecutor:
+        # Made at the first request, in the worker process (threads do not survive a fork).
+        with cls._executor_lock:
+            if cls._executor is None:
+                cls._executor = ThreadPoolExecutor(max_workers=settings.WEB_THREADS, thread_name_prefix="http")
+            return cls._executor
+
+    @classmethod
+    def shutdown(cls) -> None:
+        """Ends the threads, closing their database connections (tests, before their database is dropped)."""
+        with cls._executor_lock:
+            executor, cls._executor = cls._executor, None
+        if executor is not None:
+            for _ in range(executor._max_workers):
+                executor.submit(connections.close_all)
+            executor.shutdown(wait=True)
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
 
+    async def __call__(self, scope, receive, send):
+        # Not Django's ThreadSensitiveContext, which makes a thread per request.
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
     async def get_response_async(self, request):
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        respond = sync_to_async(self._respond, thread_sensitive=False, executor=self.executor())
+        return await respond(request)
+
+    def _respond(self, request):
+        close_old_connections()  # the request_started signal's check, in the thread that uses the connections
+        try:
+            return self.get_response(request)
+        finally:
+            close_old_connections()  # and request_finished's
 
 
 # Django is set up before anything imports models (the console's routes do).

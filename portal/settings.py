@@ -122,6 +122,8 @@ DATABASES = {
 }
 DATABASE_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads of each web process that run requests (portal/asgi.py); each keeps its own database connection.
+WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
 
 # --- Cache (rate-limit counters, worker heartbeat) --------------------------------------------------------------
 CACHE_URL = env_url_scheme("CACHE_URL", f"file://{VAR_DIR / 'cache'}", allowed=("file", "redis", "rediss", "locmem"))

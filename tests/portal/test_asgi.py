@@ -12,6 +12,12 @@ from tests.websocket import http_request, run_async
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _threads_let_go_of_the_database():
+    yield
+    http_application.shutdown()  # the test database can only be dropped once no thread holds a connection to it
+
+
 def _request(method: str, path: str, **kwargs) -> dict:
     async def scenario():
         return await http_request(application, method, path, **kwargs)
@@ -43,23 +49,32 @@ def test_a_body_over_the_limit_is_refused_in_the_api_s_error_shape():
     assert "error" in json.loads(response["body"])
 
 
-def test_views_run_outside_the_event_loop_s_thread(monkeypatch):
-    """A synchronous view may block (database, hypervisor): it must never run on the loop's own thread."""
+def test_views_run_on_long_lived_threads_outside_the_event_loop_s(monkeypatch):
+    """A synchronous view may block (database, hypervisor): it never runs on the loop's own thread. And one request
+    after another runs on the same thread, which keeps its database connection (Django's async mode made a thread,
+    and so a connection, for every request)."""
+    from django.db import connection
+
     from portal import views
 
-    seen = {}
+    seen = []
     original = views._check_database
 
     def check_database():
-        seen["view"] = threading.get_ident()
-        return original()
+        checked = original()
+        seen.append((threading.get_ident(), id(connection.connection)))
+        return checked
 
     monkeypatch.setattr(views, "_check_database", check_database)
 
     async def scenario():
-        seen["loop"] = threading.get_ident()
-        return await http_request(application, "GET", "/healthz")
+        loop = threading.get_ident()
+        answers = [await http_request(application, "GET", "/healthz") for _ in range(3)]
+        return loop, answers
 
-    response = run_async(scenario)
-    assert response["status"] in (200, 503)
-    assert seen.get("view") is not None and seen["view"] != seen["loop"]
+    loop, answers = run_async(scenario)
+    assert [answer["status"] in (200, 503) for answer in answers] == [True] * 3
+    threads = {thread for thread, _ in seen}
+    assert len(seen) == 3 and len(threads) == 1 and loop not in threads
+    if connection.vendor == "postgresql":  # SQLite connections are not kept between requests (CONN_MAX_AGE 0)
+        assert len({connection_id for _, connection_id in seen}) == 1
