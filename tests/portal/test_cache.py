@@ -20,6 +20,13 @@ def test_every_call_reuses_the_client_of_its_pool():
     assert cache._cache.get_client("key", write=True) is client  # one server: reads and writes share its pool
 
 
+def test_every_cache_object_of_the_process_shares_the_client_of_its_server():
+    """Under ASGI, Django makes a cache object per request: they must not each open connections of their own."""
+    first, second = RedisCache(UNREACHABLE, {}), RedisCache(UNREACHABLE, {})
+    assert first._cache.get_client("key") is second._cache.get_client("key")
+    assert RedisCache("redis://127.0.0.1:1/1", {})._cache.get_client("key") is not first._cache.get_client("key")
+
+
 def test_django_s_own_backend_makes_a_client_per_call():
     """What the backend is for: if Django starts reusing its client, this one can go."""
     cache = DjangoRedisCache(UNREACHABLE, {})
