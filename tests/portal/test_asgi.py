@@ -6,27 +6,32 @@ import threading
 
 import pytest
 
-from portal.asgi import application, http_application
 from tests.websocket import http_request, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _threads_let_go_of_the_database():
-    yield
-    http_application.shutdown()  # the test database can only be dropped once no thread holds a connection to it
+def asgi(_plain_http_live_server):
+    """portal.asgi, imported once the settings its middleware reads when built are those of the plain-HTTP live
+    servers of the browser tests (which serve this same application object later in the run)."""
+    from portal import asgi
+
+    yield asgi
+    asgi.http_application.shutdown()  # the test database can only be dropped once no thread holds a connection
 
 
 def _request(method: str, path: str, **kwargs) -> dict:
+    from portal.asgi import application
+
     async def scenario():
         return await http_request(application, method, path, **kwargs)
 
     return run_async(scenario)
 
 
-def test_the_middleware_stack_is_one_synchronous_call():
-    assert not asyncio.iscoroutinefunction(http_application._middleware_chain)
+def test_the_middleware_stack_is_one_synchronous_call(asgi):
+    assert not asyncio.iscoroutinefunction(asgi.http_application._middleware_chain)
 
 
 def test_an_api_request_is_answered_in_the_api_s_error_shape():
@@ -49,7 +54,7 @@ def test_a_body_over_the_limit_is_refused_in_the_api_s_error_shape():
     assert "error" in json.loads(response["body"])
 
 
-def test_views_run_on_long_lived_threads_outside_the_event_loop_s(monkeypatch, settings):
+def test_views_run_on_long_lived_threads_outside_the_event_loop_s(asgi, monkeypatch, settings):
     """A synchronous view may block (database, hypervisor): it never runs on the loop's own thread. And requests run
     on at most WEB_THREADS threads, each keeping its database connection (Django's async mode made a thread, and so
     a connection, for every request)."""
@@ -58,7 +63,7 @@ def test_views_run_on_long_lived_threads_outside_the_event_loop_s(monkeypatch, s
     from portal import views
 
     settings.WEB_THREADS = 2
-    http_application.shutdown()  # the pool is made again, at the next request, with two threads
+    asgi.http_application.shutdown()  # the pool is made again, at the next request, with two threads
     seen = []
     original = views._check_database
 
@@ -71,7 +76,7 @@ def test_views_run_on_long_lived_threads_outside_the_event_loop_s(monkeypatch, s
 
     async def scenario():
         loop = threading.get_ident()
-        answers = [await http_request(application, "GET", "/healthz") for _ in range(6)]
+        answers = [await http_request(asgi.application, "GET", "/healthz") for _ in range(6)]
         return loop, answers
 
     loop, answers = run_async(scenario)
