@@ -57,4 +57,6 @@ def test_the_budget_is_near_its_limit(db):
     budget = tenant.budget
     forecast = tenant_month_usage(tenant=tenant).forecast_cents
     assert Decimal("0.8") <= Decimal(forecast) / budget.amount_cents < 1
-    assert BudgetAlert.objects.filter(tenant=tenant, basis="forecast", threshold=80).exists()
+    # Its 80 % alert has fired: on the forecast, or (late in the month) on the spend so far, which implies it.
+    alert = BudgetAlert.objects.get(tenant=tenant)
+    assert alert.threshold == 80 and alert.basis in {"forecast", "actual"}
