@@ -37,8 +37,12 @@ run: $(INSTALLED)
 		PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/python scripts/run-procfile \
 		--url http://$(HOST):$(PORT)/ --announce "$$(echo "$$logins" | grep 'log in as')"
 
+# The suite runs in TEST_PROCESSES processes (pytest-xdist; 0 runs it in this one). Most of its time is spent
+# waiting on browsers, servers and guests, so a few more processes than cores pay; tests that share one thing (the
+# real guests' libvirt pool, the browser suite's stack, the fault suite's servers) keep to one process each.
+TEST_PROCESSES ?= 3
 test: $(INSTALLED)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -356,7 +356,11 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    # Every 30 s (WORKER_HEARTBEAT_SECONDS; /healthz calls the worker stale after 90 s without one).
+    "worker-heartbeat": {
+        "task": "portal.tasks.heartbeat",
+        "schedule": float(env_int("WORKER_HEARTBEAT_SECONDS", 30, minimum=1)),
+    },
     # Every minute (COMPUTE_RECONCILE_SECONDS: the fault tests run it every few seconds).
     "compute-reconcile": {
         "task": "compute.tasks.reconcile",

@@ -9,6 +9,14 @@ from tests.factories import MembershipFactory, TenantFactory
 pytest_plugins = ["tests.browser"]
 
 
+# Under `make test` the suite is spread over several processes (pytest-xdist, --dist loadgroup). Tests that use one
+# of these fixtures share something a process cannot share with another — the libvirt daemon's storage pool and
+# networks, the browser suite's whole stack (started once per process), the fault suite's own servers — so each
+# such set runs in one process.
+SHARED_FIXTURES = {"demo_image": "real-guests", "stack": "browser-stack", "fault": "fault-servers"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need row locks and real concurrency: they run only when the database is PostgreSQL."""
     if django_settings.DATABASE_IS_SQLITE:
@@ -16,6 +24,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+    for item in items:
+        for fixture, group in SHARED_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(autouse=True)

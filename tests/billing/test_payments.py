@@ -210,6 +210,7 @@ def test_the_same_notification_twice_credits_once(client, tenant):
         signature_header(body=b"{}", secret=testmode.webhook_secret()),  # signs another body
         "old",
     ],
+    ids=["unsigned", "malformed", "another-body", "stale"],  # the signed one holds the time: ids stay fixed
 )
 def test_unsigned_or_stale_notifications_are_refused(client, tenant, signature):
     payment = PaymentFactory(tenant=tenant)

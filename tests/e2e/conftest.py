@@ -15,8 +15,11 @@ from tests.e2e.stack import Stack
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, django_db_blocker):
     with django_db_blocker.unblock():
-        # Beat looks for backups that fell due every 2 s here (every minute by default).
-        running = Stack(tmp_path_factory.mktemp("stack"), env={"BACKUPS_DUE_SECONDS": "2"})
+        # Beat looks for backups that fell due, and sends the worker heartbeat, every 2 s here (by default every
+        # minute and every 30 s).
+        running = Stack(
+            tmp_path_factory.mktemp("stack"), env={"BACKUPS_DUE_SECONDS": "2", "WORKER_HEARTBEAT_SECONDS": "2"}
+        )
         try:
             yield running.start()
         finally:

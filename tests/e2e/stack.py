@@ -6,6 +6,7 @@ PostgreSQL; the broker is the embedded one, or a private Redis database when the
 suite (tests/fault) gives it the URLs of servers it runs itself, and stops, kills and pauses its processes.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -24,7 +25,16 @@ from django.utils.datastructures import CaseInsensitiveMapping
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-STACK_REDIS_DB = 9
+# When the suite runs on Redis, each stack gets a Redis database of its own, emptied when the stack starts: test
+# process N (pytest-xdist's gwN) uses databases 8 + 2N and 9 + 2N, in turn, as a process may run two stacks at once
+# (the browser suite's, kept for the whole run, and a module's own); the suite itself uses 0 and 1.
+FIRST_STACK_REDIS_DB = 8
+_stacks_started = itertools.count()
+
+
+def stack_redis_db() -> int:
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return FIRST_STACK_REDIS_DB + (2 * worker + next(_stacks_started) % 2) % (16 - FIRST_STACK_REDIS_DB)
 
 
 def free_port() -> int:
@@ -82,7 +92,7 @@ class Stack:
             )
         broker = env.get("CELERY_BROKER_URL", "")
         if broker.startswith("redis"):
-            env["CELERY_BROKER_URL"] = broker.rsplit("/", 1)[0] + f"/{STACK_REDIS_DB}"
+            env["CELERY_BROKER_URL"] = broker.rsplit("/", 1)[0] + f"/{stack_redis_db()}"
             self._redis_flush(env["CELERY_BROKER_URL"])
         else:
             env.pop("CELERY_BROKER_URL", None)

@@ -32,7 +32,7 @@ def test_beat_sends_the_schedule_from_the_database(stack):
     def last_heartbeat() -> str | None:
         return stack.get("/healthz").json()["checks"]["worker"]["last_seen"]
 
-    # The worker announces itself once on start; beat sends one on start and every 30 s. So of three heartbeats in
+    # The worker announces itself once on start; beat sends one on start and every 2 s here. So of three heartbeats in
     # a row, at least two came from beat. (/healthz tells when the last one ran: the worker logs them at DEBUG.)
     stack.wait_for(lambda: last_heartbeat() is not None, what="a first heartbeat")
     for _ in range(2):

@@ -21,6 +21,8 @@ def api(monkeypatch, tmp_path):
     monkeypatch.setenv("HANGAR_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("HANGAR_POLL_INTERVAL", "0")
     monkeypatch.delenv("HANGAR_PROFILE", raising=False)
+    # Tables piped into the test keep their natural width, whatever terminal width the test runner announces.
+    monkeypatch.delenv("COLUMNS", raising=False)
     return fake
 
 
