@@ -4,6 +4,13 @@ kombu's own `_put` creates the message file in the queue folder and then writes 
 and reads files without waiting for the writer's lock: a worker polling at that instant reads an empty message and
 stops with "Unrecoverable error: JSONDecodeError". Here a message is written under a name no consumer looks at and
 renamed into place when complete; a rename within one folder is atomic, so a consumer sees a whole message or none.
+
+Celery's worker loop for a polled transport like this one acknowledges finished tasks only between two calls of
+`drain_events`, which it makes with a 2 s timeout. While every message the worker may hold (its prefetch) is still
+unacknowledged, kombu's `drain_events` would poll on until that timeout: each finished task's acknowledgement, and
+so the next message, waited up to 2 s, and a backlog drained at two messages per 2 s whatever the worker's speed.
+Here `drain_events` hands the loop back after one polling interval while the worker may take no more messages.
+
 `portal.celery` makes this the transport of `filesystem://` broker URLs.
 """
 
@@ -38,3 +45,10 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def drain_events(self, connection, timeout=None):
+        if any(channel._consumers and not channel.qos.can_consume() for channel in self.channels):
+            # Every message the worker may hold is unacknowledged: poll the other queues (control messages) once
+            # and let its loop acknowledge the finished tasks.
+            timeout = self.polling_interval if timeout is None else min(timeout, self.polling_interval)
+        return super().drain_events(connection, timeout=timeout)

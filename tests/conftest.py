@@ -10,10 +10,15 @@ pytest_plugins = ["tests.browser"]
 
 
 # Under `make test` the suite is spread over several processes (pytest-xdist, --dist loadgroup). Tests that use one
-# of these fixtures share something a process cannot share with another — the libvirt daemon's storage pool and
-# networks, the browser suite's whole stack (started once per process), the fault suite's own servers — so each
-# such set runs in one process.
-SHARED_FIXTURES = {"demo_image": "real-guests", "stack": "browser-stack", "fault": "fault-servers"}
+# of these fixtures share something that is either not shareable between processes (the libvirt daemon's storage
+# pool and networks, the fault suite's own servers) or slow to start once per process (the browser suite's whole
+# stack, the command-line tests' own), so each such set runs in one process.
+SHARED_FIXTURES = {
+    "demo_image": "real-guests",
+    "stack": "browser-stack",
+    "cli_stack": "cli-stack",
+    "fault": "fault-servers",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups

@@ -26,15 +26,16 @@ from django.utils.datastructures import CaseInsensitiveMapping
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # When the suite runs on Redis, each stack gets a Redis database of its own, emptied when the stack starts: test
-# process N (pytest-xdist's gwN) uses databases 8 + 2N and 9 + 2N, in turn, as a process may run two stacks at once
-# (the browser suite's, kept for the whole run, and a module's own); the suite itself uses 0 and 1.
-FIRST_STACK_REDIS_DB = 8
+# process N (pytest-xdist's gwN) uses databases 2 + 2N and 3 + 2N, in turn, as a process may run two stacks at once
+# (the browser suite's, kept for the whole run, and a module's own). The suite itself uses 0 and 1; the benchmarks
+# (bench/) use 13 and 14 by default.
+STACK_REDIS_DBS = range(2, 8)
 _stacks_started = itertools.count()
 
 
 def stack_redis_db() -> int:
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    return FIRST_STACK_REDIS_DB + (2 * worker + next(_stacks_started) % 2) % (16 - FIRST_STACK_REDIS_DB)
+    return STACK_REDIS_DBS[(2 * worker + next(_stacks_started) % 2) % len(STACK_REDIS_DBS)]
 
 
 def free_port() -> int:

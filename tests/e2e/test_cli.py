@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, django_db_blocker):
+def cli_stack(tmp_path_factory, django_db_blocker):
     with django_db_blocker.unblock():
         running = Stack(tmp_path_factory.mktemp("cli-stack"))
         try:
@@ -24,8 +24,8 @@ def server(tmp_path_factory, django_db_blocker):
 
 
 @pytest.fixture(scope="module")
-def token(server) -> str:
-    out = server.manage(
+def token(cli_stack) -> str:
+    out = cli_stack.manage(
         "shell",
         "-c",
         "from tenants.models import Membership\n"
@@ -37,14 +37,14 @@ def token(server) -> str:
 
 
 @pytest.fixture
-def hangar(server, token, tmp_path):
+def hangar(cli_stack, token, tmp_path):
     """Runs `hangar ARGS…` in a subprocess with HANGAR_URL and HANGAR_TOKEN set, and no config file."""
 
     def run(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         environment = {
             # Not the test runner's terminal width either: piped, tables keep their natural width.
             **{k: v for k, v in os.environ.items() if not k.startswith("HANGAR_") and k != "COLUMNS"},
-            "HANGAR_URL": server.url,
+            "HANGAR_URL": cli_stack.url,
             "HANGAR_TOKEN": token,
             "HANGAR_CONFIG": str(tmp_path / "config.toml"),
             "HANGAR_POLL_INTERVAL": "0.3",
@@ -59,12 +59,12 @@ def hangar(server, token, tmp_path):
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired as expired:
-            pytest.fail(f"hangar {' '.join(args)} ran over {timeout} s: {expired.stderr}\n{server.tail_logs(4000)}")
+            pytest.fail(f"hangar {' '.join(args)} ran over {timeout} s: {expired.stderr}\n{cli_stack.tail_logs(4000)}")
 
     return run
 
 
-def test_a_machine_from_create_to_delete(hangar, server):
+def test_a_machine_from_create_to_delete(hangar, cli_stack):
     created = hangar(
         "instances",
         "create",
@@ -78,7 +78,7 @@ def test_a_machine_from_create_to_delete(hangar, server):
         "--wait",
         "--json",
     )
-    assert created.returncode == 0, created.stderr + server.tail_logs()
+    assert created.returncode == 0, created.stderr + cli_stack.tail_logs()
     machine = json.loads(created.stdout)
     assert machine["state"] == "running" and machine["labels"] == {"team": "cli"}
     assert "cli-web-1: running" in created.stderr
@@ -123,9 +123,16 @@ def test_errors_name_the_field_and_exit_with_their_codes(hangar):
     assert nobody.returncode == 6 and "Cannot reach" in nobody.stderr
 
 
-def test_login_then_use_the_profile(hangar, server, token, tmp_path):
+def test_login_then_use_the_profile(hangar, cli_stack, token, tmp_path):
     logged_in = hangar(
-        "login", "--url", server.url, "--token", token, "--profile", "local", env={"HANGAR_URL": "", "HANGAR_TOKEN": ""}
+        "login",
+        "--url",
+        cli_stack.url,
+        "--token",
+        token,
+        "--profile",
+        "local",
+        env={"HANGAR_URL": "", "HANGAR_TOKEN": ""},
     )
     assert logged_in.returncode == 0, logged_in.stderr
     assert "as owner of Demo Company" in logged_in.stderr
@@ -135,14 +142,14 @@ def test_login_then_use_the_profile(hangar, server, token, tmp_path):
     assert json.loads(whoami.stdout)["name"] == "Demo Company"
 
 
-def test_a_volume_created_attached_extended_snapshotted_and_deleted(hangar, server):
-    if server.get("/api/v1/volumes/").status_code == 404:
+def test_a_volume_created_attached_extended_snapshotted_and_deleted(hangar, cli_stack):
+    if cli_stack.get("/api/v1/volumes/").status_code == 404:
         pytest.skip("this build has no volumes API")
     machine = hangar("instances", "create", "cli-db-1", "-f", "c1.micro", "-i", "Debian 12", "--wait")
-    assert machine.returncode == 0, machine.stderr + server.tail_logs()
+    assert machine.returncode == 0, machine.stderr + cli_stack.tail_logs()
 
     created = hangar("volumes", "create", "cli-data", "--size", "10", "--label", "team=cli", "--wait", "--json")
-    assert created.returncode == 0, created.stderr + server.tail_logs()
+    assert created.returncode == 0, created.stderr + cli_stack.tail_logs()
     assert json.loads(created.stdout)["state"] == "available"
     attached = hangar("volumes", "attach", "cli-data", "cli-db-1", "--wait", "--json")
     assert attached.returncode == 0, attached.stderr
@@ -217,9 +224,9 @@ print(resource_price_current(resource_type=ResourceType.VOLUME, at=timezone.now(
 """
 
 
-def _invoice_of_a_whole_month(server) -> dict:
+def _invoice_of_a_whole_month(cli_stack) -> dict:
     """Next month's invoice as billing computes it when the resources run the whole month (cents)."""
-    return json.loads(server.manage("shell", "-c", WHOLE_MONTH_INVOICE).strip().splitlines()[-1])
+    return json.loads(cli_stack.manage("shell", "-c", WHOLE_MONTH_INVOICE).strip().splitlines()[-1])
 
 
 def _minus(invoice: dict, baseline: dict) -> dict:
@@ -232,12 +239,12 @@ def _cents(amount: str) -> int:
     return round(float(amount) * 100)
 
 
-def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_change(hangar, server, tmp_path):
+def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_change(hangar, cli_stack, tmp_path):
     v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
     v1.write_text(STACK_V1)
     v2.write_text(STACK_V2)
     prices = {item["name"]: item["monthly_price"] for item in json.loads(hangar("flavors", "--json").stdout)}
-    volume_gib_price = float(server.manage("shell", "-c", VOLUME_GIB_PRICE).strip().splitlines()[-1])
+    volume_gib_price = float(cli_stack.manage("shell", "-c", VOLUME_GIB_PRICE).strip().splitlines()[-1])
 
     first = hangar("plan", "-f", str(v1), "--json")
     assert first.returncode == 0, first.stderr
@@ -247,7 +254,7 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     assert (plan["cost"]["monthly_before"], plan["cost"]["monthly_after"]) == ("0.00", prices["c1.micro"])
 
     applied = hangar("apply", "-f", str(v1), "--yes")
-    assert applied.returncode == 0, applied.stderr + server.tail_logs()
+    assert applied.returncode == 0, applied.stderr + cli_stack.tail_logs()
     assert "3 to create" in applied.stdout and "+4.50 EUR a month" in applied.stdout
     assert "✓ create machine web" in applied.stderr and "apply shop: succeeded (3 of 3 steps)" in applied.stderr
 
@@ -256,7 +263,7 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     assert "No changes" in again.stdout and "(+0.00 EUR a month)" in again.stdout
     # The demo tenant's own resources are on the same invoice: the plan's difference is compared with the
     # invoice's difference between the two versions of the stack.
-    invoice_v1 = _invoice_of_a_whole_month(server)
+    invoice_v1 = _invoice_of_a_whole_month(cli_stack)
 
     changed = hangar("plan", "-f", str(v2), "--json")
     assert changed.returncode == 0, changed.stderr
@@ -274,11 +281,11 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     assert f"({'+' + cost['difference']} EUR a month)" in shown.stdout
 
     applied = hangar("apply", "-f", str(v2), "--yes")
-    assert applied.returncode == 0, applied.stderr + server.tail_logs()
+    assert applied.returncode == 0, applied.stderr + cli_stack.tail_logs()
     assert "apply shop: succeeded (2 of 2 steps)" in applied.stderr
     assert "No changes" in hangar("plan", "-f", str(v2)).stdout
     # Billing's own invoice for a whole month of the changed stack: the plan's figures, line by line.
-    change = _minus(_invoice_of_a_whole_month(server), invoice_v1)
+    change = _minus(_invoice_of_a_whole_month(cli_stack), invoice_v1)
     assert change["subtotal_cents"] == _cents(cost["difference"])
     assert change["lines"]["instance"] == share["web"]
     assert change["lines"]["volume"] == share["web-data"] == round(10 * 100 * volume_gib_price)
@@ -289,7 +296,7 @@ def test_a_stack_planned_applied_changed_and_destroyed_with_the_cost_of_each_cha
     assert exported.returncode == 0 and "flavor: c1.small" in exported.stdout and "attach_to: web" in exported.stdout
 
     destroyed = hangar("destroy", "shop", "--yes")
-    assert destroyed.returncode == 0, destroyed.stderr + server.tail_logs()
+    assert destroyed.returncode == 0, destroyed.stderr + cli_stack.tail_logs()
     assert "destroy shop: succeeded (5 of 5 steps)" in destroyed.stderr  # the volume detached, then deleted
     assert json.loads(hangar("stacks", "list", "--json").stdout) == []
     for kind in ("instances", "networks", "firewalls", "addresses"):
