@@ -26,11 +26,12 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def _counted(self) -> int:
-        # SELECT COUNT(*) FROM (… LIMIT cap + 1): at most cap + 1 rows are read, whatever the list's size, in no
-        # particular order (sorting every row by the list's order would cost what counting them all does).
+        # SELECT COUNT(*) FROM (SELECT id … LIMIT cap + 1): at most cap + 1 rows are read, whatever the list's size,
+        # in no particular order (sorting every row by the list's order would cost what counting them all does), and
+        # only their ids (not the columns, joins and annotated subqueries a page shows).
         if not hasattr(self.object_list, "order_by"):
             return len(self.object_list)
-        return self.object_list.order_by()[: self.count_cap + 1].count()
+        return self.object_list.order_by().values("pk")[: self.count_cap + 1].count()
 
     @cached_property
     def count(self) -> int:
