@@ -2,6 +2,7 @@
 next message while the worker's loop has acknowledgements to make."""
 
 import socket
+import uuid
 from queue import Empty
 
 import pytest
@@ -65,9 +66,12 @@ def _try_get(channel, queue):
 def test_a_worker_whose_prefetch_is_unacknowledged_gets_its_loop_back_after_one_polling_interval(
     connection, monkeypatch
 ):
-    queue = Queue("celery", Exchange("celery"), "celery")
+    # Names of its own: kombu keeps the bindings it declared in a process for the whole process, and a binding
+    # another test declared would not be written to this test's broker folder.
+    name = f"prefetch-{uuid.uuid4().hex}"
+    queue = Queue(name, Exchange(name), name)
     for number in (1, 2):
-        connection.Producer().publish({"n": number}, exchange=queue.exchange, routing_key="celery", declare=[queue])
+        connection.Producer().publish({"n": number}, exchange=queue.exchange, routing_key=name, declare=[queue])
     connection.default_channel.basic_qos(0, 1, False)  # a worker that holds one message at a time
     received = []
     consumer = connection.Consumer(queue, callbacks=[lambda body, message: received.append(message)])
