@@ -33,6 +33,8 @@ class Catalog:
     flavors: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
     regions: dict = field(default_factory=dict)  # by name
+    # What other layers derive from this version of the catalog (billing's dated flavor prices): dropped with it.
+    memo: dict = field(default_factory=dict)
 
     @property
     def default_region(self) -> Region | None:

@@ -21,6 +21,7 @@ own), never the host's row: that row is what the scheduler claims, and builds mu
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 from dataclasses import asdict
@@ -49,6 +50,7 @@ from compute.drivers.base import (
     VolumeNotFound,
 )
 from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
+from portal import sql
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
 # PostgreSQL advisory-lock namespace of the simulated hypervisors (the second key comes from the host's uuid).
@@ -346,6 +348,51 @@ class SimulatedDriver(ComputeDriver):
         except IntegrityError:  # made concurrently by another build: state it again
             self._networks.filter(host_id=self.host.pk, network_id=spec.id).update(**state)
 
+    def network_leases_add(self, spec: NetworkSpec) -> None:
+        leases = [{"mac": h.mac, "ip": h.ip, "hostname": h.hostname} for h in spec.dhcp_hosts]
+        state = {"name": spec.name[:100], "cidr": spec.cidr, "gateway_ip": spec.gateway_ip}
+        # A build's lease joins the others in one UPDATE (not the whole set read and written again: that grew with
+        # the machines of the network on the host); an entry with one of its MACs or addresses is replaced.
+        if self._leases_add(spec.id, state, leases):
+            return
+        try:
+            with transaction.atomic():
+                self._networks.create(
+                    host_id=self.host.pk, network_id=spec.id, dhcp_hosts=leases, updated_at=timezone.now(), **state
+                )
+        except IntegrityError:  # made concurrently by another build: add to it
+            self._leases_add(spec.id, state, leases)
+
+    def _leases_add(self, network_id: str, state: dict, leases: list[dict]) -> bool:
+        """Adds `leases` to the host's network (False: the host has no such network yet)."""
+        networks = self._networks.filter(host_id=self.host.pk, network_id=network_id)
+        macs, addresses = [lease["mac"] for lease in leases], [lease["ip"] for lease in leases]
+        now = timezone.now()
+        if connection.vendor != "postgresql":  # SQLite serialises writers: read, change and write the list
+            with transaction.atomic():
+                kept = networks.values_list("dhcp_hosts", flat=True).first()
+                if kept is None:
+                    return False
+                kept = [lease for lease in kept if lease.get("mac") not in macs and lease.get("ip") not in addresses]
+                return bool(networks.update(dhcp_hosts=kept + leases, updated_at=now, **state))
+        model = self._networks.model
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _leases_add_sql(),
+                [
+                    state["name"],
+                    state["cidr"],
+                    state["gateway_ip"],
+                    sql.param(model, "updated_at", now),
+                    macs,
+                    addresses,
+                    sql.param(model, "dhcp_hosts", leases),
+                    self.host.pk,
+                    network_id,
+                ],
+            )
+            return cursor.rowcount > 0
+
     def network_remove(self, network_id: str) -> None:
         self._networks.filter(host_id=self.host.pk, network_id=network_id).delete()
 
@@ -542,3 +589,22 @@ class SimulatedDriver(ComputeDriver):
     def volume_attachments(self, uuid: str) -> dict[str, str]:
         """Simulated only (tests look inside the "hardware"): the domain's attached volumes by device."""
         return dict(self._volumes().filter(domain=uuid).values_list("device", "name"))
+
+
+@functools.cache
+def _leases_add_sql() -> str:
+    """PostgreSQL: the network's leases but those with the new MACs or addresses, then the new ones."""
+    from compute.network.models import SimulatedNetwork
+
+    def column(name: str) -> str:
+        return sql.columns(SimulatedNetwork, [name])
+
+    leases = column("dhcp_hosts")
+    return (
+        f"UPDATE {sql.table(SimulatedNetwork)} SET {column('name')} = %s, {column('cidr')} = %s, "
+        f"{column('gateway_ip')} = %s, {column('updated_at')} = %s, "
+        f"{leases} = COALESCE((SELECT jsonb_agg(lease ORDER BY position) FROM jsonb_array_elements({leases}) "
+        "WITH ORDINALITY AS kept(lease, position) "
+        "WHERE NOT (lease->>'mac' = ANY(%s::text[]) OR lease->>'ip' = ANY(%s::text[]))), '[]'::jsonb) || %s::jsonb "
+        f"WHERE {column('host_id')} = %s AND {column('network_id')} = %s"
+    )

@@ -8,11 +8,12 @@ instance has already moved on: a duplicate delivery records nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from compute import catalog, lifecycle
@@ -48,6 +49,7 @@ from compute.rules import (
 from compute.scheduler import claim_resize, schedule
 from compute.services import usage
 from compute.storage import services as storage_services
+from portal import sql
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
@@ -550,31 +552,88 @@ def _fail(locked: Instance, reason: str) -> None:
 
 
 def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance | None:
-    """The machine is up: it becomes `running` and billable in the same transaction."""
+    """The machine is up: it becomes `running` and billable in the same transaction.
+
+    One conditional UPDATE states the outcome and returns the row: it finds nothing unless the instance still waits
+    for this build (a duplicate delivery, or work an operator marked as failed, records nothing), and the row lock
+    it takes orders it after a concurrent rename, so the event and the billing segment get the current name. Nothing
+    the machine holds changes (building → running), so the usage totals need no save.
+    """
     with transaction.atomic():
-        locked = _lock(instance_id)
-        if locked.state != InstanceState.BUILDING or locked.task != InstanceTask.BUILD:
-            return None  # already recorded (duplicate delivery) or overtaken (marked as error)
         now = timezone.now()
-        locked.state = InstanceState.RUNNING
-        locked.power_state = info.state
-        locked.private_ip = info.private_ip or locked.private_ip
-        locked.error_reason = ""
-        _clear_task(locked)
-        locked.save(update_fields=["state", "power_state", "private_ip", "error_reason", "updated_at", *TASK_FIELDS])
-        _event(
-            locked,
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _build_succeeded_sql(connection.vendor),
+                [
+                    InstanceState.RUNNING,
+                    str(info.state),
+                    sql.param(Instance, "private_ip", info.private_ip or None),
+                    sql.param(Instance, "updated_at", now),
+                    InstanceTask.NONE,
+                    sql.param(Instance, "task_params", {}),
+                    sql.param(Instance, "id", instance_id),
+                    InstanceState.BUILDING,
+                    InstanceTask.BUILD,
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None  # already recorded (duplicate delivery) or overtaken (marked as error)
+        instance = sql.instance_from_row(Instance, row)
+        _outcome_event(
+            instance,
             EventAction.BUILD,
             EventResult.SUCCEEDED,
-            message=f"Running, private IP {locked.private_ip}" if locked.private_ip else "Running",
+            message=f"Running, private IP {instance.private_ip}" if instance.private_ip else "Running",
             at=now,
         )
-        lifecycle.announce_billable(resource=locked.billable(), at=now)
+        lifecycle.announce_billable(resource=instance.billable(), at=now)
         # No traffic baseline to reset, unlike a start: the counters of a machine are first read once it runs
         # (traffic_sample_running), and a build only ever precedes that (a retry is refused once a build succeeded).
-        provisioning = (now - locked.created_at).total_seconds()
+        provisioning = (now - instance.created_at).total_seconds()
         transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
-    return locked
+    return catalog.attach(instance)
+
+
+@functools.cache
+def _build_succeeded_sql(vendor: str) -> str:
+    def column(name: str) -> str:
+        return sql.columns(Instance, [name])
+
+    cleared = ", ".join(f"{column(name)} = NULL" for name in ("task_enqueued_at", "task_progress_at", "task_deadline"))
+    return (
+        f"UPDATE {sql.table(Instance)} SET {column('state')} = %s, {column('power_state')} = %s, "
+        f"{column('private_ip')} = COALESCE(%s, {column('private_ip')}), {column('error_reason')} = '', "
+        f"{column('updated_at')} = %s, {column('task')} = %s, {column('task_params')} = %s, {cleared}, "
+        f"{column('task_requeues')} = 0 "
+        f"WHERE {column('id')} = %s AND {column('state')} = %s AND {column('task')} = %s "
+        f"RETURNING {sql.columns(Instance, sql.attnames(Instance))}"
+    )
+
+
+def _outcome_event(instance: Instance, action: str, result: str, *, message: str, at) -> None:
+    """A worker's outcome in the machine's log (no activity entry: see _event), one INSERT written in SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _event_insert_sql(connection.vendor),
+            [
+                sql.param(InstanceEvent, "tenant_id", instance.tenant_id),
+                sql.param(InstanceEvent, "instance_id", instance.pk),
+                action,
+                result,
+                message,
+                sql.param(InstanceEvent, "created_at", at),
+            ],
+        )
+
+
+@functools.cache
+def _event_insert_sql(vendor: str) -> str:
+    names = ["tenant_id", "instance_id", "action", "result", "message", "created_at"]
+    return (
+        f"INSERT INTO {sql.table(InstanceEvent)} ({sql.columns(InstanceEvent, names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))})"
+    )
 
 
 def instance_build_failed(*, instance_id: str, reason: str) -> Instance | None:

@@ -1,0 +1,72 @@
+"""Hot statements written once in SQL, with the ORM's own conversions on the way in and out.
+
+A worker's build runs a dozen statements, and building each through the ORM (a Query, its WHERE tree, the compiler)
+cost several times the CPU of sending it. The few statements on that path are written here as text with the tables'
+and columns' names taken from the models; parameters go through each field's `get_db_prep_value` and results
+through the converters the compiler would apply, so values look exactly as an ORM read gives them (aware datetimes,
+UUIDs, decoded JSON) on PostgreSQL and SQLite alike. Both support `UPDATE … RETURNING` (SQLite from 3.35).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+
+from django.db import connection
+from django.db.models import Model
+
+
+def quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def table(model: type[Model]) -> str:
+    return quoted(model._meta.db_table)
+
+
+def columns(model: type[Model], names: Sequence[str], *, alias: str = "") -> str:
+    """The quoted columns of fields `names` (attnames or names), optionally qualified by `alias`."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + quoted(model._meta.get_field(name).column) for name in names)
+
+
+def param(model: type[Model], name: str, value):
+    """`value` as the field sends it to the database (a UUID as text on SQLite, a naive UTC datetime there, …)."""
+    return model._meta.get_field(name).get_db_prep_value(value, connection)
+
+
+@cache
+def _converters(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple:
+    found = []
+    for name in names:
+        field = model._meta.get_field(name)
+        column = field.get_col(model._meta.db_table)
+        found.append((column, tuple(connection.ops.get_db_converters(column) + field.get_db_converters(connection))))
+    return tuple(found)
+
+
+def reader(model: type[Model], names: Sequence[str]) -> Callable[[Sequence], list]:
+    """A function turning a row of fields `names` into their Python values, as the ORM's compiler converts them."""
+    converters = _converters(model, tuple(names), connection.vendor)
+
+    def convert(row: Sequence) -> list:
+        values = list(row)
+        for position, (column, functions) in enumerate(converters):
+            value = values[position]
+            for function in functions:
+                value = function(value, column, connection)
+            values[position] = value
+        return values
+
+    return convert
+
+
+def attnames(model: type[Model]) -> tuple[str, ...]:
+    """Every concrete field's attname, in the model's order (what `Model.from_db` takes)."""
+    return tuple(field.attname for field in model._meta.concrete_fields)
+
+
+def instance_from_row(model: type[Model], row: Sequence):
+    """A model object from a row of all its concrete columns (in `attnames` order), as if the ORM had read it."""
+    names = attnames(model)
+    return model.from_db(connection.alias, names, reader(model, names)(row))
