@@ -70,3 +70,27 @@ def instance_from_row(model: type[Model], row: Sequence):
     """A model object from a row of all its concrete columns (in `attnames` order), as if the ORM had read it."""
     names = attnames(model)
     return model.from_db(connection.alias, names, reader(model, names)(row))
+
+
+def insert(model: type[Model], values: dict, *, returning: str = "", ignore_conflicts: bool = False):
+    """One INSERT of `values` (field name → value; no defaults are filled in), each prepared as a save prepares it.
+    With `returning`, the returned column's value (None: `ignore_conflicts` skipped a row that would break a unique
+    constraint)."""
+    statement = _insert_sql(model, tuple(values), returning, ignore_conflicts, connection.vendor)
+    params = [model._meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)  # write-ok: the INSERT of the service or driver that calls insert()
+        if returning:
+            row = cursor.fetchone()
+            return None if row is None else reader(model, [returning])(row)[0]
+    return None
+
+
+@cache
+def _insert_sql(model: type[Model], names: tuple[str, ...], returning: str, ignore_conflicts: bool, vendor: str) -> str:
+    statement = f"INSERT INTO {table(model)} ({columns(model, names)}) VALUES ({', '.join(['%s'] * len(names))})"
+    if ignore_conflicts:
+        statement += " ON CONFLICT DO NOTHING"
+    if returning:
+        statement += f" RETURNING {columns(model, [returning])}"
+    return statement

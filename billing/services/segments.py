@@ -1,6 +1,5 @@
 """Billable segments: opened and closed in the same transaction as the resource transitions that cause them."""
 
-import functools
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -44,18 +43,18 @@ def segment_open(
     segment.set_price(unit_monthly_price=unit_monthly_price, quantity=quantity)
     # The unique index of open segments is the check: an INSERT that would be a second open segment of the resource
     # inserts nothing (and needs no savepoint to leave the caller's transaction usable).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _open_sql(connection.vendor),
-            [sql.param(Segment, name, getattr(segment, name)) for name in _OPEN_FIELDS],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    pk = sql.insert(
+        Segment,
+        {name: getattr(segment, name) for name in _OPEN_FIELDS},
+        returning="id",
+        ignore_conflicts=True,
+    )
+    if pk is None:
         existing = Segment.objects.filter(resource_type=resource_type, resource_id=resource_id).open().first()
         if existing is not None and (existing.plan_name, existing.monthly_price) == (plan_name, segment.monthly_price):
             return existing  # a repeated call (a retried task): the resource is already billed at this price
         raise Conflict(f"{resource_name} already has an open billable segment.", code="segment_open")
-    segment.pk = row[0]
+    segment.pk = pk
     segment._state.adding = False
     segment._state.db = connection.alias
     return segment
@@ -75,17 +74,8 @@ _OPEN_FIELDS = (
     "hourly_rate_units",
     "monthly_price_units",
     "started_at",
+    "ended_at",
 )
-
-
-@functools.cache
-def _open_sql(vendor: str) -> str:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id (PostgreSQL; SQLite from 3.35)."""
-    return (
-        f"INSERT INTO {sql.table(Segment)} ({sql.columns(Segment, _OPEN_FIELDS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_OPEN_FIELDS))}) ON CONFLICT DO NOTHING "
-        f"RETURNING {sql.columns(Segment, ['id'])}"
-    )
 
 
 def segment_close(*, resource_type: str, resource_id: UUID, at: datetime) -> Segment | None:

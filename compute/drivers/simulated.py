@@ -92,24 +92,27 @@ class SimulatedDriver(ComputeDriver):
 
         Written in SQL (table names from the models, every value a parameter): the ORM building its aggregate over
         the join took more CPU than the rest of a create."""
-        host_pk, domain_pk = self._hosts.model._meta.pk, self._domains.model._meta.pk
-        hosts = connection.ops.quote_name(self._hosts.model._meta.db_table)
-        domains = connection.ops.quote_name(self._domains.model._meta.db_table)
+        host_model, domain_model = self._hosts.model, self._domains.model
         excluded = "AND d.uuid <> %s" if exclude is not None else ""
-        sql = f"""
-            SELECT h.*, COALESCE(SUM(d.vcpus), 0) AS vcpus_held, COALESCE(SUM(d.ram_mib), 0) AS ram_mib_held,
-                COALESCE(SUM(d.disk_gib), 0) AS disk_gib_held,
-                (SELECT p.host_id FROM {domains} p WHERE p.uuid = %s) AS probe_host_id
-            FROM {hosts} h LEFT JOIN {domains} d ON d.host_id = h.id {excluded}
+        host_columns = sql.attnames(host_model)
+        statement = f"""
+            SELECT {sql.columns(host_model, host_columns, alias="h")}, COALESCE(SUM(d.vcpus), 0),
+                COALESCE(SUM(d.ram_mib), 0), COALESCE(SUM(d.disk_gib), 0),
+                (SELECT p.host_id FROM {sql.table(domain_model)} p WHERE p.uuid = %s)
+            FROM {sql.table(host_model)} h LEFT JOIN {sql.table(domain_model)} d ON d.host_id = h.id {excluded}
             WHERE h.id = %s
             GROUP BY h.id
         """
-        params = [domain_pk.get_db_prep_value(probe, connection)]
+        params = [sql.param(domain_model, "uuid", probe)]
         if exclude is not None:
-            params.append(domain_pk.get_db_prep_value(exclude, connection))
-        params.append(host_pk.get_db_prep_value(self.host.pk, connection))
-        host = next(iter(self._hosts.raw(sql, params)))
-        host.probe_host_id = host_pk.to_python(host.probe_host_id)  # SQLite gives the uuid as text
+            params.append(sql.param(domain_model, "uuid", exclude))
+        params.append(sql.param(host_model, "id", self.host.pk))
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+        host = sql.instance_from_row(host_model, row[: len(host_columns)])
+        host.vcpus_held, host.ram_mib_held, host.disk_gib_held = (int(value) for value in row[-4:-1])
+        host.probe_host_id = host_model._meta.pk.to_python(row[-1])  # SQLite gives the uuid as text
         return host
 
     def _settle(self, domain):
@@ -203,23 +206,30 @@ class SimulatedDriver(ComputeDriver):
                     # A private image: its file must be in this host's pool.
                     image = self._volume(spec.image.pool_file).name
                 booted = host.boot_seconds <= 0
+                now = timezone.now()
+                domain = self._domains.model(
+                    uuid=spec.uuid,
+                    host_id=host.pk,
+                    name=spec.name[:100],
+                    vcpus=spec.vcpus,
+                    ram_mib=spec.ram_mib,
+                    disk_gib=spec.disk_gib,
+                    image=image[:500],
+                    power=PowerState.RUNNING if booted else PowerState.BOOTING,
+                    settles_at=None if booted else now + timedelta(seconds=host.boot_seconds),
+                    private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
+                    nics=[asdict(nic) for nic in spec.nics],
+                    seed=asdict(spec.seed) if spec.seed is not None else {},
+                    firewall=[asdict(rule) for rule in spec.firewall],
+                    rx_bytes=0,
+                    tx_bytes=0,
+                    counters_at=now,
+                    created_at=now,
+                )
                 try:
-                    domain = self._domains.create(
-                        uuid=spec.uuid,
-                        host=host,
-                        name=spec.name[:100],
-                        vcpus=spec.vcpus,
-                        ram_mib=spec.ram_mib,
-                        disk_gib=spec.disk_gib,
-                        image=image[:500],
-                        power=PowerState.RUNNING if booted else PowerState.BOOTING,
-                        settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
-                        private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
-                        nics=[asdict(nic) for nic in spec.nics],
-                        seed=asdict(spec.seed) if spec.seed is not None else {},
-                        firewall=[asdict(rule) for rule in spec.firewall],
-                        counters_at=timezone.now(),
-                    )
+                    # One INSERT written in SQL: the ORM's save of this wide row cost more CPU than the SQL.
+                    model = self._domains.model
+                    sql.insert(model, {name: getattr(domain, name) for name in sql.attnames(model)})
                 except IntegrityError:
                     # Another process created it (on another host) between our probe and our insert: the retry adopts
                     # or refuses it. The error leaves this transaction, which rolls back.

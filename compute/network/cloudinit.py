@@ -96,10 +96,15 @@ def clean_user_data(text: str | None) -> str:
     )
 
 
-# libyaml's emitter (when PyYAML has it) writes a network-config, built only from our own names, MACs and addresses,
-# exactly as the pure-Python one does, in a fraction of the time; documents with the user's text keep the Python
-# emitter, since libyaml escapes non-ASCII characters and lays out long keys differently.
+# libyaml's emitter (when PyYAML has it) writes a document of our own keys and ASCII values (the network-config, and
+# the meta-data and user-data of a machine without user-data: names, keys, addresses) exactly as the pure-Python one
+# does, in a fraction of the time; documents with the user's text, or a non-ASCII value, keep the Python emitter,
+# since libyaml escapes non-ASCII characters and lays out long keys differently.
 FAST_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _dumper(*values: str) -> type:
+    return FAST_DUMPER if all(value.isascii() for value in values) else yaml.SafeDumper
 
 
 def _dump(document: dict, *, dumper=yaml.SafeDumper) -> str:
@@ -110,7 +115,7 @@ def meta_data(*, instance_id: str, hostname: str, ssh_keys: list[str]) -> str:
     document: dict = {"instance-id": instance_id, "local-hostname": hostname}
     if ssh_keys:
         document["public-keys"] = list(ssh_keys)
-    return _dump(document)
+    return _dump(document, dumper=_dumper(instance_id, hostname, *ssh_keys))
 
 
 def user_data(*, hostname: str, ssh_keys: list[str], text: str) -> str:
@@ -123,7 +128,8 @@ def user_data(*, hostname: str, ssh_keys: list[str], text: str) -> str:
     merged["ssh_authorized_keys"] = list(dict.fromkeys(keys))
     if not merged["ssh_authorized_keys"]:
         del merged["ssh_authorized_keys"]
-    return f"{CLOUD_CONFIG}\n{_dump(merged)}"
+    dumper = yaml.SafeDumper if theirs else _dumper(hostname, *keys)
+    return f"{CLOUD_CONFIG}\n{_dump(merged, dumper=dumper)}"
 
 
 def network_config(nics: list[NicSpec]) -> str:

@@ -592,7 +592,7 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
         # (traffic_sample_running), and a build only ever precedes that (a retry is refused once a build succeeded).
         provisioning = (now - instance.created_at).total_seconds()
         transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
-    return catalog.attach(instance)
+    return instance
 
 
 @functools.cache
@@ -613,26 +613,17 @@ def _build_succeeded_sql(vendor: str) -> str:
 
 def _outcome_event(instance: Instance, action: str, result: str, *, message: str, at) -> None:
     """A worker's outcome in the machine's log (no activity entry: see _event), one INSERT written in SQL."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _event_insert_sql(connection.vendor),
-            [
-                sql.param(InstanceEvent, "tenant_id", instance.tenant_id),
-                sql.param(InstanceEvent, "instance_id", instance.pk),
-                action,
-                result,
-                message,
-                sql.param(InstanceEvent, "created_at", at),
-            ],
-        )
-
-
-@functools.cache
-def _event_insert_sql(vendor: str) -> str:
-    names = ["tenant_id", "instance_id", "action", "result", "message", "created_at"]
-    return (
-        f"INSERT INTO {sql.table(InstanceEvent)} ({sql.columns(InstanceEvent, names)}) "
-        f"VALUES ({', '.join(['%s'] * len(names))})"
+    sql.insert(
+        InstanceEvent,
+        {
+            "tenant_id": instance.tenant_id,
+            "instance_id": instance.pk,
+            "action": action,
+            "result": result,
+            "message": message,
+            "actor_id": None,
+            "created_at": at,
+        },
     )
 
 
