@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -267,7 +268,11 @@ def host_networks(*, host: Host) -> QuerySet[Network]:
 
 
 def firewall_specs(*, instance: Instance) -> tuple[FirewallRuleSpec, ...]:
-    """The union of the machine's firewalls' rules, each once, in a stable order."""
+    """The union of the machine's firewalls' rules, each once, in a stable order (read with a build's claim, or
+    now)."""
+    known = getattr(instance, "firewall_rules", None)
+    if known is not None:
+        return known
     with connection.cursor() as cursor:
         rules = _firewall_rules_sql(connection.vendor)
         cursor.execute(rules, [sql.param(Instance, "id", instance.pk)])  # write-ok: a SELECT
@@ -336,3 +341,83 @@ def pool_usages() -> list[PoolUsage]:
         PoolUsage(pool=pool, size=len(pool.addresses()), held=held.get(pool.pk, 0))
         for pool in PublicIPPool.objects.order_by("name")
     ]
+
+
+# --- what a build reads with its claim --------------------------------------------------------------------------
+
+
+def build_reads_sql(instance_id: str) -> tuple[str, str]:
+    """Two scalar subqueries for the RETURNING clause of a build's claim (`instance_id`: the claimed row's id
+    column): the machine's interfaces with their networks and its firewalls' rules, each as one JSON array. A build
+    reads them with the claim, in one statement instead of three; build_reads_attach() turns them into what
+    instance_ports() and firewall_specs() answer."""
+    return _build_reads_sql(instance_id, connection.vendor)
+
+
+@functools.cache
+def _build_reads_sql(instance_id: str, vendor: str) -> tuple[str, str]:
+    postgresql = vendor == "postgresql"
+    aggregate, array = ("json_agg", "json_build_array") if postgresql else ("json_group_array", "json_array")
+    attached = Firewall.instances.through
+
+    def port(name: str) -> str:
+        return "p." + sql.columns(Port, [name])
+
+    def network(name: str) -> str:
+        return "n." + sql.columns(Network, [name])
+
+    def rule(name: str) -> str:
+        return "r." + sql.columns(FirewallRule, [name])
+
+    def firewall(name: str) -> str:
+        return "f." + sql.columns(Firewall, [name])
+
+    # PostgreSQL orders inside the aggregate (firewall names by the database's collation, as firewall_specs() reads
+    # them); SQLite before 3.44 cannot, and build_reads_attach() sorts its rows as its BINARY collation would.
+    port_order = f" ORDER BY {port('index')}" if postgresql else ""
+    rule_order = (
+        f" ORDER BY {firewall('name')}, {firewall('id')}, {rule('position')}, {rule('id')}" if postgresql else ""
+    )
+    ports = (
+        f"(SELECT {aggregate}({array}({port('mac')}, {port('address')}, {port('index')}, {port('network_id')}, "
+        f"{network('name')}, {network('cidr')}, {port('id')}){port_order}) "
+        f"FROM {sql.table(Port)} p INNER JOIN {sql.table(Network)} n ON {network('id')} = {port('network_id')} "
+        f"WHERE {port('instance_id')} = {instance_id})"
+    )
+    rules = (
+        f"(SELECT {aggregate}({array}({rule('direction')}, {rule('protocol')}, {rule('port_min')}, "
+        f"{rule('port_max')}, {rule('cidr')}, {firewall('name')}, {firewall('id')}, {rule('position')}, "
+        f"{rule('id')}){rule_order}) "
+        f"FROM {sql.table(FirewallRule)} r "
+        f"INNER JOIN {sql.table(Firewall)} f ON {firewall('id')} = {rule('firewall_id')} "
+        f"INNER JOIN {sql.table(attached)} a ON a.{sql.columns(attached, ['firewall_id'])} = {firewall('id')} "
+        f"WHERE a.{sql.columns(attached, ['instance_id'])} = {instance_id})"
+    )
+    return ports, rules
+
+
+def build_reads_attach(instance: Instance, *, ports, rules) -> None:
+    """Sets what build_reads_sql() returned on the claimed instance, in the orders instance_ports() (eth0 first)
+    and firewall_specs() (the firewalls' names, then the rules' positions) give."""
+    ports, rules = _json_rows(ports), _json_rows(rules)
+    if connection.vendor != "postgresql":
+        ports.sort(key=lambda row: row[2])
+        # BINARY collation: names by code point, ids (32 hex digits) as text.
+        rules.sort(key=lambda row: (row[5], row[6], row[7], row[8]))
+    uuid = Port._meta.pk.to_python
+    port_list = []
+    for mac, address, index, network_id, name, cidr, pk in ports:
+        network_pk = uuid(network_id)
+        port = Port(id=uuid(pk), tenant_id=instance.tenant_id, instance_id=instance.pk, network_id=network_pk)
+        port.mac, port.address, port.index = mac, address, index
+        port.network = Network(id=network_pk, tenant_id=instance.tenant_id, name=name, cidr=cidr)
+        port_list.append(port)
+    instance.port_list = port_list
+    instance.firewall_rules = tuple(dict.fromkeys(FirewallRuleSpec(*row[:5]) for row in rules))
+
+
+def _json_rows(value) -> list:
+    """A JSON array from the database: decoded already (PostgreSQL's json), text (SQLite), or NULL (no rows)."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value

@@ -27,7 +27,7 @@ from compute.drivers.base import (
 )
 from compute.models import TASK_STATES, Host, Instance, InstanceState, InstanceTask
 from compute.network.cloudinit import build_seed
-from compute.network.selectors import firewall_specs, instance_ports, nic_specs
+from compute.network.selectors import build_reads_attach, build_reads_sql, firewall_specs, instance_ports, nic_specs
 from compute.network.services.hosts import instance_networks_prepare
 from compute.network.services.traffic import traffic_sample_quietly
 from portal import sql
@@ -54,14 +54,15 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
 
     A build moves pending → building; a build found already `building` (a redelivery after a worker died) is
     claimed again, which is safe because the driver adopts the domain the first attempt may have made. The UPDATE
-    returns the row it claimed (no second read); its host is read after it, and for a move the new host too.
+    returns the row it claimed (no second read), for a build with its interfaces and firewall rules; its host is read
+    after it, and for a move the new host too.
     """
     in_progress = TASK_STATES[task][0]
     states = [InstanceState.PENDING, InstanceState.BUILDING] if task == InstanceTask.BUILD else [in_progress]
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            _claim_sql(len(states), connection.vendor),
+            _claim_sql(task == InstanceTask.BUILD, connection.vendor),
             [
                 in_progress,
                 sql.param(Instance, "task_progress_at", now),
@@ -74,7 +75,10 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    instance = sql.instance_from_row(Instance, row)
+    columns = len(sql.attnames(Instance))
+    instance = sql.instance_from_row(Instance, row[:columns])
+    if task == InstanceTask.BUILD:
+        build_reads_attach(instance, ports=row[columns], rules=row[columns + 1])
     instance.host = _host(instance.host_id)
     if task == InstanceTask.MIGRATE:
         instance.migration_host = _host(instance.migration_host_id)
@@ -82,13 +86,17 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
 
 
 @functools.cache
-def _claim_sql(states: int, vendor: str) -> str:
+def _claim_sql(build: bool, vendor: str) -> str:
+    """The claim's UPDATE, returning the row; a build's also returns its interfaces and firewall rules."""
+    returning = sql.columns(Instance, sql.attnames(Instance))
+    if build:
+        returning += ", " + ", ".join(build_reads_sql(f"{sql.table(Instance)}.{sql.columns(Instance, ['id'])}"))
     return (
         f"UPDATE {sql.table(Instance)} SET {sql.columns(Instance, ['state'])} = %s, "
         f"{sql.columns(Instance, ['task_progress_at'])} = %s, {sql.columns(Instance, ['updated_at'])} = %s "
         f"WHERE {sql.columns(Instance, ['id'])} = %s AND {sql.columns(Instance, ['task'])} = %s "
-        f"AND {sql.columns(Instance, ['state'])} IN ({', '.join(['%s'] * states)}) "
-        f"RETURNING {sql.columns(Instance, sql.attnames(Instance))}"
+        f"AND {sql.columns(Instance, ['state'])} IN ({', '.join(['%s'] * (2 if build else 1))}) "
+        f"RETURNING {returning}"
     )
 
 
@@ -200,7 +208,6 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
     if task == InstanceTask.RESTORE:
         return _restore(instance, driver)
     if task == InstanceTask.BUILD:
-        instance.port_list = instance_ports(instance)  # what preparing its networks and its spec both read
         instance_networks_prepare(instance=instance, driver=driver)
         info = driver.create(domain_spec(instance))
     elif task == InstanceTask.START:
