@@ -188,6 +188,11 @@ class SimulatedDriver(ComputeDriver):
         injected = None
         with transaction.atomic():
             self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
+            if spec.nics and not spec.disk_source and not spec.image.pool_file:
+                # The common case in one statement: a new domain, no failure to inject, room on the host.
+                domain = self._domain(spec, host=self.host, image=spec.image.disk_path or spec.image.kernel_path)
+                if self._insert_if_free(domain):
+                    return self._info(domain)
             host = self._host_with_usage(probe=spec.uuid)
             if host.probe_host_id is not None:  # create is idempotent on the uuid: adopt what an earlier attempt made
                 if host.probe_host_id != host.pk:
@@ -205,30 +210,9 @@ class SimulatedDriver(ComputeDriver):
                 elif spec.image.pool_file:
                     # A private image: its file must be in this host's pool.
                     image = self._volume(spec.image.pool_file).name
-                booted = host.boot_seconds <= 0
-                now = timezone.now()
-                domain = self._domains.model(
-                    uuid=spec.uuid,
-                    host_id=host.pk,
-                    name=spec.name[:100],
-                    vcpus=spec.vcpus,
-                    ram_mib=spec.ram_mib,
-                    disk_gib=spec.disk_gib,
-                    image=image[:500],
-                    power=PowerState.RUNNING if booted else PowerState.BOOTING,
-                    settles_at=None if booted else now + timedelta(seconds=host.boot_seconds),
-                    private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
-                    nics=[asdict(nic) for nic in spec.nics],
-                    seed=asdict(spec.seed) if spec.seed is not None else {},
-                    firewall=[asdict(rule) for rule in spec.firewall],
-                    rx_bytes=0,
-                    tx_bytes=0,
-                    counters_at=now,
-                    created_at=now,
-                )
+                domain = self._domain(spec, host=host, image=image)
+                model = self._domains.model
                 try:
-                    # One INSERT written in SQL: the ORM's save of this wide row cost more CPU than the SQL.
-                    model = self._domains.model
                     sql.insert(model, {name: getattr(domain, name) for name in sql.attnames(model)})
                 except IntegrityError:
                     # Another process created it (on another host) between our probe and our insert: the retry adopts
@@ -239,6 +223,60 @@ class SimulatedDriver(ComputeDriver):
         if injected == "permanent":
             raise PermanentDriverError(f"Simulated permanent failure creating {spec.name} on {self.host.name}.")
         raise TransientDriverError(f"Simulated transient failure creating {spec.name} on {self.host.name}.")
+
+    def _domain(self, spec: DomainSpec, *, host, image: str):
+        """The domain row a create writes (not saved)."""
+        booted = host.boot_seconds <= 0
+        now = timezone.now()
+        return self._domains.model(
+            uuid=spec.uuid,
+            host_id=host.pk,
+            name=spec.name[:100],
+            vcpus=spec.vcpus,
+            ram_mib=spec.ram_mib,
+            disk_gib=spec.disk_gib,
+            image=image[:500],
+            power=PowerState.RUNNING if booted else PowerState.BOOTING,
+            settles_at=None if booted else now + timedelta(seconds=host.boot_seconds),
+            private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
+            nics=[asdict(nic) for nic in spec.nics],
+            seed=asdict(spec.seed) if spec.seed is not None else {},
+            firewall=[asdict(rule) for rule in spec.firewall],
+            rx_bytes=0,
+            tx_bytes=0,
+            counters_at=now,
+            created_at=now,
+        )
+
+    def _insert_if_free(self, domain) -> bool:
+        """INSERTs the domain, in one statement, if no domain has its uuid yet, no failure is to be injected and the
+        host has room for it (its size and ratios as the claim read them); False: none of that was written, and the
+        caller looks at why. Under the hypervisor's lock, so the statement's view of the host's domains is current."""
+        model, host = self._domains.model, self.host
+        names = sql.attnames(model)
+        values = [model._meta.get_field(name).get_db_prep_save(getattr(domain, name), connection) for name in names]
+        uuid, host_id = sql.param(model, "uuid", domain.uuid), sql.param(model, "host_id", host.pk)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _insert_if_free_sql(connection.vendor),
+                    [
+                        *values,
+                        uuid,
+                        host_id,
+                        domain.vcpus,
+                        host.vcpus_allocatable,
+                        domain.ram_mib,
+                        host.ram_mib_allocatable,
+                        domain.disk_gib,
+                        host.disk_gib_allocatable,
+                        host_id,
+                    ],
+                )
+                return cursor.fetchone() is not None
+        except IntegrityError:
+            # Another process created it (on another host) between our check and our insert (see create).
+            raise TransientDriverError(f"Domain {domain.uuid} is being created concurrently.") from None
 
     def start(self, uuid: str) -> DomainInfo:
         with transaction.atomic():
@@ -617,4 +655,27 @@ def _leases_add_sql() -> str:
         "WITH ORDINALITY AS kept(lease, position) "
         "WHERE NOT (lease->>'mac' = ANY(%s::text[]) OR lease->>'ip' = ANY(%s::text[]))), '[]'::jsonb) || %s::jsonb "
         f"WHERE {column('host_id')} = %s AND {column('network_id')} = %s"
+    )
+
+
+@functools.cache
+def _insert_if_free_sql(vendor: str) -> str:
+    from compute.models import Host, SimulatedDomain
+
+    names = sql.attnames(SimulatedDomain)
+    if vendor == "postgresql":  # typed values: an INSERT … SELECT does not take the columns' types from the target
+        values = [f"CAST(%s AS {SimulatedDomain._meta.get_field(name).db_type(connection)})" for name in names]
+    else:
+        values = ["%s"] * len(names)
+    domains, column = sql.table(SimulatedDomain), lambda name: sql.columns(SimulatedDomain, [name])
+    return (
+        f"INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) SELECT {', '.join(values)} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {domains} WHERE {column('uuid')} = %s) "
+        f"AND (SELECT {sql.columns(Host, ['fail_next_creates'])} FROM {sql.table(Host)} "
+        f"WHERE {sql.columns(Host, ['id'])} = %s) = 0 "
+        f"AND (SELECT COALESCE(SUM({column('vcpus')}), 0) + %s <= %s "
+        f"AND COALESCE(SUM({column('ram_mib')}), 0) + %s <= %s "
+        f"AND COALESCE(SUM({column('disk_gib')}), 0) + %s <= %s "
+        f"FROM {domains} WHERE {column('host_id')} = %s) "
+        f"RETURNING {column('uuid')}"
     )

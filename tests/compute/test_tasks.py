@@ -226,10 +226,10 @@ def test_transient_error_class_is_the_retry_trigger():
 # The statements of one build, after a first build on the host (which makes the host's network and loads the
 # catalog): claim it (an UPDATE returning the row with its interfaces and firewall rules) and read its host; add its
 # lease to its network on the host (one UPDATE on PostgreSQL; SQLite reads the leases and writes them back); the
-# hypervisor's lock (PostgreSQL only), the host with what its domains hold and whether the domain exists already
-# (one query), and its INSERT; record the outcome: one conditional UPDATE returning the row, the INSERT of the build
-# event and of the billing segment (its plan and price from the catalog in memory).
-BUILD_QUERIES = 9
+# hypervisor's lock (PostgreSQL only) and the domain's INSERT, which checks that it is new, that no failure is to be
+# injected and that the host has room; record the outcome: one conditional UPDATE returning the row, the INSERT of
+# the build event and of the billing segment (its plan and price from the catalog in memory).
+BUILD_QUERIES = 8
 
 
 def test_a_build_takes_a_constant_number_of_queries(launch, django_capture_on_commit_callbacks):
