@@ -54,8 +54,8 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
 
     A build moves pending → building; a build found already `building` (a redelivery after a worker died) is
     claimed again, which is safe because the driver adopts the domain the first attempt may have made. The UPDATE
-    returns the row it claimed (no second read), for a build with its interfaces and firewall rules; its host is read
-    after it, and for a move the new host too.
+    returns the row it claimed (no second read), for a build with its interfaces and firewall rules, and on
+    PostgreSQL with its host (SQLite reads the host after it); a move reads its new host too.
     """
     in_progress = TASK_STATES[task][0]
     states = [InstanceState.PENDING, InstanceState.BUILDING] if task == InstanceTask.BUILD else [in_progress]
@@ -79,7 +79,11 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     instance = sql.instance_from_row(Instance, row[:columns])
     if task == InstanceTask.BUILD:
         build_reads_attach(instance, ports=row[columns], rules=row[columns + 1])
-    instance.host = _host(instance.host_id)
+        columns += 2
+    if connection.vendor == "postgresql":  # the claim returned the host's row too
+        instance.host = sql.instance_from_row(Host, row[columns:]) if instance.host_id is not None else None
+    else:
+        instance.host = _host(instance.host_id)
     if task == InstanceTask.MIGRATE:
         instance.migration_host = _host(instance.migration_host_id)
     return catalog.attach(instance)
@@ -87,16 +91,25 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
 
 @functools.cache
 def _claim_sql(build: bool, vendor: str) -> str:
-    """The claim's UPDATE, returning the row; a build's also returns its interfaces and firewall rules."""
+    """The claim's UPDATE, returning the row; a build's also returns its interfaces and firewall rules. On
+    PostgreSQL the UPDATE is a data-modifying WITH query joined to the instance's host, so the host comes with it."""
     returning = sql.columns(Instance, sql.attnames(Instance))
     if build:
-        returning += ", " + ", ".join(build_reads_sql(f"{sql.table(Instance)}.{sql.columns(Instance, ['id'])}"))
-    return (
+        reads = build_reads_sql(f"{sql.table(Instance)}.{sql.columns(Instance, ['id'])}")
+        returning += ", " + ", ".join(f"{read} AS {name}" for read, name in zip(reads, ("ports", "rules"), strict=True))
+    update = (
         f"UPDATE {sql.table(Instance)} SET {sql.columns(Instance, ['state'])} = %s, "
         f"{sql.columns(Instance, ['task_progress_at'])} = %s, {sql.columns(Instance, ['updated_at'])} = %s "
         f"WHERE {sql.columns(Instance, ['id'])} = %s AND {sql.columns(Instance, ['task'])} = %s "
         f"AND {sql.columns(Instance, ['state'])} IN ({', '.join(['%s'] * (2 if build else 1))}) "
         f"RETURNING {returning}"
+    )
+    if vendor != "postgresql":
+        return update
+    return (
+        f"WITH claimed AS ({update}) SELECT claimed.*, {sql.columns(Host, sql.attnames(Host), alias='h')} "
+        f"FROM claimed LEFT JOIN {sql.table(Host)} h ON h.{sql.columns(Host, ['id'])} = claimed."
+        f"{sql.columns(Instance, ['host_id'])}"
     )
 
 
@@ -231,6 +244,11 @@ def _drive(instance: Instance, task: str) -> DomainInfo | None:
 
 def instance_task_perform(*, instance_id: str, task: str) -> None:
     """Runs one piece of instance work end to end. TransientDriverError propagates (the task retries it)."""
+    with catalog.pinned():  # one check of the catalog's version for the claim and the outcome's billing segment
+        _perform(instance_id=instance_id, task=task)
+
+
+def _perform(*, instance_id: str, task: str) -> None:
     instance = instance_task_claim(instance_id=instance_id, task=task)
     if instance is None:
         return  # done already, overtaken by another request, or never ours: a duplicate delivery
