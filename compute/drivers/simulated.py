@@ -186,13 +186,13 @@ class SimulatedDriver(ComputeDriver):
 
     def create(self, spec: DomainSpec) -> DomainInfo:
         injected = None
+        if spec.nics and not spec.disk_source and not spec.image.pool_file:
+            # The common case in one round trip: a new domain, no failure to inject, room on the host.
+            domain = self._domain(spec, host=self.host, image=spec.image.disk_path or spec.image.kernel_path)
+            if self._insert_if_free(domain):
+                return self._info(domain)
         with transaction.atomic():
             self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
-            if spec.nics and not spec.disk_source and not spec.image.pool_file:
-                # The common case in one statement: a new domain, no failure to inject, room on the host.
-                domain = self._domain(spec, host=self.host, image=spec.image.disk_path or spec.image.kernel_path)
-                if self._insert_if_free(domain):
-                    return self._info(domain)
             host = self._host_with_usage(probe=spec.uuid)
             if host.probe_host_id is not None:  # create is idempotent on the uuid: adopt what an earlier attempt made
                 if host.probe_host_id != host.pk:
@@ -239,9 +239,10 @@ class SimulatedDriver(ComputeDriver):
             power=PowerState.RUNNING if booted else PowerState.BOOTING,
             settles_at=None if booted else now + timedelta(seconds=host.boot_seconds),
             private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
-            nics=[asdict(nic) for nic in spec.nics],
-            seed=asdict(spec.seed) if spec.seed is not None else {},
-            firewall=[asdict(rule) for rule in spec.firewall],
+            # Flat records (asdict() deep-copies every value): these specs hold plain strings and numbers.
+            nics=[dict(vars(nic)) for nic in spec.nics],
+            seed=dict(vars(spec.seed)) if spec.seed is not None else {},
+            firewall=[dict(vars(rule)) for rule in spec.firewall],
             rx_bytes=0,
             tx_bytes=0,
             counters_at=now,
@@ -249,18 +250,25 @@ class SimulatedDriver(ComputeDriver):
         )
 
     def _insert_if_free(self, domain) -> bool:
-        """INSERTs the domain, in one statement, if no domain has its uuid yet, no failure is to be injected and the
-        host has room for it (its size and ratios as the claim read them); False: none of that was written, and the
-        caller looks at why. Under the hypervisor's lock, so the statement's view of the host's domains is current."""
+        """INSERTs the domain if no domain has its uuid yet, no failure is to be injected and the host has room for it
+        (its size and ratios as the claim read them); False: none of that was written, and the caller looks at why.
+
+        On PostgreSQL the hypervisor's lock and the INSERT go as one query of two statements, which the server runs
+        as one transaction (or as part of the caller's): one round trip instead of four (BEGIN, lock, INSERT,
+        COMMIT), and the INSERT, a statement after the lock, sees every domain created before it. SQLite serialises
+        writers anyway."""
         model, host = self._domains.model, self.host
         names = sql.attnames(model)
         values = [model._meta.get_field(name).get_db_prep_save(getattr(domain, name), connection) for name in names]
         uuid, host_id = sql.param(model, "uuid", domain.uuid), sql.param(model, "host_id", host.pk)
+        postgresql = connection.vendor == "postgresql"
+        lock = [HYPERVISOR_LOCK, self.host.pk.int % 2**31] if postgresql else []
         try:
             with connection.cursor() as cursor:
                 cursor.execute(
                     _insert_if_free_sql(connection.vendor),
                     [
+                        *lock,
                         *values,
                         uuid,
                         host_id,
@@ -273,6 +281,8 @@ class SimulatedDriver(ComputeDriver):
                         host_id,
                     ],
                 )
+                if postgresql:
+                    cursor.nextset()  # past the lock's result to the INSERT's
                 return cursor.fetchone() is not None
         except IntegrityError:
             # Another process created it (on another host) between our check and our insert (see create).
@@ -413,10 +423,10 @@ class SimulatedDriver(ComputeDriver):
 
     def _leases_add(self, network_id: str, state: dict, leases: list[dict]) -> bool:
         """Adds `leases` to the host's network (False: the host has no such network yet)."""
-        networks = self._networks.filter(host_id=self.host.pk, network_id=network_id)
         macs, addresses = [lease["mac"] for lease in leases], [lease["ip"] for lease in leases]
         now = timezone.now()
         if connection.vendor != "postgresql":  # SQLite serialises writers: read, change and write the list
+            networks = self._networks.filter(host_id=self.host.pk, network_id=network_id)
             with transaction.atomic():
                 kept = networks.values_list("dhcp_hosts", flat=True).first()
                 if kept is None:
@@ -668,8 +678,9 @@ def _insert_if_free_sql(vendor: str) -> str:
     else:
         values = ["%s"] * len(names)
     domains, column = sql.table(SimulatedDomain), lambda name: sql.columns(SimulatedDomain, [name])
+    lock = "SELECT pg_advisory_xact_lock(%s, %s); " if vendor == "postgresql" else ""
     return (
-        f"INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) SELECT {', '.join(values)} "
+        f"{lock}INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) SELECT {', '.join(values)} "
         f"WHERE NOT EXISTS (SELECT 1 FROM {domains} WHERE {column('uuid')} = %s) "
         f"AND (SELECT {sql.columns(Host, ['fail_next_creates'])} FROM {sql.table(Host)} "
         f"WHERE {sql.columns(Host, ['id'])} = %s) = 0 "

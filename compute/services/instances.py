@@ -556,11 +556,15 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
 
     One conditional UPDATE states the outcome and returns the row: it finds nothing unless the instance still waits
     for this build (a duplicate delivery, or work an operator marked as failed, records nothing), and the row lock
-    it takes orders it after a concurrent rename, so the event and the billing segment get the current name. Nothing
-    the machine holds changes (building → running), so the usage totals need no save.
+    it takes orders it after a concurrent rename, so the event and the billing segment get the current name. On
+    PostgreSQL the same statement writes the build event (a data-modifying WITH query). Nothing the machine holds
+    changes (building → running), so the usage totals need no save.
     """
+    postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
         now = timezone.now()
+        at = sql.param(Instance, "updated_at", now)
+        event = [EventAction.BUILD, EventResult.SUCCEEDED, RUNNING, RUNNING_AT, at] if postgresql else []
         with connection.cursor() as cursor:
             cursor.execute(
                 _build_succeeded_sql(connection.vendor),
@@ -568,25 +572,22 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
                     InstanceState.RUNNING,
                     str(info.state),
                     sql.param(Instance, "private_ip", info.private_ip or None),
-                    sql.param(Instance, "updated_at", now),
+                    at,
                     InstanceTask.NONE,
                     sql.param(Instance, "task_params", {}),
                     sql.param(Instance, "id", instance_id),
                     InstanceState.BUILDING,
                     InstanceTask.BUILD,
+                    *event,
                 ],
             )
             row = cursor.fetchone()
         if row is None:
             return None  # already recorded (duplicate delivery) or overtaken (marked as error)
         instance = sql.instance_from_row(Instance, row)
-        _outcome_event(
-            instance,
-            EventAction.BUILD,
-            EventResult.SUCCEEDED,
-            message=f"Running, private IP {instance.private_ip}" if instance.private_ip else "Running",
-            at=now,
-        )
+        if not postgresql:
+            message = f"{RUNNING_AT}{instance.private_ip}" if instance.private_ip else RUNNING
+            _outcome_event(instance, EventAction.BUILD, EventResult.SUCCEEDED, message=message, at=now)
         lifecycle.announce_billable(resource=instance.billable(), at=now)
         # No traffic baseline to reset, unlike a start: the counters of a machine are first read once it runs
         # (traffic_sample_running), and a build only ever precedes that (a retry is refused once a build succeeded).
@@ -595,19 +596,34 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
     return instance
 
 
+# The build event's message: "Running, private IP 10.0.0.5" (or "Running" without an address).
+RUNNING, RUNNING_AT = "Running", "Running, private IP "
+
+
 @functools.cache
 def _build_succeeded_sql(vendor: str) -> str:
     def column(name: str) -> str:
         return sql.columns(Instance, [name])
 
     cleared = ", ".join(f"{column(name)} = NULL" for name in ("task_enqueued_at", "task_progress_at", "task_deadline"))
-    return (
+    update = (
         f"UPDATE {sql.table(Instance)} SET {column('state')} = %s, {column('power_state')} = %s, "
         f"{column('private_ip')} = COALESCE(%s, {column('private_ip')}), {column('error_reason')} = '', "
         f"{column('updated_at')} = %s, {column('task')} = %s, {column('task_params')} = %s, {cleared}, "
         f"{column('task_requeues')} = 0 "
         f"WHERE {column('id')} = %s AND {column('state')} = %s AND {column('task')} = %s "
         f"RETURNING {sql.columns(Instance, sql.attnames(Instance))}"
+    )
+    if vendor != "postgresql":
+        return update
+    names = ["tenant_id", "instance_id", "action", "result", "message", "actor_id", "created_at"]
+    address = f"done.{column('private_ip')}"
+    return (
+        f"WITH done AS ({update}), logged AS ("
+        f"INSERT INTO {sql.table(InstanceEvent)} ({sql.columns(InstanceEvent, names)}) "
+        f"SELECT done.{column('tenant_id')}, done.{column('id')}, %s, %s, "
+        f"CASE WHEN {address} IS NULL THEN %s ELSE %s || host({address}) END, NULL, %s FROM done"
+        ") SELECT * FROM done"
     )
 
 

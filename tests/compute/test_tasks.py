@@ -224,13 +224,8 @@ def test_transient_error_class_is_the_retry_trigger():
 
 
 # The statements of one build, after a first build on the host (which makes the host's network and loads the
-# catalog): claim it (an UPDATE returning the row with its interfaces and firewall rules, and on PostgreSQL its host;
-# SQLite reads the host after it); add its lease to its network on the host (one UPDATE on PostgreSQL; SQLite reads
-# the leases and writes them back); the hypervisor's lock (PostgreSQL only) and the domain's INSERT, which checks that
-# it is new, that no failure is to be injected and that the host has room; record the outcome: one conditional
-# UPDATE returning the row, the INSERT of the build event and of the billing segment (its plan and price from the
-# catalog in memory).
-BUILD_QUERIES = {"postgresql": 7, "sqlite": 8}
+# catalog); tests/perf/test_build_queries.py names them.
+BUILD_QUERIES = {"postgresql": 5, "sqlite": 8}
 
 
 def test_a_build_takes_a_constant_number_of_queries(launch, django_capture_on_commit_callbacks):

@@ -17,11 +17,12 @@ from compute.services import instance_launch
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory
 from tests.factories.network import FirewallFactory, FirewallRuleFactory
 
-# The claim (returning the row, its interfaces and firewall rules, and on PostgreSQL its host; SQLite reads the host
-# after it), its lease added to the host's network (PostgreSQL: one UPDATE; SQLite: read and written back), the
-# hypervisor's lock (PostgreSQL) and the domain's INSERT, the outcome's conditional UPDATE, its event and its billing
-# segment. BEGIN, COMMIT and savepoints aside.
-BUILD_STATEMENTS = {"postgresql": 7, "sqlite": 8}
+# BEGIN, COMMIT and savepoints aside. PostgreSQL: the claim (an UPDATE in a WITH query, returning the row with its
+# interfaces and firewall rules, joined to its host), its lease added to the host's network (one UPDATE), the
+# hypervisor's lock and the domain's INSERT (one query of two statements), the outcome's conditional UPDATE with the
+# event's INSERT (one WITH query), the billing segment's INSERT. SQLite: the host read after the claim, the leases
+# read and written back, no lock, the event on its own.
+BUILD_STATEMENTS = {"postgresql": 5, "sqlite": 8}
 # Reads a build used to make on their own, each of which its claim or the catalog in memory now answers.
 GONE = (
     'FROM "network_port"',  # the interfaces: returned by the claim
@@ -111,6 +112,8 @@ def test_the_build_applies_the_firewall_rules_firewall_specs_reads(setting, djan
     assert domain.firewall == expected
     assert len(expected) == 3  # tcp 80 is in both firewalls, applied once
     assert [nic["ip"] for nic in domain.nics] == [instance.private_ip]
+    event = instance.events.get(action="build", result="succeeded")
+    assert (event.message, event.actor_id) == (f"Running, private IP {instance.private_ip}", None)
 
 
 def test_a_build_adds_its_lease_and_keeps_the_others(setting, django_capture_on_commit_callbacks):
