@@ -74,7 +74,6 @@ _OPEN_FIELDS = (
     "hourly_rate_units",
     "monthly_price_units",
     "started_at",
-    "ended_at",
 )
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute import catalog, lifecycle
@@ -560,25 +560,20 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
     PostgreSQL the same statement writes the build event (a data-modifying WITH query). Nothing the machine holds
     changes (building → running), so the usage totals need no save.
     """
-    postgresql = connection.vendor == "postgresql"
+    db = sql.current()
+    postgresql = db.vendor == "postgresql"
     with transaction.atomic():
         now = timezone.now()
-        at = sql.param(Instance, "updated_at", now)
-        event = [EventAction.BUILD, EventResult.SUCCEEDED, RUNNING, RUNNING_AT, at] if postgresql else []
-        with connection.cursor() as cursor:
+        at = sql.param(Instance, "updated_at", now, db=db)
+        with db.cursor() as cursor:
             cursor.execute(
-                _build_succeeded_sql(connection.vendor),
+                _build_succeeded_sql(db.vendor),
                 [
-                    InstanceState.RUNNING,
                     str(info.state),
-                    sql.param(Instance, "private_ip", info.private_ip or None),
+                    sql.param(Instance, "private_ip", info.private_ip or None, db=db),
                     at,
-                    InstanceTask.NONE,
-                    sql.param(Instance, "task_params", {}),
-                    sql.param(Instance, "id", instance_id),
-                    InstanceState.BUILDING,
-                    InstanceTask.BUILD,
-                    *event,
+                    sql.param(Instance, "id", instance_id, db=db),
+                    *([at] if postgresql else []),
                 ],
             )
             row = cursor.fetchone()
@@ -607,11 +602,13 @@ def _build_succeeded_sql(vendor: str) -> str:
 
     cleared = ", ".join(f"{column(name)} = NULL" for name in ("task_enqueued_at", "task_progress_at", "task_deadline"))
     update = (
-        f"UPDATE {sql.table(Instance)} SET {column('state')} = %s, {column('power_state')} = %s, "
-        f"{column('private_ip')} = COALESCE(%s, {column('private_ip')}), {column('error_reason')} = '', "
-        f"{column('updated_at')} = %s, {column('task')} = %s, {column('task_params')} = %s, {cleared}, "
+        f"UPDATE {sql.table(Instance)} SET {column('state')} = {sql.literal(InstanceState.RUNNING)}, "
+        f"{column('power_state')} = %s, {column('private_ip')} = COALESCE(%s, {column('private_ip')}), "
+        f"{column('error_reason')} = '', {column('updated_at')} = %s, "
+        f"{column('task')} = {sql.literal(InstanceTask.NONE)}, {column('task_params')} = '{{}}', {cleared}, "
         f"{column('task_requeues')} = 0 "
-        f"WHERE {column('id')} = %s AND {column('state')} = %s AND {column('task')} = %s "
+        f"WHERE {column('id')} = %s AND {column('state')} = {sql.literal(InstanceState.BUILDING)} "
+        f"AND {column('task')} = {sql.literal(InstanceTask.BUILD)} "
         f"RETURNING {sql.columns(Instance, sql.attnames(Instance))}"
     )
     if vendor != "postgresql":
@@ -621,8 +618,10 @@ def _build_succeeded_sql(vendor: str) -> str:
     return (
         f"WITH done AS ({update}), logged AS ("
         f"INSERT INTO {sql.table(InstanceEvent)} ({sql.columns(InstanceEvent, names)}) "
-        f"SELECT done.{column('tenant_id')}, done.{column('id')}, %s, %s, "
-        f"CASE WHEN {address} IS NULL THEN %s ELSE %s || host({address}) END, NULL, %s FROM done"
+        f"SELECT done.{column('tenant_id')}, done.{column('id')}, "
+        f"{sql.literal(EventAction.BUILD)}, {sql.literal(EventResult.SUCCEEDED)}, "
+        f"CASE WHEN {address} IS NULL THEN {sql.literal(RUNNING)} ELSE {sql.literal(RUNNING_AT)} || host({address}) "
+        "END, NULL, %s FROM done"
         ") SELECT * FROM done"
     )
 

@@ -57,21 +57,10 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     returns the row it claimed (no second read), for a build with its interfaces and firewall rules, and on
     PostgreSQL with its host (SQLite reads the host after it); a move reads its new host too.
     """
-    in_progress = TASK_STATES[task][0]
-    states = [InstanceState.PENDING, InstanceState.BUILDING] if task == InstanceTask.BUILD else [in_progress]
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _claim_sql(task == InstanceTask.BUILD, connection.vendor),
-            [
-                in_progress,
-                sql.param(Instance, "task_progress_at", now),
-                sql.param(Instance, "updated_at", now),
-                sql.param(Instance, "id", instance_id),
-                task,
-                *states,
-            ],
-        )
+    db = sql.current()
+    now = sql.param(Instance, "updated_at", timezone.now(), db=db)
+    with db.cursor() as cursor:
+        cursor.execute(_claim_sql(task, db.vendor), [now, now, sql.param(Instance, "id", instance_id, db=db)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -90,18 +79,21 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
 
 
 @functools.cache
-def _claim_sql(build: bool, vendor: str) -> str:
+def _claim_sql(task: str, vendor: str) -> str:
     """The claim's UPDATE, returning the row; a build's also returns its interfaces and firewall rules. On
     PostgreSQL the UPDATE is a data-modifying WITH query joined to the instance's host, so the host comes with it."""
+    build = task == InstanceTask.BUILD
+    in_progress = TASK_STATES[task][0]
+    states = [InstanceState.PENDING, InstanceState.BUILDING] if build else [in_progress]
     returning = sql.columns(Instance, sql.attnames(Instance))
     if build:
         reads = build_reads_sql(f"{sql.table(Instance)}.{sql.columns(Instance, ['id'])}")
         returning += ", " + ", ".join(f"{read} AS {name}" for read, name in zip(reads, ("ports", "rules"), strict=True))
     update = (
-        f"UPDATE {sql.table(Instance)} SET {sql.columns(Instance, ['state'])} = %s, "
+        f"UPDATE {sql.table(Instance)} SET {sql.columns(Instance, ['state'])} = {sql.literal(in_progress)}, "
         f"{sql.columns(Instance, ['task_progress_at'])} = %s, {sql.columns(Instance, ['updated_at'])} = %s "
-        f"WHERE {sql.columns(Instance, ['id'])} = %s AND {sql.columns(Instance, ['task'])} = %s "
-        f"AND {sql.columns(Instance, ['state'])} IN ({', '.join(['%s'] * (2 if build else 1))}) "
+        f"WHERE {sql.columns(Instance, ['id'])} = %s AND {sql.columns(Instance, ['task'])} = {sql.literal(task)} "
+        f"AND {sql.columns(Instance, ['state'])} IN ({', '.join(sql.literal(state) for state in states)}) "
         f"RETURNING {returning}"
     )
     if vendor != "postgresql":
