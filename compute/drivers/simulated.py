@@ -257,30 +257,15 @@ class SimulatedDriver(ComputeDriver):
         as one transaction (or as part of the caller's): one round trip instead of four (BEGIN, lock, INSERT,
         COMMIT), and the INSERT, a statement after the lock, sees every domain created before it. SQLite serialises
         writers anyway."""
-        model, host = self._domains.model, self.host
-        names = sql.attnames(model)
-        values = [model._meta.get_field(name).get_db_prep_save(getattr(domain, name), connection) for name in names]
-        uuid, host_id = sql.param(model, "uuid", domain.uuid), sql.param(model, "host_id", host.pk)
-        postgresql = connection.vendor == "postgresql"
-        lock = [HYPERVISOR_LOCK, self.host.pk.int % 2**31] if postgresql else []
+        model, host, db = self._domains.model, self.host, sql.current()
+        get_field = model._meta.get_field
+        values = [get_field(name).get_db_prep_save(getattr(domain, name), db) for name in sql.attnames(model)]
+        postgresql = db.vendor == "postgresql"
+        lock = [HYPERVISOR_LOCK, host.pk.int % 2**31] if postgresql else []
+        room = [host.vcpus_allocatable, host.ram_mib_allocatable, host.disk_gib_allocatable]
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _insert_if_free_sql(connection.vendor),
-                    [
-                        *lock,
-                        *values,
-                        uuid,
-                        host_id,
-                        domain.vcpus,
-                        host.vcpus_allocatable,
-                        domain.ram_mib,
-                        host.ram_mib_allocatable,
-                        domain.disk_gib,
-                        host.disk_gib_allocatable,
-                        host_id,
-                    ],
-                )
+            with db.cursor() as cursor:
+                cursor.execute(_insert_if_free_sql(db.vendor), [*lock, *values, *room])
                 if postgresql:
                     cursor.nextset()  # past the lock's result to the INSERT's
                 return cursor.fetchone() is not None
@@ -677,16 +662,24 @@ def _insert_if_free_sql(vendor: str) -> str:
         values = [f"CAST(%s AS {SimulatedDomain._meta.get_field(name).db_type(connection)})" for name in names]
     else:
         values = ["%s"] * len(names)
-    domains, column = sql.table(SimulatedDomain), lambda name: sql.columns(SimulatedDomain, [name])
+    domains = sql.table(SimulatedDomain)
+
+    def column(name: str, alias: str) -> str:
+        return f"{alias}.{sql.columns(SimulatedDomain, [name])}"
+
+    new = ", ".join(
+        f"{value} AS {sql.columns(SimulatedDomain, [name])}" for value, name in zip(values, names, strict=True)
+    )
     lock = "SELECT pg_advisory_xact_lock(%s, %s); " if vendor == "postgresql" else ""
     return (
-        f"{lock}INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) SELECT {', '.join(values)} "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {domains} WHERE {column('uuid')} = %s) "
+        f"{lock}INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) "
+        f"SELECT {sql.columns(SimulatedDomain, names, alias='new')} FROM (SELECT {new}) new "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {domains} made WHERE {column('uuid', 'made')} = {column('uuid', 'new')}) "
         f"AND (SELECT {sql.columns(Host, ['fail_next_creates'])} FROM {sql.table(Host)} "
-        f"WHERE {sql.columns(Host, ['id'])} = %s) = 0 "
-        f"AND (SELECT COALESCE(SUM({column('vcpus')}), 0) + %s <= %s "
-        f"AND COALESCE(SUM({column('ram_mib')}), 0) + %s <= %s "
-        f"AND COALESCE(SUM({column('disk_gib')}), 0) + %s <= %s "
-        f"FROM {domains} WHERE {column('host_id')} = %s) "
-        f"RETURNING {column('uuid')}"
+        f"WHERE {sql.columns(Host, ['id'])} = {column('host_id', 'new')}) = 0 "
+        f"AND (SELECT COALESCE(SUM({column('vcpus', 'held')}), 0) + {column('vcpus', 'new')} <= %s "
+        f"AND COALESCE(SUM({column('ram_mib', 'held')}), 0) + {column('ram_mib', 'new')} <= %s "
+        f"AND COALESCE(SUM({column('disk_gib', 'held')}), 0) + {column('disk_gib', 'new')} <= %s "
+        f"FROM {domains} held WHERE {column('host_id', 'held')} = {column('host_id', 'new')}) "
+        f"RETURNING {sql.columns(SimulatedDomain, ['uuid'])}"
     )

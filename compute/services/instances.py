@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
 from compute import catalog, lifecycle
@@ -579,7 +579,7 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
             row = cursor.fetchone()
         if row is None:
             return None  # already recorded (duplicate delivery) or overtaken (marked as error)
-        instance = sql.instance_from_row(Instance, row)
+        instance = Instance.from_db(DEFAULT_DB_ALIAS, OUTCOME_FIELDS, sql.reader(Instance, OUTCOME_FIELDS)(row))
         if not postgresql:
             message = f"{RUNNING_AT}{instance.private_ip}" if instance.private_ip else RUNNING
             _outcome_event(instance, EventAction.BUILD, EventResult.SUCCEEDED, message=message, at=now)
@@ -593,6 +593,9 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
 
 # The build event's message: "Running, private IP 10.0.0.5" (or "Running" without an address).
 RUNNING, RUNNING_AT = "Running", "Running, private IP "
+# What the outcome's UPDATE returns: what its event, its billing segment and its metric need (the rest deferred), in
+# the model's field order (Model.from_db takes the values of a partial row in that order).
+OUTCOME_FIELDS = ("tenant_id", "id", "name", "flavor_id", "state", "power_state", "private_ip", "created_at")
 
 
 @functools.cache
@@ -609,7 +612,7 @@ def _build_succeeded_sql(vendor: str) -> str:
         f"{column('task_requeues')} = 0 "
         f"WHERE {column('id')} = %s AND {column('state')} = {sql.literal(InstanceState.BUILDING)} "
         f"AND {column('task')} = {sql.literal(InstanceTask.BUILD)} "
-        f"RETURNING {sql.columns(Instance, sql.attnames(Instance))}"
+        f"RETURNING {sql.columns(Instance, OUTCOME_FIELDS)}"
     )
     if vendor != "postgresql":
         return update

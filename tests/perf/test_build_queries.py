@@ -11,7 +11,7 @@ from billing.models import Segment
 from billing.services.prices import flavor_price_set
 from compute import tasks
 from compute.drivers.simulated import SimulatedDriver
-from compute.models import Instance, InstanceState, SimulatedDomain
+from compute.models import Instance, InstanceEvent, InstanceState, SimulatedDomain
 from compute.network.selectors import firewall_specs
 from compute.services import instance_launch
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory
@@ -81,7 +81,14 @@ def test_a_build_takes_a_constant_number_of_statements(setting, django_capture_o
         assert "FOR UPDATE" not in statement, statement  # the outcome is a conditional UPDATE, not lock and write
         if statement.startswith("SELECT"):
             assert not any(gone in statement for gone in GONE), statement
-    assert Segment.objects.filter(resource_type="instance").count() == 10
+    segments = Segment.objects.filter(resource_type="instance")
+    assert sorted(segments.values_list("resource_name", "tenant_id")) == sorted(
+        Instance.objects.values_list("name", "tenant_id")
+    )
+    events = InstanceEvent.objects.filter(action="build", result="succeeded")
+    assert sorted(events.values_list("instance_id", "tenant_id")) == sorted(
+        Instance.objects.values_list("pk", "tenant_id")
+    )
 
 
 def test_the_build_applies_the_firewall_rules_firewall_specs_reads(setting, django_capture_on_commit_callbacks):

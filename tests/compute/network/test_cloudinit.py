@@ -53,3 +53,15 @@ def test_meta_data_and_our_user_data_are_the_text_the_python_emitter_writes(host
     assert ours.startswith("#cloud-config\n")
     assert ours.removeprefix("#cloud-config\n") == _python_emitter(yaml.safe_load(ours))
     assert yaml.safe_load(ours).get("ssh_authorized_keys", []) == ssh_keys
+
+
+@pytest.mark.parametrize("value", ["web-1", "null", "yes", "12:30:45", "52:54:00:12:34:56", "0x1F", "", "~", "1e3"])
+def test_the_network_config_quotes_what_would_not_read_back_as_text(value):
+    """The network-config is written from events: a value that YAML would read as something else is quoted, as the
+    Python emitter quotes it."""
+    nics = [NicSpec(mac=value, network_id="a", ip="10.202.0.3", prefix=16)]
+
+    text = network_config(nics)
+
+    assert text == _python_emitter(yaml.safe_load(text))
+    assert yaml.safe_load(text)["ethernets"]["eth0"]["match"]["macaddress"] == value
