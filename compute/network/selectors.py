@@ -239,15 +239,13 @@ def nic_specs(ports: list[Port]) -> tuple[NicSpec, ...]:
     )
 
 
-def network_spec(*, network: Network, host: Host, arriving: Instance | None = None) -> NetworkSpec:
-    """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host (and
-    for `arriving`, a machine being moved there)."""
-    on_host = Q(instance__host=host) | Q(instance=arriving) if arriving is not None else Q(instance__host=host)
+def network_spec(*, network: Network, host: Host) -> NetworkSpec:
+    """The network as `host` should realize it: a fixed DHCP lease for every live machine of it on that host."""
     # Plain values, not Port and Instance objects: a network with thousands of machines on one host is stated whole
-    # by every build there.
+    # by the periodic sync and by every finished deletion there (a build adds only its own lease).
     leases = (
         Port.objects.filter(network=network)
-        .filter(on_host)
+        .filter(instance__host=host)
         .filter(LIVE)
         .order_by("address", "id")
         .values_list("mac", "address", "instance__name")
