@@ -12,8 +12,11 @@ snapshot does not know is read from the database.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -33,6 +36,8 @@ class Catalog:
     flavors: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
     regions: dict = field(default_factory=dict)  # by name
+    # What other layers derive from this version of the catalog (billing's dated flavor prices): dropped with it.
+    memo: dict = field(default_factory=dict)
 
     @property
     def default_region(self) -> Region | None:
@@ -67,8 +72,12 @@ def _load(version: str | None) -> Catalog:
 
 
 def current() -> Catalog:
-    """The catalog as of its latest version (read again only when it changed)."""
+    """The catalog as of its latest version (read again only when it changed), or the one pinned() for the work
+    being done."""
     global _current
+    pinned = _pinned.get()
+    if pinned is not None and time.monotonic() - pinned[0] <= PINNED_FOR:
+        return pinned[1]
     version = _version()
     snapshot = _current
     if version is not None and snapshot is not None and snapshot.version == version:
@@ -78,6 +87,23 @@ def current() -> Catalog:
         with _lock:
             _current = loaded
     return loaded
+
+
+# How long a pinned() check stands: a build that waits for a slow boot checks again for its billing segment.
+PINNED_FOR = 0.1  # seconds
+_pinned: contextvars.ContextVar[tuple[float, Catalog] | None] = contextvars.ContextVar("catalog_pinned", default=None)
+
+
+@contextlib.contextmanager
+def pinned():
+    """One version check for a short piece of work: for up to PINNED_FOR seconds inside the block, current() answers
+    the catalog as of its start. A worker's build reads it at its claim and again for its billing segment a few
+    milliseconds later; a change committed in between is one the build could as well have started before."""
+    token = _pinned.set((time.monotonic(), current()))
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
 
 
 def flavor(pk, *, snapshot: Catalog | None = None) -> Flavor | None:

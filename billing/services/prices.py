@@ -14,6 +14,7 @@ from django.utils import timezone
 from billing import pricing
 from billing.models import Price, ResourceType
 from billing.selectors import DEFAULT_PRICES, resource_price_current
+from compute import catalog
 from compute.models import Flavor
 from portal.errors import InvalidRequest
 
@@ -33,7 +34,37 @@ def flavor_price_current(*, flavor, at: datetime) -> Decimal:
 
 def flavor_plan_at(*, flavor_id, at: datetime) -> tuple[str, Decimal, int]:
     """The flavor's name, the monthly price a machine of it opened at `at` is billed at, and its included outbound
-    GB, in one query."""
+    GB: from the catalog in memory and the dated prices kept with it (no query while neither changed)."""
+    snapshot = catalog.current()
+    flavor = snapshot.flavors.get(flavor_id)
+    if snapshot.version is None or flavor is None:
+        return _flavor_plan_read(flavor_id=flavor_id, at=at)  # no shared cache, or a flavor added since
+    dated = snapshot.memo.get(DATED_PRICES)
+    if dated is None:
+        dated = snapshot.memo[DATED_PRICES] = _dated_instance_prices()
+    for effective_from, monthly_price in dated.get(flavor_id, ()):
+        if effective_from <= at:
+            return flavor.name, monthly_price, flavor.included_traffic_gb
+    return flavor.name, Decimal(flavor.monthly_price), flavor.included_traffic_gb
+
+
+# The catalog's memo key of every flavor's dated prices. A Price row saved or deleted sets a new catalog version
+# (subscribe() below), as a flavor's does, so every process reads them again at its next use.
+DATED_PRICES = "billing.dated_flavor_prices"
+
+
+def _dated_instance_prices() -> dict:
+    """Every flavor's dated prices as (effective_from, monthly_price), latest first (future ones included: each
+    applies from its instant on)."""
+    dated: dict = {}
+    rows = Price.objects.filter(resource_type=ResourceType.INSTANCE).order_by("flavor_id", "-effective_from")
+    for flavor_id, effective_from, monthly_price in rows.values_list("flavor_id", "effective_from", "monthly_price"):
+        dated.setdefault(flavor_id, []).append((effective_from, Decimal(monthly_price)))
+    return dated
+
+
+def _flavor_plan_read(*, flavor_id, at: datetime) -> tuple[str, Decimal, int]:
+    """flavor_plan_at() from the database, in one query."""
     dated = _dated_flavor_prices(flavor=OuterRef("pk"), at=at).values("monthly_price")[:1]
     name, monthly_price, price, included_traffic_gb = (
         Flavor.objects.filter(pk=flavor_id)
@@ -41,6 +72,19 @@ def flavor_plan_at(*, flavor_id, at: datetime) -> tuple[str, Decimal, int]:
         .get()
     )
     return name, Decimal(monthly_price) if price is None else Decimal(price), included_traffic_gb
+
+
+def _on_price_change(**kwargs) -> None:
+    if not kwargs.get("raw"):
+        catalog.changed()
+
+
+def subscribe() -> None:
+    """Called once from BillingConfig.ready()."""
+    from django.db.models.signals import post_delete, post_save
+
+    post_save.connect(_on_price_change, sender=Price, dispatch_uid="billing.price_saved")
+    post_delete.connect(_on_price_change, sender=Price, dispatch_uid="billing.price_deleted")
 
 
 class PriceBook:

@@ -4,11 +4,12 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 
 from billing.models import (
     Segment,
 )
+from portal import sql
 from portal.errors import Conflict
 
 # --- segments ----------------------------------------------------------------------------------------------------
@@ -40,16 +41,40 @@ def segment_open(
         started_at=at,
     )
     segment.set_price(unit_monthly_price=unit_monthly_price, quantity=quantity)
-    try:
-        # A savepoint keeps the caller's transaction usable if the unique constraint refuses the row.
-        with transaction.atomic():
-            segment.save()
-    except IntegrityError:
+    # The unique index of open segments is the check: an INSERT that would be a second open segment of the resource
+    # inserts nothing (and needs no savepoint to leave the caller's transaction usable).
+    pk = sql.insert(
+        Segment,
+        {name: getattr(segment, name) for name in _OPEN_FIELDS},
+        returning="id",
+        ignore_conflicts=True,
+    )
+    if pk is None:
         existing = Segment.objects.filter(resource_type=resource_type, resource_id=resource_id).open().first()
         if existing is not None and (existing.plan_name, existing.monthly_price) == (plan_name, segment.monthly_price):
             return existing  # a repeated call (a retried task): the resource is already billed at this price
-        raise Conflict(f"{resource_name} already has an open billable segment.", code="segment_open") from None
+        raise Conflict(f"{resource_name} already has an open billable segment.", code="segment_open")
+    segment.pk = pk
+    segment._state.adding = False
+    segment._state.db = connection.alias
     return segment
+
+
+_OPEN_FIELDS = (
+    "tenant_id",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "plan_name",
+    "quantity",
+    "traffic_allowance_gb",
+    "unit_monthly_price",
+    "monthly_price",
+    "hourly_rate",
+    "hourly_rate_units",
+    "monthly_price_units",
+    "started_at",
+)
 
 
 def segment_close(*, resource_type: str, resource_id: UUID, at: datetime) -> Segment | None:

@@ -280,6 +280,12 @@ class ComputeDriver:
         """Creates the network on this host if missing and sets its DHCP host entries to exactly spec.dhcp_hosts."""
         raise NotImplementedError
 
+    def network_leases_add(self, spec: NetworkSpec) -> None:
+        """Creates the network on this host if missing and adds spec.dhcp_hosts to its DHCP host entries, replacing
+        any entry with the same MAC or the same address; the other entries stay. A build states only its machine's
+        lease this way; network_ensure (a finished deletion, the periodic sync) states the whole set again."""
+        raise NotImplementedError
+
     def network_remove(self, network_id: str) -> None:
         """Removes the network from this host; succeeds if it is already gone."""
         raise NotImplementedError

@@ -599,19 +599,7 @@ class LibvirtDriver(ComputeDriver):
             raise PermanentDriverError(f"network {spec.id}: {error}") from error
 
         def operation(conn):
-            name = network_name(spec.id)
-            network = self._lookup_network(conn, name)
-            if network is None:
-                try:
-                    network = conn.networkDefineXML(definition)
-                except libvirt.libvirtError:
-                    network = self._lookup_network(conn, name)  # another worker defined it a moment ago
-                    if network is None:
-                        raise
-            if not network.isActive():
-                network.create()
-            if not network.autostart():
-                network.setAutostart(1)
+            network = self._network_up(conn, spec.id, definition)
             current = dhcp_hosts_of(network.XMLDesc(0))
             wanted = {host.mac.lower(): dhcp_host_xml(host) for host in spec.dhcp_hosts}
             flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
@@ -624,6 +612,48 @@ class LibvirtDriver(ComputeDriver):
                     network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, entry, flags)
 
         self._call("network ensure", operation)
+
+    def network_leases_add(self, spec: NetworkSpec) -> None:
+        """As network_ensure, but only the spec's entries are added (live and in the definition); an entry with one
+        of their MACs or addresses is replaced, every other entry stays."""
+        try:
+            definition = network_xml(spec)
+        except ValueError as error:
+            raise PermanentDriverError(f"network {spec.id}: {error}") from error
+
+        def operation(conn):
+            network = self._network_up(conn, spec.id, definition)
+            current = dhcp_hosts_of(network.XMLDesc(0))
+            wanted = {host.mac.lower(): dhcp_host_xml(host) for host in spec.dhcp_hosts}
+            addresses = {ElementTree.fromstring(entry).get("ip") for entry in wanted.values()}
+            flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+            section = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST
+            for mac, entry in current.items():
+                clashes = mac in wanted or ElementTree.fromstring(entry).get("ip") in addresses
+                if clashes and not (mac in wanted and _same_host(entry, wanted[mac])):
+                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, -1, entry, flags)
+            for mac, entry in wanted.items():
+                if mac not in current or not _same_host(current[mac], entry):
+                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, entry, flags)
+
+        self._call("network leases", operation)
+
+    def _network_up(self, conn, network_id: str, definition: str):
+        """The network, defined, started and set to autostart if it was not."""
+        name = network_name(network_id)
+        network = self._lookup_network(conn, name)
+        if network is None:
+            try:
+                network = conn.networkDefineXML(definition)
+            except libvirt.libvirtError:
+                network = self._lookup_network(conn, name)  # another worker defined it a moment ago
+                if network is None:
+                    raise
+        if not network.isActive():
+            network.create()
+        if not network.autostart():
+            network.setAutostart(1)
+        return network
 
     def network_remove(self, network_id: str) -> None:
         def operation(conn):

@@ -21,6 +21,7 @@ own), never the host's row: that row is what the scheduler claims, and builds mu
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 from dataclasses import asdict
@@ -49,6 +50,7 @@ from compute.drivers.base import (
     VolumeNotFound,
 )
 from compute.drivers.simulated_guest import SimulatedConsole, synthetic_counters
+from portal import sql
 
 SETTLING = {PowerState.BOOTING: PowerState.RUNNING, PowerState.STOPPING: PowerState.SHUTOFF}
 # PostgreSQL advisory-lock namespace of the simulated hypervisors (the second key comes from the host's uuid).
@@ -90,24 +92,27 @@ class SimulatedDriver(ComputeDriver):
 
         Written in SQL (table names from the models, every value a parameter): the ORM building its aggregate over
         the join took more CPU than the rest of a create."""
-        host_pk, domain_pk = self._hosts.model._meta.pk, self._domains.model._meta.pk
-        hosts = connection.ops.quote_name(self._hosts.model._meta.db_table)
-        domains = connection.ops.quote_name(self._domains.model._meta.db_table)
+        host_model, domain_model = self._hosts.model, self._domains.model
         excluded = "AND d.uuid <> %s" if exclude is not None else ""
-        sql = f"""
-            SELECT h.*, COALESCE(SUM(d.vcpus), 0) AS vcpus_held, COALESCE(SUM(d.ram_mib), 0) AS ram_mib_held,
-                COALESCE(SUM(d.disk_gib), 0) AS disk_gib_held,
-                (SELECT p.host_id FROM {domains} p WHERE p.uuid = %s) AS probe_host_id
-            FROM {hosts} h LEFT JOIN {domains} d ON d.host_id = h.id {excluded}
+        host_columns = sql.attnames(host_model)
+        statement = f"""
+            SELECT {sql.columns(host_model, host_columns, alias="h")}, COALESCE(SUM(d.vcpus), 0),
+                COALESCE(SUM(d.ram_mib), 0), COALESCE(SUM(d.disk_gib), 0),
+                (SELECT p.host_id FROM {sql.table(domain_model)} p WHERE p.uuid = %s)
+            FROM {sql.table(host_model)} h LEFT JOIN {sql.table(domain_model)} d ON d.host_id = h.id {excluded}
             WHERE h.id = %s
             GROUP BY h.id
         """
-        params = [domain_pk.get_db_prep_value(probe, connection)]
+        params = [sql.param(domain_model, "uuid", probe)]
         if exclude is not None:
-            params.append(domain_pk.get_db_prep_value(exclude, connection))
-        params.append(host_pk.get_db_prep_value(self.host.pk, connection))
-        host = next(iter(self._hosts.raw(sql, params)))
-        host.probe_host_id = host_pk.to_python(host.probe_host_id)  # SQLite gives the uuid as text
+            params.append(sql.param(domain_model, "uuid", exclude))
+        params.append(sql.param(host_model, "id", self.host.pk))
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+        host = sql.instance_from_row(host_model, row[: len(host_columns)])
+        host.vcpus_held, host.ram_mib_held, host.disk_gib_held = (int(value) for value in row[-4:-1])
+        host.probe_host_id = host_model._meta.pk.to_python(row[-1])  # SQLite gives the uuid as text
         return host
 
     def _settle(self, domain):
@@ -181,6 +186,11 @@ class SimulatedDriver(ComputeDriver):
 
     def create(self, spec: DomainSpec) -> DomainInfo:
         injected = None
+        if spec.nics and not spec.disk_source and not spec.image.pool_file:
+            # The common case in one round trip: a new domain, no failure to inject, room on the host.
+            domain = self._domain(spec, host=self.host, image=spec.image.disk_path or spec.image.kernel_path)
+            if self._insert_if_free(domain):
+                return self._info(domain)
         with transaction.atomic():
             self._lock_hypervisor()  # capacity, addresses and failure injection, one create at a time
             host = self._host_with_usage(probe=spec.uuid)
@@ -200,24 +210,10 @@ class SimulatedDriver(ComputeDriver):
                 elif spec.image.pool_file:
                     # A private image: its file must be in this host's pool.
                     image = self._volume(spec.image.pool_file).name
-                booted = host.boot_seconds <= 0
+                domain = self._domain(spec, host=host, image=image)
+                model = self._domains.model
                 try:
-                    domain = self._domains.create(
-                        uuid=spec.uuid,
-                        host=host,
-                        name=spec.name[:100],
-                        vcpus=spec.vcpus,
-                        ram_mib=spec.ram_mib,
-                        disk_gib=spec.disk_gib,
-                        image=image[:500],
-                        power=PowerState.RUNNING if booted else PowerState.BOOTING,
-                        settles_at=None if booted else timezone.now() + timedelta(seconds=host.boot_seconds),
-                        private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
-                        nics=[asdict(nic) for nic in spec.nics],
-                        seed=asdict(spec.seed) if spec.seed is not None else {},
-                        firewall=[asdict(rule) for rule in spec.firewall],
-                        counters_at=timezone.now(),
-                    )
+                    sql.insert(model, {name: getattr(domain, name) for name in sql.attnames(model)})
                 except IntegrityError:
                     # Another process created it (on another host) between our probe and our insert: the retry adopts
                     # or refuses it. The error leaves this transaction, which rolls back.
@@ -227,6 +223,55 @@ class SimulatedDriver(ComputeDriver):
         if injected == "permanent":
             raise PermanentDriverError(f"Simulated permanent failure creating {spec.name} on {self.host.name}.")
         raise TransientDriverError(f"Simulated transient failure creating {spec.name} on {self.host.name}.")
+
+    def _domain(self, spec: DomainSpec, *, host, image: str):
+        """The domain row a create writes (not saved)."""
+        booted = host.boot_seconds <= 0
+        now = timezone.now()
+        return self._domains.model(
+            uuid=spec.uuid,
+            host_id=host.pk,
+            name=spec.name[:100],
+            vcpus=spec.vcpus,
+            ram_mib=spec.ram_mib,
+            disk_gib=spec.disk_gib,
+            image=image[:500],
+            power=PowerState.RUNNING if booted else PowerState.BOOTING,
+            settles_at=None if booted else now + timedelta(seconds=host.boot_seconds),
+            private_ip=spec.nics[0].ip if spec.nics else self._free_address(),
+            # Flat records (asdict() deep-copies every value): these specs hold plain strings and numbers.
+            nics=[dict(vars(nic)) for nic in spec.nics],
+            seed=dict(vars(spec.seed)) if spec.seed is not None else {},
+            firewall=[dict(vars(rule)) for rule in spec.firewall],
+            rx_bytes=0,
+            tx_bytes=0,
+            counters_at=now,
+            created_at=now,
+        )
+
+    def _insert_if_free(self, domain) -> bool:
+        """INSERTs the domain if no domain has its uuid yet, no failure is to be injected and the host has room for it
+        (its size and ratios as the claim read them); False: none of that was written, and the caller looks at why.
+
+        On PostgreSQL the hypervisor's lock and the INSERT go as one query of two statements, which the server runs
+        as one transaction (or as part of the caller's): one round trip instead of four (BEGIN, lock, INSERT,
+        COMMIT), and the INSERT, a statement after the lock, sees every domain created before it. SQLite serialises
+        writers anyway."""
+        model, host, db = self._domains.model, self.host, sql.current()
+        get_field = model._meta.get_field
+        values = [get_field(name).get_db_prep_save(getattr(domain, name), db) for name in sql.attnames(model)]
+        postgresql = db.vendor == "postgresql"
+        lock = [HYPERVISOR_LOCK, host.pk.int % 2**31] if postgresql else []
+        room = [host.vcpus_allocatable, host.ram_mib_allocatable, host.disk_gib_allocatable]
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(_insert_if_free_sql(db.vendor), [*lock, *values, *room])
+                if postgresql:
+                    cursor.nextset()  # past the lock's result to the INSERT's
+                return cursor.fetchone() is not None
+        except IntegrityError:
+            # Another process created it (on another host) between our check and our insert (see create).
+            raise TransientDriverError(f"Domain {domain.uuid} is being created concurrently.") from None
 
     def start(self, uuid: str) -> DomainInfo:
         with transaction.atomic():
@@ -345,6 +390,51 @@ class SimulatedDriver(ComputeDriver):
                 self._networks.create(host_id=self.host.pk, network_id=spec.id, **state)
         except IntegrityError:  # made concurrently by another build: state it again
             self._networks.filter(host_id=self.host.pk, network_id=spec.id).update(**state)
+
+    def network_leases_add(self, spec: NetworkSpec) -> None:
+        leases = [{"mac": h.mac, "ip": h.ip, "hostname": h.hostname} for h in spec.dhcp_hosts]
+        state = {"name": spec.name[:100], "cidr": spec.cidr, "gateway_ip": spec.gateway_ip}
+        # A build's lease joins the others in one UPDATE (not the whole set read and written again: that grew with
+        # the machines of the network on the host); an entry with one of its MACs or addresses is replaced.
+        if self._leases_add(spec.id, state, leases):
+            return
+        try:
+            with transaction.atomic():
+                self._networks.create(
+                    host_id=self.host.pk, network_id=spec.id, dhcp_hosts=leases, updated_at=timezone.now(), **state
+                )
+        except IntegrityError:  # made concurrently by another build: add to it
+            self._leases_add(spec.id, state, leases)
+
+    def _leases_add(self, network_id: str, state: dict, leases: list[dict]) -> bool:
+        """Adds `leases` to the host's network (False: the host has no such network yet)."""
+        macs, addresses = [lease["mac"] for lease in leases], [lease["ip"] for lease in leases]
+        now = timezone.now()
+        if connection.vendor != "postgresql":  # SQLite serialises writers: read, change and write the list
+            networks = self._networks.filter(host_id=self.host.pk, network_id=network_id)
+            with transaction.atomic():
+                kept = networks.values_list("dhcp_hosts", flat=True).first()
+                if kept is None:
+                    return False
+                kept = [lease for lease in kept if lease.get("mac") not in macs and lease.get("ip") not in addresses]
+                return bool(networks.update(dhcp_hosts=kept + leases, updated_at=now, **state))
+        model = self._networks.model
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _leases_add_sql(),
+                [
+                    state["name"],
+                    state["cidr"],
+                    state["gateway_ip"],
+                    sql.param(model, "updated_at", now),
+                    macs,
+                    addresses,
+                    sql.param(model, "dhcp_hosts", leases),
+                    self.host.pk,
+                    network_id,
+                ],
+            )
+            return cursor.rowcount > 0
 
     def network_remove(self, network_id: str) -> None:
         self._networks.filter(host_id=self.host.pk, network_id=network_id).delete()
@@ -542,3 +632,54 @@ class SimulatedDriver(ComputeDriver):
     def volume_attachments(self, uuid: str) -> dict[str, str]:
         """Simulated only (tests look inside the "hardware"): the domain's attached volumes by device."""
         return dict(self._volumes().filter(domain=uuid).values_list("device", "name"))
+
+
+@functools.cache
+def _leases_add_sql() -> str:
+    """PostgreSQL: the network's leases but those with the new MACs or addresses, then the new ones."""
+    from compute.network.models import SimulatedNetwork
+
+    def column(name: str) -> str:
+        return sql.columns(SimulatedNetwork, [name])
+
+    leases = column("dhcp_hosts")
+    return (
+        f"UPDATE {sql.table(SimulatedNetwork)} SET {column('name')} = %s, {column('cidr')} = %s, "
+        f"{column('gateway_ip')} = %s, {column('updated_at')} = %s, "
+        f"{leases} = COALESCE((SELECT jsonb_agg(lease ORDER BY position) FROM jsonb_array_elements({leases}) "
+        "WITH ORDINALITY AS kept(lease, position) "
+        "WHERE NOT (lease->>'mac' = ANY(%s::text[]) OR lease->>'ip' = ANY(%s::text[]))), '[]'::jsonb) || %s::jsonb "
+        f"WHERE {column('host_id')} = %s AND {column('network_id')} = %s"
+    )
+
+
+@functools.cache
+def _insert_if_free_sql(vendor: str) -> str:
+    from compute.models import Host, SimulatedDomain
+
+    names = sql.attnames(SimulatedDomain)
+    if vendor == "postgresql":  # typed values: an INSERT … SELECT does not take the columns' types from the target
+        values = [f"CAST(%s AS {SimulatedDomain._meta.get_field(name).db_type(connection)})" for name in names]
+    else:
+        values = ["%s"] * len(names)
+    domains = sql.table(SimulatedDomain)
+
+    def column(name: str, alias: str) -> str:
+        return f"{alias}.{sql.columns(SimulatedDomain, [name])}"
+
+    new = ", ".join(
+        f"{value} AS {sql.columns(SimulatedDomain, [name])}" for value, name in zip(values, names, strict=True)
+    )
+    lock = "SELECT pg_advisory_xact_lock(%s, %s); " if vendor == "postgresql" else ""
+    return (
+        f"{lock}INSERT INTO {domains} ({sql.columns(SimulatedDomain, names)}) "
+        f"SELECT {sql.columns(SimulatedDomain, names, alias='new')} FROM (SELECT {new}) new "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {domains} made WHERE {column('uuid', 'made')} = {column('uuid', 'new')}) "
+        f"AND (SELECT {sql.columns(Host, ['fail_next_creates'])} FROM {sql.table(Host)} "
+        f"WHERE {sql.columns(Host, ['id'])} = {column('host_id', 'new')}) = 0 "
+        f"AND (SELECT COALESCE(SUM({column('vcpus', 'held')}), 0) + {column('vcpus', 'new')} <= %s "
+        f"AND COALESCE(SUM({column('ram_mib', 'held')}), 0) + {column('ram_mib', 'new')} <= %s "
+        f"AND COALESCE(SUM({column('disk_gib', 'held')}), 0) + {column('disk_gib', 'new')} <= %s "
+        f"FROM {domains} held WHERE {column('host_id', 'held')} = {column('host_id', 'new')}) "
+        f"RETURNING {sql.columns(SimulatedDomain, ['uuid'])}"
+    )

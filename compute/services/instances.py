@@ -8,11 +8,12 @@ instance has already moved on: a duplicate delivery records nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
 from compute import catalog, lifecycle
@@ -48,6 +49,7 @@ from compute.rules import (
 from compute.scheduler import claim_resize, schedule
 from compute.services import usage
 from compute.storage import services as storage_services
+from portal import sql
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
@@ -550,31 +552,97 @@ def _fail(locked: Instance, reason: str) -> None:
 
 
 def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance | None:
-    """The machine is up: it becomes `running` and billable in the same transaction."""
+    """The machine is up: it becomes `running` and billable in the same transaction.
+
+    One conditional UPDATE states the outcome and returns the row: it finds nothing unless the instance still waits
+    for this build (a duplicate delivery, or work an operator marked as failed, records nothing), and the row lock
+    it takes orders it after a concurrent rename, so the event and the billing segment get the current name. On
+    PostgreSQL the same statement writes the build event (a data-modifying WITH query). Nothing the machine holds
+    changes (building → running), so the usage totals need no save.
+    """
+    db = sql.current()
+    postgresql = db.vendor == "postgresql"
     with transaction.atomic():
-        locked = _lock(instance_id)
-        if locked.state != InstanceState.BUILDING or locked.task != InstanceTask.BUILD:
-            return None  # already recorded (duplicate delivery) or overtaken (marked as error)
         now = timezone.now()
-        locked.state = InstanceState.RUNNING
-        locked.power_state = info.state
-        locked.private_ip = info.private_ip or locked.private_ip
-        locked.error_reason = ""
-        _clear_task(locked)
-        locked.save(update_fields=["state", "power_state", "private_ip", "error_reason", "updated_at", *TASK_FIELDS])
-        _event(
-            locked,
-            EventAction.BUILD,
-            EventResult.SUCCEEDED,
-            message=f"Running, private IP {locked.private_ip}" if locked.private_ip else "Running",
-            at=now,
-        )
-        lifecycle.announce_billable(resource=locked.billable(), at=now)
+        at = sql.param(Instance, "updated_at", now, db=db)
+        with db.cursor() as cursor:
+            cursor.execute(
+                _build_succeeded_sql(db.vendor),
+                [
+                    str(info.state),
+                    sql.param(Instance, "private_ip", info.private_ip or None, db=db),
+                    at,
+                    sql.param(Instance, "id", instance_id, db=db),
+                    *([at] if postgresql else []),
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None  # already recorded (duplicate delivery) or overtaken (marked as error)
+        instance = Instance.from_db(DEFAULT_DB_ALIAS, OUTCOME_FIELDS, sql.reader(Instance, OUTCOME_FIELDS)(row))
+        if not postgresql:
+            message = f"{RUNNING_AT}{instance.private_ip}" if instance.private_ip else RUNNING
+            _outcome_event(instance, EventAction.BUILD, EventResult.SUCCEEDED, message=message, at=now)
+        lifecycle.announce_billable(resource=instance.billable(), at=now)
         # No traffic baseline to reset, unlike a start: the counters of a machine are first read once it runs
         # (traffic_sample_running), and a build only ever precedes that (a retry is refused once a build succeeded).
-        provisioning = (now - locked.created_at).total_seconds()
+        provisioning = (now - instance.created_at).total_seconds()
         transaction.on_commit(lambda: PROVISIONING_SECONDS.observe(provisioning))
-    return locked
+    return instance
+
+
+# The build event's message: "Running, private IP 10.0.0.5" (or "Running" without an address).
+RUNNING, RUNNING_AT = "Running", "Running, private IP "
+# What the outcome's UPDATE returns: what its event, its billing segment and its metric need (the rest deferred), in
+# the model's field order (Model.from_db takes the values of a partial row in that order).
+OUTCOME_FIELDS = ("tenant_id", "id", "name", "flavor_id", "state", "power_state", "private_ip", "created_at")
+
+
+@functools.cache
+def _build_succeeded_sql(vendor: str) -> str:
+    def column(name: str) -> str:
+        return sql.columns(Instance, [name])
+
+    cleared = ", ".join(f"{column(name)} = NULL" for name in ("task_enqueued_at", "task_progress_at", "task_deadline"))
+    update = (
+        f"UPDATE {sql.table(Instance)} SET {column('state')} = {sql.literal(InstanceState.RUNNING)}, "
+        f"{column('power_state')} = %s, {column('private_ip')} = COALESCE(%s, {column('private_ip')}), "
+        f"{column('error_reason')} = '', {column('updated_at')} = %s, "
+        f"{column('task')} = {sql.literal(InstanceTask.NONE)}, {column('task_params')} = '{{}}', {cleared}, "
+        f"{column('task_requeues')} = 0 "
+        f"WHERE {column('id')} = %s AND {column('state')} = {sql.literal(InstanceState.BUILDING)} "
+        f"AND {column('task')} = {sql.literal(InstanceTask.BUILD)} "
+        f"RETURNING {sql.columns(Instance, OUTCOME_FIELDS)}"
+    )
+    if vendor != "postgresql":
+        return update
+    names = ["tenant_id", "instance_id", "action", "result", "message", "actor_id", "created_at"]
+    address = f"done.{column('private_ip')}"
+    return (
+        f"WITH done AS ({update}), logged AS ("
+        f"INSERT INTO {sql.table(InstanceEvent)} ({sql.columns(InstanceEvent, names)}) "
+        f"SELECT done.{column('tenant_id')}, done.{column('id')}, "
+        f"{sql.literal(EventAction.BUILD)}, {sql.literal(EventResult.SUCCEEDED)}, "
+        f"CASE WHEN {address} IS NULL THEN {sql.literal(RUNNING)} ELSE {sql.literal(RUNNING_AT)} || host({address}) "
+        "END, NULL, %s FROM done"
+        ") SELECT * FROM done"
+    )
+
+
+def _outcome_event(instance: Instance, action: str, result: str, *, message: str, at) -> None:
+    """A worker's outcome in the machine's log (no activity entry: see _event), one INSERT written in SQL."""
+    sql.insert(
+        InstanceEvent,
+        {
+            "tenant_id": instance.tenant_id,
+            "instance_id": instance.pk,
+            "action": action,
+            "result": result,
+            "message": message,
+            "actor_id": None,
+            "created_at": at,
+        },
+    )
 
 
 def instance_build_failed(*, instance_id: str, reason: str) -> Instance | None:

@@ -60,3 +60,16 @@ def test_a_launch_with_a_flavor_made_inactive_since_the_last_launch_is_refused(m
     assert "flavor" in refused.json()["error"]["details"]
     unknown = api.post("/api/v1/instances/", {**body, "flavor": "not-a-uuid"}, format="json")
     assert unknown.status_code == 400
+
+
+def test_pinned_answers_one_version_for_a_short_piece_of_work(monkeypatch):
+    """A build checks the version once for its claim and its billing segment; a longer piece of work checks again."""
+    flavor = FlavorFactory(vcpus=1)
+    catalog.current()
+    with catalog.pinned():
+        Flavor.objects.filter(pk=flavor.pk).update(vcpus=2)
+        catalog.changed()  # as a save announces it in another process
+        assert catalog.flavor(flavor.pk).vcpus == 1  # the version checked when the work began
+        monkeypatch.setattr(catalog, "PINNED_FOR", 0)
+        assert catalog.flavor(flavor.pk).vcpus == 2  # past the pin's age: checked again
+    assert catalog.flavor(flavor.pk).vcpus == 2

@@ -689,6 +689,30 @@ def test_network_ensure_makes_the_dhcp_entries_exactly_the_spec_live():
     ]
 
 
+def test_network_leases_add_makes_the_network_and_adds_to_its_entries_live():
+    """A build's call: the network is made if missing; its machine's entry replaces one with its MAC or address
+    (a deletion not yet synced), every other entry stays."""
+    driver = driver_for(make_host())
+    first = DhcpHost(mac="52:54:00:00:00:01", ip="10.20.0.5", hostname="web-1")
+    driver.network_leases_add(make_network(first))
+    stale = DhcpHost(mac="52:54:00:00:00:02", ip="10.20.0.6", hostname="gone")
+    moved = DhcpHost(mac="52:54:00:00:00:03", ip="10.20.0.8", hostname="db-1")
+    driver.network_leases_add(make_network(stale))
+    driver.network_leases_add(make_network(moved))
+
+    driver.network_leases_add(make_network(DhcpHost(mac="52:54:00:00:00:04", ip="10.20.0.6", hostname="web-2")))
+    driver.network_leases_add(make_network(DhcpHost(mac="52:54:00:00:00:03", ip="10.20.0.9", hostname="db-1")))
+    driver.network_leases_add(make_network(first))  # again: nothing changes
+
+    network = raw_connection().networkLookupByName(f"hangar-net-{NETWORK_ID}")
+    assert network.isActive() and network.isPersistent() and network.autostart()
+    assert sorted((h["mac"], h["ip"], h.get("name")) for h in dhcp_hosts()) == [
+        ("52:54:00:00:00:01", "10.20.0.5", "web-1"),
+        ("52:54:00:00:00:03", "10.20.0.9", "db-1"),
+        ("52:54:00:00:00:04", "10.20.0.6", "web-2"),
+    ]
+
+
 def test_network_ensure_starts_a_network_that_is_down():
     driver = driver_for(make_host())
     driver.network_ensure(make_network())

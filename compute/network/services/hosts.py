@@ -1,9 +1,9 @@
 """Keeping hosts in step with the database: networks, firewalls and 1:1 NAT, each stated whole to the driver.
 
 Called by the thin tasks in compute/network/tasks.py (after a change commits, and periodically for every host) and
-by the build of a machine (compute.services.operations). Every driver call states the whole desired state, so
-repeating one — a retry, a duplicate delivery, the periodic sync — changes nothing. These functions read the
-database and drive hypervisors; they write nothing.
+by the build of a machine (compute.services.operations). Every driver call states the whole desired state (a build:
+its own machine's leases), so repeating one — a retry, a duplicate delivery, the periodic sync — changes
+nothing. These functions read the database and drive hypervisors; they write nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from compute.drivers import driver_for
-from compute.drivers.base import ComputeDriver, DomainNotFound, DriverError
+from compute.drivers.base import ComputeDriver, DhcpHost, DomainNotFound, DriverError, NetworkSpec
 from compute.models import Host, Instance
 from compute.network.models import Network
 from compute.network.selectors import (
@@ -54,11 +54,20 @@ def instance_firewall_sync(*, instance: Instance, driver: ComputeDriver | None =
 
 def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver, host: Host | None = None) -> None:
     """Before a machine is created on its host (or moved to `host`): each of its networks exists there, with the
-    machine's lease in it."""
-    host = host or instance.host
-    networks = {port.network.pk: port.network for port in instance_ports(instance)}  # read once for the build too
-    for network in sorted(networks.values(), key=lambda network: network.pk):
-        driver.network_ensure(network_spec(network=network, host=host, arriving=instance))
+    machine's lease in it. Only its own lease is stated (the network's other leases are the host's already); a
+    finished deletion and the periodic sync state the whole set again, and drop what is left over."""
+    hostname = instance.name
+    for port in sorted(instance_ports(instance), key=lambda port: port.network_id):  # read once for the build too
+        network = port.network
+        driver.network_leases_add(
+            NetworkSpec(
+                id=str(network.pk),
+                name=network.name,
+                cidr=network.cidr,
+                gateway_ip=network.gateway_ip,
+                dhcp_hosts=(DhcpHost(mac=port.mac, ip=port.address, hostname=hostname),),
+            )
+        )
 
 
 def host_sync(*, host: Host) -> list[str]:
