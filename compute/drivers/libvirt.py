@@ -593,29 +593,16 @@ class LibvirtDriver(ComputeDriver):
         Entries change live (networkUpdate) on the running network and in its persistent definition, so guests that
         are already on it keep their links.
         """
-        try:
-            definition = network_xml(spec)
-        except ValueError as error:
-            raise PermanentDriverError(f"network {spec.id}: {error}") from error
-
-        def operation(conn):
-            network = self._network_up(conn, spec.id, definition)
-            current = dhcp_hosts_of(network.XMLDesc(0))
-            wanted = {host.mac.lower(): dhcp_host_xml(host) for host in spec.dhcp_hosts}
-            flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
-            section = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST
-            for mac, entry in current.items():
-                if mac not in wanted or not _same_host(entry, wanted[mac]):
-                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, -1, entry, flags)
-            for mac, entry in wanted.items():
-                if mac not in current or not _same_host(current[mac], entry):
-                    network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, entry, flags)
-
-        self._call("network ensure", operation)
+        self._dhcp_hosts_set(spec, only_the_specs=False, what="network ensure")
 
     def network_leases_add(self, spec: NetworkSpec) -> None:
         """As network_ensure, but only the spec's entries are added (live and in the definition); an entry with one
         of their MACs or addresses is replaced, every other entry stays."""
+        self._dhcp_hosts_set(spec, only_the_specs=True, what="network leases")
+
+    def _dhcp_hosts_set(self, spec: NetworkSpec, *, only_the_specs: bool, what: str) -> None:
+        """Brings the network up and adds the spec's DHCP host entries. Entries that differ are removed first: every
+        other one, or (`only_the_specs`) only those with one of the spec's MACs or addresses."""
         try:
             definition = network_xml(spec)
         except ValueError as error:
@@ -629,14 +616,15 @@ class LibvirtDriver(ComputeDriver):
             flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
             section = libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST
             for mac, entry in current.items():
-                clashes = mac in wanted or ElementTree.fromstring(entry).get("ip") in addresses
-                if clashes and not (mac in wanted and _same_host(entry, wanted[mac])):
+                if mac in wanted and _same_host(entry, wanted[mac]):
+                    continue
+                if not only_the_specs or mac in wanted or ElementTree.fromstring(entry).get("ip") in addresses:
                     network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, -1, entry, flags)
             for mac, entry in wanted.items():
                 if mac not in current or not _same_host(current[mac], entry):
                     network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, entry, flags)
 
-        self._call("network leases", operation)
+        self._call(what, operation)
 
     def _network_up(self, conn, network_id: str, definition: str):
         """The network, defined, started and set to autostart if it was not."""
