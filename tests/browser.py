@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
         return
     if os.environ.get("CI"):
         raise pytest.UsageError(f"browser tests need Chromium at {CHROMIUM} (scripts/ci-packages installs it)")
-    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}")
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (scripts/ci-packages installs it)")
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(skip)

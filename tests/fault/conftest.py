@@ -19,7 +19,9 @@ def pytest_collection_modifyitems(config, items):
         return
     missing = missing_prerequisites()
     if missing:
-        skip = pytest.mark.skip(reason=f"the fault suite needs {', '.join(missing)}")
+        skip = pytest.mark.skip(
+            reason=f"the fault suite needs {', '.join(missing)} (apt-get install postgresql redis-server)"
+        )
         for item in fault_items:
             item.add_marker(skip)
 
