@@ -60,21 +60,8 @@ def segment_open(
     return segment
 
 
-_OPEN_FIELDS = (
-    "tenant_id",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "plan_name",
-    "quantity",
-    "traffic_allowance_gb",
-    "unit_monthly_price",
-    "monthly_price",
-    "hourly_rate",
-    "hourly_rate_units",
-    "monthly_price_units",
-    "started_at",
-)
+# Every column but the id (which the database gives), so a field added to Segment is written too.
+_OPEN_FIELDS = tuple(field.attname for field in Segment._meta.concrete_fields if not field.primary_key)
 
 
 def segment_close(*, resource_type: str, resource_id: UUID, at: datetime) -> Segment | None:
