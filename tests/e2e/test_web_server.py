@@ -59,8 +59,11 @@ def test_recycling_workers_drop_no_request(web):
     assert failures == [], f"{len(failures)} of {CLIENTS * REQUESTS_PER_CLIENT} requests failed: {failures[:5]}"
     # Anonymous API writes are refused, not lost; the log-in page is served.
     assert set(statuses) <= {200, 401, 403}, statuses
+    # Workers were replaced again and again meanwhile. A worker answers what it accepted before it goes, so each
+    # handles somewhat more than RECYCLE_AFTER requests (about half the nominal count of replacements happen), and
+    # the last one may log its replacement just after the last answer: a quarter of the nominal count is the floor.
     recycled = web.logs["web"].read_text().count("Maximum request limit")
-    assert recycled >= CLIENTS * REQUESTS_PER_CLIENT // RECYCLE_AFTER // 2, web.tail_logs()
+    assert recycled >= CLIENTS * REQUESTS_PER_CLIENT // RECYCLE_AFTER // 4, web.tail_logs()
 
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer(web):
