@@ -28,7 +28,7 @@ document.addEventListener("securitypolicyviolation", (event) => window.__cspViol
     directive: event.violatedDirective, source: event.sourceFile || "", line: event.lineNumber, sample: event.sample,
 }));
 """
-SCREENSHOTS = Path(os.environ.get("HANGAR_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("HANGAR_SCREENSHOTS", Path(__file__).resolve().parents[1] / "var" / "screenshots"))
 
 
 def pytest_collection_modifyitems(config, items):
