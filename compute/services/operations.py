@@ -178,7 +178,7 @@ def _migrate(instance: Instance) -> DomainInfo:
     source, target = driver_for(instance.host), driver_for(instance.migration_host)
     uuid, task = str(instance.pk), InstanceTask.MIGRATE
     # Its networks (with its lease) must be on the new host before the domain arrives there.
-    instance_networks_prepare(instance=instance, driver=target, host=instance.migration_host)
+    instance_networks_prepare(instance=instance, driver=target)
     try:
         traffic_sample_quietly(instance=instance)  # the counters stay behind with the old NIC
         info = source.stop(uuid)  # graceful: the guest shuts down cleanly (the driver forces it after its timeout)

@@ -52,10 +52,11 @@ def instance_firewall_sync(*, instance: Instance, driver: ComputeDriver | None =
         logger.info("No domain for %s on %s yet; its build applies the firewall.", instance.pk, instance.host)
 
 
-def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver, host: Host | None = None) -> None:
-    """Before a machine is created on its host (or moved to `host`): each of its networks exists there, with the
-    machine's lease in it. Only its own lease is stated (the network's other leases are the host's already); a
-    finished deletion and the periodic sync state the whole set again, and drop what is left over."""
+def instance_networks_prepare(*, instance: Instance, driver: ComputeDriver) -> None:
+    """Before a machine is created on its host (or moved to another: `driver` is the host's it goes to): each of its
+    networks exists there, with the machine's lease in it. Only its own lease is stated (the network's other leases
+    are the host's already); a finished deletion and the periodic sync state the whole set again, and drop what is
+    left over."""
     hostname = instance.name
     for port in sorted(instance_ports(instance), key=lambda port: port.network_id):  # read once for the build too
         network = port.network
