@@ -17,7 +17,7 @@ from compute.console import MAX_CONSOLE_LINES, instance_console_output
 from compute.drivers.base import DriverError
 from compute.filters import FlavorFilter, ImageFilter, InstanceFilter, SSHKeyFilter
 from compute.models import Image, Instance, SSHKey
-from compute.network.selectors import networking_attach, with_networking, with_public_address
+from compute.network.selectors import with_networking
 from compute.network.services import instance_firewalls_set
 from portal.api.filters import StrictBooleanField
 from portal.api.schema import ErrorSerializer
@@ -236,15 +236,9 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
                 .annotate(region_name=F("region__name"))
                 .defer(*LIST_UNREAD)
             )
-        if self.action == "list":
-            queryset = with_public_address(queryset)  # the page's interfaces and firewalls: paginate_queryset()
-        elif self.action in ("retrieve", "partial_update"):
+        if self.action in ("list", "retrieve", "partial_update"):
             queryset = with_networking(queryset)
         return queryset
-
-    def paginate_queryset(self, queryset):
-        page = super().paginate_queryset(queryset)
-        return networking_attach(page) if page is not None else None
 
     def filter_queryset(self, queryset):
         # Only the list is filtered; an instance named in the URL is found whatever the query string says. A list

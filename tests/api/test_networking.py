@@ -289,3 +289,35 @@ def test_user_data_that_is_not_text_is_refused(api, catalog):  # noqa: F811
     response = api.post("/api/v1/instances/", body, content_type="application/json")
     assert_error(response, 400, "invalid")
     assert "user_data" in response.json()["error"]["details"]
+
+
+def test_the_list_shows_each_machines_interfaces_firewalls_and_public_address(api, catalog, pool, tenant):  # noqa: F811
+    """The list reads them in its own query: every interface eth0 first, the firewalls in their order (the default
+    first, then by name), the assigned public address; a machine without them shows none."""
+    backend = api.post("/api/v1/networks/", {"name": "backend", "cidr": "10.20.0.0/24"}, format="json").json()
+    front = api.post("/api/v1/networks/", {"name": "front", "cidr": "10.30.0.0/24"}, format="json").json()
+    zeta = api.post("/api/v1/firewalls/", {"name": "zeta", "rules": []}, format="json").json()
+    alpha = api.post("/api/v1/firewalls/", {"name": "alpha", "rules": []}, format="json").json()
+    plain = _running(api, catalog, name="plain")
+    default = Firewall.objects.get(tenant=tenant, is_default=True)
+    both = _running(
+        api,
+        catalog,
+        name="both",
+        networks=[front["id"], backend["id"]],
+        firewalls=[zeta["id"], str(default.pk), alpha["id"]],
+        public_ip=True,
+    )
+
+    listed = {row["name"]: row for row in api.get("/api/v1/instances/").json()["data"]}
+    row = listed["both"]
+    assert [(a["interface"], a["network"], a["ip"], a["prefix"]) for a in row["addresses"]] == [
+        ("eth0", front["id"], "10.30.0.2", 24),
+        ("eth1", backend["id"], "10.20.0.2", 24),
+    ]
+    assert [a["mac"] for a in row["addresses"]] == [a["mac"] for a in both["addresses"]]
+    assert row["firewalls"] == [str(default.pk), alpha["id"], zeta["id"]]
+    assert row["public_ip"] == both["public_ip"] and row["public_ip"].startswith("203.0.113.")
+    assert row == api.get(f"/api/v1/instances/{both['id']}/").json()
+    assert listed["plain"]["firewalls"] == [str(default.pk)] and listed["plain"]["public_ip"] is None
+    assert listed["plain"]["addresses"] == plain["addresses"] and len(plain["addresses"]) == 1

@@ -18,9 +18,9 @@ from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, In
 
 pytestmark = pytest.mark.django_db
 
-# The token with its membership (authentication), the capped count, the page, and the page's network interfaces and
-# firewalls (two prefetches for the whole page).
-API_LIST_QUERIES = 5
+# The token with its membership (authentication), the capped count, and the page (each row with its network
+# interfaces, firewalls and public address).
+API_LIST_QUERIES = 3
 # The token with its membership (authentication); the quota's check-and-reserve (one conditional UPDATE); the used
 # addresses of its network; the hosts and the claim on the chosen one (one conditional UPDATE that also reserves);
 # the instance, its event, the activity log's entry, its port and its firewall. The catalog (flavor, image, regions)
