@@ -14,6 +14,7 @@ hourly pass and `manage.py usage_repair`); tests check that the totals always eq
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 
@@ -25,14 +26,15 @@ from django.db.models.signals import post_delete, post_save
 from compute import catalog
 from compute.models import DEFERRED_FIELD, USAGE_FIELDS, Flavor, Host, Instance, InstanceState
 from compute.rules import quota_refusal
-from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, usage_annotations
+from compute.scheduler import HELD_RAM_MIB, HELD_VCPUS, HOST_TOTALS, usage_annotations
+from portal import sql
 from tenants.models import Quota
 from tenants.services import quota_lock
 
 logger = logging.getLogger(__name__)
 
-QUOTA_TOTALS = ("held_instances", "held_vcpus", "held_ram_mib")
-HOST_TOTALS = ("held_vcpus", "held_ram_mib", "held_disk_gib", "held_instances")
+QUOTA_RESOURCES = ("instances", "vcpus", "ram_mib")
+QUOTA_TOTALS = tuple(f"held_{resource}" for resource in QUOTA_RESOURCES)
 
 
 def _sizes(flavor_id) -> tuple[int, int, int]:
@@ -166,7 +168,7 @@ def quota_held(quota: Quota) -> dict[str, dict[str, int]]:
     are counted by their own service)."""
     return {
         resource: {"used": getattr(quota, f"held_{resource}"), "limit": getattr(quota, resource)}
-        for resource in ("instances", "vcpus", "ram_mib")
+        for resource in QUOTA_RESOURCES
     }
 
 
@@ -174,16 +176,39 @@ def quota_reserve(*, tenant, requested: dict[str, int]) -> None:
     """Checks a launch's share (instances, vCPUs, RAM) against the tenant's quota and adds it to the running
     totals, in one conditional UPDATE that holds the quota row's lock until the commit; raises the refusal (or a
     missing quota row is made, with its totals counted, and the reservation tried again)."""
-    share = {resource: requested.get(resource, 0) for resource in ("instances", "vcpus", "ram_mib")}
-    room = {f"held_{resource}__lte": F(resource) - amount for resource, amount in share.items()}
-    changes = {f"held_{resource}": F(f"held_{resource}") + amount for resource, amount in share.items()}
-    if Quota.objects.filter(tenant_id=tenant.pk, **room).update(**changes):
+    share = {resource: requested.get(resource, 0) for resource in QUOTA_RESOURCES}
+    if _quota_add(tenant, share):
         return
     quota = quota_lock(tenant)
     if (refusal := quota_refusal(usage=quota_held(quota), requested=share)) is not None:
         raise refusal
-    if not Quota.objects.filter(tenant_id=tenant.pk, **room).update(**changes):  # pragma: no cover - locked above
+    if not _quota_add(tenant, share):  # pragma: no cover - locked above
         raise RuntimeError("The quota reservation failed under the quota row's lock.")
+
+
+def _quota_add(tenant, share: dict[str, int]) -> bool:
+    """The conditional UPDATE, written once in SQL (every launch reserves: the ORM's building of it cost more CPU
+    than sending it)."""
+    db = sql.current()
+    amounts = [share[resource] for resource in QUOTA_RESOURCES]
+    with db.cursor() as cursor:
+        cursor.execute(  # write-ok: the reservation, in the caller's transaction
+            _quota_add_sql(db.vendor), [*amounts, sql.param(Quota, "tenant_id", tenant.pk), *amounts]
+        )
+        return cursor.rowcount == 1
+
+
+@functools.cache
+def _quota_add_sql(vendor: str) -> str:
+    def column(name: str) -> str:
+        return sql.columns(Quota, [name])
+
+    held = [column(name) for name in QUOTA_TOTALS]
+    changes = ", ".join(f"{name} = {name} + %s" for name in held)
+    room = " AND ".join(
+        f"{name} <= {column(resource)} - %s" for name, resource in zip(held, QUOTA_RESOURCES, strict=True)
+    )
+    return f"UPDATE {sql.table(Quota)} SET {changes} WHERE {column('tenant_id')} = %s AND {room}"
 
 
 # --- recomputation and repair ---------------------------------------------------------------------------------------
