@@ -1,8 +1,12 @@
 """Reads of tenants, members, invitations and API tokens that pages and the API show."""
 
-from django.contrib.auth import get_user_model
-from django.db.models import F, FilteredRelation, Q, QuerySet
+import functools
 
+from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models import QuerySet
+
+from portal import sql
 from tenants.models import ActivityEntry, ApiToken, Invitation, Membership, Tenant, TenantEvent, UserSession
 from tenants.roles import Permission
 
@@ -35,46 +39,69 @@ def api_tokens_visible(*, membership: Membership, tokens: QuerySet[ApiToken] | N
     return tokens.order_by("-created_at", "id")
 
 
-_MEMBERSHIP_COLUMNS = ("id", "role", "created_at")
-
-
 def api_token_find(*, token: str) -> ApiToken | None:
     """The active token with this secret, or None (unknown, revoked, expired, or its user deactivated).
 
     Its `membership` (None once the user has left the token's tenant) comes in the same query: every API request
     needs both, and reads the membership afresh, so a removed or demoted member's token loses its rights at once.
+    The query is written once in SQL (every API request runs it: the ORM's building of its joins cost more CPU than
+    the rest of a small request).
     """
     if not token.startswith(ApiToken.PREFIX) or len(token) > 200:
         return None
-    # The member's row by a join (not a subquery per column): this runs on every API request.
-    joined = FilteredRelation("user__memberships", condition=Q(user__memberships__tenant=F("tenant")))
-    api_token = next(
-        iter(
-            ApiToken.objects.select_related("user", "tenant")
-            .annotate(joined_membership=joined)
-            .annotate(**{f"membership_{name}": F(f"joined_membership__{name}") for name in _MEMBERSHIP_COLUMNS})
-            .filter(secret_hash=ApiToken.hash_token(token))
-            .order_by()[:1]
-        ),
-        None,
-    )
-    if api_token is None or not api_token.is_active or not api_token.user.is_active:
+    user_model = get_user_model()
+    db = sql.current()
+    with db.cursor() as cursor:
+        cursor.execute(_api_token_sql(db.vendor), [ApiToken.hash_token(token)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    models = (ApiToken, user_model, Tenant)
+    objects, start = [], 0
+    for model in models:
+        end = start + len(sql.attnames(model))
+        objects.append(sql.instance_from_row(model, row[start:end]))
+        start = end
+    api_token, user, tenant = objects
+    api_token.user, api_token.tenant = user, tenant
+    if not api_token.is_active or not user.is_active:
         return None
     api_token.membership = None
-    if api_token.membership_id is not None:
+    membership_id, role, created_at = sql.reader(Membership, _MEMBERSHIP_COLUMNS)(row[start:])
+    if membership_id is not None:
         api_token.membership = Membership.from_db(
-            api_token._state.db,
+            DEFAULT_DB_ALIAS,
             ["id", "user_id", "tenant_id", "role", "created_at"],
-            [
-                api_token.membership_id,
-                api_token.user_id,
-                api_token.tenant_id,
-                api_token.membership_role,
-                api_token.membership_created_at,
-            ],
+            [membership_id, user.pk, tenant.pk, role, created_at],
         )
-        api_token.membership.user, api_token.membership.tenant = api_token.user, api_token.tenant
+        api_token.membership.user, api_token.membership.tenant = user, tenant
     return api_token
+
+
+_MEMBERSHIP_COLUMNS = ("id", "role", "created_at")
+
+
+@functools.cache
+def _api_token_sql(vendor: str) -> str:
+    user_model = get_user_model()
+
+    def every(model, alias: str) -> str:
+        return sql.columns(model, sql.attnames(model), alias=alias)
+
+    def column(model, name: str, alias: str) -> str:
+        return sql.columns(model, [name], alias=alias)
+
+    return (
+        f"SELECT {every(ApiToken, 'k')}, {every(user_model, 'u')}, {every(Tenant, 't')}, "
+        f"{sql.columns(Membership, _MEMBERSHIP_COLUMNS, alias='m')} "
+        f"FROM {sql.table(ApiToken)} k "
+        f"INNER JOIN {sql.table(user_model)} u ON {column(user_model, 'id', 'u')} = {column(ApiToken, 'user_id', 'k')} "
+        f"INNER JOIN {sql.table(Tenant)} t ON {column(Tenant, 'id', 't')} = {column(ApiToken, 'tenant_id', 'k')} "
+        f"LEFT OUTER JOIN {sql.table(Membership)} m ON {column(Membership, 'user_id', 'm')} = "
+        f"{column(ApiToken, 'user_id', 'k')} AND {column(Membership, 'tenant_id', 'm')} = "
+        f"{column(ApiToken, 'tenant_id', 'k')} "
+        f"WHERE {column(ApiToken, 'secret_hash', 'k')} = %s"
+    )
 
 
 # --- two-factor log-in ---------------------------------------------------------------------------------------------
