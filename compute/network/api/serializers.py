@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from compute.api.serializers import OwnedObjectField, TenantOwnedMixin
+from compute.api.serializers import OwnedObjectField
 from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, PublicIP
 from compute.network.rulesets import ANYWHERE, DIRECTIONS, PROTOCOLS, RuleInput, rule_errors
@@ -83,7 +83,7 @@ class PublicIPSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PublicIPCreateSerializer(TenantOwnedMixin, serializers.Serializer):
+class PublicIPCreateSerializer(serializers.Serializer):
     instance = OwnedObjectField(
         Instance,
         required=False,
@@ -105,7 +105,7 @@ class PublicIPCreateSerializer(TenantOwnedMixin, serializers.Serializer):
         return attrs
 
 
-class PublicIPActionSerializer(TenantOwnedMixin, serializers.Serializer):
+class PublicIPActionSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["assign", "unassign"])
     instance = OwnedObjectField(
         Instance,

@@ -7,7 +7,7 @@ from rest_framework import generics, mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from compute.api.serializers import InstanceSerializer, OwnedObjectField, TenantOwnedMixin
+from compute.api.serializers import InstanceSerializer, OwnedObjectField
 from compute.models import Flavor, Instance, SSHKey
 from compute.network.models import Firewall
 from compute.storage import backup_selectors as selectors
@@ -47,11 +47,11 @@ class BackupSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BackupCreateSerializer(TenantOwnedMixin, serializers.Serializer):
+class BackupCreateSerializer(serializers.Serializer):
     instance = OwnedObjectField(Instance, help_text="The machine to back up now (backups must be enabled on it).")
 
 
-class BackupRestoreSerializer(TenantOwnedMixin, serializers.Serializer):
+class BackupRestoreSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(
         choices=["new", "overwrite"],
         help_text="`new`: launch a new machine from the backup; `overwrite`: replace the machine's own disk.",

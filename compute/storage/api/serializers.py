@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from compute.api.serializers import OwnedObjectField, TenantOwnedMixin
+from compute.api.serializers import OwnedObjectField
 from compute.models import Region
 from compute.storage.models import MAX_VOLUME_GIB, MIN_VOLUME_GIB, Snapshot, StorageEvent, Volume
 from portal.api.fields import StrictCharField
@@ -56,7 +56,7 @@ class VolumeSerializer(_StorageItemSerializer):
         return AttachmentSerializer(volume).data if volume.instance_id else None
 
 
-class VolumeCreateSerializer(TenantOwnedMixin, serializers.Serializer):
+class VolumeCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=63)
     size_gib = serializers.IntegerField(
         min_value=MIN_VOLUME_GIB,
@@ -115,7 +115,7 @@ class SnapshotSerializer(_StorageItemSerializer):
         read_only_fields = fields
 
 
-class SnapshotCreateSerializer(TenantOwnedMixin, serializers.Serializer):
+class SnapshotCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=63)
     volume = OwnedObjectField(Volume, help_text="The volume to snapshot (available or in use).")
     labels = _labels_field(required=False, default=dict)
