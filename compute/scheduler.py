@@ -206,7 +206,7 @@ def _candidates(*, region: Region, exclude: Host | None, only: Host | None) -> l
     params = [sql.param(Host, "region_id", region.pk, db=db)]
     params += [sql.param(Host, "id", host.pk, db=db) for host in (exclude, only) if host is not None]
     with db.cursor() as cursor:
-        cursor.execute(_candidates_sql(exclude is not None, only is not None, db.vendor), params)
+        cursor.execute(_candidates_sql(exclude is not None, only is not None, db.vendor), params)  # write-ok: a SELECT
         return [sql.instance_from_row(Host, row) for row in cursor.fetchall()]
 
 
