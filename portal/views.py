@@ -1,4 +1,6 @@
 import logging
+import os
+import threading
 from pathlib import Path
 
 from django.contrib.auth.decorators import login_not_required
@@ -76,7 +78,8 @@ def _check_broker_folder() -> None:
     options = celery_app.conf.broker_transport_options
     folder = Path(options["data_folder_in"])
     folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / ".healthz"
+    # A name of its own: checks running at once in several web workers must not remove each other's probe.
+    probe = folder / f".healthz-{os.getpid()}-{threading.get_ident()}"
     probe.write_text("ok")
     probe.unlink()
 

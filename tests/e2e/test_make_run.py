@@ -111,6 +111,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it_cleanly(make_run):
 
     access_log = [line for line in output.splitlines() if '"GET ' in line]
     assert any('"GET /accounts/login/ ' in line for line in access_log)
-    assert not [line for line in access_log if '"GET /static/' in line or '"GET /healthz' in line]
+    quiet = [line for line in access_log if '"GET /static/' in line or '"GET /healthz' in line]
+    assert quiet == [], [line for line in output.splitlines() if "health check" in line]
     heartbeats = [line for line in output.splitlines() if "heartbeat" in line and ("INFO" in line or "DEBUG" in line)]
     assert heartbeats == [], "heartbeat lines belong to DEBUG, below `make run`'s INFO level"

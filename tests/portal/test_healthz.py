@@ -1,10 +1,13 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError
 from django.db.backends.utils import CursorWrapper
 from django.urls import reverse
 
-from portal import tasks
+from portal import tasks, views
 from tests.celery_conf import set_celery_conf
 
 
@@ -58,3 +61,23 @@ def test_healthz_is_503_json_naming_the_cache_when_it_is_down(client, settings):
     assert body["checks"]["cache"] == {"ok": False, "error": "ConnectionError"}
     assert body["checks"]["worker"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_broker_checks_running_at_once_in_several_workers_all_pass(monkeypatch, tmp_path):
+    # `make run`'s web workers answer health checks side by side (a load balancer's and the start-up probe's):
+    # each one's probe of the embedded broker's folder is its own, so none removes another's and calls it down.
+    folder = str(tmp_path / "queue")
+    options = {"data_folder_in": folder, "data_folder_out": folder}
+    set_celery_conf(monkeypatch, broker_url="filesystem://", broker_transport_options=options)
+    start = threading.Barrier(8)
+
+    def check_repeatedly() -> list[dict]:
+        start.wait()
+        return [views._check_broker() for _ in range(100)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [result for results in pool.map(lambda _: check_repeatedly(), range(8)) for result in results]
+
+    assert [result for result in results if not result["ok"]] == []
+    assert len(results) == 800
+    assert list((tmp_path / "queue").iterdir()) == []
