@@ -70,13 +70,18 @@ def address_value(text: str) -> int:
     return int.from_bytes(socket.inet_aton(text), "big")
 
 
+def usable_bounds(network: ipaddress.IPv4Network) -> tuple[str, str, str]:
+    """The first and last host addresses and the gateway, between which usable_addresses() lie."""
+    first, last = network.network_address + 1, network.broadcast_address - 1
+    if network.prefixlen >= 31:  # no network or broadcast address to leave out
+        first, last = network.network_address, network.broadcast_address
+    return str(first), str(last), str(gateway_of(network))
+
+
 def first_free_address(network: ipaddress.IPv4Network, used: set[int]) -> str | None:
     """The lowest usable address (usable_addresses()) whose integer value is not in `used`, or None: counted in
     integers, so a network with thousands of machines costs a set lookup per taken address, not an object each."""
-    first, last = int(network.network_address) + 1, int(network.broadcast_address) - 1
-    if network.prefixlen >= 31:  # no network or broadcast address to leave out
-        first, last = int(network.network_address), int(network.broadcast_address)
-    gateway = int(gateway_of(network))
+    first, last, gateway = (address_value(address) for address in usable_bounds(network))
     for candidate in range(first, last + 1):
         if candidate != gateway and candidate not in used:
             return str(ipaddress.IPv4Address(candidate))

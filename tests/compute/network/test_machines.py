@@ -124,6 +124,27 @@ def test_addresses_are_handed_out_lowest_first_and_freed_on_delete(launch, commi
     assert Port.objects.get(instance=third).address == "192.168.50.2"
 
 
+def test_holes_left_by_deleted_machines_are_filled_lowest_first_then_the_network_is_full(
+    launch, committed, tenant, member
+):
+    Quota.objects.filter(tenant=tenant).update(instances=20, vcpus=100, ram_mib=10**6)
+    network = NetworkFactory(tenant=tenant, name="small", cidr="192.168.60.0/29")  # .1 the gateway, .2 to .6
+    with committed():
+        machines = [launch(name=f"m{number}", networks=[network]) for number in range(5)]
+    assert [Port.objects.get(instance=machine).address for machine in machines] == [
+        f"192.168.60.{last}" for last in range(2, 7)
+    ]
+    with committed():
+        for machine in (machines[3], machines[1]):
+            instance_delete(instance=machine, user=member)
+    with committed():
+        refills = [launch(name=f"r{number}", networks=[network]) for number in range(2)]
+    assert [Port.objects.get(instance=machine).address for machine in refills] == ["192.168.60.3", "192.168.60.5"]
+    with pytest.raises(Exception) as refused:
+        launch(name="one-too-many", networks=[network])
+    assert refused.value.code == "network_full"
+
+
 def test_the_last_machine_deleted_from_a_host_takes_the_network_off_it(running, committed, member, host):
     network_id = str(Port.objects.get(instance=running).network_id)
     with committed():
