@@ -13,7 +13,6 @@ from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, Port
 from compute.network.services.common import after_commit, owned_choice
 from compute.network.services.defaults import network_defaults_known
-from compute.network.services.firewalls import firewalls_check
 from compute.network.services.networks import interfaces_choose, ports_create, ports_release
 from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
 from compute.network.services.traffic import traffic_baseline_reset
@@ -64,11 +63,9 @@ def instance_networking_plan(
     """At launch, inside its transaction and before the machine's row is written: the networks (the tenant's
     default network of the region when none is given), a free address on each and the firewalls (the default one
     when none is given). Call it holding the tenant's quota row lock (the launch's reservation takes it): it is what
-    keeps two launches of the tenant from picking the same address, since networks belong to one tenant."""
-    networks = networks_check(tenant_id=tenant.pk, networks=networks, region=region)
-    firewalls = list(firewalls)
-    if firewalls:
-        firewalls = firewalls_check(tenant_id=tenant.pk, firewalls=firewalls)
+    keeps two launches of the tenant from picking the same address, since networks belong to one tenant. The
+    networks and firewalls are those networks_check() and firewalls_check() returned, before the transaction."""
+    networks, firewalls = list(networks), list(firewalls)
     if not networks or not firewalls:
         default_network, default_firewall = network_defaults_known(tenant=tenant, actor=user, region=region)
         networks = networks or [default_network]
