@@ -90,7 +90,8 @@ ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's, leaving no reference cycle behind a rendering (portal/templating.py).
+        "BACKEND": "portal.templating.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
