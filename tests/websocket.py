@@ -95,6 +95,8 @@ async def http_request(application, method: str, path: str, *, body: bytes = b""
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
+    # What uvicorn's receive() answers once the response is complete.
+    await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait()
     headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
     return {"status": start["status"], "headers": headers, "body": b"".join(chunks)}
