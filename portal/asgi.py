@@ -1,6 +1,7 @@
 """The ASGI application that gunicorn's uvicorn workers serve: Django's pages and API over HTTP, and the instance
 console over WebSocket (Django Channels) on the same origin."""
 
+import asyncio
 import os
 import threading
 import warnings
@@ -67,16 +68,20 @@ class SynchronousStackHandler(ASGIHandler):
         return await respond(request)
 
     async def listen_for_disconnect(self, receive):
-        """Django's, but a client gone (or the answer sent: the server then says so) ends it without raising.
+        """Django's, but a client gone (or the answer sent: the server then says so) ends it without raising, and
+        so does handle() cancelling it once the answer is sent.
 
         Django 5.2's handle() treats the listener's end the same either way: it cancels the request if still being
-        processed and ignores RequestAborted. The exception, though, took handle()'s frame into its traceback, and
-        that frame holds the tasks (one of them holding the exception) and the response: a reference cycle that kept
-        every answer (a page's rows, an API list's data) until the garbage collector's next full collection, about
-        one a second under load, each pausing a request for 10 to 60 ms. handle() is Django 5.2's (pinned below
-        5.3): Django 6.1's cancels the request only when the listener raises.
+        processed, ignores RequestAborted and expects CancelledError. Either exception, though, took handle()'s
+        frame into its traceback, and that frame holds the tasks (one of them holding the exception) and the
+        response: a reference cycle that kept every answer (a page's rows, an API list's data) until the garbage
+        collector's next full collection, about one a second under load, each pausing a request for 10 to 60 ms.
+        handle() is Django 5.2's (pinned below 5.3): Django 6.1's cancels the request only when the listener raises.
         """
-        message = await receive()
+        try:
+            message = await receive()
+        except asyncio.CancelledError:
+            return  # the answer is sent before the server said so: handle() stops listening
         if message["type"] != "http.disconnect":
             raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")
 

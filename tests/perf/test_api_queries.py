@@ -1,7 +1,5 @@
 """Query-count guards for the API's instance list and launch, and the list's capped count."""
 
-import gc
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +15,7 @@ from compute.network.services.networks import ports_create
 from portal.api import pagination
 from tests.api.conftest import api_client_for
 from tests.factories.compute import FlavorFactory, HostFactory, ImageFactory, InstanceFactory, SSHKeyFactory
+from tests.garbage import done_with, left_for_the_collector
 
 pytestmark = pytest.mark.django_db
 
@@ -70,21 +69,13 @@ def test_a_list_pages_rows_are_freed_with_the_response_not_by_the_cycle_collecto
     pause a request for tens of milliseconds."""
     _fill(tenant, 30)
     member_api.get("/api/v1/instances/")
-    gc.collect()
-    gc.disable()
-    try:
+
+    def request() -> None:
         response = member_api.get("/api/v1/instances/", {"per_page": 200})
         assert len(response.json()["data"]) == 30
-        vars(response).pop("json")  # the test client's own cycle: response.json is a partial of the response
-        del response
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = [found for found in gc.garbage if isinstance(found, Instance)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert left == []
+        done_with(response)
+
+    assert left_for_the_collector(request, Instance) == []
 
 
 def test_instance_serializer_says_what_its_declared_fields_say(tenant):

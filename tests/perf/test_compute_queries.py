@@ -1,7 +1,5 @@
 """Query-count guards for the compute pages: the count must not grow with the number of instances or events."""
 
-import gc
-
 import pytest
 from django.urls import reverse
 
@@ -14,6 +12,7 @@ from tests.factories.compute import (
     InstanceFactory,
     SSHKeyFactory,
 )
+from tests.garbage import done_with, left_for_the_collector
 
 # Session, user and memberships (middleware) are 3 of each; the rest are the page's own reads.
 # The table alone (what an htmx poll fetches): 5, + the list's version, which a quiet table sends with its 15 s check
@@ -131,19 +130,11 @@ def test_the_list_pages_rows_are_freed_with_the_response_not_by_the_cycle_collec
     pause some later request for tens of milliseconds."""
     _fill(tenant, 30)
     member_client.get(reverse("compute:instance-list"))
-    gc.collect()
-    gc.disable()
-    try:
+
+    def request() -> None:
         response = member_client.get(reverse("compute:instance-list"), {"per_page": 200})
         assert b"node-029" in response.content
         assert len(response.context["page_obj"].object_list) == 30
-        vars(response).pop("json")  # the test client's own cycle: response.json is a partial of the response
-        del response
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        left = [found for found in gc.garbage if isinstance(found, Instance | Flavor | Image | Host)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert left == []
+        done_with(response)
+
+    assert left_for_the_collector(request, (Instance, Flavor, Image, Host)) == []
