@@ -235,12 +235,35 @@ class Service:
                 self.process.wait()
 
 
+class LocalPostgres:
+    """The processes of the PostgreSQL server on this machine (found by name; none if it runs elsewhere), sampled
+    like a Service for their CPU: every database's, so it counts the benchmark's only where nothing else uses the
+    server. A backend that exits keeps its last sample."""
+
+    def __init__(self):
+        self.cpu: dict[int, float] = {}
+
+    def sample(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (entry / "comm").read_text().strip() == "postgres":
+                        pid = int(entry.name)
+                        self.cpu[pid] = max(self.cpu.get(pid, 0.0), _cpu_seconds(pid))
+
+    def cpu_seconds(self) -> float:
+        self.sample()
+        return sum(self.cpu.values())
+
+
 class Stack:
-    """gunicorn and/or Celery workers for one benchmark, sampled every 0.2 s for RSS and CPU, stopped at exit."""
+    """gunicorn and/or Celery workers for one benchmark, sampled every 0.2 s for RSS and CPU (and the local
+    PostgreSQL server's CPU), stopped at exit."""
 
     def __init__(self, environment: dict[str, str]):
         self.environment = environment
         self.services: list[Service] = []
+        self.postgres = LocalPostgres()
         self.log_dir = Path(environment["HANGAR_VAR_DIR"])
         self.port = 0
         self._stop = threading.Event()
@@ -249,7 +272,7 @@ class Stack:
 
     def _sample_loop(self) -> None:
         while not self._stop.wait(0.2):
-            for service in list(self.services):
+            for service in [*self.services, self.postgres]:
                 service.sample()
 
     def _start(self, name: str, command: list[str], extra_env: dict | None = None) -> Service:
