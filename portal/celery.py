@@ -9,8 +9,10 @@ from celery.signals import task_postrun, task_prerun, worker_process_init, worke
 from django.db import close_old_connections
 from kombu.transport import TRANSPORT_ALIASES
 
-# The embedded broker (filesystem://) writes each message whole before a worker can see it (portal/brokerfs.py).
+# The embedded broker (filesystem://) writes each message whole before a worker can see it (portal/brokerfs.py);
+# Redis's channels keep one client each instead of building one per command (portal/brokerredis.py).
 TRANSPORT_ALIASES["filesystem"] = "portal.brokerfs:Transport"
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "portal.brokerredis:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

@@ -1,7 +1,5 @@
 """The Redis cache backend: one redis-py client per connection pool, not one per cache call."""
 
-import shutil
-
 import pytest
 import redis
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -36,19 +34,6 @@ def test_django_s_own_backend_makes_a_client_per_call():
 def test_a_refused_connection_raises_as_with_django_s_backend():
     with pytest.raises(redis.ConnectionError):
         RedisCache(UNREACHABLE, {}).get("key")
-
-
-@pytest.fixture
-def live_redis(tmp_path):
-    """A private redis-server on a free port (never the machine's own)."""
-    from tests.fault.servers import RedisServer
-
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_counters_count_every_window_in_one_round_trip_and_expire_from_their_first_count(live_redis):
