@@ -175,7 +175,7 @@ def _claim(host: Host, *, vcpus: int, ram_mib: int, disk_gib: int, instances: in
     db = sql.current()
     amounts = [vcpus, ram_mib, disk_gib, instances] if reserve else []
     room = [host.vcpus_allocatable - vcpus, host.ram_mib_allocatable - ram_mib, host.disk_gib_allocatable - disk_gib]
-    with db.cursor() as cursor:
+    with sql.prepared_cursor(db) as cursor:
         cursor.execute(  # write-ok: the claim, in the caller's transaction
             _claim_sql(reserve=reserve, wait=wait, vendor=db.vendor), [*amounts, sql.param(Host, "id", host.pk), *room]
         )
@@ -205,7 +205,7 @@ def _candidates(*, region: Region, exclude: Host | None, only: Host | None) -> l
     db = sql.current()
     params = [sql.param(Host, "region_id", region.pk, db=db)]
     params += [sql.param(Host, "id", host.pk, db=db) for host in (exclude, only) if host is not None]
-    with db.cursor() as cursor:
+    with sql.prepared_cursor(db) as cursor:
         cursor.execute(_candidates_sql(exclude is not None, only is not None, db.vendor), params)  # write-ok: a SELECT
         return [sql.instance_from_row(Host, row) for row in cursor.fetchall()]
 

@@ -108,8 +108,10 @@ def env_secret(name: str, *, generated_file: Path | None = None) -> str:
     return generated_file.read_text().strip()
 
 
-def env_database(name: str, default: str, *, sqlite_options: dict) -> dict:
-    """Parse a database URL (sqlite:/// or postgres://) into a Django DATABASES entry."""
+def env_database(name: str, default: str, *, sqlite_options: dict, prepare_threshold: int = 0) -> dict:
+    """Parse a database URL (sqlite:/// or postgres://) into a Django DATABASES entry. On PostgreSQL a statement run
+    through `portal.sql.prepared_cursor` is prepared once a connection has run it `prepare_threshold` times (0:
+    never); the ORM's statements, bound client-side, never are."""
     import dj_database_url
 
     url = env_str(name, default)
@@ -127,6 +129,7 @@ def env_database(name: str, default: str, *, sqlite_options: dict) -> dict:
     elif engine == "django.db.backends.postgresql":
         if not config.get("NAME"):
             raise ImproperlyConfigured(f"{name}={url!r} names no database.")
+        config["OPTIONS"] = {"prepare_threshold": prepare_threshold or None, **config.get("OPTIONS", {})}
     else:
         raise ImproperlyConfigured(f"{name}={url!r}: only sqlite:// and postgres:// URLs are supported.")
     return config

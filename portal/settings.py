@@ -119,6 +119,10 @@ DATABASES = {
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
         },
+        # PostgreSQL prepares each hot statement (portal.sql.prepared_cursor) once a connection has run it this many
+        # times: parsed and planned once per connection, not on every run. 0 never prepares, for a pooler that does
+        # not keep prepared statements across transactions (PgBouncer in transaction mode before 1.21).
+        prepare_threshold=env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0),
     )
 }
 DATABASE_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")

@@ -23,6 +23,28 @@ def current():
     return connections[DEFAULT_DB_ALIAS]
 
 
+def prepared_cursor(db):
+    """A cursor of `db` for the statements written here: on PostgreSQL the server binds its parameters, and a
+    statement the connection has run DATABASE_PREPARE_THRESHOLD times is prepared, then only executed (parsing and
+    planning them was a third of PostgreSQL's CPU per launch). Each is a lookup or a write by key, whose plan does not
+    depend on the values; the ORM's statements (lists among them, whose best plan does) stay bound client-side and
+    planned on every run. Django's wrappers (error translation) stay around it; while queries are logged (DEBUG, a
+    test capturing them) it is the ordinary cursor, whose log shows each statement's text. A query of several
+    statements cannot go this way (the server binds parameters for one statement only)."""
+    cursor = db.cursor()
+    if db.vendor == "postgresql" and not db.queries_logged:
+        cursor.cursor.close()
+        cursor.cursor = _server_binding_cursor()(db.connection)
+    return cursor
+
+
+@cache
+def _server_binding_cursor() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    return ServerBindingCursor
+
+
 def quoted(name: str) -> str:
     return connection.ops.quote_name(name)
 
@@ -101,7 +123,7 @@ def insert(model: type[Model], values: dict, *, returning: str = "", ignore_conf
     statement = _insert_sql(model, tuple(values), returning, ignore_conflicts, db.vendor)
     get_field = model._meta.get_field
     params = [get_field(name).get_db_prep_save(value, db) for name, value in values.items()]
-    with db.cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(statement, params)  # write-ok: the INSERT of the service or driver that calls insert()
         if returning:
             row = cursor.fetchone()

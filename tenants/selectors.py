@@ -51,7 +51,7 @@ def api_token_find(*, token: str) -> ApiToken | None:
         return None
     user_model = get_user_model()
     db = sql.current()
-    with db.cursor() as cursor:
+    with sql.prepared_cursor(db) as cursor:
         cursor.execute(_api_token_sql(db.vendor), [ApiToken.hash_token(token)])  # write-ok: a SELECT
         row = cursor.fetchone()
     if row is None:

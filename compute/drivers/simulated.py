@@ -83,7 +83,7 @@ class SimulatedDriver(ComputeDriver):
     def _lock_hypervisor(self) -> None:
         """Serialises this host's creates and resizes until the transaction ends (SQLite serialises every writer)."""
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
+            with sql.prepared_cursor(connection) as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [HYPERVISOR_LOCK, self.host.pk.int % 2**31])
 
     def _host_with_usage(self, *, exclude=None, probe=None):
@@ -107,7 +107,7 @@ class SimulatedDriver(ComputeDriver):
         if exclude is not None:
             params.append(sql.param(domain_model, "uuid", exclude))
         params.append(sql.param(host_model, "id", self.host.pk))
-        with connection.cursor() as cursor:
+        with sql.prepared_cursor(connection) as cursor:
             cursor.execute(statement, params)
             row = cursor.fetchone()
         host = sql.instance_from_row(host_model, row[: len(host_columns)])
@@ -419,7 +419,7 @@ class SimulatedDriver(ComputeDriver):
                 kept = [lease for lease in kept if lease.get("mac") not in macs and lease.get("ip") not in addresses]
                 return bool(networks.update(dhcp_hosts=kept + leases, updated_at=now, **state))
         model = self._networks.model
-        with connection.cursor() as cursor:
+        with sql.prepared_cursor(connection) as cursor:
             cursor.execute(
                 _leases_add_sql(),
                 [

@@ -212,7 +212,7 @@ def instance_ports(instance: Instance) -> list[Port]:
         instance.port_list = _ports_from_rows(instance, _json_rows(instance.port_rows))
         return instance.port_list
     port_columns, network_columns = sql.attnames(Port), sql.attnames(Network)
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         ports_sql = _ports_sql(connection.vendor)
         cursor.execute(ports_sql, [sql.param(Port, "instance_id", instance.pk)])  # write-ok: a SELECT
         rows = cursor.fetchall()
@@ -286,7 +286,7 @@ def firewall_specs(*, instance: Instance) -> tuple[FirewallRuleSpec, ...]:
     known = getattr(instance, "firewall_rules", None)
     if known is not None:
         return known
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         rules = _firewall_rules_sql(connection.vendor)
         cursor.execute(rules, [sql.param(Instance, "id", instance.pk)])  # write-ok: a SELECT
         rows = cursor.fetchall()

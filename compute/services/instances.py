@@ -565,7 +565,7 @@ def instance_build_succeeded(*, instance_id: str, info: DomainInfo) -> Instance 
     with transaction.atomic():
         now = timezone.now()
         at = sql.param(Instance, "updated_at", now, db=db)
-        with db.cursor() as cursor:
+        with sql.prepared_cursor(db) as cursor:
             cursor.execute(
                 _build_succeeded_sql(db.vendor),
                 [

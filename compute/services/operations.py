@@ -59,7 +59,7 @@ def instance_task_claim(*, instance_id: str, task: str) -> Instance | None:
     """
     db = sql.current()
     now = sql.param(Instance, "updated_at", timezone.now(), db=db)
-    with db.cursor() as cursor:
+    with sql.prepared_cursor(db) as cursor:
         cursor.execute(_claim_sql(task, db.vendor), [now, now, sql.param(Instance, "id", instance_id, db=db)])
         row = cursor.fetchone()
     if row is None:
@@ -115,7 +115,7 @@ def _host(pk) -> Host | None:
     """The host row by a raw SELECT (the ORM's get() cost more CPU than the rest of the claim)."""
     if pk is None:
         return None
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         cursor.execute(_host_sql(connection.vendor), [sql.param(Host, "id", pk)])
         row = cursor.fetchone()
     return sql.instance_from_row(Host, row) if row is not None else None

@@ -191,7 +191,7 @@ def _quota_add(tenant, share: dict[str, int]) -> bool:
     than sending it)."""
     db = sql.current()
     amounts = [share[resource] for resource in QUOTA_RESOURCES]
-    with db.cursor() as cursor:
+    with sql.prepared_cursor(db) as cursor:
         cursor.execute(  # write-ok: the reservation, in the caller's transaction
             _quota_add_sql(db.vendor), [*amounts, sql.param(Quota, "tenant_id", tenant.pk), *amounts]
         )

@@ -217,7 +217,7 @@ def _lowest_free_in_sql(networks: list[Network], macs: list[str]) -> tuple[dict,
         f"EXISTS (SELECT 1 FROM {port} WHERE {mac} = ANY(%s)) "
         f"FROM (VALUES {', '.join(bounds)}) AS n (id, first, last, gateway, past_gateway)"
     )
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         cursor.execute(statement, [macs, *params])  # write-ok: a SELECT
         rows = cursor.fetchall()
     to_pk = Network._meta.pk.to_python
