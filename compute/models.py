@@ -678,6 +678,8 @@ class Instance(StatefulResource, TenantOwned, WorkFields):
             models.Index(fields=["tenant", "state"], name="instance_tenant_state"),
             models.Index(fields=["host", "state"], name="instance_host_state"),
             models.Index(fields=["state", "task_enqueued_at"], name="instance_state_enqueued"),
+            # The dashboard list's staleness token: the tenant's last change, one probe (selectors).
+            models.Index(fields=["tenant", "updated_at"], name="instance_tenant_updated"),
         ]
         # What support staff may do besides reading (the "support" group): operators have them too.
         permissions = [

@@ -118,20 +118,14 @@ def instance_counts(*, tenant: Tenant) -> dict[str, int]:
 
 
 def instance_list_version(*, tenant: Tenant) -> str:
-    """A short token that changes whenever the instance list would: a machine launched, deleted or changing state
-    (every state change passes through a transitional state, so counting states catches it). One aggregate query,
-    cheap enough for an open list to ask every few seconds whether it is stale."""
-    counts = (
-        Instance.objects.for_tenant(tenant)
-        .order_by()
-        .aggregate(
-            newest=Max("created_at"),
-            **{f"n_{state}": Count("id", filter=Q(state=state)) for state in InstanceState.values},
-        )
-    )
-    newest = counts.pop("newest")
-    digest = hashlib.sha256(repr((newest and newest.isoformat(), sorted(counts.items()))).encode())
-    return digest.hexdigest()[:16]
+    """A short token that changes whenever the instance list would: every change of a machine the list shows (its
+    launch, a state, its name, its deletion) saves the machine's `updated_at`, so the newest `updated_at` of the
+    tenant's machines changes with it. One probe of the index of (tenant, updated_at), whatever the tenant's size:
+    an open list asks every few seconds whether it is stale (counting the machines by state read every row each
+    time). A change stamped earlier than the newest one, by a host whose clock is behind, shows at the next change;
+    a page with a machine in transition polls without the token anyway."""
+    newest = Instance.objects.for_tenant(tenant).order_by().aggregate(newest=Max("updated_at"))["newest"]
+    return hashlib.sha256(repr(newest and newest.isoformat()).encode()).hexdigest()[:16]
 
 
 def tenant_has_transitional(*, tenant: Tenant) -> bool:

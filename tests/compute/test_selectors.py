@@ -1,5 +1,7 @@
 """Reads the dashboard, the API and the admin rely on."""
 
+from compute.drivers.base import DomainInfo, PowerState
+from compute.models import InstanceState
 from compute.selectors import (
     flavor_list,
     host_capacity_list,
@@ -7,9 +9,11 @@ from compute.selectors import (
     instance_counts,
     instance_events,
     instance_get,
+    instance_list_version,
     quota_usage,
     tenant_has_transitional,
 )
+from compute.services import instance_build_succeeded, instance_rename, instance_stop
 from tests.factories.compute import (
     FlavorFactory,
     HostFactory,
@@ -70,3 +74,26 @@ def test_host_capacity_list(tenant, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):
         usages = host_capacity_list()
     assert [(u.host, u.vcpus_used, u.vcpus_free, u.instances) for u in usages] == [(a, 6, 2, 3), (b, 0, 128, 0)]
+
+
+def test_the_list_token_changes_with_every_change_of_a_machine_and_only_then(tenant, owner):
+    """What an open dashboard list polls for: a launch, an outcome, a request, a rename each change it; another
+    organisation's changes and nothing at all do not."""
+    building = InstanceFactory(tenant=tenant, name="alpha", state=InstanceState.BUILDING, task="build")
+    tokens = [instance_list_version(tenant=tenant)]
+    assert instance_list_version(tenant=tenant) == tokens[-1]
+    InstanceFactory(tenant=TenantFactory(), name="theirs")
+    assert instance_list_version(tenant=tenant) == tokens[-1]
+
+    instance_build_succeeded(
+        instance_id=str(building.pk), info=DomainInfo(uuid=str(building.pk), state=PowerState.RUNNING)
+    )
+    tokens.append(instance_list_version(tenant=tenant))
+    building.refresh_from_db()
+    instance_stop(instance=building, user=owner)
+    tokens.append(instance_list_version(tenant=tenant))
+    instance_rename(instance=building, user=owner, name="beta")
+    tokens.append(instance_list_version(tenant=tenant))
+    InstanceFactory(tenant=tenant, name="gamma")
+    tokens.append(instance_list_version(tenant=tenant))
+    assert len(set(tokens)) == len(tokens)

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import has_vary_header
 
 from compute.models import EventAction, Instance, InstanceEvent, InstanceState, SSHKey
@@ -253,9 +254,10 @@ def test_a_quiet_list_learns_of_a_launch_elsewhere_with_one_cheap_query(
     changed = member_client.get(check, headers={"HX-Request": "true"}).content.decode()
     assert "beta" in changed and "every 2s" in changed and "unless_version" not in changed
 
-    Instance.objects.filter(name="beta").update(state=InstanceState.RUNNING)
+    # Every service that changes a machine saves its updated_at with the change, as these do.
+    Instance.objects.filter(name="beta").update(state=InstanceState.RUNNING, updated_at=timezone.now())
     check = _quiet_check_url(member_client.get(LIST).content.decode())
-    Instance.objects.filter(name="beta").update(state=InstanceState.STOPPING)  # stopped from the API
+    Instance.objects.filter(name="beta").update(state=InstanceState.STOPPING, updated_at=timezone.now())  # from the API
     assert member_client.get(check, headers={"HX-Request": "true"}).status_code == 200
 
 
