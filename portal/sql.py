@@ -26,11 +26,11 @@ def current():
 def prepared_cursor(db):
     """A cursor of `db` for the statements written here: on PostgreSQL the server binds its parameters, and a
     statement the connection has run DATABASE_PREPARE_THRESHOLD times is prepared, then only executed (parsing and
-    planning them was a third of PostgreSQL's CPU per launch). Each is a lookup or a write by key, whose plan does not
-    depend on the values; the ORM's statements (lists among them, whose best plan does) stay bound client-side and
-    planned on every run. Django's wrappers (error translation) stay around it; while queries are logged (DEBUG, a
-    test capturing them) it is the ordinary cursor, whose log shows each statement's text. A query of several
-    statements cannot go this way (the server binds parameters for one statement only)."""
+    planning them was a quarter to a third of PostgreSQL's CPU per launch). Each is a lookup or a write by key, whose
+    plan does not depend on the values; the ORM's statements (lists among them, whose best plan does) stay bound
+    client-side and planned on every run. Django's wrappers (error translation) stay around it; while queries are
+    logged (DEBUG, a test capturing them) it is the ordinary cursor, whose log shows each statement's text. A query
+    of several statements cannot go this way (the server binds parameters for one statement only)."""
     cursor = db.cursor()
     if db.vendor == "postgresql" and not db.queries_logged:
         cursor.cursor.close()
