@@ -599,6 +599,8 @@ INSTANCE_ACTIONS = {
 
 # What InstanceQuerySet.live() selects, as the condition of the partial indexes that serve it.
 _LIVE_ROWS = ~models.Q(state=InstanceState.DELETED)
+# A tenant's live machines have different names (case aside); a launch that takes a used name breaks this index.
+INSTANCE_NAME_CONSTRAINT = "instance_unique_live_name_per_tenant"
 
 
 # The fields that decide what an instance holds against its tenant's quota and its hosts' room.
@@ -665,7 +667,7 @@ class Instance(StatefulResource, TenantOwned, WorkFields):
                 Lower("name"),
                 "tenant",
                 condition=~models.Q(state=InstanceState.DELETED),
-                name="instance_unique_live_name_per_tenant",
+                name=INSTANCE_NAME_CONSTRAINT,
             ),
             models.CheckConstraint(condition=models.Q(state__in=InstanceState.values), name="instance_state_valid"),
         ]

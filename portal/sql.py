@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable, Sequence
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.db.models import Model
+from django.db.models.signals import post_save, pre_save
 
 
 def current():
@@ -139,3 +140,85 @@ def _insert_sql(model: type[Model], names: tuple[str, ...], returning: str, igno
     if returning:
         statement += f" RETURNING {columns(model, [returning])}"
     return statement
+
+
+def insert_objects(objects: Sequence[Model]) -> None:
+    """Writes new model objects as `save()` would: each field's `pre_save` (auto_now), the pre_save and post_save
+    signals, auto-increment keys read back and every object marked saved. On PostgreSQL in one statement (each run of
+    objects of one model a data-modifying CTE; foreign keys are checked at the commit, so rows may name each other),
+    elsewhere one INSERT per run, in order. A launch writes its machine, event, activity entry, interfaces and
+    firewall links this way: one round trip instead of five saves."""
+    db = current()
+    runs: list[tuple[type[Model], bool, list[Model]]] = []  # (model, its keys come back, objects)
+    for obj in objects:
+        model = type(obj)
+        returns_key = obj.pk is None and model._meta.auto_field is not None
+        if runs and runs[-1][0] is model and runs[-1][1] == returns_key:
+            runs[-1][2].append(obj)
+        else:
+            runs.append((model, returns_key, [obj]))
+    for obj in objects:
+        pre_save.send(sender=type(obj), instance=obj, raw=False, using=db.alias, update_fields=None)
+    params = [
+        field.get_db_prep_save(field.pre_save(obj, True), db)
+        for model, returns_key, run in runs
+        for obj in run
+        for field in _insert_fields(model, returns_key)
+    ]
+    shapes = tuple((model, returns_key, len(run)) for model, returns_key, run in runs)
+    keys = []
+    with prepared_cursor(db) as cursor:
+        offset = 0
+        for statement, count, returns_rows in _objects_sql(shapes, db.vendor):
+            cursor.execute(statement, params[offset : offset + count])  # write-ok: the caller's new objects
+            offset += count
+            if returns_rows:
+                keys += cursor.fetchall()
+    waiting = {position: iter(run) for position, (_model, returns_key, run) in enumerate(runs) if returns_key}
+    for position, key in keys:  # each run's keys in the order of its rows, as Django's bulk_create reads them
+        obj = next(waiting[position])
+        obj.pk = obj._meta.pk.to_python(key)
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = db.alias
+        post_save.send(sender=type(obj), instance=obj, created=True, update_fields=None, raw=False, using=db.alias)
+
+
+def constraint_violated(error: IntegrityError) -> str:
+    """The name of the constraint or unique index `error` broke, as the database reports it ("" if it does not)."""
+    diagnostic = getattr(error.__cause__, "diag", None)
+    if diagnostic is not None:
+        return diagnostic.constraint_name or ""
+    found = re.search(r"index '([^']+)'", str(error))  # SQLite names a unique index on expressions this way
+    return found.group(1) if found else ""
+
+
+@cache
+def _insert_fields(model: type[Model], returns_key: bool) -> tuple:
+    if model._meta.parents:
+        raise TypeError(f"{model.__name__} extends another model's table: save() it instead.")
+    fields = [field for field in model._meta.local_concrete_fields if not field.generated]
+    return tuple(field for field in fields if not (returns_key and field.primary_key))
+
+
+@cache
+def _objects_sql(shapes: tuple[tuple[type[Model], bool, int], ...], vendor: str) -> tuple[tuple[str, int, bool], ...]:
+    """For runs of (model, keys come back, rows): the statements, each with its number of parameters and whether it
+    answers rows, (run's position, key) for every row of a run whose keys come back. PostgreSQL: one statement."""
+    inserts = []
+    for position, (model, returns_key, rows) in enumerate(shapes):
+        fields = _insert_fields(model, returns_key)
+        row = f"({', '.join(['%s'] * len(fields))})"
+        statement = (
+            f"INSERT INTO {table(model)} ({', '.join(quoted(field.column) for field in fields)}) "
+            f"VALUES {', '.join([row] * rows)}"
+        )
+        if returns_key:
+            statement += f" RETURNING {position}, {quoted(model._meta.pk.column)}"
+        inserts.append((statement, len(fields) * rows, returns_key))
+    if vendor != "postgresql" or len(inserts) == 1:
+        return tuple(inserts)
+    ctes = ", ".join(f"run{position} AS ({statement})" for position, (statement, _, _) in enumerate(inserts))
+    answers = [f"SELECT * FROM run{position}" for position, (_, _, returns_key) in enumerate(inserts) if returns_key]
+    final = " UNION ALL ".join(answers) if answers else "SELECT 1 WHERE FALSE"
+    return ((f"WITH {ctes} {final}", sum(count for _, count, _ in inserts), bool(answers)),)

@@ -21,6 +21,7 @@ from compute.drivers.base import DomainInfo, PowerState
 from compute.metrics import PROVISIONING_SECONDS
 from compute.models import (
     INSTANCE_ACTIONS,
+    INSTANCE_NAME_CONSTRAINT,
     TASK_DEADLINES,
     TASK_STATES,
     EventAction,
@@ -53,7 +54,7 @@ from portal import sql
 from portal.errors import Conflict, InvalidRequest, Unprocessable
 from tenants.labels import labels_checked
 from tenants.models import ActivityEntry, EventResult, Quota, Tenant
-from tenants.services import activity_from_event, activity_record, quota_lock, user_check_verified
+from tenants.services import activity_entry_for_event, activity_record, quota_lock, user_check_verified
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,15 @@ TASK_ACTIONS = {
 
 
 def _event(instance: Instance, action: str, result: str, *, user=None, message: str = "", at=None) -> InstanceEvent:
-    event = InstanceEvent.objects.create(
+    rows = _event_rows(instance, action, result, user=user, message=message, at=at)
+    sql.insert_objects(rows)
+    return rows[0]
+
+
+def _event_rows(instance: Instance, action: str, result: str, *, user=None, message: str = "", at=None) -> list:
+    """The machine's event and, for what someone asked for (or was refused), its activity entry, not yet written;
+    workers' outcomes stay in the machine's log."""
+    event = InstanceEvent(
         tenant_id=instance.tenant_id,
         instance=instance,
         action=action,
@@ -85,12 +94,12 @@ def _event(instance: Instance, action: str, result: str, *, user=None, message: 
         message=message,
         created_at=at or timezone.now(),
     )
-    # The activity log gets what someone asked for (or was refused); workers' outcomes stay in the machine's log.
     if user is not None or (result in (EventResult.REQUESTED, EventResult.REFUSED) and action != EventAction.RECONCILE):
-        activity_from_event(
+        entry = activity_entry_for_event(
             event, resource_type=INSTANCE_RESOURCE, resource_id=instance.pk, resource_name=instance.name
         )
-    return event
+        return [event, entry]
+    return [event]
 
 
 def _dispatch(instance_id: str, task: str) -> None:
@@ -326,17 +335,7 @@ def instance_launch(
         )
         instance._usage_reserved = True
         _set_task(instance, InstanceTask.BUILD, now=now)
-        try:
-            # The unique index on live names is the check: a taken name fails the insert, and the whole launch (with
-            # its claim on the host) rolls back.
-            instance.save(force_insert=True)
-        except IntegrityError:
-            raise InvalidRequest(
-                f"You already have an instance called {name}; pick another name.",
-                code="name_taken",
-                details={"field": "name"},
-            ) from None
-        _event(
+        logged = _event_rows(
             instance,
             EventAction.LAUNCH,
             EventResult.REQUESTED,
@@ -345,7 +344,25 @@ def instance_launch(
             + (f", restored from {disk_source['name']}" if disk_source else ""),
             at=now,
         )
-        network_services.instance_networking_attach(instance=instance, user=user, plan=networking, public_ip=public_ip)
+        try:
+            # One statement writes the machine, its event and activity entry, its interfaces and firewall links. The
+            # unique index on live names is the check: a taken name fails it, and the whole launch (with its claim on
+            # the host) rolls back.
+            sql.insert_objects(
+                [instance, *logged, *network_services.instance_networking_rows(instance=instance, plan=networking)]
+            )
+        except IntegrityError as error:
+            if sql.constraint_violated(error) != INSTANCE_NAME_CONSTRAINT:
+                raise
+            raise InvalidRequest(
+                f"You already have an instance called {name}; pick another name.",
+                code="name_taken",
+                details={"field": "name"},
+            ) from None
+        if public_ip:
+            instance.public_address = network_services.public_ip_allocate(
+                tenant=tenant, user=user, instance=instance
+            ).address
     return instance
 
 

@@ -8,7 +8,12 @@ from tenants.services.accounts import (
     user_mark_email_verified,
     user_profile_update,
 )
-from tenants.services.activity import activity_from_event, activity_purge, activity_record
+from tenants.services.activity import (
+    activity_entry_for_event,
+    activity_from_event,
+    activity_purge,
+    activity_record,
+)
 from tenants.services.events import tenant_event
 from tenants.services.memberships import (
     invitation_accept,
@@ -52,6 +57,7 @@ from tenants.services.two_factor import (
 )
 
 __all__ = [
+    "activity_entry_for_event",
     "activity_from_event",
     "activity_purge",
     "activity_record",

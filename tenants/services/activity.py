@@ -14,7 +14,14 @@ from tenants import requestcontext
 from tenants.models import ActivityEntry, Event, EventResult
 
 
-def activity_record(
+def activity_record(**entry) -> ActivityEntry:
+    """Records one entry (activity_entry()'s arguments)."""
+    record = activity_entry(**entry)
+    record.save(force_insert=True)
+    return record
+
+
+def activity_entry(
     *,
     tenant_id,
     resource_type: str,
@@ -27,7 +34,7 @@ def activity_record(
     actor=None,
     at: datetime | None = None,
 ) -> ActivityEntry:
-    """Records one entry; the channel, address and API token come from the request being handled, if any.
+    """One entry, not yet written; the channel, address and API token come from the request being handled, if any.
 
     With no actor the system acted (a worker, the beat, a consequence of someone else's change): channel
     "system", no address.
@@ -36,7 +43,7 @@ def activity_record(
     token = context.api_token if context is not None else None
     if token is not None and token.user_id != actor.pk:
         token = None
-    return ActivityEntry.objects.create(
+    return ActivityEntry(
         tenant_id=tenant_id,
         created_at=at or timezone.now(),
         actor=actor,
@@ -56,8 +63,20 @@ def activity_record(
 
 
 def activity_from_event(event: Event, *, resource_type: str, resource_id="", resource_name: str = "") -> ActivityEntry:
-    """The activity entry for a row of an app's own event log: same actor, action, outcome, message and time."""
-    return activity_record(
+    """Records the activity entry for a row of an app's own event log (activity_entry_for_event())."""
+    record = activity_entry_for_event(
+        event, resource_type=resource_type, resource_id=resource_id, resource_name=resource_name
+    )
+    record.save(force_insert=True)
+    return record
+
+
+def activity_entry_for_event(
+    event: Event, *, resource_type: str, resource_id="", resource_name: str = ""
+) -> ActivityEntry:
+    """The activity entry for a row of an app's own event log, not yet written: same actor, action, outcome, message
+    and time."""
+    return activity_entry(
         tenant_id=event.tenant_id,
         resource_type=resource_type,
         resource_id=resource_id,

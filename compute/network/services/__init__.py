@@ -15,11 +15,11 @@ from compute.network.services.firewalls import (
     rules_check,
 )
 from compute.network.services.instances import (
-    instance_networking_attach,
     instance_networking_detach,
     instance_networking_moved,
     instance_networking_plan,
     instance_networking_release,
+    instance_networking_rows,
     networks_check,
 )
 from compute.network.services.networks import network_create, network_delete, network_rename
@@ -46,11 +46,11 @@ __all__ = [
     "firewall_update",
     "firewalls_check",
     "instance_firewalls_set",
-    "instance_networking_attach",
     "instance_networking_detach",
     "instance_networking_moved",
     "instance_networking_plan",
     "instance_networking_release",
+    "instance_networking_rows",
     "instance_public_ip_detach",
     "network_create",
     "network_defaults_ensure",

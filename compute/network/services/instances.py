@@ -13,8 +13,8 @@ from compute.models import Instance, Region
 from compute.network.models import Firewall, Network, Port
 from compute.network.services.common import after_commit, owned_choice
 from compute.network.services.defaults import network_defaults_known
-from compute.network.services.networks import interfaces_choose, ports_create, ports_release
-from compute.network.services.public_ips import instance_public_ip_detach, public_ip_allocate
+from compute.network.services.networks import interfaces_choose, ports_new, ports_release
+from compute.network.services.public_ips import instance_public_ip_detach
 from compute.network.services.traffic import traffic_baseline_reset
 from portal.errors import InvalidRequest
 from tenants.models import Tenant
@@ -73,19 +73,17 @@ def instance_networking_plan(
     return NetworkingPlan(networks=networks, interfaces=interfaces_choose(networks=networks), firewalls=firewalls)
 
 
-def instance_networking_attach(*, instance: Instance, user, plan: NetworkingPlan, public_ip=False) -> None:
-    """At launch, inside its transaction, once the machine's row is written: its interfaces with the planned
-    addresses (the first is the primary, its private_ip), its firewalls, and a new public address if asked for.
-    The instance keeps what it got, so answering with it reads nothing again."""
-    instance.port_list = ports_create(instance=instance, networks=plan.networks, interfaces=plan.interfaces)
-    Instance.firewalls.through.objects.bulk_create(
-        [Instance.firewalls.through(instance_id=instance.pk, firewall_id=firewall.pk) for firewall in plan.firewalls]
-    )
+def instance_networking_rows(*, instance: Instance, plan: NetworkingPlan) -> list:
+    """At launch, inside its transaction: the machine's interfaces with the planned addresses (the first is the
+    primary, its private_ip) and its firewall links, not yet written (the launch writes them in the statement that
+    writes the machine; its public address, if asked for, is allocated once that is done). The instance keeps what it
+    gets, so answering with it reads nothing again."""
+    instance.port_list = ports_new(instance=instance, networks=plan.networks, interfaces=plan.interfaces)
     instance.firewall_ids = [firewall.pk for firewall in plan.firewalls]
     instance.public_address = None
     instance._state.fields_cache["traffic"] = None  # a new machine has no traffic counter yet
-    if public_ip:
-        instance.public_address = public_ip_allocate(tenant=instance.tenant, user=user, instance=instance).address
+    links = [Instance.firewalls.through(instance_id=instance.pk, firewall_id=pk) for pk in instance.firewall_ids]
+    return [*instance.port_list, *links]
 
 
 def instance_networking_detach(*, instance: Instance, user) -> None:

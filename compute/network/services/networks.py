@@ -224,11 +224,11 @@ def _lowest_free_in_sql(networks: list[Network], macs: list[str]) -> tuple[dict,
     return {to_pk(pk): free for pk, free, _clash in rows}, rows[0][2]
 
 
-def ports_create(*, instance: Instance, networks: list[Network], interfaces: list[tuple[str, str]]) -> list[Port]:
+def ports_new(*, instance: Instance, networks: list[Network], interfaces: list[tuple[str, str]]) -> list[Port]:
     """The machine's interfaces, one per network in order (the first is eth0, the primary), with the addresses and
-    MACs interfaces_choose() gave, in one INSERT."""
+    MACs interfaces_choose() gave, not yet written."""
     now = timezone.now()
-    ports = [
+    return [
         Port(
             tenant_id=instance.tenant_id,
             network=network,
@@ -240,7 +240,6 @@ def ports_create(*, instance: Instance, networks: list[Network], interfaces: lis
         )
         for index, (network, (address, mac)) in enumerate(zip(networks, interfaces, strict=True))
     ]
-    return Port.objects.bulk_create(ports)
 
 
 def ports_release(*, instance: Instance) -> list[str]:
