@@ -30,7 +30,7 @@ from compute.metrics import count_findings
 from compute.models import Host, Instance, InstanceState
 from compute.storage.backup_reconciler import reconcile_backups
 from compute.storage.reconciler import reconcile_storage
-from portal.queue import queue_depth, queue_of
+from portal.queue import queue_depth, queue_of, wait_for_claims
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
     Work a worker has claimed (it stamps `task_progress_at` when it takes the message, then every few seconds)
     and that has shown no progress for `grace` was lost with its worker. Work no worker has claimed for `grace`
     is either lost or queued behind a backlog; it is lost when
-    - its queue holds no message at all (nothing waits, so neither does its message), or
+    - its queue holds no message at all (nothing waits, so neither does its message) and it is still unclaimed
+      TASK_CLAIM_WAIT_SECONDS later (a worker may have taken the message and not started it yet), or
     - a worker has already claimed work sent to the same queue after it: queues hand out messages first in,
       first out, so its message was passed over (taken by a worker that died before claiming it, or never sent).
     Otherwise it is queued and left alone: re-sending would only put a second copy at the back of the queue (its
@@ -100,6 +101,8 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
     seconds = int(grace.total_seconds())
     claimed_up_to = _latest_claimed_by_queue()
     waiting: dict[str, int | None] = {}  # queue → messages waiting, asked once per pass
+    lost: list[tuple] = []  # (pk, enqueued_at, progress_at, reason)
+    unclaimed_in_empty_queues: list[tuple] = []
     for pk, task, enqueued_at, progress_at in stale:
         queue = _queue_of_task(task)
         if progress_at is not None:
@@ -115,8 +118,18 @@ def requeue_lost(*, now, grace: timedelta, report: ReconcileReport) -> None:
                 report.queued.append(str(pk))  # waiting behind other messages (or the broker cannot tell us)
                 continue
             reason = f"No worker took it up in {seconds} s and nothing waits in its queue (lost message)"
-        reason += "; sent to the workers again."
-        if services.instance_task_requeue(instance_id=str(pk), seen_enqueued_at=enqueued_at, reason=reason):
+            unclaimed_in_empty_queues.append((pk, enqueued_at, progress_at, reason))
+            continue
+        lost.append((pk, enqueued_at, progress_at, reason))
+    if unclaimed_in_empty_queues:
+        wait_for_claims()  # a worker may hold the message, not yet started: the requeue sees a claim made meanwhile
+    for pk, enqueued_at, progress_at, reason in [*lost, *unclaimed_in_empty_queues]:
+        if services.instance_task_requeue(
+            instance_id=str(pk),
+            seen_enqueued_at=enqueued_at,
+            seen_progress_at=progress_at,
+            reason=reason + "; sent to the workers again.",
+        ):
             report.requeued.append(str(pk))
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from kombu.exceptions import ChannelError
@@ -20,6 +22,15 @@ logger = logging.getLogger(__name__)
 def queue_of(task_name: str) -> str:
     """The queue a task's messages are sent to (CELERY_TASK_ROUTES, else the default queue)."""
     return celery_app.amqp.router.route({}, task_name, args=(), kwargs={})["queue"].name
+
+
+def wait_for_claims() -> None:
+    """Gives a worker that has just taken a message from its queue the moment it needs to claim the work (it stamps
+    `task_progress_at` as the task starts): TASK_CLAIM_WAIT_SECONDS. A reconciler that found unclaimed work and an
+    empty queue calls this before re-sending, and re-sends only what is still unclaimed after it: an empty queue
+    means the message is lost, or that a worker holds it and has not started it yet. Nothing waits in eager mode."""
+    if not celery_app.conf.task_always_eager:
+        time.sleep(settings.TASK_CLAIM_WAIT_SECONDS)
 
 
 def queue_depth(queue: str = "celery") -> int | None:

@@ -200,6 +200,9 @@ if HYPERVISOR_DRIVER not in _DRIVERS:
     raise ImproperlyConfigured(f"HYPERVISOR_DRIVER={HYPERVISOR_DRIVER!r} must be one of: {', '.join(_DRIVERS)}.")
 # Transitional work with no sign of progress for this long is re-enqueued by the reconciler (lost message).
 COMPUTE_TASK_GRACE_SECONDS = env_int("COMPUTE_TASK_GRACE_SECONDS", 90, minimum=1)
+# Before re-sending unclaimed work whose queue is empty, the reconciler waits this long for a worker that has just
+# taken its message to claim it (portal.queue.wait_for_claims).
+TASK_CLAIM_WAIT_SECONDS = env_int("TASK_CLAIM_WAIT_SECONDS", 2, minimum=0)
 
 # --- The interactive console (compute/console) ------------------------------------------------------------------
 # The channel layer tells a console session that another one took the machine over. In memory under `make run` (one

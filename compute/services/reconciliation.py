@@ -24,11 +24,14 @@ from tenants.models import EventResult
 logger = logging.getLogger(__name__)
 
 
-def instance_task_requeue(*, instance_id: str, seen_enqueued_at, reason: str) -> bool:
-    """Sends work that shows no progress to the workers again; False if someone else already did (or it moved on)."""
+def instance_task_requeue(*, instance_id: str, seen_enqueued_at, seen_progress_at, reason: str) -> bool:
+    """Sends work that shows no progress to the workers again; False if someone else already did, if it moved on, or
+    if a worker has claimed it or shown progress since it was seen (its `task_progress_at` changed)."""
     with transaction.atomic():
         locked = _lock(instance_id)
         if not locked.is_transitional or not locked.task or locked.task_enqueued_at != seen_enqueued_at:
+            return False
+        if locked.task_progress_at != seen_progress_at:
             return False
         now = timezone.now()
         locked.task_enqueued_at = now

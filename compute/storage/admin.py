@@ -50,7 +50,11 @@ def _with_work(queryset):
 
 requeue = service_action(
     lambda item, user: services.storage_task_requeue(
-        kind=_kind(item), pk=str(item.pk), seen_enqueued_at=item.task_enqueued_at, reason=OPERATOR_REQUEUE
+        kind=_kind(item),
+        pk=str(item.pk),
+        seen_enqueued_at=item.task_enqueued_at,
+        seen_progress_at=item.task_progress_at,
+        reason=OPERATOR_REQUEUE,
     ),
     name="requeue",
     description="Send stuck work to the workers again",

@@ -26,7 +26,7 @@ from compute.storage.models import (
     Volume,
     VolumeState,
 )
-from portal.queue import queue_depth, queue_of
+from portal.queue import queue_depth, queue_of, wait_for_claims
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def requeue_lost(*, now, grace, report) -> None:
     from compute.storage.tasks import TASKS  # the tasks module imports the services
 
     seconds = int(grace.total_seconds())
+    lost: list[tuple] = []  # (kind, pk, enqueued_at, progress_at, reason)
+    unclaimed_in_empty_queues: list[tuple] = []
     for kind in MODELS:
         stale = (
             _pending(kind)
@@ -63,16 +65,26 @@ def requeue_lost(*, now, grace, report) -> None:
         for pk, enqueued_at, progress_at in stale:
             if progress_at is not None:
                 reason = f"No sign of progress from its worker for {seconds} s (worker stopped)"
-            else:
-                if depth is None:
-                    depth = queue_depth(queue_of(TASKS[kind].name))
-                if depth != 0:
-                    report.queued.append(str(pk))
-                    continue
-                reason = f"No worker took it up in {seconds} s and nothing waits in its queue (lost message)"
-            reason += "; sent to the workers again."
-            if services.storage_task_requeue(kind=kind, pk=str(pk), seen_enqueued_at=enqueued_at, reason=reason):
-                report.requeued.append(str(pk))
+                lost.append((kind, pk, enqueued_at, progress_at, reason))
+                continue
+            if depth is None:
+                depth = queue_depth(queue_of(TASKS[kind].name))
+            if depth != 0:
+                report.queued.append(str(pk))
+                continue
+            reason = f"No worker took it up in {seconds} s and nothing waits in its queue (lost message)"
+            unclaimed_in_empty_queues.append((kind, pk, enqueued_at, progress_at, reason))
+    if unclaimed_in_empty_queues:
+        wait_for_claims()  # a worker may hold the message, not yet started: the requeue sees a claim made meanwhile
+    for kind, pk, enqueued_at, progress_at, reason in [*lost, *unclaimed_in_empty_queues]:
+        if services.storage_task_requeue(
+            kind=kind,
+            pk=str(pk),
+            seen_enqueued_at=enqueued_at,
+            seen_progress_at=progress_at,
+            reason=reason + "; sent to the workers again.",
+        ):
+            report.requeued.append(str(pk))
 
 
 def compare_pool(host, *, report) -> None:

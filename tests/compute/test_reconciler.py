@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from compute import reconciler
 from compute.drivers.base import PowerState
 from compute.models import Instance, OrphanDomain, SimulatedDomain
 from compute.reconciler import reconcile
@@ -235,8 +236,10 @@ def test_a_host_whose_driver_cannot_load_is_reported_and_the_others_are_still_co
 
 
 @pytest.fixture
-def broker(tmp_path, monkeypatch):
-    """A private embedded broker, with tasks sent to it rather than run inline; `broker.send(n)` queues n builds."""
+def broker(tmp_path, monkeypatch, settings):
+    """A private embedded broker, with tasks sent to it rather than run inline; `broker.send(n)` queues n builds.
+    Nothing is in a worker's hands here, so the reconciler need not wait for claims."""
+    settings.TASK_CLAIM_WAIT_SECONDS = 0
     folders = {name: tmp_path / name for name in ("queue", "control", "processed")}
     for folder in folders.values():
         folder.mkdir()
@@ -302,6 +305,39 @@ def test_unclaimed_work_is_lost_once_its_queue_is_empty(tenant, broker):
 
     assert report.requeued == [str(waiting.pk)]
     assert "nothing waits in its queue (lost message)" in waiting.events.get(action="reconcile").message
+
+
+def test_work_a_worker_claims_just_after_its_queue_was_seen_empty_is_not_sent_again(tenant, broker, monkeypatch):
+    """The worker had taken the message when the reconciler asked the queue, and starts it while the reconciler
+    waits for claims."""
+    taken = _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    waited = []
+
+    def worker_starts_it():
+        waited.append(True)
+        Instance.objects.filter(pk=taken.pk).update(state="building", task_progress_at=timezone.now())
+
+    monkeypatch.setattr(reconciler, "wait_for_claims", worker_starts_it)
+
+    report = reconcile(grace=timedelta(seconds=90))
+
+    assert waited == [True]
+    assert report.requeued == []
+    assert not taken.events.filter(action="reconcile").exists()
+    taken.refresh_from_db()
+    assert taken.task_requeues == 0
+
+
+def test_the_reconciler_waits_for_claims_only_when_a_queue_it_asked_was_empty(tenant, broker, monkeypatch):
+    waits = []
+    monkeypatch.setattr(reconciler, "wait_for_claims", lambda: waits.append(True))
+    _waiting_build(tenant, enqueued_ago=timedelta(minutes=3))
+    broker.send(3)
+    reconcile(grace=timedelta(seconds=90))
+    assert waits == []  # queued: nothing to wait for
+    broker.purge()
+    reconcile(grace=timedelta(seconds=90))
+    assert waits == [True]
 
 
 def test_unclaimed_work_is_lost_once_work_sent_after_it_has_been_claimed(tenant, broker):

@@ -117,11 +117,14 @@ def storage_task_perform(*, kind: str, pk: str, task: str) -> None:
 # --- the reconciler's writes ------------------------------------------------------------------------------------
 
 
-def storage_task_requeue(*, kind: str, pk: str, seen_enqueued_at, reason: str) -> bool:
-    """Sends work that shows no progress to the workers again; False if someone else already did (or it moved on)."""
+def storage_task_requeue(*, kind: str, pk: str, seen_enqueued_at, seen_progress_at, reason: str) -> bool:
+    """Sends work that shows no progress to the workers again; False if someone else already did, if it moved on, or
+    if a worker has claimed it or shown progress since it was seen (its `task_progress_at` changed)."""
     with transaction.atomic():
         item = MODELS[kind].objects.select_for_update().filter(pk=pk).first()
         if item is None or not item.is_transitional or not item.task or item.task_enqueued_at != seen_enqueued_at:
+            return False
+        if item.task_progress_at != seen_progress_at:
             return False
         now = timezone.now()
         item.task_enqueued_at = now
