@@ -18,6 +18,10 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/overview/", admin.site.admin_view(views_ops.overview), name="ops-overview"),
     path("admin/", admin.site.urls),
+    # Before the pages' includes, whose prefix "" matches every path: resolving an API path through them first took
+    # 2.5 times as long (47 µs against 19; each include that fails lists every pattern it tried). No page lives under
+    # api/, and everything under it answers in the API's JSON (its last pattern is a JSON 404).
+    path("api/", include("portal.api.urls")),
     path("", include("tenants.urls")),
     path("", include("compute.urls")),
     path("", include("compute.network.urls")),
@@ -26,7 +30,6 @@ urlpatterns = [
     path("storage/", include("compute.storage.backup_urls")),
     path("", include("compute.stacks.urls")),
     path("billing/", include("billing.urls")),
-    path("api/", include("portal.api.urls")),
 ]
 
 # Django's own error answers: JSON in the API's error shape under /api/, the usual pages elsewhere (handler500 too).
